@@ -1,0 +1,399 @@
+"""The Python client half of the contract (SPEC.md section 4).
+
+Reconnection, the offline queue, inbound flow control and event order live
+here, once, for every transport. A plugin supplies one thing: a coroutine that
+opens a :class:`ClientConnection` (recv / send / close over its library).
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import collections
+import inspect
+import logging
+import random
+from collections.abc import AsyncIterator, Callable
+from enum import Enum
+from types import TracebackType
+from typing import TYPE_CHECKING, Any, TypeVar
+
+from ._emitter import Emitter
+from .codec import check_message
+from .errors import (
+    ConnectError,
+    ConnectionClosed,
+    OfflineQueueFullError,
+    RejectedError,
+    StateError,
+)
+from .events import CLIENT_EVENTS, ClientEvent, CloseReason
+from .options import ClientOptions
+
+if TYPE_CHECKING:
+    from .transport import Transport
+
+__all__ = ["Client", "ClientConnection", "ClientState"]
+
+logger = logging.getLogger("rtt.client")
+
+H = TypeVar("H", bound=Callable[..., Any])
+
+
+class ClientState(Enum):
+    """Lifecycle of a client.
+
+    ============  ==================================  =======================
+    state         ``send()`` does                     next
+    ============  ==================================  =======================
+    IDLE          raises (call ``connect()`` first)   CONNECTING, CLOSED
+    CONNECTING    queues                              OPEN, CLOSED
+    OPEN          sends                               RECONNECTING, CLOSED
+    RECONNECTING  queues (raises when queue is full)  OPEN, CLOSED
+    CLOSED        raises                              (final)
+    ============  ==================================  =======================
+    """
+
+    IDLE = "idle"
+    CONNECTING = "connecting"
+    OPEN = "open"
+    RECONNECTING = "reconnecting"
+    CLOSED = "closed"
+
+
+class ClientConnection(abc.ABC):
+    """One open wire connection of a client: the part a plugin writes."""
+
+    @abc.abstractmethod
+    async def recv(self) -> str | bytes:
+        """Wait for the next message; raise :class:`~rtt.errors.ConnectionClosed` at the end."""
+
+    @abc.abstractmethod
+    async def send(self, data: str | bytes) -> None:
+        """Send one message; raise :class:`~rtt.errors.ConnectionClosed` if it cannot."""
+
+    @abc.abstractmethod
+    async def close(self, reason: CloseReason) -> None:
+        """Close with ``reason``; idempotent; must return within the client's ``close_timeout``."""
+
+
+class _Inbox:
+    """Bounded FIFO of received messages that the reader blocks on when full.
+
+    Blocking the reader stops it pulling from the wire, so a client that does
+    not consume its messages pushes back on the server (SPEC.md 4.5).
+    """
+
+    __slots__ = ("_items", "_maxsize", "_getter", "_putter", "closed")
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: collections.deque[str | bytes] = collections.deque()
+        self._maxsize = maxsize
+        self._getter: asyncio.Future[None] | None = None
+        self._putter: asyncio.Future[None] | None = None
+        self.closed = False
+
+    async def put(self, item: str | bytes) -> None:
+        while len(self._items) >= self._maxsize and not self.closed:
+            self._putter = asyncio.get_running_loop().create_future()
+            await self._putter
+        self._items.append(item)
+        _wake(self._getter)
+
+    async def get(self) -> str | bytes | None:
+        """Next message, or None once closed and empty."""
+        while not self._items:
+            if self.closed:
+                return None
+            self._getter = asyncio.get_running_loop().create_future()
+            await self._getter
+        item = self._items.popleft()
+        _wake(self._putter)
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+        _wake(self._getter)
+        _wake(self._putter)
+
+
+def _wake(future: asyncio.Future[None] | None) -> None:
+    if future is not None and not future.done():
+        future.set_result(None)
+
+
+class Client(abc.ABC):
+    """A Python client that reconnects by itself; an async context manager and iterator.
+
+    Events: ``open()``, ``message(data)``, ``close(reason)``,
+    ``reconnecting(attempt, delay)``, ``reconnected(attempt)``,
+    ``reconnect_failed(attempts)``, ``error(exception)``. Received messages go
+    to ``message`` handlers if any are registered, otherwise to ``recv()`` and
+    ``async for``.
+    """
+
+    def __init__(self, transport: Transport, url: str, options: ClientOptions) -> None:
+        self.transport = transport
+        self.url = url
+        self.options = options
+        self._state = ClientState.IDLE
+        self._emitter = Emitter(CLIENT_EVENTS, logger, "client")
+        self._message_handlers = self._emitter.handlers("message")
+        self._conn: ClientConnection | None = None
+        self._reader: asyncio.Task[None] | None = None
+        self._inbox = _Inbox(options.max_queue)
+        self._offline: collections.deque[str | bytes] = collections.deque()
+        self._closing = False
+        self._close_reason: CloseReason | None = None
+        self._closed = asyncio.Event()
+        self._rng = random.Random()
+
+    # -- Public API ------------------------------------------------------
+
+    @property
+    def state(self) -> ClientState:
+        """Where the client is in its lifecycle."""
+        return self._state
+
+    @property
+    def close_reason(self) -> CloseReason | None:
+        """Why the client ended up CLOSED; ``None`` before that."""
+        return self._close_reason
+
+    @property
+    def unsent(self) -> tuple[str | bytes, ...]:
+        """Messages in the offline queue, oldest first (left over if reconnection failed)."""
+        return tuple(self._offline)
+
+    def on(self, event: ClientEvent, handler: H | None = None) -> Any:
+        """Register a handler: ``client.on("message", fn)`` or ``@client.on("message")``."""
+        return self._emitter.on(event, handler)
+
+    def off(self, event: ClientEvent, handler: Callable[..., Any]) -> None:
+        """Remove a handler."""
+        self._emitter.off(event, handler)
+
+    async def connect(self) -> None:
+        """Open the first connection; raises :class:`~rtt.errors.ConnectError` if it fails.
+
+        Only reconnections retry; the first attempt fails fast so a
+        misconfigured URL is reported at once.
+        """
+        if self._state is not ClientState.IDLE:
+            raise StateError(f"cannot connect in state {self._state.name}")
+        self._state = ClientState.CONNECTING
+        try:
+            conn = await self._attempt()
+            await self._flush(conn)
+        except BaseException as exc:
+            reason = CloseReason.REJECTED if isinstance(exc, RejectedError) else CloseReason.TRANSPORT_ERROR
+            self._finalise(reason)
+            raise
+        self._conn = conn
+        self._state = ClientState.OPEN
+        self._reader = asyncio.get_running_loop().create_task(self._run(conn))
+        await self._emit("open")
+
+    async def send(self, data: str | bytes) -> None:
+        """Send a message; while reconnecting, queue it (SPEC.md 4.4).
+
+        Raises :class:`~rtt.errors.OfflineQueueFullError` when the queue is
+        full, :class:`~rtt.errors.StateError` before ``connect()`` or after
+        the client closed.
+        """
+        check_message(data, self.options.max_message_size)
+        state = self._state
+        if state is ClientState.OPEN and self._conn is not None:
+            try:
+                await self._conn.send(data)
+                return
+            except ConnectionClosed:
+                if self.options.reconnect is None or self._closing:
+                    raise
+                # Not written: keep it for after the reconnection the reader is about to start.
+        elif state is ClientState.IDLE or state is ClientState.CLOSED:
+            raise StateError(f"cannot send in state {state.name}")
+        self._enqueue(data)
+
+    async def recv(self) -> str | bytes:
+        """Wait for the next message; raise :class:`~rtt.errors.ConnectionClosed` once closed."""
+        if self._message_handlers:
+            raise StateError("messages go to the 'message' handlers; recv() and iteration are unavailable")
+        if self._state is ClientState.IDLE:
+            raise StateError("cannot recv in state IDLE; call connect() first")
+        data = await self._inbox.get()
+        if data is None:
+            raise ConnectionClosed(self._close_reason or CloseReason.CLIENT_CLOSED)
+        return data
+
+    def __aiter__(self) -> AsyncIterator[str | bytes]:
+        return self
+
+    async def __anext__(self) -> str | bytes:
+        try:
+            return await self.recv()
+        except ConnectionClosed:
+            raise StopAsyncIteration from None
+
+    async def close(self) -> None:
+        """Close deliberately: never reconnects; queued unsent messages are discarded."""
+        if self._state is ClientState.CLOSED:
+            return
+        self._closing = True
+        was_open = self._state is ClientState.OPEN
+        reader = self._reader
+        if reader is not None and reader is not asyncio.current_task():
+            reader.cancel()
+            await asyncio.gather(reader, return_exceptions=True)
+        conn = self._conn
+        if conn is not None:
+            try:
+                await asyncio.wait_for(conn.close(CloseReason.CLIENT_CLOSED), self.options.close_timeout)
+            except (TimeoutError, OSError, ConnectionClosed) as exc:
+                logger.debug("closing handshake did not complete: %r", exc)
+        if self._offline:
+            logger.warning("client closed with %d unsent queued messages discarded", len(self._offline))
+        self._finalise(CloseReason.CLIENT_CLOSED)
+        if was_open:
+            await self._emit("close", CloseReason.CLIENT_CLOSED)
+
+    async def wait_closed(self) -> CloseReason:
+        """Wait until the client is CLOSED for good; return why."""
+        await self._closed.wait()
+        assert self._close_reason is not None
+        return self._close_reason
+
+    async def __aenter__(self) -> Client:
+        await self.connect()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    # -- Hook a plugin implements -------------------------------------------
+
+    @abc.abstractmethod
+    async def _connect(self) -> ClientConnection:
+        """Make one connection attempt to ``self.url`` with ``self.options``.
+
+        Raise :class:`~rtt.errors.RejectedError` if the server refused the
+        handshake and :class:`~rtt.errors.ConnectError` for anything else.
+        """
+
+    # -- Internals ------------------------------------------------------------
+
+    async def _attempt(self) -> ClientConnection:
+        try:
+            async with asyncio.timeout(self.options.connect_timeout):
+                return await self._connect()
+        except TimeoutError:
+            raise ConnectError(
+                f"connecting to {self.url} timed out after {self.options.connect_timeout} s"
+            ) from None
+        except ConnectError:
+            raise
+        except OSError as exc:
+            raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
+
+    def _enqueue(self, data: str | bytes) -> None:
+        size = self.options.offline_queue_size
+        if len(self._offline) >= size:
+            raise OfflineQueueFullError(size)
+        self._offline.append(data)
+
+    async def _flush(self, conn: ClientConnection) -> None:
+        # State is still CONNECTING/RECONNECTING here, so concurrent sends
+        # join the queue's tail and order is kept.
+        offline = self._offline
+        while offline:
+            await conn.send(offline[0])
+            offline.popleft()
+
+    async def _emit(self, event: str, *args: Any) -> None:
+        if not await self._emitter.emit(event, *args) and event != "error":
+            await self._emitter.emit("error", RuntimeError(f"a handler for {event!r} raised"))
+
+    async def _deliver(self, data: str | bytes) -> None:
+        handlers = self._message_handlers
+        if not handlers:
+            await self._inbox.put(data)
+            return
+        for handler in handlers:
+            try:
+                result = handler(data)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except Exception as exc:
+                logger.exception("client handler %r for 'message' raised", handler)
+                await self._emitter.emit("error", exc)
+
+    async def _run(self, conn: ClientConnection) -> None:
+        """Read until the connection ends, then reconnect or finish."""
+        while True:
+            try:
+                while True:
+                    await self._deliver(await conn.recv())
+            except ConnectionClosed as exc:
+                reason = exc.reason
+            except Exception as exc:
+                logger.warning("client connection failed: %r", exc)
+                reason = CloseReason.TRANSPORT_ERROR
+            if self._closing:
+                return
+            self._conn = None
+            if self.options.reconnect is None or not reason.reconnect:
+                self._finalise(reason)
+                await self._emit("close", reason)
+                return
+            self._state = ClientState.RECONNECTING
+            await self._emit("close", reason)
+            new_conn = await self._reconnect()
+            if new_conn is None:
+                return
+            conn = new_conn
+
+    async def _reconnect(self) -> ClientConnection | None:
+        policy = self.options.reconnect
+        assert policy is not None
+        attempt = 0
+        final = CloseReason.TRANSPORT_ERROR
+        for delay in policy.delays(self._rng):
+            attempt += 1
+            await self._emit("reconnecting", attempt, delay)
+            await asyncio.sleep(delay)
+            try:
+                conn = await self._attempt()
+            except RejectedError as exc:
+                await self._emitter.emit("error", exc)
+                final = CloseReason.REJECTED
+                break
+            except Exception as exc:
+                await self._emitter.emit("error", exc)
+                continue
+            try:
+                await self._flush(conn)
+            except ConnectionClosed as exc:
+                await self._emitter.emit("error", exc)
+                continue
+            self._conn = conn
+            self._state = ClientState.OPEN
+            await self._emit("open")
+            await self._emit("reconnected", attempt)
+            return conn
+        if self._offline:
+            logger.warning("reconnection failed with %d queued messages unsent", len(self._offline))
+        self._finalise(final)
+        await self._emit("reconnect_failed", attempt)
+        return None
+
+    def _finalise(self, reason: CloseReason) -> None:
+        self._state = ClientState.CLOSED
+        self._close_reason = reason
+        self._conn = None
+        self._inbox.close()
+        self._closed.set()

@@ -1,0 +1,80 @@
+"""Message sizes and the text-wire encoding of bytes (SPEC.md section 5).
+
+A transport whose wire carries only text (SockJS) still carries ``bytes``
+between rtt peers: :func:`encode_text` turns any message into a ``str`` and
+:func:`decode_text` turns it back, exactly. Plain text that does not start with
+U+0000 passes through unchanged, so the transport's native clients see and send
+ordinary strings.
+
+=================================  ==========================================
+message                            text on the wire
+=================================  ==========================================
+``bytes`` ``b``                    ``"\\x00b" + base64(b)`` (standard alphabet, padded)
+``str`` starting with U+0000       ``"\\x00" + s`` (one more U+0000 in front)
+any other ``str``                  ``s`` unchanged
+=================================  ==========================================
+
+Decoding reverses the table; text that starts with U+0000 but matches neither
+form (only a non-rtt peer can send it) is delivered unchanged as ``str``.
+"""
+
+from __future__ import annotations
+
+import base64
+import binascii
+
+from .errors import InvalidMessageError, MessageTooBigError
+
+__all__ = ["BYTES_PREFIX", "check_message", "decode_text", "encode_text", "message_size"]
+
+BYTES_PREFIX = "\x00b"
+_ESCAPE = "\x00"
+
+
+def message_size(data: str | bytes) -> int:
+    """Size of a message in bytes: its length, or its UTF-8 length for ``str``."""
+    if isinstance(data, str):
+        return len(data) if data.isascii() else len(data.encode("utf-8", "surrogatepass"))
+    return len(data)
+
+
+def check_message(data: object, limit: int) -> int:
+    """Return the size of ``data``, raising if it is not a message or too big."""
+    if not isinstance(data, str | bytes):
+        if isinstance(data, bytearray | memoryview):
+            raise InvalidMessageError(
+                f"message must be str or bytes, got {type(data).__name__}; pass bytes(data)"
+            )
+        raise InvalidMessageError(f"message must be str or bytes, got {type(data).__name__}")
+    size = message_size(data)
+    if size > limit:
+        raise MessageTooBigError(size, limit)
+    return size
+
+
+def encode_text(data: str | bytes) -> str:
+    """Encode a message for a text-only wire."""
+    if isinstance(data, bytes):
+        return BYTES_PREFIX + base64.b64encode(data).decode("ascii")
+    if data.startswith(_ESCAPE):
+        return _ESCAPE + data
+    return data
+
+
+def decode_text(text: str) -> str | bytes:
+    """Decode a message received from a text-only wire."""
+    if not text.startswith(_ESCAPE):
+        return text
+    if text.startswith(_ESCAPE, 1):
+        return text[1:]
+    if text.startswith(BYTES_PREFIX):
+        try:
+            return base64.b64decode(text[2:], validate=True)
+        except (binascii.Error, ValueError):
+            return text
+    return text
+
+
+def encoded_size_limit(limit: int) -> int:
+    """The longest wire text that can carry a message of ``limit`` bytes."""
+    return len(BYTES_PREFIX) + 4 * ((limit + 2) // 3)

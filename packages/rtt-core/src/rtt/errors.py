@@ -1,0 +1,145 @@
+"""Every exception rtt raises, in one place (SPEC.md section 9).
+
+The tree is split by blame, as h11 does: *usage* errors mean the calling code
+misused the API and subclass the matching builtin, so ``except ValueError``
+style code keeps working; *connection* errors mean the peer or the network let
+the caller down.
+
+.. code-block:: text
+
+    RttError
+    ├── UsageError                        the caller misused the API
+    │   ├── ConfigError (ValueError)      bad transport name, option or config
+    │   │   ├── UnknownTransportError (LookupError)
+    │   │   └── OptionError (TypeError)
+    │   ├── StateError (RuntimeError)     "cannot X in state Y"
+    │   ├── InvalidMessageError (TypeError)  data is neither str nor bytes
+    │   ├── MessageTooBigError (ValueError)  data exceeds max_message_size
+    │   ├── UnknownSocketError (LookupError) no connected socket has that id
+    │   └── OfflineQueueFullError         the client's offline queue is full
+    ├── PluginError                       a plugin failed to load or is malformed
+    └── TransportError                    the peer or the network failed
+        ├── ConnectError (ConnectionError)   could not open a connection
+        │   └── RejectedError             the server refused the handshake
+        └── ConnectionClosed              the connection is closed (has a reason)
+"""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+if TYPE_CHECKING:
+    from .events import CloseReason
+
+__all__ = [
+    "ConfigError",
+    "ConnectError",
+    "ConnectionClosed",
+    "InvalidMessageError",
+    "MessageTooBigError",
+    "OfflineQueueFullError",
+    "OptionError",
+    "PluginError",
+    "RejectedError",
+    "RttError",
+    "StateError",
+    "TransportError",
+    "UnknownSocketError",
+    "UnknownTransportError",
+    "UsageError",
+]
+
+
+class RttError(Exception):
+    """Base class of every exception rtt raises on purpose."""
+
+
+class UsageError(RttError):
+    """The calling code used the API in a way the contract forbids."""
+
+
+class ConfigError(UsageError, ValueError):
+    """A transport name, option or configuration mapping is invalid."""
+
+
+class UnknownTransportError(ConfigError, LookupError):
+    """No installed plugin is registered under the requested name."""
+
+    def __init__(self, name: str, installed: list[str]) -> None:
+        self.name = name
+        self.installed = installed
+        listed = ", ".join(installed) if installed else "none"
+        super().__init__(
+            f"unknown transport {name!r}; installed transports: {listed}. "
+            f"Is it installed? Try: pip install rtt-{name}"
+        )
+
+
+class OptionError(ConfigError, TypeError):
+    """An option name is unknown, or its value has the wrong type or range."""
+
+
+class StateError(UsageError, RuntimeError):
+    """The operation is not allowed in the object's current state."""
+
+
+class InvalidMessageError(UsageError, TypeError):
+    """A message is neither ``str`` nor ``bytes``."""
+
+
+class MessageTooBigError(UsageError, ValueError):
+    """A message is larger than ``max_message_size``."""
+
+    def __init__(self, size: int, limit: int) -> None:
+        self.size = size
+        self.limit = limit
+        super().__init__(f"message of {size} bytes exceeds max_message_size={limit}")
+
+
+class UnknownSocketError(UsageError, LookupError):
+    """No socket with this id is connected to this server."""
+
+    def __init__(self, socket_id: str) -> None:
+        self.socket_id = socket_id
+        super().__init__(f"no connected socket with id {socket_id!r}")
+
+
+class OfflineQueueFullError(UsageError):
+    """The client is disconnected and its offline queue holds its maximum."""
+
+    def __init__(self, size: int) -> None:
+        self.size = size
+        super().__init__(
+            f"client is not connected and its offline queue is full ({size} messages); "
+            "the message was not queued"
+        )
+
+
+class PluginError(RttError):
+    """A transport plugin could not be imported or does not follow the contract."""
+
+
+class TransportError(RttError):
+    """The peer or the network failed."""
+
+
+class ConnectError(TransportError, ConnectionError):
+    """A client could not open a connection."""
+
+
+class RejectedError(ConnectError):
+    """The server refused the handshake (origin not allowed, ``authorize`` said no)."""
+
+    def __init__(self, status: int, reason: str = "") -> None:
+        self.status = status
+        self.reason = reason
+        super().__init__(f"handshake rejected with HTTP {status}" + (f": {reason}" if reason else ""))
+
+
+class ConnectionClosed(TransportError):
+    """The connection is closed; :attr:`reason` says why."""
+
+    def __init__(self, reason: CloseReason, detail: str = "") -> None:
+        self.reason = reason
+        self.detail = detail
+        super().__init__(f"connection closed: {reason}" + (f" ({detail})" if detail else ""))

@@ -1,0 +1,155 @@
+"""Normalised options: one name, one meaning, one default on every transport (SPEC.md section 7).
+
+Each plugin maps these onto its library. A plugin with options of its own
+subclasses :class:`ServerOptions` or :class:`ClientOptions` and names the
+subclass on its transport; validation and error messages come for free.
+"""
+
+from __future__ import annotations
+
+import dataclasses
+from collections.abc import Callable, Mapping
+from dataclasses import dataclass, field
+from typing import Any, TypeVar
+
+from .errors import OptionError
+from .handshake import Authorize, normalise_origin
+from .reconnect import ReconnectPolicy
+
+__all__ = ["ClientOptions", "Options", "ServerOptions", "build_options", "option_names"]
+
+MiB = 1024 * 1024
+
+
+def _seconds(name: str, value: object, *, zero_ok: bool, none_ok: bool = False) -> None:
+    if value is None and none_ok:
+        return
+    if isinstance(value, bool) or not isinstance(value, int | float):
+        raise OptionError(f"option {name} must be a number of seconds, got {value!r}")
+    if value < 0 or (value == 0 and not zero_ok):
+        raise OptionError(f"option {name} must be {'>=' if zero_ok else '>'} 0, got {value!r}")
+
+
+def _integer(name: str, value: object, *, minimum: int) -> None:
+    if isinstance(value, bool) or not isinstance(value, int):
+        raise OptionError(f"option {name} must be an int, got {value!r}")
+    if value < minimum:
+        raise OptionError(f"option {name} must be >= {minimum}, got {value!r}")
+
+
+@dataclass(frozen=True, kw_only=True)
+class Options:
+    """Options both sides understand."""
+
+    # Limits
+    max_message_size: int = 1 * MiB
+    """Largest message, in bytes (UTF-8 for ``str``), either side sends or accepts."""
+    # Timeouts
+    close_timeout: float = 5.0
+    """Seconds a closing handshake may take before the connection is dropped;
+    on a server, also the bound on how long shutdown waits for sockets to drain."""
+
+    def __post_init__(self) -> None:
+        _integer("max_message_size", self.max_message_size, minimum=1)
+        _seconds("close_timeout", self.close_timeout, zero_ok=True)
+
+
+@dataclass(frozen=True, kw_only=True)
+class ServerOptions(Options):
+    """Options of a server (SPEC.md section 7.1)."""
+
+    # Limits
+    outbound_limit: int = 1 * MiB
+    """Unsent bytes a socket may hold before it is dropped as a slow consumer."""
+    # Security
+    allowed_origins: tuple[str, ...] | None = None
+    """Browser ``Origin`` allow-list; ``None`` disables the check, ``"*"`` allows all."""
+    authorize: Authorize | None = None
+    """Handshake hook: see :mod:`rtt.handshake`."""
+    # Timeouts
+    ping_interval: float | None = 20.0
+    """Seconds between heartbeats; ``None`` disables them."""
+    ping_timeout: float = 20.0
+    """Seconds a peer has to answer a heartbeat before it is dropped."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        _integer("outbound_limit", self.outbound_limit, minimum=1)
+        origins = self.allowed_origins
+        if origins is not None:
+            if isinstance(origins, str) or not all(isinstance(o, str) for o in origins):
+                raise OptionError(
+                    f"option allowed_origins must be a list of origin strings, got {origins!r}"
+                )
+            object.__setattr__(self, "allowed_origins", tuple(normalise_origin(o) for o in origins))
+        if self.authorize is not None and not callable(self.authorize):
+            raise OptionError(f"option authorize must be callable, got {self.authorize!r}")
+        _seconds("ping_interval", self.ping_interval, zero_ok=False, none_ok=True)
+        _seconds("ping_timeout", self.ping_timeout, zero_ok=False)
+
+
+def _policy(value: object) -> ReconnectPolicy | None:
+    if value is None or value is False:
+        return None
+    if value is True:
+        return ReconnectPolicy()
+    if isinstance(value, ReconnectPolicy):
+        return value
+    if isinstance(value, Mapping):
+        return build_options(ReconnectPolicy, value, context="reconnect")
+    raise OptionError(
+        f"option reconnect must be a ReconnectPolicy, a mapping of its fields, True or False; got {value!r}"
+    )
+
+
+@dataclass(frozen=True, kw_only=True)
+class ClientOptions(Options):
+    """Options of a Python client (SPEC.md section 7.2)."""
+
+    # Reconnection
+    reconnect: ReconnectPolicy | None = field(default_factory=ReconnectPolicy)
+    """Backoff policy; ``None`` or ``False`` never reconnects (a mapping or ``True`` also work)."""
+    offline_queue_size: int = 1000
+    """Messages ``send()`` may queue while disconnected; 0 makes such sends raise."""
+    # Limits
+    max_queue: int = 64
+    """Received messages buffered for ``recv()``/iteration before reading pauses."""
+    # Timeouts
+    connect_timeout: float = 10.0
+    """Seconds one connection attempt (including the handshake) may take."""
+    # Handshake
+    headers: Mapping[str, str] = field(default_factory=dict)
+    """Extra handshake headers (an ``Authorization`` token, an ``Origin``)."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        object.__setattr__(self, "reconnect", _policy(self.reconnect))
+        _integer("offline_queue_size", self.offline_queue_size, minimum=0)
+        _integer("max_queue", self.max_queue, minimum=1)
+        _seconds("connect_timeout", self.connect_timeout, zero_ok=False)
+        if not isinstance(self.headers, Mapping) or not all(
+            isinstance(k, str) and isinstance(v, str) for k, v in self.headers.items()
+        ):
+            raise OptionError(f"option headers must map str to str, got {self.headers!r}")
+        object.__setattr__(self, "headers", dict(self.headers))
+
+
+T = TypeVar("T")
+
+
+def option_names(cls: type[Any]) -> frozenset[str]:
+    """The option names a dataclass of options accepts."""
+    return frozenset(f.name for f in dataclasses.fields(cls))
+
+
+def build_options(cls: Callable[..., T], options: Mapping[str, Any], *, context: str) -> T:
+    """Build ``cls(**options)``, naming the valid options if any name is unknown."""
+    valid = option_names(cls)
+    unknown = sorted(set(options) - valid)
+    if unknown:
+        names = ", ".join(repr(n) for n in unknown)
+        raise OptionError(
+            f"unknown option{'s' if len(unknown) > 1 else ''} {names} for {context}; "
+            f"valid options: {', '.join(sorted(valid))}"
+        )
+    return cls(**options)

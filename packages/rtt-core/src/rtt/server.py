@@ -1,0 +1,482 @@
+"""The server half of the contract (SPEC.md section 3).
+
+:class:`Server` is a template: its public methods hold every invariant (state,
+limits, counters, logging, errors, the order of events) and call a few small
+hooks that a plugin implements. A plugin never fires events itself; it reports
+what its library saw through the ``_admit`` / ``_opened`` / ``_received`` /
+``_closed`` calls below, so every transport behaves alike.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import inspect
+import logging
+import secrets
+import time
+from collections.abc import Callable, Coroutine, Iterable, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from types import MappingProxyType, TracebackType
+from typing import TYPE_CHECKING, Any, Generic, TypeVar
+
+from ._emitter import Emitter
+from .codec import check_message, message_size
+from .errors import StateError, UnknownSocketError
+from .events import SERVER_EVENTS, CloseReason, ServerEvent
+from .handshake import Accept, Handshake, Headers, Reject, origin_allowed
+from .options import ServerOptions
+
+if TYPE_CHECKING:
+    from .transport import Transport
+
+__all__ = ["Server", "ServerState", "ServerStats", "Socket", "new_socket_id"]
+
+logger = logging.getLogger("rtt.server")
+
+C = TypeVar("C")
+H = TypeVar("H", bound=Callable[..., Any])
+
+#: Reasons that count as a drop in :attr:`ServerStats.drops`.
+_DROPS = frozenset(
+    {
+        CloseReason.PING_TIMEOUT,
+        CloseReason.MESSAGE_TOO_BIG,
+        CloseReason.SLOW_CONSUMER,
+        CloseReason.PROTOCOL_ERROR,
+        CloseReason.TRANSPORT_ERROR,
+    }
+)
+
+
+def new_socket_id() -> str:
+    """A fresh socket id: 128 random bits from :mod:`secrets`, URL-safe text."""
+    return secrets.token_urlsafe(16)
+
+
+class ServerState(Enum):
+    """Lifecycle of a server; each state allows the operations in its row.
+
+    ========  ======================================  ===================
+    state     allowed                                 next
+    ========  ======================================  ===================
+    NEW       start, on, close                        RUNNING, CLOSED
+    RUNNING   send, broadcast, disconnect, close, on  CLOSING
+    CLOSING   on (sends raise)                        CLOSED
+    CLOSED    on                                      (final)
+    ========  ======================================  ===================
+    """
+
+    NEW = "new"
+    RUNNING = "running"
+    CLOSING = "closing"
+    CLOSED = "closed"
+
+
+@dataclass(eq=False, slots=True)
+class Socket:
+    """One connected client as the server sees it. Read-only for applications."""
+
+    id: str
+    """Server-made random id (128 bits); never chosen by the client."""
+    transport: str
+    """Name of the transport that carries it."""
+    remote_address: tuple[str, int] | None
+    """Peer address from the server's own socket, not from a forwarded header."""
+    headers: Headers
+    """Handshake request headers."""
+    path: str
+    """Handshake request path."""
+    query: Mapping[str, str]
+    """Handshake query parameters (first value of each name)."""
+    query_string: str
+    """Raw handshake query string."""
+    identity: Any = None
+    """What ``authorize`` attached with :class:`~rtt.handshake.Accept`."""
+    connected_at: float = field(default_factory=time.time)
+    """Wall-clock time the socket was accepted."""
+
+    def __repr__(self) -> str:
+        return f"<Socket {self.id} {self.transport} from {self.remote_address}>"
+
+
+@dataclass(slots=True)
+class ServerStats:
+    """Counters since the server started. ``connections`` counts accepted sockets."""
+
+    connections: int = 0
+    rejected: int = 0
+    disconnects: int = 0
+    drops: int = 0
+    """Sockets closed for ping timeout, size, slow consumer, protocol or transport errors."""
+    messages_in: int = 0
+    messages_out: int = 0
+    bytes_in: int = 0
+    bytes_out: int = 0
+
+
+class Server(abc.ABC, Generic[C]):
+    """A transport's server: an async context manager that listens, sends and broadcasts.
+
+    ``C`` is the plugin's own per-connection object; applications never see it.
+    """
+
+    def __init__(self, transport: Transport, options: ServerOptions, host: str, port: int) -> None:
+        self.transport = transport
+        self.options = options
+        self.host = host
+        self.port = port
+        self.stats = ServerStats()
+        self._state = ServerState.NEW
+        self._emitter = Emitter(SERVER_EVENTS, logger, "server")
+        self._message_handlers = self._emitter.handlers("message")
+        self._sockets: dict[str, Socket] = {}
+        self._conns: dict[str, C] = {}
+        # Sockets the server decided to close, with the reason it chose; they
+        # are gone from ``sockets`` but their disconnect event is still owed.
+        self._closing: dict[str, tuple[Socket, C, CloseReason]] = {}
+        self._idle = asyncio.Event()
+        self._idle.set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._address: tuple[str, int] | None = None
+
+    # -- Public API ------------------------------------------------------
+
+    @property
+    def state(self) -> ServerState:
+        """Where the server is in its lifecycle."""
+        return self._state
+
+    @property
+    def address(self) -> tuple[str, int]:
+        """The bound ``(host, port)``; with ``port=0`` the port the OS picked."""
+        if self._address is None:
+            raise StateError(f"cannot read address in state {self._state.name}; start the server first")
+        return self._address
+
+    @property
+    def url(self) -> str:
+        """The URL a client of this transport connects to."""
+        if self._address is None:
+            raise StateError(f"cannot read url in state {self._state.name}; start the server first")
+        return self._url()
+
+    @property
+    def sockets(self) -> Mapping[str, Socket]:
+        """Live read-only view of connected sockets by id."""
+        return MappingProxyType(self._sockets)
+
+    def on(self, event: ServerEvent, handler: H | None = None) -> Any:
+        """Register a handler: ``server.on("message", fn)`` or ``@server.on("message")``.
+
+        ``connect(socket)``, ``message(socket, data)``, ``disconnect(socket, reason)``;
+        handlers may be sync or async and run one at a time per socket, in order.
+        """
+        return self._emitter.on(event, handler)
+
+    def off(self, event: ServerEvent, handler: Callable[..., Any]) -> None:
+        """Remove a handler."""
+        self._emitter.off(event, handler)
+
+    async def start(self) -> None:
+        """Bind and start accepting connections."""
+        if self._state is not ServerState.NEW:
+            raise StateError(f"cannot start a server in state {self._state.name}")
+        self._state = ServerState.RUNNING
+        try:
+            self._address = await self._start()
+        except BaseException:
+            self._state = ServerState.CLOSED
+            raise
+        logger.info("%s server listening at %s", self.transport.name, self._url())
+
+    async def close(self) -> None:
+        """Shut down: close every socket with ``shutdown``, drain, release everything.
+
+        Waits at most ``close_timeout`` for sockets to close cleanly, then
+        aborts the rest. Every socket still gets its ``disconnect`` event.
+        """
+        if self._state is ServerState.NEW:
+            self._state = ServerState.CLOSED
+            return
+        if self._state is not ServerState.RUNNING:
+            return
+        self._state = ServerState.CLOSING
+        try:
+            await self._stop_accepting()
+            for socket_id in list(self._sockets):
+                self._begin_close(socket_id, CloseReason.SHUTDOWN)
+            try:
+                await asyncio.wait_for(self._idle.wait(), self.options.close_timeout)
+            except TimeoutError:
+                logger.warning("%d sockets did not close in time; aborting them", len(self._closing))
+                for _socket, conn, _reason in list(self._closing.values()):
+                    self._abort(conn)
+                for socket, _conn, reason in list(self._closing.values()):
+                    await self._finish(socket, reason)
+        finally:
+            await self._stop()
+            await self._cancel_tasks()
+            self._state = ServerState.CLOSED
+            logger.info("%s server closed", self.transport.name)
+
+    async def __aenter__(self) -> Server[C]:
+        await self.start()
+        return self
+
+    async def __aexit__(
+        self,
+        exc_type: type[BaseException] | None,
+        exc: BaseException | None,
+        tb: TracebackType | None,
+    ) -> None:
+        await self.close()
+
+    async def send(self, socket_id: str, data: str | bytes) -> None:
+        """Send one message to one socket.
+
+        Raises :class:`~rtt.errors.UnknownSocketError` if no such socket is
+        connected, :class:`~rtt.errors.MessageTooBigError` or
+        :class:`~rtt.errors.InvalidMessageError` for bad data. A socket whose
+        unsent data passes ``outbound_limit`` is closed as a slow consumer.
+        """
+        self._require_running("send")
+        size = check_message(data, self.options.max_message_size)
+        conn = self._conns.get(socket_id)
+        if conn is None:
+            raise UnknownSocketError(socket_id)
+        await self._send(conn, data)
+        stats = self.stats
+        stats.messages_out += 1
+        stats.bytes_out += size
+        if self._buffered(conn) > self.options.outbound_limit:
+            self._slow_consumer(socket_id)
+
+    async def broadcast(self, data: str | bytes, exclude: str | Iterable[str] = ()) -> int:
+        """Send one message to every connected socket except ``exclude``; return the count.
+
+        The message is checked and encoded once. Sockets that are closing are
+        skipped; a socket whose unsent data passes ``outbound_limit`` is
+        closed as a slow consumer instead of buffering without bound.
+        """
+        self._require_running("broadcast")
+        size = check_message(data, self.options.max_message_size)
+        if isinstance(exclude, str):
+            exclude = (exclude,)
+        skip = set(exclude)
+        if skip:
+            targets = [(sid, c) for sid, c in self._conns.items() if sid not in skip]
+        else:
+            targets = list(self._conns.items())
+        if not targets:
+            return 0
+        await self._broadcast([c for _, c in targets], data)
+        stats = self.stats
+        stats.messages_out += len(targets)
+        stats.bytes_out += size * len(targets)
+        limit = self.options.outbound_limit
+        buffered = self._buffered
+        for socket_id, conn in targets:
+            if buffered(conn) > limit:
+                self._slow_consumer(socket_id)
+        return len(targets)
+
+    async def disconnect(self, socket_id: str) -> None:
+        """Close one socket with reason ``server closed``; its client will not reconnect."""
+        self._require_running("disconnect")
+        if socket_id not in self._conns:
+            raise UnknownSocketError(socket_id)
+        self._begin_close(socket_id, CloseReason.SERVER_CLOSED)
+
+    # -- Calls a plugin makes --------------------------------------------
+
+    async def _admit(self, handshake: Handshake) -> Accept | Reject:
+        """Run the origin allow-list and ``authorize`` on a handshake (SPEC.md 8).
+
+        A plugin calls this before it upgrades or starts a session and, on
+        :class:`Reject`, refuses with ``status`` so no socket ever exists.
+        """
+        decision = await self._decide(handshake)
+        if isinstance(decision, Reject):
+            self.stats.rejected += 1
+            logger.info(
+                "rejected %s handshake from %s: %d %s",
+                self.transport.name,
+                handshake.remote_address,
+                decision.status,
+                decision.reason,
+            )
+        return decision
+
+    async def _decide(self, handshake: Handshake) -> Accept | Reject:
+        if self._state is not ServerState.RUNNING:
+            return Reject(503, "Server shutting down")
+        if not origin_allowed(handshake.origin, self.options.allowed_origins):
+            return Reject(403, "Origin not allowed")
+        authorize = self.options.authorize
+        if authorize is None:
+            return Accept()
+        try:
+            result: Any = authorize(handshake)
+            if inspect.isawaitable(result):
+                result = await result
+        except Exception:
+            logger.exception("authorize hook raised; rejecting the handshake")
+            return Reject(500, "Authorization failed")
+        if result is None or result is True:
+            return Accept()
+        if result is False:
+            return Reject(403, "Forbidden")
+        if isinstance(result, Accept | Reject):
+            return result
+        logger.error("authorize returned %r; expected bool, None, Accept or Reject", type(result))
+        return Reject(500, "Authorization failed")
+
+    async def _opened(self, conn: C, handshake: Handshake, identity: Any = None) -> Socket:
+        """Register an accepted connection and fire ``connect``; returns its socket.
+
+        If the server began shutting down meanwhile, the connection is closed
+        with ``shutdown`` and the socket is returned already closing.
+        """
+        socket = Socket(
+            id=new_socket_id(),
+            transport=self.transport.name,
+            remote_address=handshake.remote_address,
+            headers=handshake.headers,
+            path=handshake.path,
+            query=handshake.query,
+            query_string=handshake.query_string,
+            identity=identity,
+        )
+        self._sockets[socket.id] = socket
+        self._conns[socket.id] = conn
+        self._idle.clear()
+        self.stats.connections += 1
+        if self._state is not ServerState.RUNNING:
+            self._begin_close(socket.id, CloseReason.SHUTDOWN)
+            return socket
+        await self._emitter.emit("connect", socket)
+        return socket
+
+    async def _received(self, socket: Socket, data: str | bytes) -> None:
+        """Deliver one message from ``socket`` to the ``message`` handlers, in order."""
+        if socket.id not in self._sockets:
+            return  # closing: nothing more is delivered after the server decided to close
+        size = message_size(data)
+        stats = self.stats
+        stats.messages_in += 1
+        stats.bytes_in += size
+        if size > self.options.max_message_size:
+            self._begin_close(socket.id, CloseReason.MESSAGE_TOO_BIG)
+            return
+        for handler in self._message_handlers:
+            try:
+                result = handler(socket, data)
+                if result is not None and inspect.isawaitable(result):
+                    await result
+            except Exception:
+                logger.exception("server handler %r for 'message' raised", handler)
+
+    async def _closed(self, socket: Socket, reason: CloseReason) -> None:
+        """Report that a connection has ended; fires ``disconnect`` exactly once.
+
+        When the server itself began the close, the reason it chose wins over
+        what the library observed.
+        """
+        closing = self._closing.get(socket.id)
+        if closing is not None:
+            reason = closing[2]
+        elif socket.id not in self._sockets:
+            return  # already reported
+        await self._finish(socket, reason)
+
+    # -- Hooks a plugin implements ------------------------------------------
+
+    @abc.abstractmethod
+    async def _start(self) -> tuple[str, int]:
+        """Bind to ``self.host``/``self.port`` and return the bound address."""
+
+    @abc.abstractmethod
+    def _url(self) -> str:
+        """The URL clients connect to (called only once started)."""
+
+    @abc.abstractmethod
+    async def _send(self, conn: C, data: str | bytes) -> None:
+        """Queue one message on one connection; must not wait for the peer to read."""
+
+    async def _broadcast(self, conns: list[C], data: str | bytes) -> None:
+        """Queue one message on many connections; override to encode only once."""
+        for conn in conns:
+            await self._send(conn, data)
+
+    @abc.abstractmethod
+    def _buffered(self, conn: C) -> int:
+        """Bytes queued on ``conn`` that the peer has not taken yet."""
+
+    @abc.abstractmethod
+    async def _close(self, conn: C, reason: CloseReason) -> None:
+        """Close ``conn`` with ``reason``; must end by calling :meth:`_closed`."""
+
+    @abc.abstractmethod
+    def _abort(self, conn: C) -> None:
+        """Drop ``conn`` at once, without a closing handshake."""
+
+    async def _stop_accepting(self) -> None:
+        """Stop accepting new connections (first step of shutdown)."""
+
+    @abc.abstractmethod
+    async def _stop(self) -> None:
+        """Release the listener and every resource of the library (last step of shutdown)."""
+
+    # -- Internals ------------------------------------------------------------
+
+    def _require_running(self, what: str) -> None:
+        if self._state is not ServerState.RUNNING:
+            raise StateError(f"cannot {what} in state {self._state.name}")
+
+    def _begin_close(self, socket_id: str, reason: CloseReason) -> None:
+        socket = self._sockets.pop(socket_id, None)
+        if socket is None:
+            return
+        conn = self._conns.pop(socket_id)
+        self._closing[socket_id] = (socket, conn, reason)
+        self._spawn(self._close(conn, reason))
+
+    def _slow_consumer(self, socket_id: str) -> None:
+        if socket_id in self._sockets:
+            logger.warning("closing socket %s: slow consumer", socket_id)
+            self._begin_close(socket_id, CloseReason.SLOW_CONSUMER)
+
+    async def _finish(self, socket: Socket, reason: CloseReason) -> None:
+        if socket.id in self._sockets:
+            del self._sockets[socket.id]
+            del self._conns[socket.id]
+        elif self._closing.pop(socket.id, None) is None:
+            return  # already finished
+        stats = self.stats
+        stats.disconnects += 1
+        if reason in _DROPS:
+            stats.drops += 1
+        if not self._sockets and not self._closing:
+            self._idle.set()
+        logger.debug("socket %s disconnected: %s", socket.id, reason)
+        await self._emitter.emit("disconnect", socket, reason)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+        task = asyncio.get_running_loop().create_task(coro)
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("server task failed", exc_info=task.exception())
+
+    async def _cancel_tasks(self) -> None:
+        current = asyncio.current_task()
+        tasks = [t for t in self._tasks if t is not current]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)

@@ -1,0 +1,16 @@
+"""rtt-mock: an in-memory rtt transport for tests and for benchmarking rtt's own overhead.
+
+``rtt.load("mock")`` gives servers at ``mock://host:port/`` that mock clients
+reach without sockets. Faults are injected on a connection's
+:class:`~rtt_mock.network.Link` (``server.link(socket_id)`` or ``client.link``):
+``drop``, ``set_delay``, ``stall``, ``sever``.
+"""
+
+from .client import MockClient, MockConnection
+from .network import Link, MockNetwork, network
+from .server import MockServer
+from .transport import MockTransport
+
+__version__ = "0.1.0"
+
+__all__ = ["Link", "MockClient", "MockConnection", "MockNetwork", "MockServer", "MockTransport", "network"]

@@ -1,0 +1,112 @@
+"""The mock server: rtt's server template over in-memory links."""
+
+from __future__ import annotations
+
+import asyncio
+from typing import TYPE_CHECKING
+
+from rtt import Accept, CloseReason, Handshake, Headers, Reject, Server, ServerOptions
+
+from .network import PING, Frame, Link, MockNetwork, Request
+
+if TYPE_CHECKING:
+    from .transport import MockTransport
+
+
+class MockServer(Server[Link]):
+    """A server reachable at ``mock://host:port/`` on a :class:`~rtt_mock.MockNetwork`."""
+
+    def __init__(
+        self, transport: MockTransport, options: ServerOptions, host: str, port: int, network: MockNetwork
+    ) -> None:
+        super().__init__(transport, options, host, port)
+        self._network = network
+
+    def link(self, socket_id: str) -> Link:
+        """The link of a connected socket, for fault injection."""
+        return self._conns[socket_id]
+
+    async def accept(self, link: Link, request: Request) -> Reject | None:
+        """Called by a connecting mock client; None means accepted."""
+        handshake = Handshake(
+            headers=Headers(request.headers),
+            path=request.path,
+            query_string=request.query_string,
+            remote_address=link.client_address,
+        )
+        decision = await self._admit(handshake)
+        if isinstance(decision, Reject):
+            return decision
+        self._spawn(self._serve(link, handshake, decision))
+        return None
+
+    async def _serve(self, link: Link, handshake: Handshake, decision: Accept) -> None:
+        socket = await self._opened(link, handshake, decision.identity)
+        try:
+            while True:
+                frame = await link.to_server.get()
+                if frame.kind == "message":
+                    await self._received(socket, frame.data)
+                elif frame.kind == "pong":
+                    link.ping_sent = None
+                elif frame.kind == "close":
+                    reason = frame.reason or CloseReason.TRANSPORT_ERROR
+                    break
+        finally:
+            link.to_client.cut(CloseReason.TRANSPORT_ERROR)
+            link.finished.set()
+        await self._closed(socket, reason)
+
+    async def _heartbeat(self, interval: float, timeout: float) -> None:
+        loop = asyncio.get_running_loop()
+        while True:
+            await asyncio.sleep(interval)
+            now = loop.time()
+            for socket_id, link in list(self._conns.items()):
+                if link.ping_sent is None:
+                    link.ping_sent = now
+                    link.to_client.put(PING)
+                elif now - link.ping_sent > timeout:
+                    self._begin_close(socket_id, CloseReason.PING_TIMEOUT)
+
+    # -- rtt.Server hooks ---------------------------------------------------
+
+    async def _start(self) -> tuple[str, int]:
+        address = self._network.bind(self.host, self.port, self)
+        if self.options.ping_interval is not None:
+            self._spawn(self._heartbeat(self.options.ping_interval, self.options.ping_timeout))
+        return address
+
+    def _url(self) -> str:
+        host, port = self.address
+        return f"mock://{host}:{port}/"
+
+    async def _send(self, conn: Link, data: str | bytes) -> None:
+        conn.to_client.put(Frame("message", data))
+
+    def _buffered(self, conn: Link) -> int:
+        return conn.to_client.buffered
+
+    async def _close(self, conn: Link, reason: CloseReason) -> None:
+        if reason is CloseReason.PING_TIMEOUT:
+            self._abort(conn)  # the peer is presumed dead: no handshake to wait for
+            return
+        conn.to_client.put(Frame("close", reason=reason))
+        try:
+            await asyncio.wait_for(conn.finished.wait(), self.options.close_timeout)
+        except TimeoutError:
+            self._abort(conn)
+
+    def _abort(self, conn: Link) -> None:
+        conn.to_client.cut(CloseReason.TRANSPORT_ERROR)
+        conn.to_server.cut(CloseReason.TRANSPORT_ERROR)
+
+    async def _stop_accepting(self) -> None:
+        if self._address is not None:
+            self._network.unbind(self._address)
+
+    async def _stop(self) -> None:
+        await self._stop_accepting()
+
+
+__all__ = ["MockServer"]
