@@ -50,6 +50,11 @@ _DROPS = frozenset(
 )
 
 
+#: Reasons for which the server drops the connection at once: the peer is not
+#: reading, so a closing handshake would only hold its buffers longer.
+_ABORT = frozenset({CloseReason.PING_TIMEOUT, CloseReason.SLOW_CONSUMER})
+
+
 def new_socket_id() -> str:
     """A fresh socket id: 128 random bits from :mod:`secrets`, URL-safe text."""
     return secrets.token_urlsafe(16)
@@ -324,6 +329,8 @@ class Server(abc.ABC, Generic[C]):
         except Exception:
             logger.exception("authorize hook raised; rejecting the handshake")
             return Reject(500, "Authorization failed")
+        if self._state is not ServerState.RUNNING:
+            return Reject(503, "Server shutting down")  # shutdown began while authorize ran
         if result is None or result is True:
             return Accept()
         if result is False:
@@ -420,7 +427,7 @@ class Server(abc.ABC, Generic[C]):
 
     @abc.abstractmethod
     def _abort(self, conn: C) -> None:
-        """Drop ``conn`` at once, without a closing handshake."""
+        """Drop ``conn`` at once, without a closing handshake; must end in :meth:`_closed`."""
 
     async def _stop_accepting(self) -> None:
         """Stop accepting new connections (first step of shutdown)."""
@@ -441,7 +448,10 @@ class Server(abc.ABC, Generic[C]):
             return
         conn = self._conns.pop(socket_id)
         self._closing[socket_id] = (socket, conn, reason)
-        self._spawn(self._close(conn, reason))
+        if reason in _ABORT:
+            self._abort(conn)
+        else:
+            self._spawn(self._close(conn, reason))
 
     def _slow_consumer(self, socket_id: str) -> None:
         if socket_id in self._sockets:

@@ -21,6 +21,9 @@ class MockServer(Server[Link]):
     ) -> None:
         super().__init__(transport, options, host, port)
         self._network = network
+        # Every link not yet finished, including ones whose socket is not
+        # registered yet, so shutdown can cut them all.
+        self._links: set[Link] = set()
 
     def link(self, socket_id: str) -> Link:
         """The link of a connected socket, for fault injection."""
@@ -37,6 +40,7 @@ class MockServer(Server[Link]):
         decision = await self._admit(handshake)
         if isinstance(decision, Reject):
             return decision
+        self._links.add(link)
         self._spawn(self._serve(link, handshake, decision))
         return None
 
@@ -55,6 +59,7 @@ class MockServer(Server[Link]):
         finally:
             link.to_client.cut(CloseReason.TRANSPORT_ERROR)
             link.finished.set()
+            self._links.discard(link)
         await self._closed(socket, reason)
 
     async def _heartbeat(self, interval: float, timeout: float) -> None:
@@ -88,9 +93,6 @@ class MockServer(Server[Link]):
         return conn.to_client.buffered
 
     async def _close(self, conn: Link, reason: CloseReason) -> None:
-        if reason is CloseReason.PING_TIMEOUT:
-            self._abort(conn)  # the peer is presumed dead: no handshake to wait for
-            return
         conn.to_client.put(Frame("close", reason=reason))
         try:
             await asyncio.wait_for(conn.finished.wait(), self.options.close_timeout)
@@ -107,6 +109,8 @@ class MockServer(Server[Link]):
 
     async def _stop(self) -> None:
         await self._stop_accepting()
+        for link in list(self._links):
+            self._abort(link)
 
 
 __all__ = ["MockServer"]

@@ -1,0 +1,45 @@
+"""The rtt conformance kit (SPEC.md section 11).
+
+A plugin's whole test file::
+
+    import rtt
+    from rtt.testing import TransportTests
+
+    class TestFoo(TransportTests):
+        def make_transport(self, **options):
+            return rtt.load("foo", **options)
+
+        async def stall_client(self, client):
+            ...  # make a connected client stop reading and answering heartbeats
+
+Needs pytest (``pip install rtt-core[testing]``); nothing else does.
+"""
+
+from ._support import LogCapture, Recorder, case, eventually
+from .kit import (
+    ROUND_TRIP,
+    ClientTests,
+    Kit,
+    LimitTests,
+    MessageTests,
+    SecurityTests,
+    ServerTests,
+    ShutdownTests,
+    TransportTests,
+)
+
+__all__ = [
+    "ROUND_TRIP",
+    "ClientTests",
+    "Kit",
+    "LimitTests",
+    "LogCapture",
+    "MessageTests",
+    "Recorder",
+    "SecurityTests",
+    "ServerTests",
+    "ShutdownTests",
+    "TransportTests",
+    "case",
+    "eventually",
+]

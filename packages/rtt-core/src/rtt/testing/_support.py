@@ -1,0 +1,112 @@
+"""Plumbing for the conformance kit: running async cases, recording events, waiting."""
+
+from __future__ import annotations
+
+import asyncio
+import functools
+import logging
+from collections.abc import Awaitable, Callable, Iterable
+from typing import TYPE_CHECKING, Any, TypeVar
+
+import pytest
+
+if TYPE_CHECKING:
+    from .kit import Kit
+
+K = TypeVar("K", bound="Kit")
+Case = Callable[[K], Awaitable[None]]
+
+
+def case(*, requires: Iterable[str] = ("python_client",)) -> Callable[[Case[K]], Callable[[K], None]]:
+    """Turn an async kit method into a pytest test, gated by declared capabilities.
+
+    Each case runs in a fresh event loop under ``Kit.timeout`` so a broken
+    plugin fails the test instead of hanging the run.
+    """
+    needed = frozenset(requires)
+
+    def decorate(fn: Case[K]) -> Callable[[K], None]:
+        @functools.wraps(fn)
+        def test(self: K) -> None:
+            missing = needed - self.transport_capabilities().names()
+            if missing:
+                pytest.skip(f"transport lacks capability {', '.join(sorted(missing))}")
+            asyncio.run(_bounded(fn(self), self.timeout, fn.__name__))
+
+        test.__rtt_case__ = needed  # type: ignore[attr-defined]
+        return test
+
+    return decorate
+
+
+async def _bounded(coro: Awaitable[None], timeout: float, name: str) -> None:
+    try:
+        async with asyncio.timeout(timeout):
+            await coro
+    except TimeoutError:
+        raise AssertionError(f"{name} did not finish within {timeout} s") from None
+
+
+async def eventually(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:
+    """Wait until ``predicate()`` is true; fail with ``what`` after ``timeout`` seconds."""
+    loop = asyncio.get_running_loop()
+    deadline = loop.time() + timeout
+    while not predicate():
+        if loop.time() > deadline:
+            raise AssertionError(f"timed out after {timeout} s waiting for {what or predicate}")
+        await asyncio.sleep(0.01)
+
+
+class Recorder:
+    """Records events as tuples ``(name, *args)`` in arrival order."""
+
+    def __init__(self) -> None:
+        self.events: list[tuple[Any, ...]] = []
+
+    def handler(self, name: str) -> Callable[..., None]:
+        """A handler that appends ``(name, *args)``."""
+
+        def record(*args: Any) -> None:
+            self.events.append((name, *args))
+
+        return record
+
+    def names(self) -> list[str]:
+        """Event names in order."""
+        return [e[0] for e in self.events]
+
+    def of(self, name: str) -> list[tuple[Any, ...]]:
+        """The argument tuples of every event called ``name``."""
+        return [e[1:] for e in self.events if e[0] == name]
+
+    async def wait(self, name: str, count: int = 1, timeout: float = 5.0) -> list[tuple[Any, ...]]:
+        """Wait until ``name`` happened ``count`` times; return their arguments."""
+        await eventually(lambda: len(self.of(name)) >= count, timeout, f"{count} {name!r} event(s)")
+        return self.of(name)
+
+
+class LogCapture(logging.Handler):
+    """Collects records of the ``rtt`` loggers during a case."""
+
+    def __init__(self) -> None:
+        super().__init__(logging.DEBUG)
+        self.records: list[logging.LogRecord] = []
+        self._logger = logging.getLogger("rtt")
+        self._level = self._logger.level
+
+    def emit(self, record: logging.LogRecord) -> None:
+        self.records.append(record)
+
+    def __enter__(self) -> LogCapture:
+        self._logger.addHandler(self)
+        self._logger.setLevel(logging.DEBUG)
+        return self
+
+    def __exit__(self, *exc: object) -> None:
+        self._logger.removeHandler(self)
+        self._logger.setLevel(self._level)
+
+    def text(self, min_level: int) -> str:
+        """Everything logged at ``min_level`` or above, tracebacks included."""
+        formatter = logging.Formatter("%(levelname)s %(name)s %(message)s")
+        return "\n".join(formatter.format(r) for r in self.records if r.levelno >= min_level)

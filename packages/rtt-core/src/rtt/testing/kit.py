@@ -1,0 +1,729 @@
+"""The conformance kit: every MUST of SPEC.md as an executable test.
+
+A plugin's test file subclasses :class:`TransportTests` (or some of the
+mixins) with a ``Test`` name and overrides :meth:`Kit.make_transport` and
+:meth:`Kit.stall_client`. Cases run by declared capability, never by name.
+Each case cites the SPEC.md section it checks.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import operator
+import string
+from collections.abc import Awaitable, Callable
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit, urlunsplit
+
+from ..client import Client, ClientState
+from ..errors import (
+    ConnectError,
+    ConnectionClosed,
+    InvalidMessageError,
+    MessageTooBigError,
+    OfflineQueueFullError,
+    RejectedError,
+    StateError,
+    UnknownSocketError,
+)
+from ..events import CloseReason
+from ..handshake import Accept, Handshake, Reject
+from ..server import Server, ServerState, Socket
+from ..transport import Capabilities, Transport
+from ._support import LogCapture, Recorder, case, eventually
+
+__all__ = [
+    "ClientTests",
+    "Kit",
+    "LimitTests",
+    "MessageTests",
+    "SecurityTests",
+    "ServerTests",
+    "ShutdownTests",
+    "TransportTests",
+]
+
+E = TypeVar("E", bound=BaseException)
+
+_URLSAFE = frozenset(string.ascii_letters + string.digits + "-_")
+
+#: Messages every transport carries exactly (SPEC.md 5.1), both directions.
+ROUND_TRIP: tuple[str | bytes, ...] = (
+    "",
+    "hello",
+    "héllo wörld, こんにちは, 🚀",
+    '{"json": [1, 2, "three"]}\n\ttabs and newlines\r\n',
+    "\x00 starts with NUL",
+    "\x00bAAAA",
+    "\x00\x00",
+    b"",
+    b"\x00",
+    bytes(range(256)),
+    b"\x00bAAAA",
+    "\u2028\u2029 line separators",
+)
+
+
+class Kit:
+    """Factory hooks and helpers shared by every mixin."""
+
+    #: Seconds one case may take before it fails.
+    timeout: ClassVar[float] = 60.0
+    #: Host servers bind in the kit.
+    host: ClassVar[str] = "127.0.0.1"
+    #: Heartbeat used by the ping cases (a transport with coarse timers may raise it).
+    ping_interval: ClassVar[float] = 0.2
+    ping_timeout: ClassVar[float] = 0.4
+    #: Reconnect policy used by the reconnect cases; jitter 0 makes delays exact.
+    reconnect: ClassVar[dict[str, Any]] = {"min_delay": 0.05, "max_delay": 0.2, "factor": 2.0, "jitter": 0.0}
+
+    _servers: list[Server[Any]]
+    _clients: list[Client]
+
+    # -- Hooks a plugin's test class overrides --------------------------------
+
+    def make_transport(self, **options: Any) -> Transport:
+        """Return the transport under test, built with ``options``."""
+        raise NotImplementedError("override make_transport() to return the transport under test")
+
+    async def stall_client(self, client: Client) -> None:
+        """Make ``client`` stop reading and stop answering heartbeats, connection left open."""
+        raise NotImplementedError("override stall_client() to freeze a connected client")
+
+    def client_url(self, server: Server[Any]) -> str:
+        """The URL a Python client uses to reach ``server`` (default: ``server.url``)."""
+        return server.url
+
+    # -- Helpers ----------------------------------------------------------------
+
+    def transport_capabilities(self) -> Capabilities:
+        """The capabilities the transport under test declares."""
+        return self.make_transport().capabilities
+
+    async def _close_all(self) -> None:
+        for client in getattr(self, "_clients", []):
+            await asyncio.wait_for(client.close(), 10)
+        for server in getattr(self, "_servers", []):
+            await asyncio.wait_for(server.close(), 15)
+        self._clients, self._servers = [], []
+
+    async def server(self, *, port: int = 0, echo: bool = False, **options: Any) -> Server[Any]:
+        """A started server (closed after the case); ``echo`` sends messages back."""
+        server = self.make_transport().server(host=self.host, port=port, **options)
+        if echo:
+
+            @server.on("message")
+            async def send_back(socket: Socket, data: str | bytes) -> None:
+                await server.send(socket.id, data)
+
+        self._servers = [*getattr(self, "_servers", []), server]
+        await server.start()
+        return server
+
+    def client(self, server: Server[Any], *, query: str = "", **options: Any) -> Client:
+        """An unconnected client of ``server`` (closed after the case); reconnect off unless given."""
+        url = self.client_url(server)
+        if query:
+            parts = urlsplit(url)
+            url = urlunsplit(parts._replace(query=f"{parts.query}&{query}" if parts.query else query))
+        options.setdefault("reconnect", False)
+        client = self.make_transport().client(url, **options)
+        self._clients = [*getattr(self, "_clients", []), client]
+        return client
+
+    async def connected(self, server: Server[Any], **options: Any) -> Client:
+        """A connected client of ``server``, once the server has its socket.
+
+        When no other client connects meanwhile, :meth:`socket_of` then gives
+        the server's socket for it.
+        """
+        before = set(server.sockets)
+        client = self.client(server, **options)
+        await client.connect()
+        await eventually(lambda: len(set(server.sockets) - before) >= 1, 5, "the server to see the socket")
+        new = set(server.sockets) - before
+        if len(new) == 1:
+            self._socket_of = {**getattr(self, "_socket_of", {}), id(client): server.sockets[new.pop()]}
+        return client
+
+    def socket_of(self, client: Client) -> Socket:
+        """The server-side socket of a client made by :meth:`connected`."""
+        return self._socket_of[id(client)]
+
+
+class ServerTests(Kit):
+    """SPEC.md 3: the server API, socket ids, events and their order."""
+
+    @case()
+    async def test_port_zero_binds_a_free_port(self) -> None:
+        server = await self.server()
+        host, port = server.address
+        assert port > 0
+        assert str(port) in server.url
+        assert server.state is ServerState.RUNNING
+
+    @case()
+    async def test_socket_ids_are_random_strings(self) -> None:  # SPEC 3.3
+        server = await self.server()
+        for _ in range(3):
+            await self.connected(server)
+        ids = list(server.sockets)
+        assert len(set(ids)) == 3
+        for socket_id in ids:
+            assert isinstance(socket_id, str)
+            assert len(socket_id) >= 16, "at least 96 random bits"
+            assert set(socket_id) <= _URLSAFE
+            assert not socket_id.isdigit()
+
+    @case()
+    async def test_socket_view_describes_the_handshake(self) -> None:  # SPEC 3.4
+        server = await self.server()
+        client = await self.connected(server, query="room=blue&n=1", headers={"X-Rtt-Kit": "yes"})
+        socket = self.socket_of(client)
+        assert socket.transport == self.make_transport().name
+        assert socket.remote_address is not None
+        assert socket.remote_address[0] in ("127.0.0.1", "::1", "::ffff:127.0.0.1")
+        assert socket.headers["x-rtt-kit"] == "yes"
+        assert socket.query["room"] == "blue" and socket.query["n"] == "1"
+        assert "room=blue" in socket.query_string
+        raises_now(TypeError, lambda: operator.setitem(server.sockets, "x", socket))  # type: ignore[call-overload]
+
+    @case()
+    async def test_server_events_in_order(self) -> None:  # SPEC 3.5
+        server = await self.server()
+        rec = Recorder()
+        for name in ("connect", "message", "disconnect"):
+            server.on(name, rec.handler(name))  # type: ignore[arg-type]
+        client = await self.connected(server)
+        for i in range(3):
+            await client.send(f"m{i}")
+        await rec.wait("message", 3)
+        await client.close()
+        await rec.wait("disconnect")
+        assert rec.names() == ["connect", "message", "message", "message", "disconnect"]
+        socket = rec.of("connect")[0][0]
+        assert [args[1] for args in rec.of("message")] == ["m0", "m1", "m2"]
+        assert all(args[0] is socket for args in rec.of("message"))
+        assert rec.of("disconnect") == [(socket, CloseReason.CLIENT_CLOSED)]
+        assert socket.id not in server.sockets
+
+    @case()
+    async def test_async_and_sync_handlers_and_decorators(self) -> None:  # SPEC 3.5
+        server = await self.server()
+        seen: list[str] = []
+
+        @server.on("message")
+        async def async_handler(socket: Socket, data: str | bytes) -> None:
+            await asyncio.sleep(0)
+            seen.append(f"async:{data!s}")
+
+        def sync_handler(socket: Socket, data: str | bytes) -> None:
+            seen.append(f"sync:{data!s}")
+
+        assert server.on("message", sync_handler) is sync_handler
+        client = await self.connected(server)
+        await client.send("x")
+        await eventually(lambda: len(seen) == 2)
+        assert seen == ["async:x", "sync:x"]
+        server.off("message", sync_handler)
+        await client.send("y")
+        await eventually(lambda: len(seen) == 3)
+        assert seen[-1] == "async:y"
+        raises_now(ValueError, lambda: server.on("nope"))  # type: ignore[arg-type]
+
+    @case()
+    async def test_send_reaches_only_its_socket(self) -> None:  # SPEC 3.6
+        server = await self.server()
+        a = await self.connected(server)
+        b = await self.connected(server)
+        await server.send(self.socket_of(a).id, "for a")
+        await server.send(self.socket_of(b).id, "for b")
+        assert await a.recv() == "for a"
+        assert await b.recv() == "for b"
+
+    @case()
+    async def test_send_errors(self) -> None:  # SPEC 3.6, 9
+        server = await self.server()
+        socket = self.socket_of(await self.connected(server))
+        unknown = await raises(UnknownSocketError, server.send("no-such-socket", "x"))
+        assert unknown.socket_id == "no-such-socket"
+        for bad in (1, None, bytearray(b"x"), ["x"]):
+            await raises(InvalidMessageError, server.send(socket.id, bad))  # type: ignore[arg-type]
+        unstarted = self.make_transport().server(host=self.host)
+        await raises(StateError, unstarted.send("x", "y"))
+        raises_now(StateError, lambda: unstarted.address)
+        await unstarted.close()
+
+    @case()
+    async def test_broadcast_with_exclude(self) -> None:  # SPEC 3.6
+        server = await self.server()
+        clients = [await self.connected(server) for _ in range(3)]
+        excluded = self.socket_of(clients[2])
+        assert await server.broadcast("all but one", exclude=excluded.id) == 2
+        assert await server.broadcast("everyone") == 3
+        assert await server.broadcast(b"\x01\x02", exclude=[excluded.id]) == 2
+        got = [[await c.recv() for _ in range(3 if c is not clients[2] else 1)] for c in clients]
+        assert got[0] == got[1] == ["all but one", "everyone", b"\x01\x02"]
+        assert got[2] == ["everyone"]
+
+    @case()
+    async def test_server_disconnect(self) -> None:  # SPEC 3.6, 6
+        server = await self.server()
+        rec = Recorder()
+        server.on("disconnect", rec.handler("disconnect"))
+        client = await self.connected(server, reconnect=self.reconnect)
+        crec = Recorder()
+        for name in ("close", "reconnecting"):
+            client.on(name, crec.handler(name))  # type: ignore[arg-type]
+        socket = self.socket_of(client)
+        await server.disconnect(socket.id)
+        assert socket.id not in server.sockets
+        assert (await rec.wait("disconnect"))[0] == (socket, CloseReason.SERVER_CLOSED)
+        assert (await client.wait_closed()) is CloseReason.SERVER_CLOSED
+        assert crec.of("close") == [(CloseReason.SERVER_CLOSED,)]
+        await asyncio.sleep(3 * self.reconnect["max_delay"])
+        assert crec.of("reconnecting") == [], "a server-closed client must not reconnect"
+        await raises(UnknownSocketError, server.disconnect(socket.id))
+
+    @case()
+    async def test_stats_count_traffic(self) -> None:  # SPEC 3.7
+        server = await self.server(echo=True)
+        client = await self.connected(server)
+        await client.send("abc")
+        await client.send(b"\x00\x01")
+        await client.send("é")
+        for _ in range(3):
+            await client.recv()
+        stats = server.stats
+        assert stats.connections == 1
+        assert (stats.messages_in, stats.bytes_in) == (3, 7)
+        assert (stats.messages_out, stats.bytes_out) == (3, 7)
+        await client.close()
+        await eventually(lambda: server.stats.disconnects == 1)
+        assert server.stats.drops == 0
+
+    @case()
+    async def test_raising_handler_is_logged_and_isolated(self) -> None:  # SPEC 3.8
+        server = await self.server(echo=True)
+
+        # Built at run time so no traceback source line can contain them.
+        body, token = "-".join(("boom", "s3cr3t", "body")), "-".join(("tok", "s3cr3t"))
+
+        @server.on("message")
+        def explode(socket: Socket, data: str | bytes) -> None:
+            if data == body:
+                raise RuntimeError("handler failure")
+
+        with LogCapture() as logs:
+            a = await self.connected(server, headers={"Authorization": f"Bearer {token}"})
+            b = await self.connected(server)
+            await a.send(body)
+            assert await a.recv() == body
+            await b.send("still fine")
+            assert await b.recv() == "still fine"
+            await a.send("after")
+            assert await a.recv() == "after"
+        errors = logs.text(logging.ERROR)
+        assert "handler failure" in errors and "Traceback" in errors
+        assert all(r.name.startswith("rtt") for r in logs.records)
+        visible = logs.text(logging.INFO)
+        assert body not in visible and token not in visible
+
+
+class MessageTests(Kit):
+    """SPEC.md 5: str and bytes, sizes, ordering, many clients."""
+
+    @case()
+    async def test_round_trip_str_and_bytes(self) -> None:  # SPEC 5.1
+        server = await self.server(echo=True)
+        client = await self.connected(server)
+        for message in ROUND_TRIP:
+            await client.send(message)
+            echoed = await client.recv()
+            assert type(echoed) is type(message), f"{message!r} came back as {echoed!r}"
+            assert echoed == message
+
+    @case()
+    async def test_messages_up_to_the_size_limit(self) -> None:  # SPEC 5.2
+        limit = 64 * 1024
+        server = await self.server(echo=True, max_message_size=limit)
+        client = await self.connected(server, max_message_size=limit)
+        exact: tuple[str | bytes, ...] = ("a" * limit, b"\xff" * limit, "é" * (limit // 2), "🚀" * (limit // 4))
+        for message in exact:
+            await client.send(message)
+            assert await client.recv() == message
+        for over in ("a" * (limit + 1), b"\x00" * (limit + 1), "é" * (limit // 2) + "a"):
+            await raises(MessageTooBigError, client.send(over))
+            too_big = await raises(MessageTooBigError, server.broadcast(over))
+            assert (too_big.size, too_big.limit) == (limit + 1, limit)
+
+    @case()
+    async def test_one_byte_over_the_limit_closes(self) -> None:  # SPEC 5.2, 6
+        limit = 4096
+        for over in ("x" * (limit + 1), b"\x00" * (limit + 1)):
+            server = await self.server(echo=True, max_message_size=limit)
+            rec = Recorder()
+            server.on("disconnect", rec.handler("disconnect"))
+            server.on("message", rec.handler("message"))
+            client = await self.connected(server, max_message_size=limit * 2)
+            await client.send(over)
+            (socket, reason), = await rec.wait("disconnect")
+            assert reason is CloseReason.MESSAGE_TOO_BIG
+            assert rec.of("message") == [], "an oversize message must never reach handlers"
+            assert (await client.wait_closed()) is CloseReason.MESSAGE_TOO_BIG
+            assert server.stats.drops == 1
+            await server.close()
+
+    @case()
+    async def test_order_is_kept_under_load(self) -> None:  # SPEC 5.3
+        count = 2000
+        server = await self.server(echo=True)
+        client = await self.connected(server)
+        for i in range(count):
+            await client.send(str(i) if i % 2 else str(i).encode())
+        received = [await client.recv() for _ in range(count)]
+        assert received == [str(i) if i % 2 else str(i).encode() for i in range(count)]
+        socket = self.socket_of(client)
+        for i in range(count):
+            await server.send(socket.id, f"s{i}")
+        assert [await client.recv() for _ in range(count)] == [f"s{i}" for i in range(count)]
+
+    @case()
+    async def test_many_clients(self) -> None:  # SPEC 5.4
+        n = 50
+        server = await self.server(echo=True)
+        clients = await asyncio.gather(*(self.connected(server) for _ in range(n)))
+        await eventually(lambda: len(server.sockets) == n)
+
+        async def echo_once(client: Client, i: int) -> str | bytes:
+            await client.send(f"c{i}")
+            return await client.recv()
+
+        assert await asyncio.gather(*(echo_once(c, i) for i, c in enumerate(clients))) == [
+            f"c{i}" for i in range(n)
+        ]
+        assert await server.broadcast("to all") == n
+        assert await asyncio.gather(*(c.recv() for c in clients)) == ["to all"] * n
+        assert server.stats.connections == n
+
+
+class SecurityTests(Kit):
+    """SPEC.md 8: the origin allow-list and the ``authorize`` hook."""
+
+    @case()
+    async def test_origin_allow_list(self) -> None:  # SPEC 8.1
+        server = await self.server(echo=True, allowed_origins=["https://good.example"])
+        connects = Recorder()
+        server.on("connect", connects.handler("connect"))
+        good = await self.connected(server, headers={"Origin": "https://GOOD.example"})
+        await good.send("ok")
+        assert await good.recv() == "ok"
+        await self.connected(server)  # no Origin: not a browser, not a hijack
+        bad = self.client(server, headers={"Origin": "https://evil.example"})
+        assert (await raises(RejectedError, bad.connect())).status == 403
+        assert bad.state is ClientState.CLOSED and bad.close_reason is CloseReason.REJECTED
+        assert server.stats.rejected == 1
+        assert len(connects.of("connect")) == 2
+
+    @case()
+    async def test_authorize_accepts_rejects_and_attaches_identity(self) -> None:  # SPEC 8.2
+        seen: list[Handshake] = []
+
+        async def authorize(handshake: Handshake) -> Accept | Reject | bool:
+            seen.append(handshake)
+            token = handshake.headers.get("authorization") or handshake.query.get("token")
+            if token == "Bearer good" or token == "good":
+                return Accept(identity={"user": "ann"})
+            if token == "plain-false":
+                return False
+            if token == "explode":
+                raise RuntimeError("hook bug")
+            return Reject(401, "Unauthorized")
+
+        server = await self.server(authorize=authorize)
+        ann = await self.connected(server, headers={"Authorization": "Bearer good"})
+        assert self.socket_of(ann).identity == {"user": "ann"}
+        await self.connected(server, query="token=good")
+        assert seen[0].remote_address is not None and seen[0].remote_address[0] in (
+            "127.0.0.1",
+            "::1",
+            "::ffff:127.0.0.1",
+        )
+        assert seen[1].query["token"] == "good"
+        for kwargs, status in (
+            ({}, 401),
+            ({"query": "token=plain-false"}, 403),
+            ({"query": "token=explode"}, 500),
+        ):
+            client = self.client(server, **kwargs)  # type: ignore[arg-type]
+            assert (await raises(RejectedError, client.connect())).status == status, kwargs
+        assert len(server.sockets) == 2
+        assert server.stats.rejected == 3
+
+    @case()
+    async def test_sync_authorize(self) -> None:  # SPEC 8.2
+        server = await self.server(authorize=lambda hs: hs.query.get("k") == "v")
+        await self.connected(server, query="k=v")
+        client = self.client(server, query="k=w")
+        assert (await raises(RejectedError, client.connect())).status == 403
+
+
+class LimitTests(Kit):
+    """SPEC.md 7.1: slow consumers and heartbeats keep the server's memory and sockets bounded."""
+
+    @case()
+    async def test_slow_consumer_is_disconnected(self) -> None:  # SPEC 7.1
+        limit = 256 * 1024
+        chunk = b"\xab" * (64 * 1024)
+        server = await self.server(outbound_limit=limit, max_message_size=len(chunk))
+        rec = Recorder()
+        server.on("disconnect", rec.handler("disconnect"))
+        reader = await self.connected(server, max_queue=1, max_message_size=len(chunk))
+        reader_socket = self.socket_of(reader)
+        healthy = await self.connected(server, max_message_size=len(chunk))
+        # ``reader`` has no handlers and never calls recv(): it stops reading by itself.
+        # Bounded: 64 MiB in all is far past any socket buffer on loopback.
+        for _ in range(1024):
+            if reader_socket.id not in server.sockets:
+                break
+            await server.broadcast(chunk)
+            assert await healthy.recv() == chunk
+            await asyncio.sleep(0)
+        else:
+            raise AssertionError("a client that never reads was not disconnected")
+        (socket, reason), = await rec.wait("disconnect")
+        assert socket is reader_socket and reason is CloseReason.SLOW_CONSUMER
+        assert server.stats.drops == 1
+        await raises(UnknownSocketError, server.send(reader_socket.id, "more"))
+        await server.send(self.socket_of(healthy).id, "healthy still served")
+        assert await healthy.recv() == "healthy still served"
+
+    @case()
+    async def test_ping_timeout_drops_a_silent_peer(self) -> None:  # SPEC 7.1
+        server = await self.server(ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
+        rec = Recorder()
+        server.on("disconnect", rec.handler("disconnect"))
+        healthy = await self.connected(server)
+        healthy_socket = self.socket_of(healthy)
+        silent = await self.connected(server)
+        silent_socket = self.socket_of(silent)
+        await self.stall_client(silent)
+        limit = 4 * (self.ping_interval + self.ping_timeout) + 5
+        (socket, reason), = await rec.wait("disconnect", timeout=limit)
+        assert socket is silent_socket and reason is CloseReason.PING_TIMEOUT
+        await asyncio.sleep(2 * (self.ping_interval + self.ping_timeout))
+        assert healthy_socket.id in server.sockets, "a peer that answers heartbeats must stay"
+        assert healthy.state is ClientState.OPEN
+        assert server.stats.drops == 1
+
+
+class ClientTests(Kit):
+    """SPEC.md 4: client events, iteration, reconnection and the offline queue."""
+
+    @case()
+    async def test_client_events_in_order(self) -> None:  # SPEC 4.2
+        server = await self.server(echo=True)
+        client = self.client(server)
+        rec = Recorder()
+        for name in ("open", "message", "close", "reconnecting", "reconnected", "reconnect_failed"):
+            client.on(name, rec.handler(name))  # type: ignore[arg-type]
+        assert client.state is ClientState.IDLE
+        await client.connect()
+        assert client.state is ClientState.OPEN
+        await client.send("hi")
+        await rec.wait("message")
+        await client.close()
+        assert rec.events == [("open",), ("message", "hi"), ("close", CloseReason.CLIENT_CLOSED)]
+        assert client.state is ClientState.CLOSED and client.close_reason is CloseReason.CLIENT_CLOSED
+        await client.close()  # idempotent
+
+    @case()
+    async def test_iteration_and_recv(self) -> None:  # SPEC 4.3
+        server = await self.server()
+        client = await self.connected(server)
+        socket = self.socket_of(client)
+        for message in ("a", b"b", "c"):
+            await server.send(socket.id, message)
+        await server.disconnect(socket.id)
+        assert [m async for m in client] == ["a", b"b", "c"]
+        assert (await raises(ConnectionClosed, client.recv())).reason is CloseReason.SERVER_CLOSED
+        idle = self.client(server)
+        await raises(StateError, idle.send("x"))
+        await raises(StateError, idle.recv())
+
+    @case()
+    async def test_recv_is_refused_with_message_handlers(self) -> None:  # SPEC 4.3
+        server = await self.server()
+        client = await self.connected(server)
+        client.on("message", lambda data: None)
+        await raises(StateError, client.recv())
+
+    @case()
+    async def test_raising_client_handler_fires_error(self) -> None:  # SPEC 4.2
+        server = await self.server(echo=True)
+        client = self.client(server)
+        errors = Recorder()
+        client.on("error", errors.handler("error"))
+        got: list[str | bytes] = []
+
+        @client.on("message")
+        def handle(data: str | bytes) -> None:
+            if data == "bad":
+                raise ValueError("client handler failure")
+            got.append(data)
+
+        await client.connect()
+        with LogCapture():
+            await client.send("bad")
+            await client.send("good")
+            await eventually(lambda: got == ["good"])
+        (exc,), = errors.of("error")
+        assert isinstance(exc, ValueError)
+
+    @case()
+    async def test_reconnect_with_backoff_after_restart(self) -> None:  # SPEC 4.4, 7.2
+        server = await self.server()
+        port = server.address[1]
+        client = self.client(server, reconnect=self.reconnect)
+        rec = Recorder()
+        for name in ("open", "close", "reconnecting", "reconnected", "reconnect_failed"):
+            client.on(name, rec.handler(name))  # type: ignore[arg-type]
+        await client.connect()
+        await server.close()
+        await rec.wait("close")
+        assert rec.of("close") == [(CloseReason.SHUTDOWN,)]
+        await rec.wait("reconnecting", 3, timeout=10)
+        for i in range(3):
+            await client.send(f"queued {i}")
+        await client.send(b"queued bytes")
+        assert client.state is ClientState.RECONNECTING
+        assert client.unsent == ("queued 0", "queued 1", "queued 2", b"queued bytes")
+        got: list[str | bytes] = []
+        restarted = await self.server(port=port)
+        restarted.on("message", lambda socket, data: got.append(data))
+        attempts = await rec.wait("reconnected", timeout=10)
+        await eventually(lambda: len(got) == 4)
+        assert got == ["queued 0", "queued 1", "queued 2", b"queued bytes"]
+        assert client.state is ClientState.OPEN and client.unsent == ()
+        reconnecting = rec.of("reconnecting")
+        assert [a for a, _ in reconnecting] == list(range(1, len(reconnecting) + 1))
+        policy = self.reconnect
+        expected = [
+            min(policy["max_delay"], policy["min_delay"] * policy["factor"] ** i) for i in range(len(reconnecting))
+        ]
+        assert [round(d, 6) for _, d in reconnecting] == [round(d, 6) for d in expected]
+        assert attempts == [(len(reconnecting),)]
+        names = rec.names()
+        assert names[:2] == ["open", "close"] and names[-2:] == ["open", "reconnected"]
+        await client.send("live again")
+        await eventually(lambda: got[-1:] == ["live again"])
+
+    @case()
+    async def test_reconnect_failed_after_max_attempts(self) -> None:  # SPEC 4.4
+        server = await self.server()
+        client = self.client(server, reconnect={**self.reconnect, "max_attempts": 3})
+        rec = Recorder()
+        for name in ("close", "reconnecting", "reconnect_failed", "error"):
+            client.on(name, rec.handler(name))  # type: ignore[arg-type]
+        await client.connect()
+        await server.close()
+        assert (await rec.wait("reconnect_failed", timeout=10)) == [(3,)]
+        assert [a for a, _ in rec.of("reconnecting")] == [1, 2, 3]
+        assert len(rec.of("error")) == 3
+        assert client.state is ClientState.CLOSED
+        assert [m async for m in client] == []
+        await raises(StateError, client.send("late"))
+
+    @case()
+    async def test_offline_queue_overflow_is_an_error(self) -> None:  # SPEC 4.4
+        server = await self.server()
+        port = server.address[1]
+        client = self.client(server, reconnect=self.reconnect, offline_queue_size=3)
+        rec = Recorder()
+        client.on("reconnecting", rec.handler("reconnecting"))
+        client.on("reconnected", rec.handler("reconnected"))
+        await client.connect()
+        await server.close()
+        await rec.wait("reconnecting")
+        for i in range(3):
+            await client.send(i.to_bytes(1, "big"))
+        assert (await raises(OfflineQueueFullError, client.send("one too many"))).size == 3
+        got: list[str | bytes] = []
+        restarted = await self.server(port=port)
+        restarted.on("message", lambda socket, data: got.append(data))
+        await rec.wait("reconnected", timeout=10)
+        await eventually(lambda: len(got) == 3)
+        assert got == [b"\x00", b"\x01", b"\x02"]
+
+    @case()
+    async def test_deliberate_close_never_reconnects(self) -> None:  # SPEC 4.4
+        server = await self.server()
+        client = self.client(server, reconnect=self.reconnect)
+        rec = Recorder()
+        client.on("reconnecting", rec.handler("reconnecting"))
+        await client.connect()
+        await client.close()
+        await asyncio.sleep(4 * self.reconnect["max_delay"])
+        assert rec.events == [] and client.state is ClientState.CLOSED
+        await eventually(lambda: not server.sockets, 5, "the server to drop the socket")
+
+    @case()
+    async def test_connect_failure_is_reported(self) -> None:  # SPEC 4.1
+        server = await self.server()
+        await server.close()
+        client = self.client(server, reconnect=self.reconnect, connect_timeout=5)
+        await raises(ConnectError, client.connect())
+        assert client.state is ClientState.CLOSED
+
+
+class ShutdownTests(Kit):
+    """SPEC.md 3.9: graceful shutdown."""
+
+    @case()
+    async def test_graceful_shutdown(self) -> None:  # SPEC 3.9
+        tasks_before = set(asyncio.all_tasks())
+        server = await self.server()
+        port = server.address[1]
+        rec = Recorder()
+        server.on("disconnect", rec.handler("disconnect"))
+        clients = [await self.connected(server) for _ in range(3)]
+        for socket_id in list(server.sockets):
+            await server.send(socket_id, "last words")
+        await server.close()
+        assert server.state is ServerState.CLOSED
+        assert sorted(r for _, r in rec.of("disconnect")) == [CloseReason.SHUTDOWN] * 3
+        assert server.sockets == {}
+        for client in clients:
+            assert await client.recv() == "last words"
+            assert (await client.wait_closed()) is CloseReason.SHUTDOWN
+        for client in clients:
+            await client.close()
+        await raises(StateError, server.send("x", "y"))
+        await eventually(
+            lambda: set(asyncio.all_tasks()) <= tasks_before, 5, "every task to finish after shutdown"
+        )
+        again = await self.server(port=port)
+        assert again.address[1] == port
+
+
+class TransportTests(ServerTests, MessageTests, SecurityTests, LimitTests, ClientTests, ShutdownTests):
+    """The whole conformance kit: subclass it as ``TestMyTransport``."""
+
+
+async def raises(exc_type: type[E], awaitable: Awaitable[object]) -> E:
+    """Assert that awaiting ``awaitable`` raises ``exc_type``; return the exception."""
+    try:
+        await awaitable
+    except exc_type as exc:
+        return exc
+    raise AssertionError(f"expected {exc_type.__name__}")
+
+
+def raises_now(exc_type: type[BaseException], fn: Callable[[], object]) -> None:
+    """Assert that calling ``fn()`` raises ``exc_type``."""
+    try:
+        fn()
+    except exc_type:
+        return
+    raise AssertionError(f"expected {exc_type.__name__}")

@@ -1,0 +1,235 @@
+"""Client behaviour beyond the conformance kit: states, failures, flow control (SPEC.md 4)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+import rtt
+from rtt import (
+    ClientState,
+    CloseReason,
+    ConnectError,
+    ConnectionClosed,
+    OfflineQueueFullError,
+    RejectedError,
+    StateError,
+)
+from rtt.testing import Recorder, eventually
+from rtt_mock import MockClient, MockTransport
+
+
+def link_of(client: rtt.Client) -> rtt_mock_link:  # type: ignore[name-defined]  # noqa: F821
+    assert isinstance(client, MockClient) and client.link is not None
+    return client.link
+
+
+async def echo_server(mock: MockTransport, **options: object) -> rtt.Server:  # type: ignore[type-arg]
+    server = mock.server(**options)
+
+    @server.on("message")
+    async def echo(socket: rtt.Socket, data: str | bytes) -> None:
+        await server.send(socket.id, data)
+
+    await server.start()
+    return server
+
+
+async def test_connect_twice_is_a_state_error(mock: MockTransport) -> None:
+    async with mock.server() as server, mock.client(server.url) as client:
+        with pytest.raises(StateError, match="cannot connect in state OPEN"):
+            await client.connect()
+        assert client.close_reason is None
+
+
+async def test_failed_connect_reasons(mock: MockTransport) -> None:
+    client = mock.client("mock://127.0.0.1:1/")
+    with pytest.raises(ConnectError, match="connection refused"):
+        await client.connect()
+    assert client.state is ClientState.CLOSED and client.close_reason is CloseReason.TRANSPORT_ERROR
+    assert await client.wait_closed() is CloseReason.TRANSPORT_ERROR
+    async with mock.server(authorize=lambda hs: False) as server:
+        rejected = mock.client(server.url)
+        with pytest.raises(RejectedError):
+            await rejected.connect()
+        assert rejected.close_reason is CloseReason.REJECTED
+
+
+async def test_connect_timeout(mock: MockTransport) -> None:
+    async def never(handshake: rtt.Handshake) -> bool:
+        await asyncio.sleep(30)
+        return True
+
+    async with mock.server(authorize=never) as server:
+        client = mock.client(server.url, connect_timeout=0.1)
+        with pytest.raises(ConnectError, match="timed out after 0.1 s"):
+            await client.connect()
+
+
+async def test_close_from_inside_a_handler(mock: MockTransport) -> None:
+    server = await echo_server(mock)
+    client = mock.client(server.url)
+    rec = Recorder()
+    client.on("close", rec.handler("close"))
+
+    @client.on("message")
+    async def on_message(data: str | bytes) -> None:
+        await client.close()
+
+    await client.connect()
+    await client.send("bye")
+    assert await client.wait_closed() is CloseReason.CLIENT_CLOSED
+    assert rec.of("close") == [(CloseReason.CLIENT_CLOSED,)]
+    await server.close()
+
+
+async def test_send_on_a_broken_link_is_queued_and_flushed(mock: MockTransport) -> None:
+    server = await echo_server(mock)
+    got: list[str | bytes] = []
+    server.on("message", lambda socket, data: got.append(data))
+    client = mock.client(server.url)
+    rec = Recorder()
+    client.on("reconnected", rec.handler("reconnected"))
+    await client.connect()
+    link_of(client).sever()
+    await client.send("written after the cut")  # the reader has not noticed yet
+    await rec.wait("reconnected")
+    await eventually(lambda: got == ["written after the cut"])
+    await client.close()
+    await server.close()
+
+
+async def test_send_on_a_broken_link_without_reconnect_raises(mock: MockTransport) -> None:
+    async with mock.server() as server:
+        client = mock.client(server.url, reconnect=False)
+        await client.connect()
+        link_of(client).sever()
+        with pytest.raises(ConnectionClosed):
+            await client.send("lost?")
+        assert await client.wait_closed() is CloseReason.TRANSPORT_ERROR
+        with pytest.raises(StateError):
+            await client.send("after")
+
+
+async def test_rejected_reconnect_gives_up(mock: MockTransport) -> None:
+    allow = [True]
+    server = mock.server(authorize=lambda hs: allow[0])
+    await server.start()
+    port = server.address[1]
+    client = mock.client(server.url)
+    rec = Recorder()
+    for name in ("reconnect_failed", "error"):
+        client.on(name, rec.handler(name))  # type: ignore[arg-type]
+    await client.connect()
+    await server.close()
+    allow[0] = False
+    again = mock.server(port=port, authorize=lambda hs: allow[0])
+    await again.start()
+    assert await rec.wait("reconnect_failed") == [(1,)]
+    assert isinstance(rec.of("error")[0][0], RejectedError)
+    assert client.close_reason is CloseReason.REJECTED
+    await again.close()
+
+
+async def test_reconnect_failure_keeps_unsent_messages(mock: MockTransport, caplog: pytest.LogCaptureFixture) -> None:
+    server = mock.server()
+    await server.start()
+    client = mock.client(server.url, reconnect={"min_delay": 0.05, "max_delay": 0.05, "max_attempts": 2})
+    rec = Recorder()
+    client.on("reconnecting", rec.handler("reconnecting"))
+    await client.connect()
+    await server.close()
+    await rec.wait("reconnecting")
+    await client.send("kept")
+    assert await client.wait_closed() is CloseReason.TRANSPORT_ERROR
+    assert client.unsent == ("kept",)
+    assert any("1 queued messages unsent" in r.getMessage() for r in caplog.records)
+
+
+async def test_close_while_reconnecting_stops(mock: MockTransport, caplog: pytest.LogCaptureFixture) -> None:
+    server = mock.server()
+    await server.start()
+    client = mock.client(server.url)
+    rec = Recorder()
+    for name in ("close", "reconnecting"):
+        client.on(name, rec.handler(name))  # type: ignore[arg-type]
+    await client.connect()
+    await server.close()
+    await rec.wait("reconnecting")
+    await client.send("discarded")
+    await client.close()
+    count = len(rec.of("reconnecting"))
+    await asyncio.sleep(0.2)
+    assert len(rec.of("reconnecting")) == count
+    assert rec.of("close") == [(CloseReason.SHUTDOWN,)]
+    assert client.close_reason is CloseReason.CLIENT_CLOSED
+    assert any("1 unsent queued messages discarded" in r.getMessage() for r in caplog.records)
+
+
+async def test_zero_offline_queue_raises_at_once(mock: MockTransport) -> None:
+    server = mock.server()
+    await server.start()
+    client = mock.client(server.url, offline_queue_size=0)
+    rec = Recorder()
+    client.on("reconnecting", rec.handler("reconnecting"))
+    await client.connect()
+    await server.close()
+    await rec.wait("reconnecting")
+    with pytest.raises(OfflineQueueFullError):
+        await client.send("x")
+    await client.close()
+
+
+async def test_slow_iteration_loses_nothing(mock: MockTransport) -> None:
+    async with mock.server() as server:
+        client = mock.client(server.url, max_queue=4)
+        await client.connect()
+        await eventually(lambda: server.sockets)
+        (socket_id,) = server.sockets
+        for i in range(200):
+            await server.send(socket_id, str(i))
+        received = []
+        async for message in client:
+            received.append(message)
+            if len(received) % 50 == 0:
+                await asyncio.sleep(0.01)
+            if len(received) == 200:
+                break
+        assert received == [str(i) for i in range(200)]
+        await client.close()
+
+
+async def test_raising_open_handler_fires_error_and_error_handlers_do_not_loop(
+    mock: MockTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with mock.server() as server:
+        client = mock.client(server.url)
+        errors = Recorder()
+
+        def bad_open() -> None:
+            raise RuntimeError("open failed")
+
+        def bad_error(exc: Exception) -> None:
+            errors.handler("error")(exc)
+            raise RuntimeError("error handler failed")
+
+        client.on("open", bad_open)
+        client.on("error", bad_error)
+        await client.connect()
+        ((exc,),) = errors.of("error")
+        assert "'open' raised" in str(exc)
+        client.off("error", bad_error)
+        await client.close()
+    assert sum(r.levelno == logging.ERROR for r in caplog.records) == 2
+
+
+async def test_send_type_and_size_are_checked_first(mock: MockTransport) -> None:
+    client = mock.client("mock://127.0.0.1:1/", max_message_size=3)
+    with pytest.raises(rtt.InvalidMessageError):
+        await client.send(3)  # type: ignore[arg-type]
+    with pytest.raises(rtt.MessageTooBigError):
+        await client.send("four")
+    with pytest.raises(StateError, match="cannot send in state IDLE"):
+        await client.send("ok")

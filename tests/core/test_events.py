@@ -1,0 +1,35 @@
+"""Close reasons: codes, reconnect policy and mapping from the wire (SPEC.md 6)."""
+
+from __future__ import annotations
+
+import pytest
+
+from rtt import CloseReason
+from rtt.events import CLIENT_EVENTS, SERVER_EVENTS
+
+
+def test_event_names_are_fixed() -> None:
+    assert SERVER_EVENTS == ("connect", "message", "disconnect")
+    assert CLIENT_EVENTS == ("open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error")
+
+
+@pytest.mark.parametrize("reason", list(CloseReason))
+def test_text_round_trips_through_from_wire(reason: CloseReason) -> None:
+    assert CloseReason.from_wire(reason.code, reason.value) is reason
+    assert 1000 <= reason.code <= 4999
+
+
+def test_codes_without_text() -> None:
+    assert CloseReason.from_wire(1000) is CloseReason.SERVER_CLOSED
+    assert CloseReason.from_wire(1001) is CloseReason.SHUTDOWN
+    assert CloseReason.from_wire(1009, "too big") is CloseReason.MESSAGE_TOO_BIG
+    assert CloseReason.from_wire(1002) is CloseReason.PROTOCOL_ERROR
+    assert CloseReason.from_wire(None) is CloseReason.TRANSPORT_ERROR
+    assert CloseReason.from_wire(1006) is CloseReason.TRANSPORT_ERROR
+    assert CloseReason.from_wire(4321, "custom") is CloseReason.TRANSPORT_ERROR
+
+
+def test_which_reasons_reconnect() -> None:
+    final = {r for r in CloseReason if not r.reconnect}
+    assert final == {CloseReason.CLIENT_CLOSED, CloseReason.SERVER_CLOSED, CloseReason.REJECTED}
+    assert str(CloseReason.SLOW_CONSUMER) == "slow consumer"

@@ -1,0 +1,146 @@
+"""Server behaviour beyond the conformance kit: lifecycle, hooks, failure paths (SPEC.md 3)."""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+
+import pytest
+
+import rtt
+from rtt import CloseReason, RejectedError, ServerState, StateError, UnknownSocketError
+from rtt.testing import Recorder, eventually
+from rtt_mock import MockClient, MockTransport
+
+
+async def test_lifecycle_states(mock: MockTransport) -> None:
+    server = mock.server()
+    assert server.state is ServerState.NEW
+    with pytest.raises(StateError, match="start the server first"):
+        _ = server.address
+    with pytest.raises(StateError, match="cannot read url in state NEW"):
+        _ = server.url
+    await server.start()
+    with pytest.raises(StateError, match="cannot start a server in state RUNNING"):
+        await server.start()
+    await server.close()
+    await server.close()
+    assert server.state is ServerState.CLOSED
+    with pytest.raises(StateError, match="cannot broadcast in state CLOSED"):
+        await server.broadcast("x")
+    with pytest.raises(StateError, match="cannot disconnect in state CLOSED"):
+        await server.disconnect("x")
+    unstarted = mock.server()
+    await unstarted.close()
+    assert unstarted.state is ServerState.CLOSED
+
+
+async def test_failed_start_leaves_the_server_closed(mock: MockTransport) -> None:
+    async with mock.server() as first:
+        second = mock.server(port=first.address[1])
+        with pytest.raises(OSError, match="address already in use"):
+            await second.start()
+        assert second.state is ServerState.CLOSED
+
+
+async def test_broadcast_to_nobody(mock: MockTransport) -> None:
+    async with mock.server() as server:
+        assert await server.broadcast("x") == 0
+        with pytest.raises(UnknownSocketError):
+            await server.disconnect("nobody")
+
+
+async def test_raising_connect_and_disconnect_handlers_are_logged(
+    mock: MockTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with mock.server() as server:
+        rec = Recorder()
+
+        def bad(*args: object) -> None:
+            raise RuntimeError("bad handler")
+
+        server.on("connect", bad)
+        server.on("disconnect", bad)
+        server.on("disconnect", rec.handler("disconnect"))
+        async with mock.client(server.url):
+            await eventually(lambda: len(server.sockets) == 1)
+        await rec.wait("disconnect")
+    failures = [r for r in caplog.records if r.name == "rtt.server" and r.levelno == logging.ERROR]
+    assert len(failures) == 2
+
+
+async def test_authorize_returning_garbage_is_a_500(
+    mock: MockTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    async with mock.server(authorize=lambda hs: "yes please") as server:
+        with pytest.raises(RejectedError) as info:
+            await mock.client(server.url).connect()
+        assert info.value.status == 500
+    assert any("expected bool, None, Accept or Reject" in r.getMessage() for r in caplog.records)
+
+
+async def test_shutdown_aborts_sockets_that_do_not_close_in_time(
+    mock: MockTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    server = mock.server(close_timeout=0.2)
+    await server.start()
+    rec = Recorder()
+    server.on("disconnect", rec.handler("disconnect"))
+    client = mock.client(server.url, reconnect=False)
+    await client.connect()
+    await eventually(lambda: server.sockets)
+    assert isinstance(client, MockClient) and client.link is not None
+    client.link.stall()  # never acknowledges the close
+    await server.close()
+    assert [r for _, r in rec.events and rec.of("disconnect")] == [CloseReason.SHUTDOWN]
+    assert any("did not close in time" in r.getMessage() for r in caplog.records)
+    assert await client.wait_closed() is CloseReason.TRANSPORT_ERROR
+
+
+async def test_handshake_during_shutdown_is_refused(mock: MockTransport) -> None:
+    gate = asyncio.Event()
+
+    async def slow_authorize(handshake: rtt.Handshake) -> bool:
+        await gate.wait()
+        return True
+
+    server = mock.server(authorize=slow_authorize)
+    await server.start()
+    client = mock.client(server.url)
+    connecting = asyncio.ensure_future(client.connect())
+    await asyncio.sleep(0.05)
+    closing = asyncio.ensure_future(server.close())
+    await asyncio.sleep(0.05)
+    gate.set()
+    await closing
+    with pytest.raises(RejectedError):
+        await connecting
+
+
+async def test_sockets_opened_while_closing_are_closed_with_shutdown(mock: MockTransport) -> None:
+    server = mock.server()
+    await server.start()
+    rec = Recorder()
+    server.on("disconnect", rec.handler("disconnect"))
+    server.on("connect", rec.handler("connect"))
+    client = mock.client(server.url, reconnect=False)
+    await client.connect()  # the socket is registered by a task that has not run yet
+    await server.close()
+    assert await client.wait_closed() in (CloseReason.SHUTDOWN, CloseReason.TRANSPORT_ERROR)
+    assert rec.of("connect") == []
+
+
+async def test_info_logs_never_carry_message_bodies(mock: MockTransport, caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="rtt")
+    secret = "-".join(("body", "secret"))
+    async with mock.server() as server:
+
+        @server.on("message")
+        async def echo(socket: rtt.Socket, data: str | bytes) -> None:
+            await server.send(socket.id, data)
+
+        async with mock.client(server.url) as client:
+            await client.send(secret)
+            assert await client.recv() == secret
+    assert caplog.records
+    assert not [r for r in caplog.records if secret in r.getMessage()]
