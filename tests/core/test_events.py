@@ -10,7 +10,15 @@ from rtt.events import CLIENT_EVENTS, SERVER_EVENTS
 
 def test_event_names_are_fixed() -> None:
     assert SERVER_EVENTS == ("connect", "message", "disconnect")
-    assert CLIENT_EVENTS == ("open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error")
+    assert CLIENT_EVENTS == (
+        "open",
+        "message",
+        "close",
+        "reconnecting",
+        "reconnected",
+        "reconnect_failed",
+        "error",
+    )
 
 
 @pytest.mark.parametrize("reason", list(CloseReason))

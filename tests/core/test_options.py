@@ -88,10 +88,11 @@ def test_bad_client_values(options: dict[str, Any], message: str) -> None:
 
 
 def test_coercions() -> None:
-    assert ClientOptions(reconnect=False).reconnect is None
+    # The annotations name what is stored; the constructor also takes these shorthands.
+    assert ClientOptions(reconnect=False).reconnect is None  # type: ignore[arg-type]
     assert ClientOptions(reconnect=None).reconnect is None
-    assert ClientOptions(reconnect=True).reconnect == ReconnectPolicy()
-    assert ClientOptions(reconnect={"max_attempts": 3}).reconnect == ReconnectPolicy(max_attempts=3)
+    assert ClientOptions(reconnect=True).reconnect == ReconnectPolicy()  # type: ignore[arg-type]
+    assert ClientOptions(reconnect={"max_attempts": 3}).reconnect == ReconnectPolicy(max_attempts=3)  # type: ignore[arg-type]
     policy = ReconnectPolicy(min_delay=2)
     assert ClientOptions(reconnect=policy).reconnect is policy
     assert ServerOptions(allowed_origins=["https://A.example/"]).allowed_origins == ("https://a.example",)

@@ -26,7 +26,9 @@ def test_errors_are_split_by_blame_and_subclass_builtins() -> None:
     assert issubclass(errors.MessageTooBigError, ValueError)
     assert issubclass(errors.UnknownSocketError, LookupError)
     assert issubclass(errors.OfflineQueueFullError, errors.UsageError)
-    assert issubclass(errors.ConnectError, errors.TransportError) and issubclass(errors.ConnectError, ConnectionError)
+    assert issubclass(errors.ConnectError, errors.TransportError) and issubclass(
+        errors.ConnectError, ConnectionError
+    )
     assert issubclass(errors.RejectedError, errors.ConnectError)
     assert issubclass(errors.ConnectionClosed, errors.TransportError)
     for name in errors.__all__:

@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from importlib.metadata import EntryPoint
+from importlib.metadata import EntryPoint, entry_points
 from typing import Any
 
 import pytest
@@ -13,13 +13,13 @@ from rtt_mock import MockTransport
 
 
 def fake_entry_points(*extra: EntryPoint) -> Any:
-    real = list(registry.entry_points(group=registry.ENTRY_POINT_GROUP))
+    real = list(entry_points(group=registry.ENTRY_POINT_GROUP))
 
-    def entry_points(group: str) -> list[EntryPoint]:
+    def fake(group: str) -> list[EntryPoint]:
         assert group == registry.ENTRY_POINT_GROUP
         return [*real, *extra]
 
-    return entry_points
+    return fake
 
 
 def ep(name: str, value: str) -> EntryPoint:

@@ -67,14 +67,15 @@ async def test_stall_and_resume(mock: MockTransport) -> None:
         assert link.to_client.buffered == 0
 
 
-async def test_sever_is_a_transport_error_on_both_sides_and_the_client_reconnects(mock: MockTransport) -> None:
+async def test_sever_is_a_transport_error_on_both_sides_and_the_client_reconnects(
+    mock: MockTransport,
+) -> None:
     async with mock.server() as server:
         rec = Recorder()
         server.on("disconnect", rec.handler("disconnect"))
         client = mock.client(server.url)
         crec = Recorder()
-        for name in ("close", "reconnected"):
-            client.on(name, crec.handler(name))  # type: ignore[arg-type]
+        crec.listen(client, "close", "reconnected")
         await client.connect()
         link = link_of(client)
         link.sever()

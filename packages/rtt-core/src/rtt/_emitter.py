@@ -20,7 +20,7 @@ class Emitter:
         self._logger = logger
         self._owner = owner
 
-    def on(self, event: str, handler: F | None = None) -> Any:
+    def on(self, event: str, handler: F | None = None) -> F | Callable[[F], F]:
         """Register ``handler`` for ``event``; without a handler, return a decorator."""
         handlers = self._handlers.get(event)
         if handlers is None:

@@ -16,7 +16,7 @@ import random
 from collections.abc import AsyncIterator, Callable
 from enum import Enum
 from types import TracebackType
-from typing import TYPE_CHECKING, Any, TypeVar
+from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._emitter import Emitter
 from .codec import check_message
@@ -84,7 +84,7 @@ class _Inbox:
     not consume its messages pushes back on the server (SPEC.md 4.5).
     """
 
-    __slots__ = ("_items", "_maxsize", "_getter", "_putter", "closed")
+    __slots__ = ("_getter", "_items", "_maxsize", "_putter", "closed")
 
     def __init__(self, maxsize: int) -> None:
         self._items: collections.deque[str | bytes] = collections.deque()
@@ -165,7 +165,11 @@ class Client(abc.ABC):
         """Messages in the offline queue, oldest first (left over if reconnection failed)."""
         return tuple(self._offline)
 
-    def on(self, event: ClientEvent, handler: H | None = None) -> Any:
+    @overload
+    def on(self, event: ClientEvent, handler: None = None) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: ClientEvent, handler: H) -> H: ...
+    def on(self, event: ClientEvent, handler: H | None = None) -> H | Callable[[H], H]:
         """Register a handler: ``client.on("message", fn)`` or ``@client.on("message")``."""
         return self._emitter.on(event, handler)
 

@@ -29,9 +29,7 @@ from typing import Literal
 __all__ = ["CLIENT_EVENTS", "SERVER_EVENTS", "ClientEvent", "CloseReason", "ServerEvent"]
 
 ServerEvent = Literal["connect", "message", "disconnect"]
-ClientEvent = Literal[
-    "open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error"
-]
+ClientEvent = Literal["open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error"]
 
 SERVER_EVENTS: tuple[ServerEvent, ...] = ("connect", "message", "disconnect")
 CLIENT_EVENTS: tuple[ClientEvent, ...] = (

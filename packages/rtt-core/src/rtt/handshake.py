@@ -7,7 +7,7 @@ application code ever sees a refused peer.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl
@@ -27,7 +27,7 @@ __all__ = [
 class Headers(Mapping[str, str]):
     """Immutable, case-insensitive HTTP headers; ``get_all`` returns repeated ones."""
 
-    __slots__ = ("_items", "_index")
+    __slots__ = ("_index", "_items")
 
     def __init__(self, items: Iterable[tuple[str, str]] | Mapping[str, str] = ()) -> None:
         pairs = list(items.items() if isinstance(items, Mapping) else items)
@@ -109,7 +109,7 @@ class Reject:
             raise ValueError(f"Reject status must be an HTTP error status (400-599), got {self.status}")
 
 
-AuthResult: TypeAlias = bool | None | Accept | Reject
+AuthResult: TypeAlias = bool | Accept | Reject | None
 Authorize: TypeAlias = Callable[[Handshake], AuthResult | Awaitable[AuthResult]]
 
 
@@ -118,7 +118,7 @@ def normalise_origin(origin: str) -> str:
     return origin.strip().rstrip("/").lower()
 
 
-def origin_allowed(origin: str | None, allowed: tuple[str, ...] | None) -> bool:
+def origin_allowed(origin: str | None, allowed: Collection[str] | None) -> bool:
     """Whether a handshake's ``Origin`` passes the allow-list.
 
     ``allowed=None`` turns the check off. A request without ``Origin`` is not

@@ -8,7 +8,7 @@ subclass on its transport; validation and error messages come for free.
 from __future__ import annotations
 
 import dataclasses
-from collections.abc import Callable, Mapping
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
@@ -62,7 +62,7 @@ class ServerOptions(Options):
     outbound_limit: int = 1 * MiB
     """Unsent bytes a socket may hold before it is dropped as a slow consumer."""
     # Security
-    allowed_origins: tuple[str, ...] | None = None
+    allowed_origins: Sequence[str] | None = None
     """Browser ``Origin`` allow-list; ``None`` disables the check, ``"*"`` allows all."""
     authorize: Authorize | None = None
     """Handshake hook: see :mod:`rtt.handshake`."""
@@ -75,12 +75,12 @@ class ServerOptions(Options):
     def __post_init__(self) -> None:
         super().__post_init__()
         _integer("outbound_limit", self.outbound_limit, minimum=1)
-        origins = self.allowed_origins
+        origins: object = self.allowed_origins
         if origins is not None:
-            if isinstance(origins, str) or not all(isinstance(o, str) for o in origins):
-                raise OptionError(
-                    f"option allowed_origins must be a list of origin strings, got {origins!r}"
-                )
+            if not isinstance(origins, list | tuple | set | frozenset) or not all(
+                isinstance(o, str) for o in origins
+            ):
+                raise OptionError(f"option allowed_origins must be a list of origin strings, got {origins!r}")
             object.__setattr__(self, "allowed_origins", tuple(normalise_origin(o) for o in origins))
         if self.authorize is not None and not callable(self.authorize):
             raise OptionError(f"option authorize must be callable, got {self.authorize!r}")
@@ -142,7 +142,7 @@ def option_names(cls: type[Any]) -> frozenset[str]:
     return frozenset(f.name for f in dataclasses.fields(cls))
 
 
-def build_options(cls: Callable[..., T], options: Mapping[str, Any], *, context: str) -> T:
+def build_options(cls: type[T], options: Mapping[str, Any], *, context: str) -> T:
     """Build ``cls(**options)``, naming the valid options if any name is unknown."""
     valid = option_names(cls)
     unknown = sorted(set(options) - valid)

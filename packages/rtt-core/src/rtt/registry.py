@@ -113,8 +113,7 @@ def load(transport: str | Transport | Mapping[str, Any] | None = None, /, **opti
     if isinstance(transport, Mapping):
         return _from_config(transport, options)
     raise ConfigError(
-        "transport must be a name, a Transport, a config mapping or None; "
-        f"got {type(transport).__name__}"
+        f"transport must be a name, a Transport, a config mapping or None; got {type(transport).__name__}"
     )
 
 

@@ -19,7 +19,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar
+from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._emitter import Emitter
 from .codec import check_message, message_size
@@ -172,7 +172,11 @@ class Server(abc.ABC, Generic[C]):
         """Live read-only view of connected sockets by id."""
         return MappingProxyType(self._sockets)
 
-    def on(self, event: ServerEvent, handler: H | None = None) -> Any:
+    @overload
+    def on(self, event: ServerEvent, handler: None = None) -> Callable[[H], H]: ...
+    @overload
+    def on(self, event: ServerEvent, handler: H) -> H: ...
+    def on(self, event: ServerEvent, handler: H | None = None) -> H | Callable[[H], H]:
         """Register a handler: ``server.on("message", fn)`` or ``@server.on("message")``.
 
         ``connect(socket)``, ``message(socket, data)``, ``disconnect(socket, reason)``;
@@ -314,8 +318,11 @@ class Server(abc.ABC, Generic[C]):
             )
         return decision
 
+    def _accepting(self) -> bool:
+        return self._state is ServerState.RUNNING
+
     async def _decide(self, handshake: Handshake) -> Accept | Reject:
-        if self._state is not ServerState.RUNNING:
+        if not self._accepting():
             return Reject(503, "Server shutting down")
         if not origin_allowed(handshake.origin, self.options.allowed_origins):
             return Reject(403, "Origin not allowed")
@@ -329,7 +336,7 @@ class Server(abc.ABC, Generic[C]):
         except Exception:
             logger.exception("authorize hook raised; rejecting the handshake")
             return Reject(500, "Authorization failed")
-        if self._state is not ServerState.RUNNING:
+        if not self._accepting():
             return Reject(503, "Server shutting down")  # shutdown began while authorize ran
         if result is None or result is True:
             return Accept()

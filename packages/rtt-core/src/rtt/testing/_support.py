@@ -11,6 +11,8 @@ from typing import TYPE_CHECKING, Any, TypeVar
 import pytest
 
 if TYPE_CHECKING:
+    from ..client import Client
+    from ..server import Server
     from .kit import Kit
 
 K = TypeVar("K", bound="Kit")
@@ -70,6 +72,12 @@ class Recorder:
             self.events.append((name, *args))
 
         return record
+
+    def listen(self, target: Server[Any] | Client, *names: str) -> Recorder:
+        """Record the events ``names`` of a server or client."""
+        for name in names:
+            target.on(name, self.handler(name))  # type: ignore[call-overload]
+        return self
 
     def names(self) -> list[str]:
         """Event names in order."""
