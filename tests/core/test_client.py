@@ -147,7 +147,7 @@ async def test_reconnect_failure_keeps_unsent_messages(
     await client.send("kept")
     assert await client.wait_closed() is CloseReason.TRANSPORT_ERROR
     assert client.unsent == ("kept",)
-    assert any("1 queued messages unsent" in r.getMessage() for r in caplog.records)
+    assert any("with 1 queued messages unsent" in r.getMessage() for r in caplog.records)
 
 
 async def test_close_while_reconnecting_stops(mock: MockTransport, caplog: pytest.LogCaptureFixture) -> None:
@@ -159,14 +159,15 @@ async def test_close_while_reconnecting_stops(mock: MockTransport, caplog: pytes
     await client.connect()
     await server.close()
     await rec.wait("reconnecting")
-    await client.send("discarded")
+    await client.send("kept")
     await client.close()
     count = len(rec.of("reconnecting"))
     await asyncio.sleep(0.2)
     assert len(rec.of("reconnecting")) == count
     assert rec.of("close") == [(CloseReason.SHUTDOWN,)]
     assert client.close_reason is CloseReason.CLIENT_CLOSED
-    assert any("1 unsent queued messages discarded" in r.getMessage() for r in caplog.records)
+    assert client.unsent == ("kept",)
+    assert any("(client closed) with 1 queued messages unsent" in r.getMessage() for r in caplog.records)
 
 
 async def test_zero_offline_queue_raises_at_once(mock: MockTransport) -> None:

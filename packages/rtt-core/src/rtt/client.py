@@ -162,7 +162,7 @@ class Client(abc.ABC):
 
     @property
     def unsent(self) -> tuple[str | bytes, ...]:
-        """Messages in the offline queue, oldest first (left over if reconnection failed)."""
+        """Messages in the offline queue, oldest first; once CLOSED, those never sent."""
         return tuple(self._offline)
 
     @overload
@@ -240,7 +240,7 @@ class Client(abc.ABC):
             raise StopAsyncIteration from None
 
     async def close(self) -> None:
-        """Close deliberately: never reconnects; queued unsent messages are discarded."""
+        """Close deliberately: never reconnects; queued messages stay in :attr:`unsent`."""
         if self._state is ClientState.CLOSED:
             return
         self._closing = True
@@ -255,8 +255,6 @@ class Client(abc.ABC):
                 await asyncio.wait_for(conn.close(CloseReason.CLIENT_CLOSED), self.options.close_timeout)
             except (TimeoutError, OSError, ConnectionClosed) as exc:
                 logger.debug("closing handshake did not complete: %r", exc)
-        if self._offline:
-            logger.warning("client closed with %d unsent queued messages discarded", len(self._offline))
         self._finalise(CloseReason.CLIENT_CLOSED)
         if was_open:
             await self._emit("close", CloseReason.CLIENT_CLOSED)
@@ -389,13 +387,17 @@ class Client(abc.ABC):
             await self._emit("open")
             await self._emit("reconnected", attempt)
             return conn
-        if self._offline:
-            logger.warning("reconnection failed with %d queued messages unsent", len(self._offline))
         self._finalise(final)
         await self._emit("reconnect_failed", attempt)
         return None
 
     def _finalise(self, reason: CloseReason) -> None:
+        if self._offline:
+            logger.warning(
+                "client closed (%s) with %d queued messages unsent; see Client.unsent",
+                reason,
+                len(self._offline),
+            )
         self._state = ClientState.CLOSED
         self._close_reason = reason
         self._conn = None
