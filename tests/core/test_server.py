@@ -10,6 +10,7 @@ import pytest
 import rtt
 from rtt import CloseReason, RejectedError, ServerState, StateError, UnknownSocketError
 from rtt.testing import Recorder, eventually
+import rtt_mock
 from rtt_mock import MockClient, MockTransport
 
 
@@ -146,3 +147,27 @@ async def test_info_logs_never_carry_message_bodies(
             assert await client.recv() == secret
     assert caplog.records
     assert not [r for r in caplog.records if secret in r.getMessage()]
+
+
+async def test_concurrent_close_waits_for_the_first(mock: MockTransport) -> None:
+    server = mock.server()
+    await server.start()
+    async with mock.client(server.url):
+        await eventually(lambda: server.sockets)
+        first = asyncio.ensure_future(server.close())
+        await asyncio.sleep(0)
+        await server.close()
+        assert server.state is ServerState.CLOSED
+        await first
+
+
+async def test_send_to_a_connection_that_just_ended(mock: MockTransport) -> None:
+    async with mock.server() as server, mock.client(server.url, reconnect=False) as client:
+        await eventually(lambda: server.sockets)
+        (socket_id,) = server.sockets
+        assert isinstance(server, rtt_mock.MockServer)
+        server.link(socket_id).sever()
+        with pytest.raises(rtt.ConnectionClosed):
+            await server.send(socket_id, "too late")
+        assert await server.broadcast("skipped") == 1
+        assert await client.wait_closed() is CloseReason.TRANSPORT_ERROR

@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import abc
 import asyncio
+import contextlib
 import inspect
 import logging
 import secrets
@@ -23,7 +24,7 @@ from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
 
 from ._emitter import Emitter
 from .codec import check_message, message_size
-from .errors import StateError, UnknownSocketError
+from .errors import ConnectionClosed, StateError, UnknownSocketError
 from .events import SERVER_EVENTS, CloseReason, ServerEvent
 from .handshake import Accept, Handshake, Headers, Reject, origin_allowed
 from .options import ServerOptions
@@ -145,6 +146,7 @@ class Server(abc.ABC, Generic[C]):
         self._idle.set()
         self._tasks: set[asyncio.Task[Any]] = set()
         self._address: tuple[str, int] | None = None
+        self._done = asyncio.Event()
 
     # -- Public API ------------------------------------------------------
 
@@ -197,6 +199,7 @@ class Server(abc.ABC, Generic[C]):
             self._address = await self._start()
         except BaseException:
             self._state = ServerState.CLOSED
+            self._done.set()
             raise
         logger.info("%s server listening at %s", self.transport.name, self._url())
 
@@ -208,8 +211,9 @@ class Server(abc.ABC, Generic[C]):
         """
         if self._state is ServerState.NEW:
             self._state = ServerState.CLOSED
-            return
+            self._done.set()
         if self._state is not ServerState.RUNNING:
+            await self._done.wait()  # another task is closing it, or it is closed
             return
         self._state = ServerState.CLOSING
         try:
@@ -228,6 +232,7 @@ class Server(abc.ABC, Generic[C]):
             await self._stop()
             await self._cancel_tasks()
             self._state = ServerState.CLOSED
+            self._done.set()
             logger.info("%s server closed", self.transport.name)
 
     async def __aenter__(self) -> Server[C]:
@@ -247,8 +252,10 @@ class Server(abc.ABC, Generic[C]):
 
         Raises :class:`~rtt.errors.UnknownSocketError` if no such socket is
         connected, :class:`~rtt.errors.MessageTooBigError` or
-        :class:`~rtt.errors.InvalidMessageError` for bad data. A socket whose
-        unsent data passes ``outbound_limit`` is closed as a slow consumer.
+        :class:`~rtt.errors.InvalidMessageError` for bad data, and
+        :class:`~rtt.errors.ConnectionClosed` if the connection ended before
+        the message could be queued. A socket whose unsent data passes
+        ``outbound_limit`` is closed as a slow consumer.
         """
         self._require_running("send")
         size = check_message(data, self.options.max_message_size)
@@ -263,11 +270,13 @@ class Server(abc.ABC, Generic[C]):
             self._slow_consumer(socket_id)
 
     async def broadcast(self, data: str | bytes, exclude: str | Iterable[str] = ()) -> int:
-        """Send one message to every connected socket except ``exclude``; return the count.
+        """Send one message to every connected socket except ``exclude``.
 
-        The message is checked and encoded once. Sockets that are closing are
-        skipped; a socket whose unsent data passes ``outbound_limit`` is
-        closed as a slow consumer instead of buffering without bound.
+        Returns how many sockets it addressed. The message is checked and
+        encoded once. Connections that ended but are not yet reported are
+        skipped (their ``disconnect`` is on its way); a socket whose unsent
+        data passes ``outbound_limit`` is closed as a slow consumer instead of
+        buffering without bound.
         """
         self._require_running("broadcast")
         size = check_message(data, self.options.max_message_size)
@@ -417,12 +426,17 @@ class Server(abc.ABC, Generic[C]):
 
     @abc.abstractmethod
     async def _send(self, conn: C, data: str | bytes) -> None:
-        """Queue one message on one connection; must not wait for the peer to read."""
+        """Queue one message on one connection; must not wait for the peer to read.
+
+        Raise :class:`~rtt.errors.ConnectionClosed` if the connection has
+        already ended (its ``_closed`` report is on its way).
+        """
 
     async def _broadcast(self, conns: list[C], data: str | bytes) -> None:
-        """Queue one message on many connections; override to encode only once."""
+        """Queue one message on many connections, skipping ended ones; override to encode once."""
         for conn in conns:
-            await self._send(conn, data)
+            with contextlib.suppress(ConnectionClosed):
+                await self._send(conn, data)
 
     @abc.abstractmethod
     def _buffered(self, conn: C) -> int:

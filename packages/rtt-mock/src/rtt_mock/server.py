@@ -5,7 +5,7 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from rtt import Accept, CloseReason, Handshake, Headers, Reject, Server, ServerOptions
+from rtt import Accept, CloseReason, ConnectionClosed, Handshake, Headers, Reject, Server, ServerOptions
 
 from .network import PING, Frame, Link, MockNetwork, Request
 
@@ -87,6 +87,8 @@ class MockServer(Server[Link]):
         return f"mock://{host}:{port}/"
 
     async def _send(self, conn: Link, data: str | bytes) -> None:
+        if conn.to_client.ended is not None:
+            raise ConnectionClosed(conn.to_client.ended)
         conn.to_client.put(Frame("message", data))
 
     def _buffered(self, conn: Link) -> int:
