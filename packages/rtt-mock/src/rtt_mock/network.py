@@ -40,7 +40,7 @@ class Pipe:
     """An ordered, one-way queue of frames that counts the message bytes it holds."""
 
     def __init__(self) -> None:
-        self._frames: collections.deque[tuple[float, Frame]] = collections.deque()
+        self._frames: collections.deque[tuple[float, int, Frame]] = collections.deque()
         self._waiter: asyncio.Future[None] | None = None
         self.buffered = 0
         self.drop_next = 0
@@ -51,13 +51,15 @@ class Pipe:
     def put(self, frame: Frame) -> None:
         if self.ended is not None:
             return
+        size = 0
         if frame.kind == "message":
             if self.drop_next:
                 self.drop_next -= 1
                 return
-            self.buffered += message_size(frame.data)
+            size = message_size(frame.data)
+            self.buffered += size
         due = asyncio.get_running_loop().time() + self.delay if self.delay else 0.0
-        self._frames.append((due, frame))
+        self._frames.append((due, size, frame))
         self._wake()
 
     async def get(self) -> Frame:
@@ -67,12 +69,12 @@ class Pipe:
             if self.ended is not None:
                 return Frame("close", reason=self.ended)
             if self._frames and not self.stalled:
-                due, frame = self._frames[0]
-                wait = due - loop.time()
+                due, size, frame = self._frames[0]
+                # Only delayed frames carry a due time, so the clock is read only for them.
+                wait = due - loop.time() if due else 0.0
                 if wait <= 0:
                     self._frames.popleft()
-                    if frame.kind == "message":
-                        self.buffered -= message_size(frame.data)
+                    self.buffered -= size
                     return frame
                 await asyncio.sleep(wait)
                 continue
