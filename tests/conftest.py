@@ -2,6 +2,9 @@
 
 from __future__ import annotations
 
+import gc
+from collections.abc import Iterator
+
 import pytest
 
 from rtt_mock import MockNetwork, MockTransport
@@ -11,3 +14,10 @@ from rtt_mock import MockNetwork, MockTransport
 def mock() -> MockTransport:
     """A mock transport on a fresh network, with fast reconnects."""
     return MockTransport(network=MockNetwork(), reconnect={"min_delay": 0.02, "max_delay": 0.05, "jitter": 0})
+
+
+@pytest.fixture(autouse=True)
+def _collect_garbage() -> Iterator[None]:
+    """Collect after each test so an unclosed socket or transport fails the test that leaked it."""
+    yield
+    gc.collect()

@@ -235,3 +235,26 @@ async def test_send_type_and_size_are_checked_first(mock: MockTransport) -> None
         await client.send("four")
     with pytest.raises(StateError, match="cannot send in state IDLE"):
         await client.send("ok")
+
+
+async def test_5xx_rejection_during_reconnect_is_retried(mock: MockTransport) -> None:
+    status = [503]
+
+    def authorize(handshake: rtt.Handshake) -> rtt.Reject | bool:
+        return rtt.Reject(status[0], "busy") if status[0] else True
+
+    server = mock.server()
+    await server.start()
+    port = server.address[1]
+    client = mock.client(server.url)
+    rec = Recorder().listen(client, "error", "reconnected")
+    await client.connect()
+    await server.close()
+    again = mock.server(port=port, authorize=authorize)
+    await again.start()
+    await eventually(lambda: len(rec.of("error")) >= 2)
+    assert all(isinstance(e, RejectedError) and e.status == 503 for (e,) in rec.of("error"))
+    status[0] = 0
+    await rec.wait("reconnected")
+    await client.close()
+    await again.close()

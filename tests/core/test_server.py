@@ -8,9 +8,9 @@ import logging
 import pytest
 
 import rtt
+import rtt_mock
 from rtt import CloseReason, RejectedError, ServerState, StateError, UnknownSocketError
 from rtt.testing import Recorder, eventually
-import rtt_mock
 from rtt_mock import MockClient, MockTransport
 
 

@@ -47,7 +47,15 @@ def test_fresh_virtualenv_install(tmp_path: Path) -> None:
     subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
     python = venv / "bin" / "python"
     subprocess.run(
-        [str(python), "-m", "pip", "install", "--quiet", str(ROOT / "packages/rtt-core"), str(ROOT / "packages/rtt-mock")],
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            str(ROOT / "packages/rtt-core"),
+            str(ROOT / "packages/rtt-mock"),
+        ],
         check=True,
         timeout=480,
     )

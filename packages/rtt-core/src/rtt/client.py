@@ -252,7 +252,8 @@ class Client(abc.ABC):
         conn = self._conn
         if conn is not None:
             try:
-                await asyncio.wait_for(conn.close(CloseReason.CLIENT_CLOSED), self.options.close_timeout)
+                # The plugin applies close_timeout itself; this only guards against a hang.
+                await asyncio.wait_for(conn.close(CloseReason.CLIENT_CLOSED), self.options.close_timeout + 1)
             except (TimeoutError, OSError, ConnectionClosed) as exc:
                 logger.debug("closing handshake did not complete: %r", exc)
         self._finalise(CloseReason.CLIENT_CLOSED)
@@ -372,6 +373,8 @@ class Client(abc.ABC):
                 conn = await self._attempt()
             except RejectedError as exc:
                 await self._emitter.emit("error", exc)
+                if exc.status >= 500:
+                    continue  # the server is restarting or overloaded: worth another attempt
                 final = CloseReason.REJECTED
                 break
             except Exception as exc:

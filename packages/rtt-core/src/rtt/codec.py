@@ -25,7 +25,14 @@ import binascii
 
 from .errors import InvalidMessageError, MessageTooBigError
 
-__all__ = ["BYTES_PREFIX", "check_message", "decode_text", "encode_text", "message_size"]
+__all__ = [
+    "BYTES_PREFIX",
+    "check_message",
+    "decode_text",
+    "encode_text",
+    "encoded_size_limit",
+    "message_size",
+]
 
 BYTES_PREFIX = "\x00b"
 _ESCAPE = "\x00"

@@ -33,7 +33,7 @@ def case(*, requires: Iterable[str] = ("python_client",)) -> Callable[[Case[K]],
             missing = needed - self.transport_capabilities().names()
             if missing:
                 pytest.skip(f"transport lacks capability {', '.join(sorted(missing))}")
-            asyncio.run(_bounded(fn(self), self.timeout, fn.__name__))
+            asyncio.run(_run_case(self, fn))
 
         test.__rtt_case__ = needed  # type: ignore[attr-defined]
         return test
@@ -41,12 +41,16 @@ def case(*, requires: Iterable[str] = ("python_client",)) -> Callable[[Case[K]],
     return decorate
 
 
-async def _bounded(coro: Awaitable[None], timeout: float, name: str) -> None:
+async def _run_case(kit: K, fn: Case[K]) -> None:
     try:
-        async with asyncio.timeout(timeout):
-            await coro
-    except TimeoutError:
-        raise AssertionError(f"{name} did not finish within {timeout} s") from None
+        try:
+            async with asyncio.timeout(kit.timeout):
+                await fn(kit)
+        except TimeoutError:
+            raise AssertionError(f"{fn.__name__} did not finish within {kit.timeout} s") from None
+    finally:
+        # Whatever happened, release every server and client the case made.
+        await kit._close_all()
 
 
 async def eventually(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:

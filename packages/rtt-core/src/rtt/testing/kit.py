@@ -102,11 +102,15 @@ class Kit:
         return self.make_transport().capabilities
 
     async def _close_all(self) -> None:
-        for client in getattr(self, "_clients", []):
-            await asyncio.wait_for(client.close(), 10)
-        for server in getattr(self, "_servers", []):
-            await asyncio.wait_for(server.close(), 15)
+        """Close every client, then every server, the case made; re-raise the first failure."""
+        clients, servers = getattr(self, "_clients", []), getattr(self, "_servers", [])
         self._clients, self._servers = [], []
+        closes = [asyncio.wait_for(c.close(), 10) for c in clients]
+        failures = [r for r in await asyncio.gather(*closes, return_exceptions=True) if r is not None]
+        closes = [asyncio.wait_for(s.close(), 15) for s in servers]
+        failures += [r for r in await asyncio.gather(*closes, return_exceptions=True) if r is not None]
+        if failures:
+            raise failures[0]
 
     async def server(self, *, port: int = 0, echo: bool = False, **options: Any) -> Server[Any]:
         """A started server (closed after the case); ``echo`` sends messages back."""
