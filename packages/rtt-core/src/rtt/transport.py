@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
+from importlib.resources.abc import Traversable
 from dataclasses import dataclass, fields
 from types import MappingProxyType
 from typing import Any, ClassVar
@@ -27,7 +28,7 @@ class Capabilities:
     python_client: bool = True
     """Ships a Python client (``Transport.client``)."""
     browser_client: bool = False
-    """Ships a browser client."""
+    """Ships a browser client (``Transport.browser_assets``)."""
     aiohttp: bool = False
     """Its server can be mounted into an existing aiohttp application."""
     asgi: bool = False
@@ -87,6 +88,14 @@ class Transport(abc.ABC):
     def configure(self, **options: Any) -> Transport:
         """A copy of this transport with some default options replaced."""
         return type(self)(**{**self.options, **options})
+
+    def browser_assets(self) -> Mapping[str, Traversable]:
+        """Browser client files by file name, for a server to hand out (SPEC.md 2.7).
+
+        Transports with the ``browser_client`` capability return the shared
+        ``rtt-client.js`` and their adapter; others return an empty mapping.
+        """
+        return {}
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"

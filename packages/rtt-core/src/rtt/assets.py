@@ -1,0 +1,45 @@
+"""Browser client files: how a transport exposes them and a server hands them out (SPEC.md 2.7).
+
+The shared part of every browser client (events, backoff, offline queue) is
+``rtt/browser/rtt-client.js`` in rtt-core; each plugin adds a small adapter
+file. A server serves exactly these files, read from the installed packages.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+
+__all__ = ["CORE_SCRIPT", "content_type", "core_script", "read_asset"]
+
+CORE_SCRIPT = "rtt-client.js"
+
+_TYPES = {
+    ".js": "text/javascript; charset=utf-8",
+    ".mjs": "text/javascript; charset=utf-8",
+    ".html": "text/html; charset=utf-8",
+    ".map": "application/json",
+}
+
+
+def core_script() -> Traversable:
+    """The shared browser client, ``rtt-client.js``."""
+    return files("rtt") / "browser" / CORE_SCRIPT
+
+
+def content_type(name: str) -> str:
+    """The ``Content-Type`` to serve an asset with."""
+    suffix = name[name.rfind(".") :] if "." in name else ""
+    return _TYPES.get(suffix, "application/octet-stream")
+
+
+def read_asset(assets: Mapping[str, Traversable], name: str) -> tuple[str, bytes] | None:
+    """``(content_type, body)`` of the asset called ``name``, or None if there is none.
+
+    Only names in ``assets`` are served, so no request path can reach any other file.
+    """
+    asset = assets.get(name)
+    if asset is None:
+        return None
+    return content_type(name), asset.read_bytes()

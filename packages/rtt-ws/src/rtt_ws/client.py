@@ -1,0 +1,96 @@
+"""The ws Python client: rtt's reconnecting client over the ``websockets`` client."""
+
+from __future__ import annotations
+
+from typing import TYPE_CHECKING
+
+from websockets.asyncio.client import ClientConnection as WsClientConnection
+from websockets.asyncio.client import connect
+from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.protocol import State
+
+from rtt import (
+    Client,
+    ClientConnection,
+    CloseReason,
+    ConnectError,
+    ConnectionClosed,
+    RejectedError,
+)
+
+if TYPE_CHECKING:
+    from websockets.frames import Close
+
+__all__ = ["WsClient", "WsConnection"]
+
+
+def _reason(received: Close | None, sent: Close | None) -> CloseReason:
+    if received is not None:
+        return CloseReason.from_wire(received.code, received.reason)
+    if sent is not None:
+        if sent.code == 1011 and "keepalive" in sent.reason:
+            return CloseReason.PING_TIMEOUT
+        return CloseReason.from_wire(sent.code, sent.reason)
+    return CloseReason.TRANSPORT_ERROR
+
+
+class WsConnection(ClientConnection):
+    """One ``websockets`` client connection."""
+
+    def __init__(self, ws: WsClientConnection) -> None:
+        self.ws = ws
+
+    async def recv(self) -> str | bytes:
+        try:
+            return await self.ws.recv()
+        except WsConnectionClosed as exc:
+            raise ConnectionClosed(_reason(exc.rcvd, exc.sent)) from None
+
+    async def send(self, data: str | bytes) -> None:
+        try:
+            await self.ws.send(data)
+        except WsConnectionClosed as exc:
+            raise ConnectionClosed(_reason(exc.rcvd, exc.sent)) from None
+
+    async def close(self, reason: CloseReason) -> None:
+        try:
+            await self.ws.close(reason.code, reason.value)
+        finally:
+            # If the handshake could not finish (or we were cancelled), drop the socket
+            # rather than leave it open.
+            if self.ws.state is not State.CLOSED:
+                self.ws.transport.abort()
+
+
+class WsClient(Client):
+    """A client of ``ws://`` and ``wss://`` URLs; any plain WebSocket server works too."""
+
+    _connection: WsConnection | None = None
+
+    @property
+    def websocket(self) -> WsClientConnection | None:
+        """The current ``websockets`` connection (an escape hatch, and for fault tests)."""
+        return self._connection.ws if self._connection is not None else None
+
+    async def _connect(self) -> ClientConnection:
+        options = self.options
+        try:
+            ws = await connect(
+                self.url,
+                additional_headers=options.headers,
+                compression=None,
+                proxy=None,
+                open_timeout=None,  # rtt applies connect_timeout to the whole attempt
+                close_timeout=options.close_timeout,
+                max_size=options.max_message_size,
+            )
+        except InvalidStatus as exc:
+            response = exc.response
+            if 400 <= response.status_code < 600:
+                raise RejectedError(response.status_code, response.reason_phrase) from None
+            raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
+        except (InvalidHandshake, InvalidURI) as exc:
+            raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
+        self._connection = WsConnection(ws)
+        return self._connection

@@ -1,0 +1,170 @@
+"""The ws server: rtt's server template over the ``websockets`` asyncio server.
+
+Mapping of the normalised options (SPEC.md 12.2): ``max_message_size`` is
+websockets' ``max_size`` (oversize closes with 1009); origins and ``authorize``
+run in ``process_request``, before the upgrade, and refuse with an HTTP
+status; ``ping_interval``/``ping_timeout``/``close_timeout`` are websockets'
+own; ``outbound_limit`` is checked against the asyncio transport's write
+buffer, because websockets' ``broadcast()`` writes without backpressure.
+"""
+
+from __future__ import annotations
+
+import logging
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+from websockets.asyncio.server import ServerConnection, broadcast, serve
+from websockets.datastructures import Headers as WsHeaders
+from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+from websockets.http11 import Request, Response
+from websockets.protocol import State
+
+from rtt import (
+    Accept,
+    CloseReason,
+    ConnectionClosed,
+    Handshake,
+    Headers,
+    Reject,
+    Server,
+)
+from rtt.assets import read_asset
+
+if TYPE_CHECKING:
+    from websockets.asyncio.server import Server as WsListener
+
+    from .transport import WsServerOptions, WsTransport
+
+__all__ = ["WsServer"]
+
+logger = logging.getLogger("rtt.ws")
+
+
+def close_reason(conn: ServerConnection) -> CloseReason:
+    """Why a connection ended, from the close frames websockets saw."""
+    protocol = conn.protocol
+    received, sent = protocol.close_rcvd, protocol.close_sent
+    peer_first = received is not None and (sent is None or protocol.close_rcvd_then_sent)
+    if peer_first:
+        assert received is not None
+        # 1000 and 1001 (a page going away) are the client's own deliberate close.
+        if received.code in (1000, 1001):
+            return CloseReason.CLIENT_CLOSED
+        return CloseReason.from_wire(received.code, received.reason)
+    if sent is not None:
+        if sent.code == 1011 and "keepalive" in sent.reason:
+            return CloseReason.PING_TIMEOUT
+        return CloseReason.from_wire(sent.code, sent.reason)
+    return CloseReason.TRANSPORT_ERROR
+
+
+class WsServer(Server[ServerConnection]):
+    """A server at ``ws://host:port/``; any path is accepted and reported in ``socket.path``.
+
+    Plain HTTP GETs under ``assets_path`` (default ``/rtt/``) get the browser
+    client files, so a page can load exactly the code that talks to this server.
+    """
+
+    options: WsServerOptions
+
+    def __init__(self, transport: WsTransport, options: WsServerOptions, host: str, port: int) -> None:
+        super().__init__(transport, options, host, port)
+        self._listener: WsListener | None = None
+        # Accepted handshakes waiting for their connection handler.
+        self._admitted: dict[ServerConnection, tuple[Handshake, Accept]] = {}
+
+    async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        parts = urlsplit(request.path)
+        assets_path = self.options.assets_path
+        upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
+        if assets_path is not None and not upgrade and parts.path.startswith(assets_path):
+            return self._asset(parts.path[len(assets_path) :])
+        remote = conn.remote_address
+        handshake = Handshake(
+            headers=Headers(request.headers.raw_items()),
+            path=parts.path or "/",
+            query_string=parts.query,
+            remote_address=(remote[0], remote[1]) if remote else None,
+        )
+        decision = await self._admit(handshake)
+        if isinstance(decision, Reject):
+            return conn.respond(decision.status, f"{decision.reason}\n")
+        self._admitted[conn] = (handshake, decision)
+        return None
+
+    def _asset(self, name: str) -> Response:
+        found = read_asset(self.transport.browser_assets(), name)
+        if found is None:
+            return Response(404, "Not Found", WsHeaders({"Content-Length": "0"}))
+        content_type, body = found
+        headers = WsHeaders(
+            {"Content-Type": content_type, "Content-Length": str(len(body)), "Cache-Control": "no-cache"}
+        )
+        return Response(200, "OK", headers, body)
+
+    async def _handler(self, conn: ServerConnection) -> None:
+        admitted = self._admitted.pop(conn, None)
+        if admitted is None:  # pragma: no cover - websockets calls process_request first
+            return
+        handshake, accept = admitted
+        socket = await self._opened(conn, handshake, accept.identity)
+        try:
+            async for data in conn:
+                await self._received(socket, data)
+        except WsConnectionClosed:
+            pass
+        await self._closed(socket, close_reason(conn))
+
+    # -- rtt.Server hooks ---------------------------------------------------
+
+    async def _start(self) -> tuple[str, int]:
+        options = self.options
+        self._listener = await serve(
+            self._handler,
+            self.host,
+            self.port,
+            process_request=self._process_request,
+            compression=None,
+            max_size=options.max_message_size,
+            ping_interval=options.ping_interval,
+            ping_timeout=options.ping_timeout,
+            close_timeout=options.close_timeout,
+        )
+        host, port = next(iter(self._listener.sockets)).getsockname()[:2]
+        return host, port
+
+    def _url(self) -> str:
+        host, port = self.address
+        if ":" in host:
+            host = f"[{host}]"
+        return f"ws://{host}:{port}/"
+
+    async def _send(self, conn: ServerConnection, data: str | bytes) -> None:
+        if conn.protocol.state is not State.OPEN:
+            raise ConnectionClosed(close_reason(conn))
+        broadcast((conn,), data)  # writes at once; rtt bounds the buffer (outbound_limit)
+
+    async def _broadcast(self, conns: list[ServerConnection], data: str | bytes) -> None:
+        broadcast(conns, data)  # encodes once, skips connections that are not open
+
+    def _buffered(self, conn: ServerConnection) -> int:
+        return conn.transport.get_write_buffer_size()
+
+    async def _close(self, conn: ServerConnection, reason: CloseReason) -> None:
+        await conn.close(reason.code, reason.value)
+
+    def _abort(self, conn: ServerConnection) -> None:
+        conn.transport.abort()
+
+    async def _stop_accepting(self) -> None:
+        if self._listener is not None:
+            # Stop listening; rtt closes the open connections itself with its own reason.
+            self._listener.close(close_connections=False)
+
+    async def _stop(self) -> None:
+        if self._listener is not None:
+            for conn in list(self._listener.connections):
+                conn.transport.abort()
+            self._listener.close(close_connections=False)
+            await self._listener.wait_closed()

@@ -1,0 +1,56 @@
+"""The ws transport: raw WebSocket on ``websockets``."""
+
+from __future__ import annotations
+
+from collections.abc import Mapping
+from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
+from urllib.parse import urlsplit
+
+from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
+from rtt.assets import CORE_SCRIPT, core_script
+
+from .client import WsClient
+from .server import WsServer
+
+__all__ = ["WsServerOptions", "WsTransport"]
+
+
+@dataclass(frozen=True, kw_only=True)
+class WsServerOptions(ServerOptions):
+    """rtt's server options plus where the ws server hands out the browser client."""
+
+    assets_path: str | None = "/rtt/"
+    """URL path prefix for ``browser_assets()`` (``/rtt/rtt-ws.js``); ``None`` serves nothing."""
+
+    def __post_init__(self) -> None:
+        super().__post_init__()
+        path = self.assets_path
+        if path is not None and not (isinstance(path, str) and path.startswith("/") and path.endswith("/")):
+            raise OptionError(f"option assets_path must be None or a path like '/rtt/', got {path!r}")
+
+
+class WsTransport(Transport):
+    """``rtt.load("ws")``: servers at ``ws://host:port/``, plain WebSocket on the wire."""
+
+    name = "ws"
+    capabilities = Capabilities(binary=True, python_client=True, browser_client=True)
+    server_options = WsServerOptions
+
+    def browser_assets(self) -> Mapping[str, Traversable]:
+        browser = files("rtt_ws") / "browser"
+        return {
+            CORE_SCRIPT: core_script(),
+            "rtt-ws.js": browser / "rtt-ws.js",
+            "rtt-ws.mjs": browser / "rtt-ws.mjs",
+        }
+
+    def _create_server(self, options: ServerOptions, host: str, port: int) -> WsServer:
+        assert isinstance(options, WsServerOptions)
+        return WsServer(self, options, host, port)
+
+    def _create_client(self, url: str, options: ClientOptions) -> WsClient:
+        if urlsplit(url).scheme not in ("ws", "wss"):
+            raise ConfigError(f"the ws transport connects to ws:// or wss:// URLs, got {url!r}")
+        return WsClient(self, url, options)

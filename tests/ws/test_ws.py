@@ -1,0 +1,207 @@
+"""rtt-ws specifics: a plain WebSocket wire, option mapping, browser assets (SPEC.md 12.2)."""
+
+from __future__ import annotations
+
+import asyncio
+import subprocess
+import sys
+import textwrap
+import urllib.error
+import urllib.request
+from pathlib import Path
+from typing import Any
+
+import pytest
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+import rtt
+from rtt.testing import Recorder, eventually
+from rtt_ws import WsServer, WsTransport
+
+ROOT = Path(__file__).resolve().parents[2]
+
+
+@pytest.fixture
+def ws() -> rtt.Transport:
+    return rtt.load("ws", reconnect={"min_delay": 0.02, "max_delay": 0.05, "jitter": 0})
+
+
+def plain(url: str, **kwargs: Any) -> Any:
+    """A plain `websockets` client: no rtt code on the client side."""
+    return connect(url, compression=None, proxy=None, **kwargs)
+
+
+async def echo_server(ws: rtt.Transport, **options: Any) -> rtt.Server[Any]:
+    server = ws.server(**options)
+
+    @server.on("message")
+    async def echo(socket: rtt.Socket, data: str | bytes) -> None:
+        await server.send(socket.id, data)
+
+    await server.start()
+    return server
+
+
+async def test_plain_websocket_client_gets_plain_frames(ws: rtt.Transport) -> None:
+    server = await echo_server(ws)
+    try:
+        async with plain(server.url + "room?x=1") as conn:
+            await conn.send("text frame")
+            assert await conn.recv() == "text frame"
+            await conn.send(b"\x00\xffbinary frame")
+            assert await conn.recv() == b"\x00\xffbinary frame"
+            # Nothing rtt-specific on the wire: a text message starting with NUL is just text.
+            await conn.send("\x00b AAAA")
+            assert await conn.recv() == "\x00b AAAA"
+            (socket,) = server.sockets.values()
+            assert socket.path == "/room" and socket.query == {"x": "1"}
+        await eventually(lambda: not server.sockets)
+    finally:
+        await server.close()
+
+
+async def test_close_codes_seen_by_a_plain_client(ws: rtt.Transport) -> None:
+    server = await echo_server(ws, max_message_size=100)
+    rec = Recorder().listen(server, "disconnect")
+    try:
+        async with plain(server.url) as conn:
+            await eventually(lambda: server.sockets)
+            (socket_id,) = server.sockets
+            await server.disconnect(socket_id)
+            with pytest.raises(ConnectionClosed) as info:
+                await conn.recv()
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (1000, "server closed")
+        async with plain(server.url, max_size=1000) as conn:
+            await conn.send("x" * 101)
+            with pytest.raises(ConnectionClosed) as info:
+                await conn.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+        async with plain(server.url) as conn:
+            await conn.close(4000, "custom")
+        async with plain(server.url) as conn:
+            pass  # a plain client's normal close is the client closing
+        await rec.wait("disconnect", 4)
+        reasons = [reason for _, reason in rec.of("disconnect")]
+        assert reasons == [
+            rtt.CloseReason.SERVER_CLOSED,
+            rtt.CloseReason.MESSAGE_TOO_BIG,
+            rtt.CloseReason.TRANSPORT_ERROR,
+            rtt.CloseReason.CLIENT_CLOSED,
+        ]
+    finally:
+        await server.close()
+
+
+async def test_shutdown_is_1001_and_origins_are_refused_before_the_upgrade(ws: rtt.Transport) -> None:
+    server = await echo_server(ws, allowed_origins=["https://app.example"])
+    try:
+        with pytest.raises(InvalidStatus) as info:
+            async with plain(server.url, origin="https://evil.example"):
+                pass
+        assert info.value.response.status_code == 403
+        assert b"Origin not allowed" in info.value.response.body
+        async with plain(server.url, origin="https://app.example") as conn:
+            await eventually(lambda: server.sockets)
+            await server.close()
+            with pytest.raises(ConnectionClosed) as closed:
+                await conn.recv()
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "shutdown")
+    finally:
+        await server.close()
+
+
+async def test_rtt_client_talks_to_a_plain_websockets_server(ws: rtt.Transport) -> None:
+    async def handler(conn: ServerConnection) -> None:
+        async for message in conn:
+            await conn.send(message)
+        await conn.close()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as plain_server:
+        port = next(iter(plain_server.sockets)).getsockname()[1]
+        async with ws.client(f"ws://127.0.0.1:{port}/") as client:
+            await client.send("hi")
+            await client.send(b"\x01")
+            assert [await client.recv(), await client.recv()] == ["hi", b"\x01"]
+
+
+async def test_client_only_accepts_ws_urls(ws: rtt.Transport) -> None:
+    with pytest.raises(rtt.ConfigError, match="ws:// or wss://"):
+        ws.client("http://127.0.0.1:1/")
+    with pytest.raises(rtt.ConnectError, match="cannot connect"):
+        await ws.client("ws://127.0.0.1:1/").connect()
+
+
+def fetch(url: str) -> tuple[int, str | None, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.headers["Content-Type"], response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, None, b""
+
+
+async def test_browser_assets_are_served_and_nothing_else(ws: rtt.Transport) -> None:
+    assets = ws.browser_assets()
+    assert set(assets) == {"rtt-client.js", "rtt-ws.js", "rtt-ws.mjs"}
+    assert ws.capabilities.browser_client
+    async with ws.server() as server:
+        base = server.url.replace("ws://", "http://")
+        for name, file in assets.items():
+            status, content_type, body = await asyncio.to_thread(fetch, f"{base}rtt/{name}")
+            assert (status, content_type) == (200, "text/javascript; charset=utf-8")
+            assert body == file.read_bytes()
+        for path in ("rtt/nope.js", "rtt/../pyproject.toml", "rtt/", "rtt/%2e%2e/x"):
+            assert (await asyncio.to_thread(fetch, base + path))[0] == 404
+        assert (await asyncio.to_thread(fetch, base + "elsewhere"))[0] == 426  # WebSocket only
+    async with ws.server(assets_path="/static/rtt/") as server:
+        base = server.url.replace("ws://", "http://")
+        assert (await asyncio.to_thread(fetch, base + "static/rtt/rtt-ws.js"))[0] == 200
+    async with ws.server(assets_path=None) as server:
+        base = server.url.replace("ws://", "http://")
+        assert (await asyncio.to_thread(fetch, base + "rtt/rtt-ws.js"))[0] == 426
+
+
+def test_ws_options_are_validated() -> None:
+    with pytest.raises(rtt.OptionError, match="assets_path must be None or a path"):
+        rtt.load("ws", assets_path="rtt")
+    with pytest.raises(rtt.OptionError, match="'assets_path' for ws client"):
+        rtt.load("ws").client("ws://127.0.0.1:1/", assets_path="/x/")
+    server = rtt.load("ws", max_message_size=10).server()
+    assert isinstance(server, WsServer) and server.options.max_message_size == 10
+    assert isinstance(rtt.load("ws"), WsTransport)
+
+
+@pytest.mark.timeout(600)
+def test_fresh_virtualenv_install(tmp_path: Path) -> None:
+    """`pip install packages/rtt-core packages/rtt-ws` pulls in websockets and nothing else."""
+    venv = tmp_path / "venv"
+    subprocess.run([sys.executable, "-m", "venv", str(venv)], check=True, timeout=120)
+    python = venv / "bin" / "python"
+    subprocess.run(
+        [
+            str(python),
+            "-m",
+            "pip",
+            "install",
+            "--quiet",
+            str(ROOT / "packages/rtt-core"),
+            str(ROOT / "packages/rtt-ws"),
+        ],
+        check=True,
+        timeout=480,
+    )
+    code = textwrap.dedent(
+        """
+        import importlib.metadata, rtt
+        assert rtt.load("ws").name == "ws"
+        assert [i.name for i in rtt.available()] == ["ws"]
+        names = sorted(d.metadata["Name"].lower() for d in importlib.metadata.distributions())
+        extra = [n for n in names if n not in ("pip", "setuptools", "rtt-core", "rtt-ws", "websockets")]
+        assert not extra, extra
+        """
+    )
+    result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
+    assert result.returncode == 0, result.stderr
