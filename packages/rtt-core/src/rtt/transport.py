@@ -4,8 +4,8 @@ from __future__ import annotations
 
 import abc
 from collections.abc import Mapping
-from importlib.resources.abc import Traversable
 from dataclasses import dataclass, fields
+from importlib.resources.abc import Traversable
 from types import MappingProxyType
 from typing import Any, ClassVar
 

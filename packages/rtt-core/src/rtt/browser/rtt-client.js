@@ -1,0 +1,794 @@
+/**
+ * rtt-client.js: the shared core of rtt's browser clients (SPEC.md sections 4, 5, 6, 7.2).
+ *
+ * The browser twin of the Python `rtt.Client`: the same events in the same order, the
+ * same options (camelCase, delays in seconds), the same close reasons, backoff and
+ * offline queue. It speaks no wire protocol itself: each transport plugin ships a small
+ * adapter file that calls `rtt.registerTransport(name, adapter)` (rtt-ws.js for "ws").
+ *
+ * Plain ES2020 with no build step and no dependencies. It works as a classic script
+ * (load it before the adapter) and as an imported module (a plugin's .mjs entry imports
+ * it); either way it only adds `globalThis.rtt`.
+ *
+ *     <script src="http://host:port/rtt/rtt-client.js"></script>
+ *     <script src="http://host:port/rtt/rtt-ws.js"></script>
+ *     <script>
+ *       const client = rtt.client("ws", "ws://host:port/", { reconnect: { maxAttempts: 10 } });
+ *       client.on("message", (data) => console.log(data));
+ *       client.connect().then(() => client.send("hello"));
+ *     </script>
+ *
+ * Adapter contract (what a transport plugin writes; the core owns every policy):
+ *
+ *   adapter.open(url, options, sink) -> connection
+ *       Start one connection attempt and return at once. `options` are the client's
+ *       frozen options. Throwing fails the attempt. Do not call `sink` from inside
+ *       `open()` itself.
+ *   connection.send(data)
+ *       Write one message: a string, or a Uint8Array for binary. Throw if the
+ *       connection can no longer send (it is closing or closed): the client then keeps
+ *       the message for the next connection instead of losing it silently.
+ *   connection.close(code, reasonText)
+ *       Close, or abandon an attempt, with a WebSocket close code and the CloseReason
+ *       string. Must not throw; may be called more than once. The client ignores
+ *       whatever the sink reports afterwards.
+ *   sink.opened()        the attempt succeeded and the connection can send
+ *   sink.message(data)   a message arrived: a string, or a Uint8Array for binary
+ *   sink.closed(reason)  the open connection ended; `reason` is a CloseReason value
+ *   sink.failed(error)   the attempt failed before opening; pass a RejectedError with
+ *                        the HTTP status if the transport can tell the server refused it
+ *
+ * The core applies `connectTimeout`, checks message types and sizes in both
+ * directions, queues while disconnected and decides whether to reconnect.
+ */
+(() => {
+  "use strict";
+
+  const rtt = globalThis.rtt || (globalThis.rtt = {});
+  if (rtt.Client) {
+    // Loaded twice (a script tag and a module import, say): keep the first copy, whose
+    // transport registry the adapters already wrote to.
+    return;
+  }
+
+  // -- Close reasons (SPEC.md 6) ------------------------------------------------------
+
+  /**
+   * Why a connection ended: one vocabulary for every transport. Each value is also the
+   * WebSocket close reason text rtt sends, so a peer recovers it exactly.
+   * @readonly
+   * @enum {string}
+   */
+  const CloseReason = Object.freeze({
+    CLIENT_CLOSED: "client closed",
+    SERVER_CLOSED: "server closed",
+    SHUTDOWN: "shutdown",
+    PING_TIMEOUT: "ping timeout",
+    MESSAGE_TOO_BIG: "message too big",
+    SLOW_CONSUMER: "slow consumer",
+    REJECTED: "rejected",
+    PROTOCOL_ERROR: "protocol error",
+    TRANSPORT_ERROR: "transport error",
+  });
+
+  const REASONS = new Set(Object.values(CloseReason));
+
+  // The WebSocket close code (RFC 6455 7.4) rtt sends with each reason, as in Python.
+  const CODES = new Map([
+    [CloseReason.CLIENT_CLOSED, 1000],
+    [CloseReason.SERVER_CLOSED, 1000],
+    [CloseReason.SHUTDOWN, 1001],
+    [CloseReason.PING_TIMEOUT, 1011],
+    [CloseReason.MESSAGE_TOO_BIG, 1009],
+    [CloseReason.SLOW_CONSUMER, 1008],
+    [CloseReason.REJECTED, 1008],
+    [CloseReason.PROTOCOL_ERROR, 1002],
+    [CloseReason.TRANSPORT_ERROR, 1006],
+  ]);
+
+  // Codes received without rtt's reason text (a plain WebSocket server); 1000 from a
+  // server means it closed this socket on purpose.
+  const FROM_CODE = new Map([
+    [1000, CloseReason.SERVER_CLOSED],
+    [1001, CloseReason.SHUTDOWN],
+    [1002, CloseReason.PROTOCOL_ERROR],
+    [1003, CloseReason.PROTOCOL_ERROR],
+    [1007, CloseReason.PROTOCOL_ERROR],
+    [1009, CloseReason.MESSAGE_TOO_BIG],
+    [1011, CloseReason.TRANSPORT_ERROR],
+    [1012, CloseReason.SHUTDOWN],
+    [1013, CloseReason.SHUTDOWN],
+  ]);
+
+  // Deliberate closes by either side and rejections are final; the rest reconnect.
+  const FINAL = new Set([CloseReason.CLIENT_CLOSED, CloseReason.SERVER_CLOSED, CloseReason.REJECTED]);
+
+  /**
+   * Map a received WebSocket close code and reason text to a CloseReason, exactly as
+   * Python's `CloseReason.from_wire`: the text wins when it is one of ours, then the
+   * code; no code at all (no close frame) counts as 1006.
+   * @param {number | null | undefined} code
+   * @param {string} [text]
+   * @returns {string} a CloseReason value
+   */
+  function closeReasonFromWire(code, text = "") {
+    if (REASONS.has(text)) return text;
+    return FROM_CODE.get(code ?? 1006) ?? CloseReason.TRANSPORT_ERROR;
+  }
+
+  /**
+   * The WebSocket close code that carries `reason` (Python's `CloseReason.code`).
+   * @param {string} reason a CloseReason value
+   * @returns {number}
+   */
+  function closeCode(reason) {
+    const code = CODES.get(reason);
+    if (code === undefined) throw new TypeError(`not a CloseReason: ${describe(reason)}`);
+    return code;
+  }
+
+  // -- Errors (SPEC.md 9) ---------------------------------------------------------------
+
+  /** Base class of every error rtt throws on purpose. */
+  class RttError extends Error {
+    /** @param {string} message */
+    constructor(message) {
+      super(message);
+      this.name = new.target.name;
+    }
+  }
+
+  /** The operation is not allowed in the client's current state. */
+  class StateError extends RttError {}
+
+  /** A message is neither a string nor binary data. */
+  class InvalidMessageError extends RttError {}
+
+  /** A message is larger than `maxMessageSize` (UTF-8 bytes for strings). */
+  class MessageTooBigError extends RttError {
+    /** @param {number} size @param {number} limit */
+    constructor(size, limit) {
+      super(`message of ${size} bytes exceeds maxMessageSize=${limit}`);
+      /** @type {number} */ this.size = size;
+      /** @type {number} */ this.limit = limit;
+    }
+  }
+
+  /** The client is disconnected and its offline queue is full; nothing was queued. */
+  class OfflineQueueFullError extends RttError {
+    /** @param {number} size */
+    constructor(size) {
+      super(
+        `client is not connected and its offline queue is full (${size} messages); ` +
+          "the message was not queued",
+      );
+      /** @type {number} */ this.size = size;
+    }
+  }
+
+  /** A connection attempt failed (refused, timed out, closed before opening). */
+  class ConnectError extends RttError {
+    /** @param {string} message @param {unknown} [cause] the underlying error, if any */
+    constructor(message, cause) {
+      super(message);
+      if (cause !== undefined) this.cause = cause;
+    }
+  }
+
+  /**
+   * The server refused the handshake with an HTTP status. A native WebSocket cannot see
+   * the status, so the ws adapter reports a plain ConnectError instead; transports over
+   * HTTP can tell.
+   */
+  class RejectedError extends ConnectError {
+    /** @param {number} status @param {string} [reason] */
+    constructor(status, reason = "") {
+      super(`handshake rejected with HTTP ${status}` + (reason ? `: ${reason}` : ""));
+      /** @type {number} */ this.status = status;
+      /** @type {string} */ this.reason = reason;
+    }
+  }
+
+  /** A message could not be written because the connection had just ended. */
+  class ConnectionClosed extends RttError {
+    /** @param {string | null} reason a CloseReason value, or null while not yet known */
+    constructor(reason) {
+      super("connection closed" + (reason ? `: ${reason}` : ""));
+      /** @type {string | null} */ this.reason = reason;
+    }
+  }
+
+  // -- Options (SPEC.md 7.2) ------------------------------------------------------------
+
+  function describe(value) {
+    if (typeof value === "string") return JSON.stringify(value);
+    if (value === null || typeof value !== "object") return String(value);
+    return (value.constructor && value.constructor.name) || "object";
+  }
+
+  // Fill in defaults, refusing names that are not options (a typo must not pass silently).
+  function withDefaults(context, defaults, given) {
+    if (given === null || typeof given !== "object" || Array.isArray(given)) {
+      throw new TypeError(`${context} options must be an object, got ${describe(given)}`);
+    }
+    const unknown = Object.keys(given).filter((name) => !(name in defaults));
+    if (unknown.length > 0) {
+      throw new TypeError(
+        `unknown option${unknown.length > 1 ? "s" : ""} ${unknown.map(describe).join(", ")} ` +
+          `for ${context}; valid options: ${Object.keys(defaults).join(", ")}`,
+      );
+    }
+    const options = { ...defaults };
+    for (const [name, value] of Object.entries(given)) {
+      if (value !== undefined) options[name] = value;
+    }
+    return options;
+  }
+
+  function checkNumber(context, name, value, { min, minExclusive = false }) {
+    if (typeof value !== "number" || Number.isNaN(value)) {
+      throw new TypeError(`${context} ${name} must be a number, got ${describe(value)}`);
+    }
+    if (value < min || (minExclusive && value === min)) {
+      throw new TypeError(`${context} ${name} must be ${minExclusive ? ">" : ">="} ${min}, got ${value}`);
+    }
+  }
+
+  function checkInteger(context, name, value, min) {
+    if (!Number.isSafeInteger(value)) {
+      throw new TypeError(`${context} ${name} must be an integer, got ${describe(value)}`);
+    }
+    checkNumber(context, name, value, { min });
+  }
+
+  const POLICY_DEFAULTS = Object.freeze({
+    minDelay: 1,
+    maxDelay: 30,
+    factor: 2,
+    jitter: 0.5,
+    maxAttempts: null,
+  });
+
+  /**
+   * How a client waits between reconnection attempts (Python's `rtt.ReconnectPolicy`).
+   *
+   * Attempt n (from 1) waits `min(maxDelay, minDelay * factor ** (n - 1))` seconds, moved
+   * uniformly at random within ±`jitter` times itself, then capped at `maxDelay` (and at
+   * least 0). `maxAttempts: null` retries forever. A subclass may override `delays()`.
+   */
+  class ReconnectPolicy {
+    /**
+     * @param {{minDelay?: number, maxDelay?: number, factor?: number, jitter?: number,
+     *          maxAttempts?: number | null}} [fields] delays in seconds
+     */
+    constructor(fields = {}) {
+      const o = withDefaults("reconnect", POLICY_DEFAULTS, fields);
+      checkNumber("reconnect", "minDelay", o.minDelay, { min: 0 });
+      checkNumber("reconnect", "maxDelay", o.maxDelay, { min: o.minDelay });
+      checkNumber("reconnect", "factor", o.factor, { min: 1 });
+      checkNumber("reconnect", "jitter", o.jitter, { min: 0 });
+      if (o.jitter > 1) throw new TypeError(`reconnect jitter must be between 0 and 1, got ${o.jitter}`);
+      if (o.maxAttempts !== null) checkInteger("reconnect", "maxAttempts", o.maxAttempts, 1);
+      /** @type {number} */ this.minDelay = o.minDelay;
+      /** @type {number} */ this.maxDelay = o.maxDelay;
+      /** @type {number} */ this.factor = o.factor;
+      /** @type {number} */ this.jitter = o.jitter;
+      /** @type {number | null} */ this.maxAttempts = o.maxAttempts;
+    }
+
+    /**
+     * Yield the delay in seconds before each attempt; the generator ends when attempts
+     * run out. A client takes a fresh generator for each outage.
+     * @param {() => number} [random] uniform in [0, 1), for tests
+     * @returns {Generator<number, void, void>}
+     */
+    *delays(random = Math.random) {
+      let base = this.minDelay;
+      for (let attempt = 1; this.maxAttempts === null || attempt <= this.maxAttempts; attempt++) {
+        const spread = base * this.jitter;
+        yield Math.max(0, Math.min(this.maxDelay, base - spread + 2 * spread * random()));
+        base = Math.min(this.maxDelay, base * this.factor);
+      }
+    }
+  }
+
+  const CLIENT_DEFAULTS = Object.freeze({
+    reconnect: true,
+    offlineQueueSize: 1000,
+    maxMessageSize: 1048576,
+    connectTimeout: 10,
+  });
+
+  function clientOptions(given) {
+    const o = withDefaults("rtt client", CLIENT_DEFAULTS, given);
+    const reconnect = o.reconnect;
+    if (reconnect === false || reconnect === null) o.reconnect = null;
+    else if (reconnect === true) o.reconnect = new ReconnectPolicy();
+    else if (reconnect instanceof ReconnectPolicy) o.reconnect = reconnect;
+    else if (typeof reconnect === "object" && !Array.isArray(reconnect)) o.reconnect = new ReconnectPolicy(reconnect);
+    else {
+      throw new TypeError(
+        `option reconnect must be a ReconnectPolicy, an object of its fields, true or false; got ${describe(reconnect)}`,
+      );
+    }
+    checkInteger("option", "offlineQueueSize", o.offlineQueueSize, 0);
+    checkInteger("option", "maxMessageSize", o.maxMessageSize, 1);
+    checkNumber("option", "connectTimeout", o.connectTimeout, { min: 0, minExclusive: true });
+    return Object.freeze(o);
+  }
+
+  // -- Messages (SPEC.md 5) -------------------------------------------------------------
+
+  // Strings stay strings; all binary becomes a Uint8Array view (no copy yet).
+  function toMessage(data) {
+    if (typeof data === "string") return data;
+    // toString also recognises an ArrayBuffer from another realm (an iframe).
+    if (Object.prototype.toString.call(data) === "[object ArrayBuffer]") return new Uint8Array(data);
+    if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
+    const hint =
+      typeof Blob !== "undefined" && data instanceof Blob ? "; read a Blob first: await blob.arrayBuffer()" : "";
+    throw new InvalidMessageError(
+      `message must be a string, ArrayBuffer, TypedArray or DataView, got ${describe(data)}${hint}`,
+    );
+  }
+
+  // UTF-8 length without encoding: one byte per UTF-16 unit, plus the extra bytes.
+  function utf8Length(text) {
+    let size = text.length;
+    for (let i = 0; i < text.length; i++) {
+      const unit = text.charCodeAt(i);
+      if (unit < 0x80) continue;
+      if (unit < 0x800) {
+        size += 1;
+      } else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
+        const next = text.charCodeAt(i + 1);
+        if (next >= 0xdc00 && next <= 0xdfff) {
+          size += 2; // a surrogate pair: two units, four bytes
+          i++;
+        } else {
+          size += 2; // a lone surrogate is sent as U+FFFD: three bytes
+        }
+      } else {
+        size += 2;
+      }
+    }
+    return size;
+  }
+
+  // The size of a message if it exceeds `limit`, else 0. UTF-8 never takes more than
+  // three bytes per UTF-16 unit, so most strings need no counting at all.
+  function oversize(message, limit) {
+    if (typeof message !== "string") return message.byteLength > limit ? message.byteLength : 0;
+    if (message.length * 3 <= limit) return 0;
+    const size = utf8Length(message);
+    return size > limit ? size : 0;
+  }
+
+  // setTimeout fires at once for delays it cannot represent (over ~24.8 days, or
+  // Infinity); such a wait means "never", so no timer is set.
+  const MAX_TIMER_MS = 2147483647;
+
+  function later(fn, seconds) {
+    const ms = seconds * 1000;
+    return ms <= MAX_TIMER_MS ? setTimeout(fn, Math.max(0, ms)) : null;
+  }
+
+  function closeQuietly(conn, reason) {
+    try {
+      conn.close(closeCode(reason), reason);
+    } catch (error) {
+      console.error("rtt: closing a connection failed", error);
+    }
+  }
+
+  // -- The client (SPEC.md 4) -----------------------------------------------------------
+
+  const transports = new Map();
+
+  /**
+   * Register a transport adapter under `name` (see the contract at the top of this file).
+   * Registering the same name again replaces the adapter.
+   * @param {string} name
+   * @param {{open: Function}} adapter
+   */
+  function registerTransport(name, adapter) {
+    if (typeof name !== "string" || name === "") throw new TypeError("transport name must be a non-empty string");
+    if (!adapter || typeof adapter.open !== "function") {
+      throw new TypeError(`adapter for ${describe(name)} must have an open(url, options, sink) method`);
+    }
+    transports.set(name, adapter);
+  }
+
+  const EVENTS = Object.freeze([
+    "open",
+    "message",
+    "close",
+    "reconnecting",
+    "reconnected",
+    "reconnect_failed",
+    "error",
+  ]);
+
+  /**
+   * A client that reconnects by itself, with the events, options and states of the
+   * Python `rtt.Client`.
+   *
+   * Events and their arguments: `open()`, `message(data)` (a string, or a Uint8Array for
+   * binary), `close(reason)`, `reconnecting(attempt, delaySeconds)`,
+   * `reconnected(attempt)`, `reconnect_failed(attempts)`, `error(error)`.
+   *
+   * States: "idle" → "connecting" → "open" ⇄ "reconnecting"; any → "closed" (final).
+   *
+   * Messages that arrive with no `message` handler registered are dropped: unlike the
+   * Python client there is no `recv()` buffer.
+   */
+  class Client {
+    /**
+     * @param {string} transport a registered transport name, e.g. "ws"
+     * @param {string | URL} url the server's URL
+     * @param {{reconnect?: boolean | ReconnectPolicy | object, offlineQueueSize?: number,
+     *          maxMessageSize?: number, connectTimeout?: number}} [options]
+     */
+    constructor(transport, url, options = {}) {
+      const adapter = transports.get(transport);
+      if (adapter === undefined) {
+        const known = [...transports.keys()].join(", ") || "none";
+        throw new TypeError(
+          `unknown transport ${describe(transport)}; registered transports: ${known}. ` +
+            `Load its adapter first, e.g. <script src="/rtt/rtt-${transport}.js">`,
+        );
+      }
+      if (typeof url !== "string" && !(typeof URL !== "undefined" && url instanceof URL)) {
+        throw new TypeError(`url must be a string or a URL, got ${describe(url)}`);
+      }
+      /** The transport name. @type {string} */
+      this.transport = transport;
+      /** @type {string} */
+      this.url = String(url);
+      /** The validated options; `reconnect` is a ReconnectPolicy or null. */
+      this.options = clientOptions(options);
+
+      // Private state: the underscore names are not part of the API.
+      this._adapter = adapter;
+      this._state = "idle";
+      this._closeReason = null;
+      this._conn = null; // the open connection, only while "open"
+      this._cancel = null; // stops the attempt or reconnect wait in progress
+      this._queue = []; // the offline queue, oldest first
+      this._handlers = new Map(EVENTS.map((event) => [event, []]));
+      this._closed = new Promise((resolve) => {
+        this._resolveClosed = resolve;
+      });
+    }
+
+    /** "idle", "connecting", "open", "reconnecting" or "closed". @type {string} */
+    get state() {
+      return this._state;
+    }
+
+    /** Why the client ended up "closed" (a CloseReason value); null before. @type {string | null} */
+    get closeReason() {
+      return this._closeReason;
+    }
+
+    /** A copy of the offline queue, oldest first; once "closed", the messages never sent. */
+    get unsent() {
+      return this._queue.map((message) => (typeof message === "string" ? message : message.slice()));
+    }
+
+    /**
+     * Register a handler. Handlers run in registration order with the client as `this`;
+     * one that throws (or returns a rejected promise) is reported with console.error and
+     * the `error` event, and the others still run.
+     * @param {string} event one of the seven event names
+     * @param {Function} handler
+     * @returns {Client} this, for chaining
+     */
+    on(event, handler) {
+      const handlers = this._handlers.get(event);
+      if (handlers === undefined) {
+        throw new TypeError(`unknown client event ${describe(event)}; valid events: ${EVENTS.join(", ")}`);
+      }
+      if (typeof handler !== "function") {
+        throw new TypeError(`handler for ${describe(event)} must be a function, got ${describe(handler)}`);
+      }
+      handlers.push(handler);
+      return this;
+    }
+
+    /**
+     * Remove a handler registered with `on`; unknown handlers are ignored.
+     * @param {string} event
+     * @param {Function} handler
+     * @returns {Client} this
+     */
+    off(event, handler) {
+      const handlers = this._handlers.get(event) || [];
+      const index = handlers.indexOf(handler);
+      if (index >= 0) handlers.splice(index, 1);
+      return this;
+    }
+
+    /**
+     * Make the first connection attempt, bounded by `connectTimeout`. Resolves once
+     * `open` has fired. The first attempt is not retried, so a wrong URL is reported at
+     * once: it rejects with a ConnectError and leaves the client "closed". Allowed once.
+     * @returns {Promise<void>}
+     */
+    connect() {
+      if (this._state !== "idle") {
+        return Promise.reject(new StateError(`cannot connect in state ${this._state}`));
+      }
+      this._state = "connecting";
+      return new Promise((resolve, reject) => {
+        this._cancel = this._attempt(
+          (conn) => {
+            const error = this._adopt(conn, 0);
+            if (error === null) {
+              resolve();
+              return;
+            }
+            this._finalise(CloseReason.TRANSPORT_ERROR);
+            reject(new ConnectError(`connection to ${this.url} ended while sending the offline queue`, error));
+          },
+          (error) => {
+            if (this._state === "connecting") {
+              this._finalise(error instanceof RejectedError ? CloseReason.REJECTED : CloseReason.TRANSPORT_ERROR);
+            }
+            reject(error);
+          },
+        );
+      });
+    }
+
+    /**
+     * Send a message: a string, ArrayBuffer, TypedArray or DataView. While "open" it is
+     * written at once; while "connecting" or "reconnecting" it joins the offline queue
+     * and is sent, in order, when the connection opens.
+     * @param {string | ArrayBuffer | ArrayBufferView} data
+     * @throws {InvalidMessageError} data is of another type
+     * @throws {MessageTooBigError} data is larger than maxMessageSize
+     * @throws {OfflineQueueFullError} disconnected and the queue is full
+     * @throws {StateError} before connect() or once "closed"
+     * @throws {ConnectionClosed} the connection just ended and reconnection is off
+     */
+    send(data) {
+      const message = toMessage(data);
+      const size = oversize(message, this.options.maxMessageSize);
+      if (size > 0) throw new MessageTooBigError(size, this.options.maxMessageSize);
+      const state = this._state;
+      if (state === "open") {
+        try {
+          this._conn.send(message);
+          return;
+        } catch (error) {
+          // Not written: the connection ended and its close is on the way. Keep the
+          // message for the next connection, as the Python client does.
+          if (this.options.reconnect === null) throw new ConnectionClosed(null);
+        }
+      } else if (state === "idle" || state === "closed") {
+        throw new StateError(`cannot send in state ${state}`);
+      }
+      const limit = this.options.offlineQueueSize;
+      if (this._queue.length >= limit) throw new OfflineQueueFullError(limit);
+      // Copy binary data: the caller may reuse its buffer before the queue is sent.
+      this._queue.push(typeof message === "string" ? message : message.slice());
+    }
+
+    /**
+     * Close deliberately: never reconnects. Fires `close("client closed")` if the client
+     * was open, and nothing after it. Queued messages stay in `unsent`. Idempotent.
+     */
+    close() {
+      if (this._state === "closed") return;
+      const conn = this._conn;
+      const cancel = this._cancel;
+      // Finalise first, so the callbacks the cancellation triggers see "closed" and stop.
+      this._finalise(CloseReason.CLIENT_CLOSED);
+      if (cancel !== null) cancel(new ConnectError(`the client was closed before it connected to ${this.url}`));
+      if (conn !== null) {
+        closeQuietly(conn, CloseReason.CLIENT_CLOSED);
+        this._emit("close", CloseReason.CLIENT_CLOSED);
+      }
+    }
+
+    /**
+     * Wait until the client is "closed" for good.
+     * @returns {Promise<string>} the close reason
+     */
+    waitClosed() {
+      return this._closed;
+    }
+
+    // -- Internals ------------------------------------------------------------------
+
+    // One connection attempt. Exactly one of onOpen(conn) / onFail(error) is called,
+    // unless the returned cancel function runs first (it calls onFail).
+    _attempt(onOpen, onFail) {
+      let settled = false;
+      let conn = null;
+      let timer = null;
+      const settle = () => {
+        if (settled) return false;
+        settled = true;
+        clearTimeout(timer);
+        return true;
+      };
+      const fail = (error) => {
+        if (!settle()) return;
+        if (conn !== null) closeQuietly(conn, CloseReason.CLIENT_CLOSED);
+        onFail(
+          error instanceof ConnectError
+            ? error
+            : new ConnectError(`cannot connect to ${this.url}: ${(error && error.message) || error}`, error),
+        );
+      };
+      const sink = Object.freeze({
+        opened: () => {
+          if (settled) return;
+          if (conn === null) {
+            queueMicrotask(sink.opened); // the adapter called back from inside open()
+            return;
+          }
+          if (settle()) onOpen(conn);
+        },
+        failed: (error) => fail(error),
+        message: (data) => {
+          if (conn !== null && this._conn === conn) this._received(data);
+        },
+        closed: (reason) => {
+          if (!settled) fail(new ConnectError(`connection to ${this.url} closed before opening (${reason})`));
+          else if (conn !== null && this._conn === conn) this._lost(reason);
+        },
+      });
+      const seconds = this.options.connectTimeout;
+      timer = later(() => fail(new ConnectError(`connecting to ${this.url} timed out after ${seconds} s`)), seconds);
+      try {
+        conn = this._adapter.open(this.url, this.options, sink);
+      } catch (error) {
+        fail(error);
+      }
+      return fail;
+    }
+
+    // Take a new connection: flush the queue, then open. Returns null, or the error that
+    // ended the connection during the flush (the connection is then closed).
+    _adopt(conn, attempt) {
+      // Flush while the state is still "connecting"/"reconnecting" (SPEC.md 4.4): the
+      // queue goes out in order and before anything sent after `open`. A message leaves
+      // the queue only once written, so a failed flush loses nothing still queued.
+      let sent = 0;
+      try {
+        for (; sent < this._queue.length; sent++) conn.send(this._queue[sent]);
+      } catch (error) {
+        closeQuietly(conn, CloseReason.TRANSPORT_ERROR);
+        return error;
+      } finally {
+        this._queue.splice(0, sent);
+      }
+      this._conn = conn;
+      this._cancel = null;
+      this._state = "open";
+      this._emit("open");
+      if (attempt > 0 && this._state === "open") this._emit("reconnected", attempt);
+      return null;
+    }
+
+    _received(data) {
+      // The same limit as the Python client's (SPEC.md 5.2): an oversized message is not
+      // delivered and the connection is closed with "message too big".
+      if (oversize(data, this.options.maxMessageSize) > 0) {
+        closeQuietly(this._conn, CloseReason.MESSAGE_TOO_BIG);
+        this._lost(CloseReason.MESSAGE_TOO_BIG);
+        return;
+      }
+      this._emit("message", data);
+    }
+
+    // The open connection ended: close for good, or reconnect (SPEC.md 4.4, 6).
+    _lost(reason) {
+      this._conn = null;
+      const policy = this.options.reconnect;
+      if (policy === null || FINAL.has(reason)) {
+        this._finalise(reason);
+        this._emit("close", reason);
+        return;
+      }
+      this._state = "reconnecting";
+      this._emit("close", reason);
+      if (this._state === "reconnecting") this._reconnect(policy.delays(), 0);
+    }
+
+    // Wait for the next delay, then try; `attempts` is how many were made already.
+    _reconnect(delays, attempts) {
+      const next = delays.next();
+      if (next.done) {
+        this._finalise(CloseReason.TRANSPORT_ERROR);
+        this._emit("reconnect_failed", attempts);
+        return;
+      }
+      const attempt = attempts + 1;
+      const delay = next.value;
+      this._emit("reconnecting", attempt, delay);
+      if (this._state !== "reconnecting") return; // a handler closed the client
+      const retry = (error) => {
+        if (this._state !== "reconnecting") return; // close() cancelled the attempt
+        this._emit("error", error, true);
+        if (error instanceof RejectedError && error.status < 500) {
+          // Refused outright (4xx): asking again will not help.
+          this._finalise(CloseReason.REJECTED);
+          this._emit("reconnect_failed", attempt);
+        } else if (this._state === "reconnecting") {
+          this._reconnect(delays, attempt);
+        }
+      };
+      const timer = later(() => {
+        this._cancel = this._attempt((conn) => {
+          const error = this._adopt(conn, attempt);
+          if (error !== null) retry(error);
+        }, retry);
+      }, delay);
+      this._cancel = () => clearTimeout(timer);
+    }
+
+    _finalise(reason) {
+      this._state = "closed";
+      this._closeReason = reason;
+      this._conn = null;
+      this._cancel = null;
+      this._resolveClosed(reason);
+    }
+
+    // Call every handler; report a raising one, then fire `error` (never recursively).
+    // `internal` marks an error event rtt raises itself (a failed attempt).
+    _emit(event, ...args) {
+      const internal = event === "error" && args.length > 1 && args.pop() === true;
+      for (const handler of this._handlers.get(event).slice()) {
+        try {
+          const result = handler.apply(this, args);
+          if (result && typeof result.then === "function") {
+            result.then(undefined, (error) => this._handlerFailed(event, error));
+          }
+        } catch (error) {
+          this._handlerFailed(event, error);
+        }
+      }
+      return internal;
+    }
+
+    _handlerFailed(event, error) {
+      console.error(`rtt: a handler for "${event}" threw`, error);
+      if (event !== "error") this._emit("error", error);
+    }
+  }
+
+  /**
+   * Make an unconnected client: `rtt.client("ws", "ws://host:port/", options)`.
+   * @param {string} transport
+   * @param {string | URL} url
+   * @param {object} [options]
+   * @returns {Client}
+   */
+  function client(transport, url, options) {
+    return new Client(transport, url, options);
+  }
+
+  Object.assign(rtt, {
+    version: "0.1.0",
+    registerTransport,
+    client,
+    Client,
+    ReconnectPolicy,
+    CloseReason,
+    closeReasonFromWire,
+    closeCode,
+    RttError,
+    StateError,
+    InvalidMessageError,
+    MessageTooBigError,
+    OfflineQueueFullError,
+    ConnectError,
+    RejectedError,
+    ConnectionClosed,
+  });
+})();
