@@ -2,8 +2,6 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
-
 from websockets.asyncio.client import ClientConnection as WsClientConnection
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
@@ -19,20 +17,13 @@ from rtt import (
     RejectedError,
 )
 
-if TYPE_CHECKING:
-    from websockets.frames import Close
+from ._frames import close_reason
 
 __all__ = ["WsClient", "WsConnection"]
 
 
-def _reason(received: Close | None, sent: Close | None) -> CloseReason:
-    if received is not None:
-        return CloseReason.from_wire(received.code, received.reason)
-    if sent is not None:
-        if sent.code == 1011 and "keepalive" in sent.reason:
-            return CloseReason.PING_TIMEOUT
-        return CloseReason.from_wire(sent.code, sent.reason)
-    return CloseReason.TRANSPORT_ERROR
+def _reason(exc: WsConnectionClosed) -> CloseReason:
+    return close_reason(exc.rcvd, exc.sent, exc.rcvd_then_sent, peer_is_client=False)
 
 
 class WsConnection(ClientConnection):
@@ -45,13 +36,13 @@ class WsConnection(ClientConnection):
         try:
             return await self.ws.recv()
         except WsConnectionClosed as exc:
-            raise ConnectionClosed(_reason(exc.rcvd, exc.sent)) from None
+            raise ConnectionClosed(_reason(exc)) from None
 
     async def send(self, data: str | bytes) -> None:
         try:
             await self.ws.send(data)
         except WsConnectionClosed as exc:
-            raise ConnectionClosed(_reason(exc.rcvd, exc.sent)) from None
+            raise ConnectionClosed(_reason(exc)) from None
 
     async def close(self, reason: CloseReason) -> None:
         try:

@@ -31,6 +31,8 @@ from rtt import (
 )
 from rtt.assets import read_asset
 
+from . import _frames
+
 if TYPE_CHECKING:
     from websockets.asyncio.server import Server as WsListener
 
@@ -42,21 +44,11 @@ logger = logging.getLogger("rtt.ws")
 
 
 def close_reason(conn: ServerConnection) -> CloseReason:
-    """Why a connection ended, from the close frames websockets saw."""
+    """Why a server connection ended."""
     protocol = conn.protocol
-    received, sent = protocol.close_rcvd, protocol.close_sent
-    peer_first = received is not None and (sent is None or protocol.close_rcvd_then_sent)
-    if peer_first:
-        assert received is not None
-        # 1000 and 1001 (a page going away) are the client's own deliberate close.
-        if received.code in (1000, 1001):
-            return CloseReason.CLIENT_CLOSED
-        return CloseReason.from_wire(received.code, received.reason)
-    if sent is not None:
-        if sent.code == 1011 and "keepalive" in sent.reason:
-            return CloseReason.PING_TIMEOUT
-        return CloseReason.from_wire(sent.code, sent.reason)
-    return CloseReason.TRANSPORT_ERROR
+    return _frames.close_reason(
+        protocol.close_rcvd, protocol.close_sent, protocol.close_rcvd_then_sent, peer_is_client=True
+    )
 
 
 class WsServer(Server[ServerConnection]):
