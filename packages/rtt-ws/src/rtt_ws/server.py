@@ -10,7 +10,6 @@ buffer, because websockets' ``broadcast()`` writes without backpressure.
 
 from __future__ import annotations
 
-import logging
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
@@ -39,8 +38,6 @@ if TYPE_CHECKING:
     from .transport import WsServerOptions, WsTransport
 
 __all__ = ["WsServer"]
-
-logger = logging.getLogger("rtt.ws")
 
 
 def close_reason(conn: ServerConnection) -> CloseReason:
