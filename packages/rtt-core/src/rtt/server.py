@@ -464,6 +464,7 @@ class Server(abc.ABC, Generic[C]):
             raise StateError(f"cannot {what} in state {self._state.name}")
 
     def _begin_close(self, socket_id: str, reason: CloseReason) -> None:
+        """Start closing a socket with ``reason`` (plugins call this for reasons only they see)."""
         socket = self._sockets.pop(socket_id, None)
         if socket is None:
             return
