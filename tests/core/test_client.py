@@ -258,3 +258,33 @@ async def test_5xx_rejection_during_reconnect_is_retried(mock: MockTransport) ->
     await rec.wait("reconnected")
     await client.close()
     await again.close()
+
+
+@pytest.mark.parametrize("event", ["close", "reconnecting", "error", "open"])
+async def test_close_from_a_reconnection_handler_stops_reconnecting(mock: MockTransport, event: str) -> None:
+    server = mock.server()
+    await server.start()
+    port = server.address[1]
+    client = mock.client(server.url)
+    rec = Recorder().listen(client, "reconnecting", "reconnected", "reconnect_failed")
+    await client.connect()
+    armed = [False]
+
+    async def close_now(*args: object) -> None:
+        if armed[0]:
+            await client.close()
+
+    client.on(event, close_now)  # type: ignore[call-overload]
+    armed[0] = True
+    await server.close()
+    if event == "open":
+        again = mock.server(port=port)
+        await again.start()
+    assert await asyncio.wait_for(client.wait_closed(), 5) is CloseReason.CLIENT_CLOSED
+    count = len(rec.of("reconnecting"))
+    await asyncio.sleep(0.2)
+    assert len(rec.of("reconnecting")) == count
+    assert rec.of("reconnected") == [] and rec.of("reconnect_failed") == []
+    assert client.state is ClientState.CLOSED
+    if event == "open":
+        await again.close()

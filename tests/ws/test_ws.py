@@ -8,6 +8,7 @@ import sys
 import textwrap
 import urllib.error
 import urllib.request
+from email.message import Message
 from pathlib import Path
 from typing import Any
 
@@ -135,10 +136,10 @@ async def test_client_only_accepts_ws_urls(ws: rtt.Transport) -> None:
         await ws.client("ws://127.0.0.1:1/").connect()
 
 
-def fetch(url: str) -> tuple[int, str | None, bytes]:
+def fetch(url: str) -> tuple[int, Message | None, bytes]:
     try:
         with urllib.request.urlopen(url, timeout=5) as response:
-            return response.status, response.headers["Content-Type"], response.read()
+            return response.status, response.headers, response.read()
     except urllib.error.HTTPError as exc:
         return exc.code, None, b""
 
@@ -150,8 +151,11 @@ async def test_browser_assets_are_served_and_nothing_else(ws: rtt.Transport) -> 
     async with ws.server() as server:
         base = server.url.replace("ws://", "http://")
         for name, file in assets.items():
-            status, content_type, body = await asyncio.to_thread(fetch, f"{base}rtt/{name}")
-            assert (status, content_type) == (200, "text/javascript; charset=utf-8")
+            status, headers, body = await asyncio.to_thread(fetch, f"{base}rtt/{name}")
+            assert status == 200 and headers is not None
+            assert headers["Content-Type"] == "text/javascript; charset=utf-8"
+            assert headers["Access-Control-Allow-Origin"] == "*"  # importable as a module from any page
+            assert headers["Connection"] == "close"
             assert body == file.read_bytes()
         for path in ("rtt/nope.js", "rtt/../pyproject.toml", "rtt/", "rtt/%2e%2e/x"):
             assert (await asyncio.to_thread(fetch, base + path))[0] == 404

@@ -355,6 +355,8 @@ class Client(abc.ABC):
                 return
             self._state = ClientState.RECONNECTING
             await self._emit("close", reason)
+            if self._closing:
+                return  # a close handler called close()
             new_conn = await self._reconnect()
             if new_conn is None:
                 return
@@ -365,9 +367,15 @@ class Client(abc.ABC):
         assert policy is not None
         attempt = 0
         final = CloseReason.TRANSPORT_ERROR
+        # Handlers run in this task and may call close(): after each event the
+        # loop checks ``_closing`` and stops, leaving close() to finish the client.
         for delay in policy.delays(self._rng):
+            if self._closing:
+                return None
             attempt += 1
             await self._emit("reconnecting", attempt, delay)
+            if self._closing:
+                return None
             await asyncio.sleep(delay)
             try:
                 conn = await self._attempt()
@@ -388,6 +396,8 @@ class Client(abc.ABC):
             self._conn = conn
             self._state = ClientState.OPEN
             await self._emit("open")
+            if self._closing:
+                return None
             await self._emit("reconnected", attempt)
             return conn
         self._finalise(final)

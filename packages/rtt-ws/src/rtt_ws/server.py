@@ -83,12 +83,21 @@ class WsServer(Server[ServerConnection]):
         return None
 
     def _asset(self, name: str) -> Response:
+        # One response per connection: websockets serves no keep-alive, and a
+        # browser holding the socket open would delay shutdown by close_timeout.
         found = read_asset(self.transport.browser_assets(), name)
         if found is None:
-            return Response(404, "Not Found", WsHeaders({"Content-Length": "0"}))
+            return Response(404, "Not Found", WsHeaders({"Content-Length": "0", "Connection": "close"}))
         content_type, body = found
         headers = WsHeaders(
-            {"Content-Type": content_type, "Content-Length": str(len(body)), "Cache-Control": "no-cache"}
+            {
+                "Content-Type": content_type,
+                "Content-Length": str(len(body)),
+                "Cache-Control": "no-cache",
+                "Connection": "close",
+                # Public client code: any page may load it, as a module too.
+                "Access-Control-Allow-Origin": "*",
+            }
         )
         return Response(200, "OK", headers, body)
 

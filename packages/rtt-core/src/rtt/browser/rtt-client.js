@@ -200,8 +200,10 @@
 
   // -- Options (SPEC.md 7.2) ------------------------------------------------------------
 
+  // A short description of a value for error messages (never a function's source).
   function describe(value) {
     if (typeof value === "string") return JSON.stringify(value);
+    if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
     if (value === null || typeof value !== "object") return String(value);
     return (value.constructor && value.constructor.name) || "object";
   }
@@ -333,6 +335,8 @@
   }
 
   // UTF-8 length without encoding: one byte per UTF-16 unit, plus the extra bytes.
+  // A surrogate pair (two units) is four bytes; a lone surrogate goes out as U+FFFD,
+  // three bytes, like any other unit from U+0800 up.
   function utf8Length(text) {
     let size = text.length;
     for (let i = 0; i < text.length; i++) {
@@ -340,17 +344,11 @@
       if (unit < 0x80) continue;
       if (unit < 0x800) {
         size += 1;
-      } else if (unit >= 0xd800 && unit <= 0xdbff && i + 1 < text.length) {
-        const next = text.charCodeAt(i + 1);
-        if (next >= 0xdc00 && next <= 0xdfff) {
-          size += 2; // a surrogate pair: two units, four bytes
-          i++;
-        } else {
-          size += 2; // a lone surrogate is sent as U+FFFD: three bytes
-        }
-      } else {
-        size += 2;
+        continue;
       }
+      size += 2;
+      const next = unit <= 0xdbff && unit >= 0xd800 ? text.charCodeAt(i + 1) : 0;
+      if (next >= 0xdc00 && next <= 0xdfff) i++; // the pair's second unit is counted already
     }
     return size;
   }
@@ -419,8 +417,9 @@
    *
    * States: "idle" → "connecting" → "open" ⇄ "reconnecting"; any → "closed" (final).
    *
-   * Messages that arrive with no `message` handler registered are dropped: unlike the
-   * Python client there is no `recv()` buffer.
+   * Messages that arrive with no `message` handler registered are dropped, with a
+   * console warning (once per client): unlike the Python client there is no `recv()`
+   * buffer.
    */
   class Client {
     /**
@@ -521,7 +520,7 @@
       }
       this._state = "connecting";
       return new Promise((resolve, reject) => {
-        this._cancel = this._attempt(
+        this._attempt(
           (conn) => {
             const error = this._adopt(conn, 0);
             if (error === null) {
@@ -602,8 +601,8 @@
 
     // -- Internals ------------------------------------------------------------------
 
-    // One connection attempt. Exactly one of onOpen(conn) / onFail(error) is called,
-    // unless the returned cancel function runs first (it calls onFail).
+    // One connection attempt. Exactly one of onOpen(conn) / onFail(error) is called;
+    // `this._cancel` fails the attempt early (close() uses it).
     _attempt(onOpen, onFail) {
       let settled = false;
       let conn = null;
@@ -643,12 +642,13 @@
       });
       const seconds = this.options.connectTimeout;
       timer = later(() => fail(new ConnectError(`connecting to ${this.url} timed out after ${seconds} s`)), seconds);
+      // Set before open(): if it throws, onFail may already start the next wait.
+      this._cancel = fail;
       try {
         conn = this._adapter.open(this.url, this.options, sink);
       } catch (error) {
         fail(error);
       }
-      return fail;
     }
 
     // Take a new connection: flush the queue, then open. Returns null, or the error that
@@ -682,6 +682,11 @@
         this._lost(CloseReason.MESSAGE_TOO_BIG);
         return;
       }
+      if (this._handlers.get("message").length === 0 && !this._warnedUnhandled) {
+        // Never lose a message without a word: say so once, not once per message.
+        this._warnedUnhandled = true;
+        console.warn("rtt: a message arrived with no 'message' handler registered; it was dropped");
+      }
       this._emit("message", data);
     }
 
@@ -713,7 +718,7 @@
       if (this._state !== "reconnecting") return; // a handler closed the client
       const retry = (error) => {
         if (this._state !== "reconnecting") return; // close() cancelled the attempt
-        this._emit("error", error, true);
+        this._emit("error", error);
         if (error instanceof RejectedError && error.status < 500) {
           // Refused outright (4xx): asking again will not help.
           this._finalise(CloseReason.REJECTED);
@@ -723,7 +728,7 @@
         }
       };
       const timer = later(() => {
-        this._cancel = this._attempt((conn) => {
+        this._attempt((conn) => {
           const error = this._adopt(conn, attempt);
           if (error !== null) retry(error);
         }, retry);
@@ -739,10 +744,10 @@
       this._resolveClosed(reason);
     }
 
-    // Call every handler; report a raising one, then fire `error` (never recursively).
-    // `internal` marks an error event rtt raises itself (a failed attempt).
+    // Call every handler, then report each one that threw (as the Python client does,
+    // `error` fires after the event's other handlers ran, and never recursively).
     _emit(event, ...args) {
-      const internal = event === "error" && args.length > 1 && args.pop() === true;
+      const failures = [];
       for (const handler of this._handlers.get(event).slice()) {
         try {
           const result = handler.apply(this, args);
@@ -750,10 +755,10 @@
             result.then(undefined, (error) => this._handlerFailed(event, error));
           }
         } catch (error) {
-          this._handlerFailed(event, error);
+          failures.push(error);
         }
       }
-      return internal;
+      for (const error of failures) this._handlerFailed(event, error);
     }
 
     _handlerFailed(event, error) {

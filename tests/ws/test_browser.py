@@ -1,0 +1,786 @@
+"""The browser client (rtt-client.js + rtt-ws.js) in real headless Chromium (SPEC.md 4, 5, 6, 7.2).
+
+Pages are fulfilled by Playwright (``page.route``) at the rtt-ws server's own
+origin and load the client files the server hands out under ``/rtt/``, so no
+other HTTP server is needed. Same origin on purpose: a cross-origin module
+import needs CORS headers, which the asset route does not send. A fulfilled
+page counts as public to Chromium's local network access check, which would
+block its requests to 127.0.0.1, so each context is granted that permission.
+One Chromium serves the whole module and each test gets a fresh context;
+servers run in the test's event loop and listen on 127.0.0.1 only.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
+
+import rtt
+from rtt.testing import ROUND_TRIP, eventually
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+CHROMIUM = "/usr/bin/chromium"
+CHROMIUM_ARGS = [
+    "--no-sandbox",
+    "--disable-gpu",
+    "--disable-background-networking",
+    "--disable-component-update",
+    "--disable-sync",
+    "--no-first-run",
+]
+WAIT_MS = 5000
+"""Every wait in the page is bounded by this many milliseconds."""
+FAST_RECONNECT = {"minDelay": 0.05, "maxDelay": 0.2, "factor": 2, "jitter": 0.5}
+
+# Installed in every page before its own scripts: records a client's events as
+# JSON-friendly lists, with bytes as {"bytes": [...]} and errors as {"error": name}.
+RECORDER = """
+window.plain = (value) =>
+  value instanceof Uint8Array ? { bytes: Array.from(value) }
+  : value instanceof Error ? { error: value.name, message: value.message }
+  : value;
+window.fromPlain = (value) =>
+  value !== null && typeof value === "object" ? new Uint8Array(value.bytes) : value;
+window.log = [];
+window.record = (client) => {
+  const events = ["open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error"];
+  for (const name of events) {
+    client.on(name, (...args) => window.log.push([name, ...args.map(window.plain)]));
+  }
+  return client;
+};
+// Run fn and return the error it throws as {error, message}, or null.
+window.thrown = (fn) => {
+  try { fn(); return null; } catch (error) { return window.plain(error); }
+};
+"""
+
+Message = str | bytes
+
+
+def to_js(message: Message) -> Any:
+    return {"bytes": list(message)} if isinstance(message, bytes) else message
+
+
+def from_js(value: Any) -> Message:
+    if isinstance(value, dict):
+        return bytes(value["bytes"])
+    assert isinstance(value, str), value
+    return value
+
+
+def summary(log: list[list[Any]]) -> str:
+    """The event names in order, with the close reason: "open close:shutdown reconnecting ..."."""
+    return " ".join(f"close:{event[1]}" if event[0] == "close" else event[0] for event in log)
+
+
+# -- Fixtures and helpers -----------------------------------------------------------
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    async with async_playwright() as playwright:
+        browser = await playwright.chromium.launch(
+            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
+        )
+        yield browser
+        await browser.close()
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    context = await browser.new_context()
+    await context.grant_permissions(["local-network-access"])
+    await context.add_init_script(RECORDER)
+    yield context
+    await context.close()
+
+
+class Pages:
+    """Opens pages in one context and keeps every console message they print."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.context = context
+        self.console: list[tuple[str, str]] = []
+
+    async def _open(self, url: str, html: str) -> Page:
+        page = await self.context.new_page()
+        page.on("console", lambda message: self.console.append((message.type, message.text)))
+
+        async def fulfil(route: Route) -> None:
+            await route.fulfill(content_type="text/html; charset=utf-8", body=html)
+
+        await page.route(url, fulfil)
+        await page.goto(url)
+        return page
+
+    async def classic(self, server: rtt.Server[Any]) -> Page:
+        """A page that loads the client with two classic script tags."""
+        html = (
+            '<!doctype html><meta charset="utf-8"><title>classic</title>\n'
+            '<script src="/rtt/rtt-client.js"></script>\n'
+            '<script src="/rtt/rtt-ws.js"></script>\n'
+        )
+        page = await self._open(f"{http_base(server)}/classic.html", html)
+        assert await page.evaluate("typeof rtt.client") == "function"
+        return page
+
+    async def module(self, server: rtt.Server[Any]) -> Page:
+        """A page that imports rtt-ws.mjs by its full URL, default and named exports."""
+        entry = f"{http_base(server)}/rtt/rtt-ws.mjs"
+        html = (
+            '<!doctype html><meta charset="utf-8"><title>module</title>\n'
+            '<script type="module">\n'
+            f'import rtt from "{entry}";\n'
+            f'import {{ client, Client, CloseReason, StateError }} from "{entry}";\n'
+            "window.imported = { rtt, client, Client, CloseReason, StateError };\n"
+            "</script>\n"
+        )
+        page = await self._open(f"{http_base(server)}/page.html", html)
+        await page.wait_for_function("window.imported !== undefined", timeout=WAIT_MS)
+        return page
+
+    def rtt_errors(self) -> list[str]:
+        """What rtt printed to the console itself (first lines; rtt's own start with "rtt:")."""
+        return [text.splitlines()[0] for _, text in self.console if text.startswith("rtt:")]
+
+
+@pytest.fixture
+def pages(context: BrowserContext) -> Pages:
+    return Pages(context)
+
+
+def http_base(server: rtt.Server[Any]) -> str:
+    host, port = server.address
+    return f"http://{host}:{port}"
+
+
+@asynccontextmanager
+async def echo_server(port: int = 0, **options: Any) -> AsyncIterator[tuple[rtt.Server[Any], list[Message]]]:
+    """A ws server that records and echoes every message."""
+    received: list[Message] = []
+    async with rtt.load("ws").server(port=port, **options) as server:
+
+        @server.on("message")
+        async def echo(socket: rtt.Socket, data: Message) -> None:
+            received.append(data)
+            await server.send(socket.id, data)
+
+        yield server, received
+
+
+async def connect(page: Page, url: str, options: dict[str, Any] | None = None) -> None:
+    """Make `window.client`, record its events and connect it."""
+    await page.evaluate(
+        """async ([url, options]) => {
+            window.client = record(rtt.client("ws", url, options));
+            await client.connect();
+        }""",
+        [url, options or {}],
+    )
+
+
+async def wait_for_event(page: Page, name: str, count: int = 1) -> None:
+    await page.wait_for_function(
+        "([name, count]) => log.filter((event) => event[0] === name).length >= count",
+        arg=[name, count],
+        timeout=WAIT_MS,
+    )
+
+
+async def messages(page: Page) -> list[Message]:
+    return [from_js(event[1]) for event in await page.evaluate("log") if event[0] == "message"]
+
+
+# -- Connecting and messages (SPEC.md 4.1, 5) ----------------------------------------
+
+
+async def test_classic_script_echoes_text_and_binary(pages: Pages) -> None:
+    async with echo_server() as (server, received):
+        page = await pages.classic(server)
+        await connect(page, server.url)
+        assert await page.evaluate("[client.state, client.closeReason]") == ["open", None]
+        assert await page.evaluate("log") == [["open"]]
+
+        await page.evaluate(
+            "(all) => all.forEach((message) => client.send(fromPlain(message)))",
+            [to_js(message) for message in ROUND_TRIP],
+        )
+        await wait_for_event(page, "message", len(ROUND_TRIP))
+        assert received == list(ROUND_TRIP)  # list equality also compares str vs bytes
+        assert await messages(page) == list(ROUND_TRIP)
+        assert await page.evaluate("log.filter((e) => e[0] === 'message').every((e) => e.length === 2)")
+    assert pages.rtt_errors() == []
+
+
+async def test_every_binary_view_is_sent_as_its_bytes(pages: Pages) -> None:
+    async with echo_server() as (server, received):
+        page = await pages.classic(server)
+        await connect(page, server.url)
+        await page.evaluate(
+            """() => {
+                const all = new Uint8Array(256).map((_, i) => i);
+                client.send(all.buffer);                                   // ArrayBuffer
+                client.send(all.subarray(250));                            // a view with an offset
+                client.send(new DataView(all.buffer, 1, 2));               // DataView
+                client.send(new Uint16Array([0x0102, 0x0304]).subarray(1)); // other element sizes
+                client.send(new ArrayBuffer(0));
+            }"""
+        )
+        await wait_for_event(page, "message", 5)
+        assert received == [bytes(range(256)), bytes(range(250, 256)), b"\x01\x02", b"\x04\x03", b""]
+        # Received binary is always a Uint8Array, whatever was sent.
+        assert await page.evaluate("log.slice(1).every((e) => e[1].bytes !== undefined)")
+
+
+async def test_es_module_entry_exports_the_client(pages: Pages) -> None:
+    async with echo_server() as (server, received):
+        page = await pages.module(server)
+        exports = await page.evaluate(
+            """() => {
+                const { rtt, client, Client, CloseReason, StateError } = window.imported;
+                return {
+                    sameGlobal: rtt === globalThis.rtt,
+                    named: client === rtt.client && Client === rtt.Client
+                        && CloseReason === rtt.CloseReason && StateError === rtt.StateError,
+                    frozen: Object.isFrozen(CloseReason),
+                };
+            }"""
+        )
+        assert exports == {"sameGlobal": True, "named": True, "frozen": True}
+        await page.evaluate(
+            """async (url) => {
+                window.client = record(window.imported.client("ws", url));
+                await client.connect();
+                client.send("from a module");
+                client.send(new Uint8Array([0, 255]));
+            }""",
+            server.url,
+        )
+        await wait_for_event(page, "message", 2)
+        assert received == ["from a module", b"\x00\xff"]
+        assert await messages(page) == ["from a module", b"\x00\xff"]
+
+
+async def test_loading_the_core_twice_keeps_registered_transports(pages: Pages) -> None:
+    # A page may have the classic scripts and then import the module as well.
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        result = await page.evaluate(
+            """async () => {
+                const before = rtt.Client;
+                const module = await import("/rtt/rtt-ws.mjs");
+                return [module.default === rtt, module.Client === before, typeof rtt.client("ws", "ws://x/")];
+            }"""
+        )
+        assert result == [True, True, "object"]
+
+
+async def test_broadcast_reaches_the_other_page(pages: Pages) -> None:
+    async with rtt.load("ws").server() as server:
+
+        @server.on("message")
+        async def relay(socket: rtt.Socket, data: Message) -> None:
+            await server.broadcast(data, exclude=socket.id)
+
+        sender = await pages.classic(server)
+        listener = await pages.classic(server)
+        await connect(sender, server.url)
+        await connect(listener, server.url)
+        await eventually(lambda: len(server.sockets) == 2, what="both pages connected")
+
+        await sender.evaluate("() => { client.send('to everyone'); client.send(new Uint8Array([1, 2, 3])); }")
+        await wait_for_event(listener, "message", 2)
+        assert await messages(listener) == ["to everyone", b"\x01\x02\x03"]
+        assert await messages(sender) == []
+
+
+async def test_plain_websocket_talks_to_the_rtt_server(pages: Pages) -> None:
+    # No rtt JavaScript at all: the ws wire is plain WebSocket frames.
+    async with echo_server() as (server, received):
+        page = await pages.classic(server)
+        echoed = await page.evaluate(
+            """(url) => new Promise((resolve, reject) => {
+                const ws = new WebSocket(url);
+                ws.binaryType = "arraybuffer";
+                const got = [];
+                ws.onopen = () => { ws.send("plain text"); ws.send(new Uint8Array([9, 8, 7])); };
+                ws.onmessage = (event) => {
+                    got.push(typeof event.data === "string" ? event.data : plain(new Uint8Array(event.data)));
+                    if (got.length === 2) ws.close(1000);
+                };
+                ws.onclose = () => resolve(got);
+                ws.onerror = () => reject(new Error("websocket error"));
+            })""",
+            server.url,
+        )
+        assert received == ["plain text", b"\t\x08\x07"]
+        assert [from_js(value) for value in echoed] == ["plain text", b"\t\x08\x07"]
+
+
+# -- Reconnection and the offline queue (SPEC.md 4.2, 4.4) ---------------------------
+
+
+async def test_server_restart_reconnects_and_flushes_the_offline_queue(pages: Pages) -> None:
+    async with echo_server() as (first, _):
+        port = first.address[1]
+        page = await pages.classic(first)
+        await connect(page, first.url, {"reconnect": FAST_RECONNECT})
+        # Leaving the block shuts the server down: the page sees "shutdown" and reconnects.
+    await wait_for_event(page, "reconnecting")
+    await page.evaluate(
+        """() => {
+            if (client.state !== "reconnecting") throw new Error(client.state);
+            client.send("queued 1");
+            client.send(new Uint8Array([1, 2]));
+            client.send("queued 2");
+        }"""
+    )
+    assert await page.evaluate("client.unsent.map(plain)") == ["queued 1", {"bytes": [1, 2]}, "queued 2"]
+
+    await wait_for_event(page, "error")  # at least one attempt failed while the port was closed
+    async with echo_server(port=port) as (second, received):
+        await wait_for_event(page, "reconnected")
+        # Sent after `reconnected`: must come after the whole queue.
+        await page.evaluate("client.send('after')")
+        await wait_for_event(page, "message", 4)
+        assert received == ["queued 1", b"\x01\x02", "queued 2", "after"]
+        assert await page.evaluate("[client.state, client.unsent.length]") == ["open", 0]
+
+        log = await page.evaluate("log")
+        expected = r"open close:shutdown (reconnecting error )+reconnecting open reconnected( message)*"
+        assert re.fullmatch(expected, summary(log)), summary(log)
+        attempts = [event for event in log if event[0] == "reconnecting"]
+        assert [event[1] for event in attempts] == list(range(1, len(attempts) + 1))
+        assert all(0 <= event[2] <= FAST_RECONNECT["maxDelay"] for event in attempts)
+        assert ["reconnected", len(attempts)] in log
+        assert {event[1]["error"] for event in log if event[0] == "error"} == {"ConnectError"}
+        # The flush happened before `open`: the echoes of the queue follow it.
+        assert await messages(page) == ["queued 1", b"\x01\x02", "queued 2", "after"]
+        await page.evaluate("client.close()")
+        await eventually(lambda: not second.sockets, what="the page's socket to close")
+    assert pages.rtt_errors() == []
+
+
+async def test_reconnect_failed_after_max_attempts(pages: Pages) -> None:
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        await connect(page, server.url, {"reconnect": {**FAST_RECONNECT, "maxAttempts": 3}})
+        # Queue a message while reconnecting (from the page: the attempts are quick).
+        await page.evaluate("client.on('reconnecting', (n) => n === 1 && client.send('never sent'))")
+    await wait_for_event(page, "reconnect_failed")
+
+    log = await page.evaluate("log")
+    assert summary(log) == (
+        "open close:shutdown reconnecting error reconnecting error reconnecting error reconnect_failed"
+    )
+    assert log[-1] == ["reconnect_failed", 3]
+    assert [event[1] for event in log if event[0] == "reconnecting"] == [1, 2, 3]
+    state = await page.evaluate(
+        """async () => [
+            client.state,
+            client.closeReason,
+            await client.waitClosed(),
+            thrown(() => client.send("late")),
+            client.unsent,
+        ]"""
+    )
+    assert state[:3] == ["closed", "transport error", "transport error"]
+    assert state[3]["error"] == "StateError"
+    assert state[4] == ["never sent"]
+
+
+async def test_server_closed_is_final(pages: Pages) -> None:
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        await connect(page, server.url, {"reconnect": FAST_RECONNECT})
+        await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
+        await server.disconnect(next(iter(server.sockets)))
+        await wait_for_event(page, "close")
+        await asyncio.sleep(0.3)  # longer than a reconnect delay: nothing else may happen
+        assert await page.evaluate("[log, client.state, client.closeReason]") == [
+            [["open"], ["close", "server closed"]],
+            "closed",
+            "server closed",
+        ]
+
+
+async def test_deliberate_close_fires_close_and_nothing_after(pages: Pages) -> None:
+    reasons: list[rtt.CloseReason] = []
+    async with echo_server() as (server, _):
+        server.on("disconnect", lambda socket, reason: reasons.append(reason))
+        page = await pages.classic(server)
+        await connect(page, server.url, {"reconnect": FAST_RECONNECT})
+        await page.evaluate("() => { client.close(); client.close(); }")
+        assert await page.evaluate("[log, client.state, client.closeReason]") == [
+            [["open"], ["close", "client closed"]],
+            "closed",
+            "client closed",
+        ]
+        await eventually(lambda: reasons == [rtt.CloseReason.CLIENT_CLOSED], what="the server's disconnect")
+        await asyncio.sleep(0.3)
+        assert await page.evaluate("log.length") == 2
+
+
+async def test_first_attempt_is_not_retried(pages: Pages) -> None:
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        url = server.url
+    result = await page.evaluate(
+        """async (url) => {
+            window.client = record(rtt.client("ws", url, { reconnect: { minDelay: 0.01 } }));
+            const connecting = client.connect();
+            const state = client.state;
+            try { await connecting; return "connected"; }
+            catch (error) { return [state, plain(error), client.state, client.closeReason, log]; }
+        }""",
+        url,
+    )
+    assert result[0] == "connecting"
+    assert result[1]["error"] == "ConnectError"
+    assert result[2:] == ["closed", "transport error", []]
+
+
+async def test_connect_timeout(pages: Pages) -> None:
+    # A TCP server that accepts and never answers the handshake.
+    async def silent(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.read()
+        writer.close()
+
+    listener = await asyncio.start_server(silent, "127.0.0.1", 0)
+    try:
+        port = listener.sockets[0].getsockname()[1]
+        async with echo_server() as (server, _):
+            page = await pages.classic(server)
+            result = await page.evaluate(
+                """async (url) => {
+                    const client = rtt.client("ws", url, { connectTimeout: 0.3 });
+                    const started = performance.now();
+                    try { await client.connect(); return "connected"; }
+                    catch (error) { return [plain(error), performance.now() - started, client.state]; }
+                }""",
+                f"ws://127.0.0.1:{port}/",
+            )
+    finally:
+        listener.close()
+        await listener.wait_closed()
+    error, elapsed_ms, state = result
+    assert error["error"] == "ConnectError" and "timed out after 0.3 s" in error["message"]
+    assert 250 <= elapsed_ms < 2000
+    assert state == "closed"
+
+
+@pytest.mark.parametrize(
+    "close",
+    [
+        pytest.param("client.close()", id="in-handler"),
+        pytest.param("setTimeout(() => client.close(), 20)", id="during-wait"),
+    ],
+)
+async def test_close_while_reconnecting_stops_for_good(pages: Pages, close: str) -> None:
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        await connect(page, server.url, {"reconnect": {"minDelay": 0.2, "maxDelay": 0.2, "jitter": 0}})
+        # Closing from the page, so that it surely happens before the 0.2 s wait ends.
+        await page.evaluate(f"client.on('reconnecting', () => {{ {close}; }})")
+    await page.wait_for_function("client.state === 'closed'", timeout=WAIT_MS)
+    await asyncio.sleep(0.4)  # past the reconnect delay
+    log = await page.evaluate("log")
+    assert summary(log) == "open close:shutdown reconnecting"
+    assert await page.evaluate("[client.state, client.closeReason]") == ["closed", "client closed"]
+
+
+# -- Limits, options and errors (SPEC.md 4.6, 5.2, 7.2, 9) ---------------------------
+
+
+async def test_message_size_limits_in_both_directions(pages: Pages) -> None:
+    reasons: list[rtt.CloseReason] = []
+    async with echo_server() as (server, received):
+        server.on("disconnect", lambda socket, reason: reasons.append(reason))
+        page = await pages.classic(server)
+        await connect(page, server.url, {"maxMessageSize": 1000, "reconnect": FAST_RECONNECT})
+        errors = await page.evaluate(
+            """() => [
+                thrown(() => client.send("x".repeat(1000))),
+                thrown(() => client.send(new Uint8Array(1000))),
+                thrown(() => client.send("é".repeat(501))),      // 501 characters, 1002 UTF-8 bytes
+                thrown(() => client.send("🚀".repeat(251))),     // surrogate pairs: 1004 bytes
+                thrown(() => client.send(new Uint8Array(1001))),
+            ]"""
+        )
+        assert errors[:2] == [None, None]
+        assert [error["error"] for error in errors[2:]] == ["MessageTooBigError"] * 3
+        assert "1002 bytes exceeds maxMessageSize=1000" in errors[2]["message"]
+        assert "1004 bytes" in errors[3]["message"]
+        await eventually(lambda: len(received) == 2, what="the two messages at the limit")
+
+        # A message over the client's own limit is not delivered and drops the connection.
+        socket_id = next(iter(server.sockets))
+        await wait_for_event(page, "message", 2)
+        await server.send(socket_id, "y" * 1001)
+        await wait_for_event(page, "reconnected")
+        log = await page.evaluate("log")
+        assert summary(log) == "open message message close:message too big reconnecting open reconnected"
+        # The browser cannot send close code 1009; rtt's reason text still tells the server why.
+        assert reasons == [rtt.CloseReason.MESSAGE_TOO_BIG]
+
+
+async def test_offline_queue_bound_while_connecting(pages: Pages) -> None:
+    async with echo_server() as (server, received):
+        page = await pages.classic(server)
+        result = await page.evaluate(
+            """async (url) => {
+                window.client = record(rtt.client("ws", url, { offlineQueueSize: 2 }));
+                const before = thrown(() => client.send("too early"));
+                const connecting = client.connect();
+                client.send("a");
+                client.send(new Uint8Array([7]));
+                const full = thrown(() => client.send("c"));
+                const unsent = client.unsent.map(plain);
+                await connecting;
+                client.send("d");
+                return [before, full, unsent, client.unsent.length];
+            }""",
+            server.url,
+        )
+        before, full, unsent, left = result
+        assert before["error"] == "StateError" and "idle" in before["message"]
+        assert full["error"] == "OfflineQueueFullError" and "(2 messages)" in full["message"]
+        assert unsent == ["a", {"bytes": [7]}] and left == 0
+        await eventually(lambda: len(received) == 3, what="the flushed queue")
+        assert received == ["a", b"\x07", "d"]
+
+
+async def test_options_are_validated(pages: Pages) -> None:
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        errors = await page.evaluate(
+            """(url) => {
+                const make = (options) => () => rtt.client("ws", url, options);
+                return {
+                    unknown: thrown(make({ maxQueue: 5 })),
+                    negativeDelay: thrown(make({ reconnect: { minDelay: -1 } })),
+                    unknownPolicyField: thrown(make({ reconnect: { retries: 3 } })),
+                    jitter: thrown(make({ reconnect: { jitter: 2 } })),
+                    maxAttempts: thrown(make({ reconnect: { maxAttempts: 0 } })),
+                    queueSize: thrown(make({ offlineQueueSize: 1.5 })),
+                    timeout: thrown(make({ connectTimeout: 0 })),
+                    reconnectType: thrown(make({ reconnect: "yes" })),
+                    transport: thrown(() => rtt.client("nope", url)),
+                    event: thrown(() => rtt.client("ws", url).on("opened", () => {})),
+                    message: thrown(() => rtt.client("ws", url).send({})),
+                    fine: thrown(make({
+                        reconnect: false, offlineQueueSize: 0, maxMessageSize: 1, connectTimeout: 1,
+                    })),
+                };
+            }""",
+            server.url,
+        )
+    assert errors.pop("fine") is None
+    assert errors.pop("message")["error"] == "InvalidMessageError"
+    assert {error["error"] for error in errors.values()} == {"TypeError"}, errors
+    assert errors["unknown"]["message"] == (
+        'unknown option "maxQueue" for rtt client; '
+        "valid options: reconnect, offlineQueueSize, maxMessageSize, connectTimeout"
+    )
+    policy_fields = "valid options: minDelay, maxDelay, factor, jitter, maxAttempts"
+    assert policy_fields in errors["unknownPolicyField"]["message"]
+    assert "registered transports: ws" in errors["transport"]["message"]
+    events = "valid events: open, message, close, reconnecting, reconnected, reconnect_failed, error"
+    assert events in errors["event"]["message"]
+
+
+async def test_defaults_and_backoff_match_python(pages: Pages) -> None:
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        result = await page.evaluate(
+            """(url) => {
+                const options = rtt.client("ws", url).options;
+                const policy = new rtt.ReconnectPolicy({ minDelay: 0.5, maxDelay: 3, maxAttempts: 5 });
+                const take = (random) => Array.from(policy.delays(random));
+                return {
+                    options: { ...options, reconnect: { ...options.reconnect } },
+                    exact: take(() => 0.5),
+                    low: take(() => 0),
+                    high: take(() => 0.999999),
+                    random: Array.from({ length: 200 }, () => take()),
+                };
+            }""",
+            server.url,
+        )
+    python = rtt.ClientOptions()
+    assert python.reconnect is not None
+    assert result["options"] == {
+        "reconnect": {
+            "minDelay": python.reconnect.min_delay,
+            "maxDelay": python.reconnect.max_delay,
+            "factor": python.reconnect.factor,
+            "jitter": python.reconnect.jitter,
+            "maxAttempts": python.reconnect.max_attempts,
+        },
+        "offlineQueueSize": python.offline_queue_size,
+        "maxMessageSize": python.max_message_size,
+        "connectTimeout": python.connect_timeout,
+    }
+    bases = [0.5, 1, 2, 3, 3]
+    assert result["exact"] == bases
+    assert result["low"] == [0.25, 0.5, 1, 1.5, 1.5]
+    assert result["high"] == pytest.approx([0.75, 1.5, 3, 3, 3])
+    for delays in result["random"]:
+        assert len(delays) == 5
+        assert all(base / 2 <= delay <= min(3, base * 1.5) for base, delay in zip(bases, delays, strict=True))
+
+
+async def test_close_reasons_match_python(pages: Pages) -> None:
+    codes: list[int | None] = [None, *range(1000, 1016), 3000, 4009]
+    texts = ["", "bogus", "Shutdown", *(reason.value for reason in rtt.CloseReason)]
+    cases = [(code, text) for code in codes for text in texts]
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        result = await page.evaluate(
+            """(cases) => ({
+                values: Object.values(rtt.CloseReason),
+                codes: Object.values(rtt.CloseReason).map(rtt.closeCode),
+                mapped: cases.map(([code, text]) => rtt.closeReasonFromWire(code, text)),
+                defaultText: rtt.closeReasonFromWire(1001),
+            })""",
+            cases,
+        )
+    assert result["values"] == [reason.value for reason in rtt.CloseReason]
+    assert result["codes"] == [reason.code for reason in rtt.CloseReason]
+    assert result["mapped"] == [rtt.CloseReason.from_wire(code, text).value for code, text in cases]
+    assert result["defaultText"] == "shutdown"
+
+
+async def test_a_raising_handler_is_reported(pages: Pages) -> None:
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        await page.evaluate(
+            """async (url) => {
+                window.client = rtt.client("ws", url);
+                client.on("open", () => { throw new Error("boom"); });
+                client.on("error", () => { throw new Error("not recursive"); });
+                record(client);
+                await client.connect();
+            }""",
+            server.url,
+        )
+        log = await page.evaluate("log")
+    assert log == [["open"], ["error", {"error": "Error", "message": "boom"}]]
+    assert pages.rtt_errors() == [
+        'rtt: a handler for "open" threw Error: boom',
+        'rtt: a handler for "error" threw Error: not recursive',
+    ]
+    assert {kind for kind, text in pages.console if text.startswith("rtt:")} == {"error"}
+
+
+# -- The adapter contract, with a scripted adapter (rtt-client.js header) -------------
+
+# A transport whose connections the test drives by hand: `fake.plan` says how each
+# attempt ends ("open", "fail" or "reject"); `fake.conns` keeps every connection.
+FAKE_ADAPTER = """
+window.fake = { plan: [], conns: [] };
+rtt.registerTransport("fake", {
+  open(url, options, sink) {
+    const conn = {
+      sink, sent: [], closedWith: null, broken: false,
+      send(data) { if (this.broken) throw new Error("gone"); this.sent.push(plain(data)); },
+      close(code, text) { this.closedWith = [code, text]; },
+    };
+    fake.conns.push(conn);
+    const step = fake.plan.shift() || "open";
+    setTimeout(() => {
+      if (step === "open") sink.opened();
+      else if (step === "reject") sink.failed(new rtt.RejectedError(403, "Forbidden"));
+      else sink.failed(new Error("refused"));
+    }, 0);
+    return conn;
+  },
+});
+window.until = (condition) => new Promise((resolve, reject) => {
+  const started = performance.now();
+  const poll = () => condition() ? resolve()
+    : performance.now() - started > 3000 ? reject(new Error("timed out: " + condition))
+    : setTimeout(poll, 5);
+  poll();
+});
+"""
+
+
+async def test_adapter_contract(pages: Pages) -> None:
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        await page.add_script_tag(content=FAKE_ADAPTER)
+        result = await page.evaluate(
+            """async () => {
+                const steps = {};
+                window.client = record(rtt.client("fake", "fake://server/", {
+                    reconnect: { minDelay: 0, maxDelay: 0, jitter: 0 },
+                }));
+                await client.connect();
+
+                // A write that fails because the connection just ended is kept, not lost.
+                fake.conns[0].broken = true;
+                steps.keptWhileOpen = thrown(() => client.send("kept"));
+                steps.stateAfterFailedWrite = client.state;
+
+                // The connection ends; attempt 1 fails, attempt 2 opens and gets the queue.
+                fake.plan = ["fail", "open"];
+                fake.conns[0].sink.closed("shutdown");
+                await until(() => client.state === "open");
+                steps.flushed = fake.conns[2].sent;
+                fake.conns[0].sink.message("stale");  // an old connection is ignored
+
+                // A 4xx rejection of a reconnection is final.
+                fake.plan = ["reject"];
+                fake.conns[2].sink.closed("protocol error");
+                await until(() => client.state === "closed");
+                steps.closeReason = client.closeReason;
+
+                // Without reconnection, a failed write raises at once.
+                const once = rtt.client("fake", "fake://server/", { reconnect: false });
+                await once.connect();
+                fake.conns[fake.conns.length - 1].broken = true;
+                steps.failedWriteWithoutReconnect = thrown(() => once.send("lost"));
+                once.close();
+                steps.closedWith = fake.conns[fake.conns.length - 1].closedWith;
+
+                // A rejected first attempt leaves the client closed with "rejected".
+                fake.plan = ["reject"];
+                const refused = rtt.client("fake", "fake://server/");
+                steps.refused = await refused.connect().then(() => null, plain);
+                steps.refusedReason = refused.closeReason;
+                return steps;
+            }"""
+        )
+        log = await page.evaluate("log")
+    assert result["keptWhileOpen"] is None
+    assert result["stateAfterFailedWrite"] == "open"
+    assert result["flushed"] == ["kept"]
+    assert result["closeReason"] == "rejected"
+    assert result["failedWriteWithoutReconnect"]["error"] == "ConnectionClosed"
+    assert result["closedWith"] == [1000, "client closed"]
+    assert result["refused"] == {
+        "error": "RejectedError",
+        "message": "handshake rejected with HTTP 403: Forbidden",
+    }
+    assert result["refusedReason"] == "rejected"
+    assert summary(log) == (
+        "open close:shutdown reconnecting error reconnecting open reconnected"
+        " close:protocol error reconnecting error reconnect_failed"
+    )
+    assert log[2] == ["reconnecting", 1, 0]
+    assert log[3] == [
+        "error",
+        {"error": "ConnectError", "message": "cannot connect to fake://server/: refused"},
+    ]
+    assert log[6] == ["reconnected", 2]
+    assert log[-1] == ["reconnect_failed", 1]
