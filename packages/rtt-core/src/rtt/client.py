@@ -346,7 +346,7 @@ class Client(abc.ABC):
             except Exception as exc:
                 logger.warning("client connection failed: %r", exc)
                 reason = CloseReason.TRANSPORT_ERROR
-            if self._closing:
+            if self._stopping():
                 return
             self._conn = None
             if self.options.reconnect is None or not reason.reconnect:
@@ -355,7 +355,7 @@ class Client(abc.ABC):
                 return
             self._state = ClientState.RECONNECTING
             await self._emit("close", reason)
-            if self._closing:
+            if self._stopping():
                 return  # a close handler called close()
             new_conn = await self._reconnect()
             if new_conn is None:
@@ -370,11 +370,11 @@ class Client(abc.ABC):
         # Handlers run in this task and may call close(): after each event the
         # loop checks ``_closing`` and stops, leaving close() to finish the client.
         for delay in policy.delays(self._rng):
-            if self._closing:
+            if self._stopping():
                 return None
             attempt += 1
             await self._emit("reconnecting", attempt, delay)
-            if self._closing:
+            if self._stopping():
                 return None
             await asyncio.sleep(delay)
             try:
@@ -396,13 +396,17 @@ class Client(abc.ABC):
             self._conn = conn
             self._state = ClientState.OPEN
             await self._emit("open")
-            if self._closing:
+            if self._stopping():
                 return None
             await self._emit("reconnected", attempt)
             return conn
         self._finalise(final)
         await self._emit("reconnect_failed", attempt)
         return None
+
+    def _stopping(self) -> bool:
+        """Whether close() was called (a method, so checks after awaits are not narrowed away)."""
+        return self._closing
 
     def _finalise(self, reason: CloseReason) -> None:
         if self._offline:
