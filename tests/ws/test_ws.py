@@ -19,7 +19,7 @@ from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import rtt
 from rtt.testing import Recorder, eventually
-from rtt_ws import WsServer, WsTransport
+from rtt_ws import WsClient, WsServer, WsTransport
 
 ROOT = Path(__file__).resolve().parents[2]
 
@@ -209,3 +209,30 @@ def test_fresh_virtualenv_install(tmp_path: Path) -> None:
     )
     result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+async def test_a_burst_to_a_stalled_client_stays_bounded(ws: rtt.Transport) -> None:
+    """Sends that never yield to the loop still cannot grow a socket's buffer past the limit."""
+    limit, chunk = 256 * 1024, b"\xab" * 65536
+    async with ws.server(outbound_limit=limit, max_message_size=len(chunk)) as server:
+        rec = Recorder().listen(server, "disconnect")
+        client = ws.client(server.url, max_message_size=len(chunk), reconnect=False)
+        await client.connect()
+        await eventually(lambda: server.sockets)
+        assert isinstance(client, WsClient) and client.websocket is not None
+        client.websocket.transport.pause_reading()
+        ((socket_id, conn),) = server._conns.items()
+        peak = 0
+        try:
+            for _ in range(2000):  # 128 MiB at most, far past any kernel buffer
+                await server.send(socket_id, chunk)
+                peak = max(peak, conn.transport.get_write_buffer_size())
+        except rtt.UnknownSocketError:
+            pass
+        else:
+            pytest.fail("a client that never reads was not disconnected")
+        assert peak <= limit + len(chunk)
+        ((_, reason),) = await rec.wait("disconnect")
+        assert reason is rtt.CloseReason.SLOW_CONSUMER
+        client.websocket.transport.resume_reading()
+        await client.close()

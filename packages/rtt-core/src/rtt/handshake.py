@@ -9,6 +9,7 @@ from __future__ import annotations
 
 from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
 from dataclasses import dataclass, field
+from types import MappingProxyType
 from typing import Any, TypeAlias
 from urllib.parse import parse_qsl
 
@@ -25,29 +26,42 @@ __all__ = [
 
 
 class Headers(Mapping[str, str]):
-    """Immutable, case-insensitive HTTP headers; ``get_all`` returns repeated ones."""
+    """Immutable, case-insensitive HTTP headers; ``get_all`` returns repeated ones.
 
-    __slots__ = ("_index", "_items")
+    Every socket keeps its handshake headers for its whole life, so this holds
+    only the pairs (reusing the library's own tuples) and finds a name by
+    scanning them: a handshake has a few dozen headers at most.
+    """
+
+    __slots__ = ("_items",)
 
     def __init__(self, items: Iterable[tuple[str, str]] | Mapping[str, str] = ()) -> None:
-        pairs = list(items.items() if isinstance(items, Mapping) else items)
-        self._items: tuple[tuple[str, str], ...] = tuple((str(k), str(v)) for k, v in pairs)
-        index: dict[str, str] = {}
-        for key, value in self._items:
-            index.setdefault(key.lower(), value)
-        self._index = index
+        pairs = items.items() if isinstance(items, Mapping) else items
+        self._items: tuple[tuple[str, str], ...] = tuple(
+            pair
+            if type(pair) is tuple and type(pair[0]) is str and type(pair[1]) is str
+            else (str(pair[0]), str(pair[1]))
+            for pair in pairs
+        )
 
     def __getitem__(self, key: str) -> str:
-        return self._index[key.lower()]
+        wanted = key.lower()
+        for name, value in self._items:
+            if name.lower() == wanted:
+                return value
+        raise KeyError(key)
 
     def __contains__(self, key: object) -> bool:
-        return isinstance(key, str) and key.lower() in self._index
+        if not isinstance(key, str):
+            return False
+        wanted = key.lower()
+        return any(name.lower() == wanted for name, _ in self._items)
 
     def __iter__(self) -> Iterator[str]:
-        return iter(self._index)
+        return iter(dict.fromkeys(name.lower() for name, _ in self._items))
 
     def __len__(self) -> int:
-        return len(self._index)
+        return len({name.lower() for name, _ in self._items})
 
     def get_all(self, key: str) -> list[str]:
         """Every value sent under ``key``, in order."""
@@ -58,8 +72,13 @@ class Headers(Mapping[str, str]):
         return f"Headers({list(self._items)!r})"
 
 
-def parse_query(query_string: str) -> dict[str, str]:
+_NO_QUERY: Mapping[str, str] = MappingProxyType({})
+
+
+def parse_query(query_string: str) -> Mapping[str, str]:
     """Parse a query string; the first value of a repeated name wins."""
+    if not query_string:
+        return _NO_QUERY  # shared: most sockets have no query, and each keeps its own
     query: dict[str, str] = {}
     for key, value in parse_qsl(query_string, keep_blank_values=True):
         query.setdefault(key, value)

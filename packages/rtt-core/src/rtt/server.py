@@ -20,7 +20,7 @@ from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from types import MappingProxyType, TracebackType
-from typing import TYPE_CHECKING, Any, Generic, TypeVar, overload
+from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from ._emitter import Emitter
 from .codec import check_message, message_size
@@ -127,6 +127,11 @@ class Server(abc.ABC, Generic[C]):
 
     ``C`` is the plugin's own per-connection object; applications never see it.
     """
+
+    #: A plugin whose library signals when a connection's unsent data passes
+    #: ``outbound_limit`` sets this and calls :meth:`_slow_consumer` itself;
+    #: otherwise the core polls :meth:`_buffered` after every send.
+    _reports_slow_consumers: ClassVar[bool] = False
 
     def __init__(self, transport: Transport, options: ServerOptions, host: str, port: int) -> None:
         self.transport = transport
@@ -266,7 +271,7 @@ class Server(abc.ABC, Generic[C]):
         stats = self.stats
         stats.messages_out += 1
         stats.bytes_out += size
-        if self._buffered(conn) > self.options.outbound_limit:
+        if not self._reports_slow_consumers and self._buffered(conn) > self.options.outbound_limit:
             self._slow_consumer(socket_id)
 
     async def broadcast(self, data: str | bytes, exclude: str | Iterable[str] = ()) -> int:
@@ -283,22 +288,24 @@ class Server(abc.ABC, Generic[C]):
         if isinstance(exclude, str):
             exclude = (exclude,)
         skip = set(exclude)
-        if skip:
-            targets = [(sid, c) for sid, c in self._conns.items() if sid not in skip]
-        else:
-            targets = list(self._conns.items())
-        if not targets:
+        conns = self._conns
+        targets = {sid: c for sid, c in conns.items() if sid not in skip} if skip else conns
+        count = len(targets)
+        if not count:
             return 0
-        await self._broadcast([c for _, c in targets], data)
+        polled = not self._reports_slow_consumers
+        snapshot = list(targets.items()) if polled else ()
+        await self._broadcast(list(targets.values()), data)
         stats = self.stats
-        stats.messages_out += len(targets)
-        stats.bytes_out += size * len(targets)
-        limit = self.options.outbound_limit
-        buffered = self._buffered
-        for socket_id, conn in targets:
-            if buffered(conn) > limit:
-                self._slow_consumer(socket_id)
-        return len(targets)
+        stats.messages_out += count
+        stats.bytes_out += size * count
+        if polled:
+            limit = self.options.outbound_limit
+            buffered = self._buffered
+            for socket_id, conn in snapshot:
+                if buffered(conn) > limit:
+                    self._slow_consumer(socket_id)
+        return count
 
     async def disconnect(self, socket_id: str) -> None:
         """Close one socket with reason ``server closed``; its client will not reconnect."""
@@ -333,7 +340,8 @@ class Server(abc.ABC, Generic[C]):
     async def _decide(self, handshake: Handshake) -> Accept | Reject:
         if not self._accepting():
             return Reject(503, "Server shutting down")
-        if not origin_allowed(handshake.origin, self.options.allowed_origins):
+        allowed = self.options.allowed_origins
+        if allowed is not None and not origin_allowed(handshake.origin, allowed):
             return Reject(403, "Origin not allowed")
         authorize = self.options.authorize
         if authorize is None:
@@ -476,6 +484,7 @@ class Server(abc.ABC, Generic[C]):
             self._spawn(self._close(conn, reason))
 
     def _slow_consumer(self, socket_id: str) -> None:
+        """Close a socket whose unsent data passed ``outbound_limit`` (plugins may call it)."""
         if socket_id in self._sockets:
             logger.warning("closing socket %s: slow consumer", socket_id)
             self._begin_close(socket_id, CloseReason.SLOW_CONSUMER)

@@ -4,8 +4,9 @@ Mapping of the normalised options (SPEC.md 12.2): ``max_message_size`` is
 websockets' ``max_size`` (oversize closes with 1009); origins and ``authorize``
 run in ``process_request``, before the upgrade, and refuse with an HTTP
 status; ``ping_interval``/``ping_timeout``/``close_timeout`` are websockets'
-own; ``outbound_limit`` is checked against the asyncio transport's write
-buffer, because websockets' ``broadcast()`` writes without backpressure.
+own; ``outbound_limit`` is the write buffer's high-water mark: rtt writes with
+websockets' ``broadcast()`` (no backpressure), and a connection whose buffer
+passes the mark is closed as a slow consumer as soon as that write returns.
 """
 
 from __future__ import annotations
@@ -48,6 +49,20 @@ def close_reason(conn: ServerConnection) -> CloseReason:
     )
 
 
+class _Connection(ServerConnection):
+    """A websockets connection that tells rtt when its write buffer passes the high-water mark."""
+
+    rtt_server: WsServer | None = None
+    rtt_socket_id: str | None = None
+
+    def pause_writing(self) -> None:
+        super().pause_writing()
+        if self.rtt_server is not None:
+            # Called from inside transport.write(): only note it; the server acts
+            # right after the write returns (see WsServer._check_over_limit).
+            self.rtt_server._over_limit.append(self)
+
+
 class WsServer(Server[ServerConnection]):
     """A server at ``ws://host:port/``; any path is accepted and reported in ``socket.path``.
 
@@ -56,10 +71,14 @@ class WsServer(Server[ServerConnection]):
     """
 
     options: WsServerOptions
+    # The asyncio transport pauses writing past outbound_limit (websockets'
+    # write_limit), so rtt hears of a slow consumer without polling every socket.
+    _reports_slow_consumers = True
 
     def __init__(self, transport: WsTransport, options: WsServerOptions, host: str, port: int) -> None:
         super().__init__(transport, options, host, port)
         self._listener: WsListener | None = None
+        self._over_limit: list[_Connection] = []
         # Accepted handshakes waiting for their connection handler.
         self._admitted: dict[ServerConnection, tuple[Handshake, Accept]] = {}
 
@@ -107,6 +126,9 @@ class WsServer(Server[ServerConnection]):
             return
         handshake, accept = admitted
         socket = await self._opened(conn, handshake, accept.identity)
+        if isinstance(conn, _Connection):
+            conn.rtt_socket_id = socket.id
+        del handshake, accept, admitted  # the socket keeps what it needs
         try:
             async for data in conn:
                 await self._received(socket, data)
@@ -114,10 +136,21 @@ class WsServer(Server[ServerConnection]):
             pass
         await self._closed(socket, close_reason(conn))
 
+    def _check_over_limit(self) -> None:
+        over, self._over_limit = self._over_limit, []
+        for conn in over:
+            if conn.rtt_socket_id is not None:
+                self._slow_consumer(conn.rtt_socket_id)
+
     # -- rtt.Server hooks ---------------------------------------------------
 
     async def _start(self) -> tuple[str, int]:
         options = self.options
+        server = self
+
+        class Connection(_Connection):
+            rtt_server = server
+
         self._listener = await serve(
             self._handler,
             self.host,
@@ -128,6 +161,8 @@ class WsServer(Server[ServerConnection]):
             ping_interval=options.ping_interval,
             ping_timeout=options.ping_timeout,
             close_timeout=options.close_timeout,
+            write_limit=(options.outbound_limit, options.outbound_limit // 4),
+            create_connection=Connection,
         )
         host, port = next(iter(self._listener.sockets)).getsockname()[:2]
         return host, port
@@ -141,10 +176,14 @@ class WsServer(Server[ServerConnection]):
     async def _send(self, conn: ServerConnection, data: str | bytes) -> None:
         if conn.protocol.state is not State.OPEN:
             raise ConnectionClosed(close_reason(conn))
-        broadcast((conn,), data)  # writes at once; rtt bounds the buffer (outbound_limit)
+        broadcast((conn,), data)  # writes at once, without waiting for the peer
+        if self._over_limit:
+            self._check_over_limit()
 
     async def _broadcast(self, conns: list[ServerConnection], data: str | bytes) -> None:
         broadcast(conns, data)  # encodes once, skips connections that are not open
+        if self._over_limit:
+            self._check_over_limit()
 
     def _buffered(self, conn: ServerConnection) -> int:
         return conn.transport.get_write_buffer_size()
