@@ -130,17 +130,22 @@ def main(argv: list[str] | None = None) -> int:
         return 0
     given = {f.name: getattr(args, f.name) for f in dataclasses.fields(Load)}
     overrides = {name: value for name, value in given.items() if value is not None}
-    load = dataclasses.replace(QUICK if args.quick else Load(), **overrides)
     repeat = args.repeat or (1 if args.quick else 5)
+    # Each pair's own counts (its issue's) unless --quick; flags override either.
+    loads = {
+        name: dataclasses.replace(QUICK if args.quick else pair.load or Load(), **overrides)
+        for name, pair in chosen.items()
+    }
 
     async def run() -> None:
-        for pair in chosen.values():
-            print_comparison(pair, load, repeat, await compare(pair, load, repeat))
+        for name, pair in chosen.items():
+            try:
+                figures = await compare(pair, loads[name], repeat)
+            except TimeoutError:
+                parser.exit(1, f"a measurement took longer than --timeout {loads[name].timeout} s\n")
+            print_comparison(pair, loads[name], repeat, figures)
 
-    try:
-        asyncio.run(run())
-    except TimeoutError:
-        parser.exit(1, f"a measurement took longer than --timeout {load.timeout} s\n")
+    asyncio.run(run())
     return 0
 
 

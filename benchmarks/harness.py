@@ -84,6 +84,8 @@ class Pair:
     connect: Callable[[int], Awaitable[BenchClient]]
     """Open one client to the server listening on 127.0.0.1 at this port."""
     description: str = ""
+    load: Load | None = None
+    """The counts ``bench_compare.py`` uses for this pair by default; ``None``: :class:`Load`'s defaults."""
 
 
 PAIRS: dict[str, Pair] = {}
