@@ -15,7 +15,7 @@ import logging
 import random
 from collections.abc import AsyncIterator, Callable
 from enum import Enum
-from types import TracebackType
+from types import CoroutineType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
 from ._emitter import Emitter
@@ -329,7 +329,7 @@ class Client(abc.ABC):
         for handler in handlers:
             try:
                 result = handler(data)
-                if result is not None and inspect.isawaitable(result):
+                if result is not None and (type(result) is CoroutineType or inspect.isawaitable(result)):
                     await result
             except Exception as exc:
                 logger.exception("client handler %r for 'message' raised", handler)

@@ -19,7 +19,7 @@ import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from types import MappingProxyType, TracebackType
+from types import CoroutineType, MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from ._emitter import Emitter
@@ -262,7 +262,8 @@ class Server(abc.ABC, Generic[C]):
         the message could be queued. A socket whose unsent data passes
         ``outbound_limit`` is closed as a slow consumer.
         """
-        self._require_running("send")
+        if self._state is not ServerState.RUNNING:
+            self._require_running("send")
         size = check_message(data, self.options.max_message_size)
         conn = self._conns.get(socket_id)
         if conn is None:
@@ -404,7 +405,8 @@ class Server(abc.ABC, Generic[C]):
         for handler in self._message_handlers:
             try:
                 result = handler(socket, data)
-                if result is not None and inspect.isawaitable(result):
+                # A coroutine is the common case; isawaitable() catches other awaitables.
+                if result is not None and (type(result) is CoroutineType or inspect.isawaitable(result)):
                     await result
             except Exception:
                 logger.exception("server handler %r for 'message' raised", handler)
