@@ -18,7 +18,7 @@ from rtt import (
     RejectedError,
     StateError,
 )
-from rtt.testing import Recorder, eventually
+from rtt.testing import Recorder, echo, eventually
 from rtt_mock import Link, MockClient, MockTransport
 
 
@@ -28,12 +28,7 @@ def link_of(client: rtt.Client) -> Link:
 
 
 async def echo_server(mock: MockTransport, **options: Any) -> rtt.Server[Any]:
-    server = mock.server(**options)
-
-    @server.on("message")
-    async def echo(socket: rtt.Socket, data: str | bytes) -> None:
-        await server.send(socket.id, data)
-
+    server = echo(mock.server(**options))
     await server.start()
     return server
 

@@ -10,7 +10,7 @@ import pytest
 import rtt
 import rtt_mock
 from rtt import CloseReason, RejectedError, ServerState, StateError, UnknownSocketError
-from rtt.testing import Recorder, eventually
+from rtt.testing import Recorder, echo, eventually
 from rtt_mock import MockClient, MockTransport
 
 
@@ -136,15 +136,9 @@ async def test_info_logs_never_carry_message_bodies(
 ) -> None:
     caplog.set_level(logging.DEBUG, logger="rtt")
     secret = "-".join(("body", "secret"))
-    async with mock.server() as server:
-
-        @server.on("message")
-        async def echo(socket: rtt.Socket, data: str | bytes) -> None:
-            await server.send(socket.id, data)
-
-        async with mock.client(server.url) as client:
-            await client.send(secret)
-            assert await client.recv() == secret
+    async with echo(mock.server()) as server, mock.client(server.url) as client:
+        await client.send(secret)
+        assert await client.recv() == secret
     assert caplog.records
     assert not [r for r in caplog.records if secret in r.getMessage()]
 

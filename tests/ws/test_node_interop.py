@@ -8,7 +8,7 @@ import shutil
 from pathlib import Path
 
 import rtt
-from rtt.testing import Recorder
+from rtt.testing import Recorder, echo
 
 NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 
@@ -18,11 +18,7 @@ async def test_node_ws_client_echo() -> None:
     assert node is not None, "Node.js is needed for the interop tests"
     assert (NODE_DIR / "node_modules" / "ws").is_dir(), "run `npm ci --prefix tests/node` first"
     async with rtt.load("ws").server() as server:
-        rec = Recorder().listen(server, "disconnect")
-
-        @server.on("message")
-        async def echo(socket: rtt.Socket, data: str | bytes) -> None:
-            await server.send(socket.id, data)
+        rec = Recorder().listen(echo(server), "disconnect")
 
         process = await asyncio.create_subprocess_exec(
             node, str(NODE_DIR / "ws-interop.mjs"), server.url, stdout=asyncio.subprocess.PIPE

@@ -18,7 +18,7 @@ from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import rtt
-from rtt.testing import Recorder, eventually
+from rtt.testing import Recorder, echo, eventually
 from rtt_ws import WsClient, WsServer, WsTransport
 
 ROOT = Path(__file__).resolve().parents[2]
@@ -35,12 +35,7 @@ def plain(url: str, **kwargs: Any) -> Any:
 
 
 async def echo_server(ws: rtt.Transport, **options: Any) -> rtt.Server[Any]:
-    server = ws.server(**options)
-
-    @server.on("message")
-    async def echo(socket: rtt.Socket, data: str | bytes) -> None:
-        await server.send(socket.id, data)
-
+    server = echo(ws.server(**options))
     await server.start()
     return server
 

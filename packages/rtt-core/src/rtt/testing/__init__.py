@@ -15,7 +15,7 @@ A plugin's whole test file::
 Needs pytest (``pip install rtt-core[testing]``); nothing else does.
 """
 
-from ._support import LogCapture, Recorder, case, eventually
+from ._support import LogCapture, Recorder, case, echo, eventually
 from .kit import (
     ROUND_TRIP,
     ClientTests,
@@ -41,5 +41,6 @@ __all__ = [
     "ShutdownTests",
     "TransportTests",
     "case",
+    "echo",
     "eventually",
 ]

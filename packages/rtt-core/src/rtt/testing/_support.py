@@ -12,7 +12,7 @@ import pytest
 
 if TYPE_CHECKING:
     from ..client import Client
-    from ..server import Server
+    from ..server import Server, Socket
     from .kit import Kit
 
 K = TypeVar("K", bound="Kit")
@@ -51,6 +51,16 @@ async def _run_case(kit: K, fn: Case[K]) -> None:
     finally:
         # Whatever happened, release every server and client the case made.
         await kit._close_all()
+
+
+def echo(server: Server[Any]) -> Server[Any]:
+    """Make ``server`` send every message back to its sender; returns the server."""
+
+    async def send_back(socket: Socket, data: str | bytes) -> None:
+        await server.send(socket.id, data)
+
+    server.on("message", send_back)
+    return server
 
 
 async def eventually(predicate: Callable[[], object], timeout: float = 5.0, what: str = "") -> None:

@@ -32,6 +32,7 @@ from ..handshake import Accept, Handshake, Reject
 from ..server import Server, ServerState, Socket
 from ..transport import Capabilities, Transport
 from ._support import LogCapture, Recorder, case, eventually
+from ._support import echo as echo_messages
 
 __all__ = [
     "ClientTests",
@@ -116,11 +117,7 @@ class Kit:
         """A started server (closed after the case); ``echo`` sends messages back."""
         server = self.make_transport().server(host=self.host, port=port, **options)
         if echo:
-
-            @server.on("message")
-            async def send_back(socket: Socket, data: str | bytes) -> None:
-                await server.send(socket.id, data)
-
+            echo_messages(server)
         self._servers = [*getattr(self, "_servers", []), server]
         await server.start()
         return server
