@@ -3,7 +3,10 @@
 from __future__ import annotations
 
 import gc
-from collections.abc import Iterator
+import subprocess
+import sys
+from collections.abc import Callable, Iterator
+from pathlib import Path
 
 import pytest
 
@@ -21,3 +24,35 @@ def _collect_garbage() -> Iterator[None]:
     """Collect after each test so an unclosed socket or transport fails the test that leaked it."""
     yield
     gc.collect()
+
+
+ROOT = Path(__file__).resolve().parents[1]
+
+
+class FreshVenv:
+    """A new virtualenv with only the given repository packages pip-installed into it."""
+
+    def __init__(self, path: Path, *packages: str) -> None:
+        subprocess.run([sys.executable, "-m", "venv", str(path)], check=True, timeout=120)
+        self.python = path / "bin" / "python"
+        paths = [str(ROOT / package) for package in packages]
+        subprocess.run([str(self.python), "-m", "pip", "install", "--quiet", *paths], check=True, timeout=480)
+
+    def distributions(self) -> set[str]:
+        """Names of the distributions installed, pip and setuptools left out."""
+        listing = self.run(
+            "import importlib.metadata as m; print(*(d.metadata['Name'] for d in m.distributions()))"
+        )
+        return {name.lower() for name in listing.split()} - {"pip", "setuptools"}
+
+    def run(self, code: str) -> str:
+        """Run Python ``code`` in the virtualenv; return its standard output."""
+        result = subprocess.run([str(self.python), "-c", code], capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        return result.stdout
+
+
+@pytest.fixture
+def fresh_venv(tmp_path: Path) -> Callable[..., FreshVenv]:
+    """``fresh_venv("packages/rtt-core", ...)`` installs those packages alone in a new virtualenv."""
+    return lambda *packages: FreshVenv(tmp_path / "venv", *packages)
