@@ -54,6 +54,9 @@ class _Connection(ServerConnection):
 
     rtt_server: WsServer | None = None
     rtt_socket_id: str | None = None
+    # The accepted handshake, held by the connection itself so a handshake that
+    # fails after process_request leaves nothing behind.
+    rtt_admitted: tuple[Handshake, Accept] | None = None
 
     def pause_writing(self) -> None:
         super().pause_writing()
@@ -79,8 +82,6 @@ class WsServer(Server[ServerConnection]):
         super().__init__(transport, options, host, port)
         self._listener: WsListener | None = None
         self._over_limit: list[_Connection] = []
-        # Accepted handshakes waiting for their connection handler.
-        self._admitted: dict[ServerConnection, tuple[Handshake, Accept]] = {}
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         parts = urlsplit(request.path)
@@ -98,7 +99,8 @@ class WsServer(Server[ServerConnection]):
         decision = await self._admit(handshake)
         if isinstance(decision, Reject):
             return conn.respond(decision.status, f"{decision.reason}\n")
-        self._admitted[conn] = (handshake, decision)
+        assert isinstance(conn, _Connection)
+        conn.rtt_admitted = (handshake, decision)
         return None
 
     def _asset(self, name: str) -> Response:
@@ -121,14 +123,12 @@ class WsServer(Server[ServerConnection]):
         return Response(200, "OK", headers, body)
 
     async def _handler(self, conn: ServerConnection) -> None:
-        admitted = self._admitted.pop(conn, None)
-        if admitted is None:  # pragma: no cover - websockets calls process_request first
-            return
-        handshake, accept = admitted
+        assert isinstance(conn, _Connection) and conn.rtt_admitted is not None
+        handshake, accept = conn.rtt_admitted
+        conn.rtt_admitted = None
         socket = await self._opened(conn, handshake, accept.identity)
-        if isinstance(conn, _Connection):
-            conn.rtt_socket_id = socket.id
-        del handshake, accept, admitted  # the socket keeps what it needs
+        conn.rtt_socket_id = socket.id
+        del handshake, accept  # the socket keeps what it needs
         try:
             async for data in conn:
                 await self._received(socket, data)
