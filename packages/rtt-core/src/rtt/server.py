@@ -485,6 +485,11 @@ class Server(abc.ABC, Generic[C]):
         else:
             self._spawn(self._close(conn, reason))
 
+    def _closing_reason(self, socket_id: str) -> CloseReason | None:
+        """The reason the server chose for a socket it is closing, if it is closing one."""
+        closing = self._closing.get(socket_id)
+        return closing[2] if closing is not None else None
+
     def _slow_consumer(self, socket_id: str) -> None:
         """Close a socket whose unsent data passed ``outbound_limit`` (plugins may call it)."""
         if socket_id in self._sockets:

@@ -1,0 +1,320 @@
+"""The engineio Python client: rtt's reconnecting client over ``engineio.AsyncClient``.
+
+python-engineio's client does not reconnect; rtt's core does (SPEC.md 4.4).
+Each attempt makes a fresh ``AsyncClient`` with its own aiohttp session.
+rtt decodes what it needs from the library's packets: messages go to a
+bounded inbox (a full inbox stops the library's read loop, so the server
+sees the client stop reading), and the data of the server's ``CLOSE`` packet
+is rtt's close reason.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from collections.abc import Callable, Coroutine
+from typing import TYPE_CHECKING, Any
+from urllib.parse import urlsplit, urlunsplit
+
+import aiohttp
+import engineio  # type: ignore[import-untyped, unused-ignore]
+from engineio import exceptions as eio_exceptions  # type: ignore[import-untyped, unused-ignore]
+from engineio import packet  # type: ignore[import-untyped, unused-ignore]
+
+from rtt import (
+    Client,
+    ClientConnection,
+    CloseReason,
+    ConnectError,
+    ConnectionClosed,
+    RejectedError,
+)
+from rtt.codec import message_size
+
+from ._wire import CLOSE, MESSAGE, RawJson, message_data, reason_from_close_text, wire_limit
+
+if TYPE_CHECKING:
+    from .transport import EngineioClientOptions
+
+__all__ = ["EngineioClient", "EngineioConnection"]
+
+#: Messages the connection buffers beyond rtt's own inbox before the read loop waits.
+INBOX_SIZE = 16
+#: Packets one long-polling POST may carry (python-engineio servers refuse more than 16).
+POLLING_BATCH = 8
+
+
+class _Inbox:
+    """A bounded FIFO the library's read loop waits on when it is full."""
+
+    def __init__(self, maxsize: int) -> None:
+        self._items: collections.deque[str | bytes] = collections.deque()
+        self._maxsize = maxsize
+        self._changed = asyncio.Event()
+        self.closed = False
+
+    async def put(self, item: str | bytes) -> None:
+        while len(self._items) >= self._maxsize and not self.closed:
+            self._changed.clear()
+            await self._changed.wait()
+        if not self.closed:
+            self._items.append(item)
+            self._changed.set()
+
+    async def get(self) -> str | bytes | None:
+        while not self._items:
+            if self.closed:
+                return None
+            self._changed.clear()
+            await self._changed.wait()
+        item = self._items.popleft()
+        self._changed.set()
+        return item
+
+    def close(self) -> None:
+        self.closed = True
+        self._changed.set()
+
+
+class _RttAsyncClient(engineio.AsyncClient):  # type: ignore[misc]
+    """``engineio.AsyncClient`` that hands messages and close reasons to rtt and tracks its tasks."""
+
+    def __init__(self, conn: EngineioConnection, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rtt_conn = conn
+        self.rtt_tasks: set[asyncio.Task[Any]] = set()
+
+    def start_background_task(
+        self, target: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(target(*args, **kwargs))
+        self.rtt_tasks.add(task)
+        task.add_done_callback(self.rtt_tasks.discard)
+        return task
+
+    async def _send_request(
+        self, method: str, url: str, headers: Any = None, body: Any = None, timeout: Any = None
+    ) -> Any:
+        response = await super()._send_request(method, url, headers=headers, body=body, timeout=timeout)
+        if isinstance(response, aiohttp.ClientResponse) and (method == "POST" or response.status >= 300):
+            # The library never reads a POST's answer, nor an error's, which keeps their
+            # connections checked out.
+            with contextlib.suppress(aiohttp.ClientError):
+                await response.read()
+            response.release()
+        return response
+
+    async def _receive_packet(self, pkt: packet.Packet) -> None:
+        conn = self.rtt_conn
+        stalled = conn.stalled
+        if stalled is not None:
+            await stalled.wait()  # a paused client takes nothing, heartbeats included
+        kind = pkt.packet_type
+        if kind == MESSAGE:
+            data = message_data(pkt.data)
+            if message_size(data) > conn.max_message_size:
+                conn.detected = CloseReason.MESSAGE_TOO_BIG
+                await self.disconnect(abort=True, reason=self.reason.TRANSPORT_ERROR)
+                return
+            await conn.inbox.put(data)
+            return
+        if kind == CLOSE:
+            conn.close_text = pkt.data
+        await super()._receive_packet(pkt)
+
+
+class EngineioConnection(ClientConnection):
+    """One Engine.IO session of a client (long-polling, WebSocket, or upgraded)."""
+
+    def __init__(self, options: EngineioClientOptions, session: aiohttp.ClientSession) -> None:
+        self.options = options
+        self.max_message_size = options.max_message_size
+        self.session = session
+        self.inbox = _Inbox(INBOX_SIZE)
+        self.stalled: asyncio.Event | None = None
+        self.close_text: object = None
+        self.detected: CloseReason | None = None
+        self.reason: CloseReason | None = None
+        self.ended = asyncio.Event()
+        self._batch = 0
+        self._batch_limit = wire_limit(options.max_message_size)
+        self.eio = _RttAsyncClient(
+            self,
+            logger=False,
+            json=RawJson,
+            request_timeout=max(options.connect_timeout, options.close_timeout, 5.0),
+            http_session=session,
+            handle_sigint=False,
+            websocket_extra_options={"max_msg_size": self._batch_limit + 16},
+        )
+        self.eio.on("disconnect", self._on_disconnect)
+
+    @property
+    def transport(self) -> str | None:
+        """``"polling"`` or ``"websocket"``: what the session runs on now."""
+        current: str | None = self.eio.current_transport
+        return current
+
+    def pause_reading(self) -> None:
+        """Stop taking packets from the server: messages pile up, heartbeats go unanswered."""
+        if self.stalled is None:
+            self.stalled = asyncio.Event()
+
+    def _on_disconnect(self, reason: str) -> None:
+        if self.reason is None:
+            eio = self.eio
+            if self.detected is not None:
+                self.reason = self.detected
+            elif reason == eio.reason.CLIENT_DISCONNECT:
+                self.reason = CloseReason.CLIENT_CLOSED
+            elif reason == eio.reason.SERVER_DISCONNECT:
+                self.reason = reason_from_close_text(self.close_text, CloseReason.SERVER_CLOSED)
+            else:
+                ws = eio.ws
+                code = ws.close_code if ws is not None else None
+                self.reason = CloseReason.MESSAGE_TOO_BIG if code == 1009 else CloseReason.TRANSPORT_ERROR
+        self.ended.set()
+        self.inbox.close()
+
+    async def recv(self) -> str | bytes:
+        data = await self.inbox.get()
+        if data is None:
+            await self.dispose()  # the session ended by itself: release it
+            raise ConnectionClosed(self.reason or CloseReason.TRANSPORT_ERROR)
+        return data
+
+    async def send(self, data: str | bytes) -> None:
+        eio = self.eio
+        if self.reason is not None or eio.state != "connected":
+            raise ConnectionClosed(self.reason or CloseReason.TRANSPORT_ERROR)
+        if eio.current_transport == "polling":
+            await self._bound_batch(data)
+        await eio.send(data)
+
+    async def _bound_batch(self, data: str | bytes) -> None:
+        """Keep one long-polling POST within the server's limits (python-engineio batches all it has)."""
+        queue = self.eio.queue
+        size = 4 * len(data) // 3 + 2 if isinstance(data, bytes) else message_size(data) + 1
+        if queue.qsize() == 0:
+            self._batch = 0
+        if queue.qsize() >= POLLING_BATCH or (self._batch and self._batch + size > self._batch_limit):
+            await _first(queue.join(), self.ended.wait())
+            if self.reason is not None:
+                raise ConnectionClosed(self.reason)
+            self._batch = 0
+        self._batch += size
+
+    async def close(self, reason: CloseReason) -> None:
+        eio = self.eio
+        if self.reason is None:
+            self.reason = reason
+        if self.stalled is not None:
+            self.stalled.set()
+        try:
+            async with asyncio.timeout(self.options.close_timeout):
+                if eio.state == "connected" and eio.write_loop_task is not None:
+                    await eio._send_packet(packet.Packet(CLOSE))
+                    # Once the server has our CLOSE it reports ``client closed``; a
+                    # connection that died meanwhile ends the wait as well.
+                    await _first(eio.queue.join(), self.ended.wait())
+        except (TimeoutError, OSError, aiohttp.ClientError):
+            pass
+        finally:
+            await self.dispose()
+
+    async def dispose(self) -> None:
+        """Drop whatever is left of the session: tasks, sockets, the HTTP session."""
+        eio = self.eio
+        if eio.state == "connected":
+            eio.state = "disconnected"  # no more handshakes: just let go
+            self._on_disconnect(eio.reason.CLIENT_DISCONNECT)
+        eio.queue.put_nowait(None)  # ends the library's write loop
+        ws = eio.ws
+        if ws is not None and not ws.closed:
+            with contextlib.suppress(Exception):
+                async with asyncio.timeout(min(1.0, self.options.close_timeout)):
+                    await ws.close()
+        tasks = [t for t in eio.rtt_tasks if t is not asyncio.current_task() and not t.done()]
+        if tasks and self.reason is CloseReason.CLIENT_CLOSED:
+            # The server has our CLOSE and ends the pending poll: let the loops finish
+            # their requests rather than cancel them mid-response.
+            await asyncio.wait(tasks, timeout=min(1.0, self.options.close_timeout))
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            await asyncio.gather(*tasks, return_exceptions=True)
+        with contextlib.suppress(ValueError):
+            engineio.base_client.connected_clients.remove(eio)
+        await self.session.close()
+        self.ended.set()
+        self.inbox.close()
+
+
+async def _first(*aws: Coroutine[Any, Any, Any]) -> None:
+    """Wait until one of ``aws`` is done; cancel the others."""
+    tasks = [asyncio.ensure_future(a) for a in aws]
+    try:
+        await asyncio.wait(tasks, return_when=asyncio.FIRST_COMPLETED)
+    finally:
+        for task in tasks:
+            task.cancel()
+
+
+class EngineioClient(Client):
+    """A client of an Engine.IO server at ``http://host:port/engine.io/`` (or ``ws://``).
+
+    ``transports`` (an option) chooses long-polling, WebSocket, or both (the
+    default: long-polling first, then the upgrade). Any Engine.IO v4 server
+    works; an rtt server also tells it why it closed.
+    """
+
+    options: EngineioClientOptions
+    _connection: EngineioConnection | None = None
+
+    @property
+    def connection(self) -> EngineioConnection | None:
+        """The current session (an escape hatch, and for fault tests)."""
+        return self._connection
+
+    @property
+    def engineio_client(self) -> engineio.AsyncClient | None:
+        """The current ``engineio.AsyncClient``."""
+        return self._connection.eio if self._connection is not None else None
+
+    async def _connect(self) -> ClientConnection:
+        parts = urlsplit(self.url)
+        scheme = "https" if parts.scheme in ("https", "wss") else "http"
+        base = urlunsplit((scheme, parts.netloc, "/", parts.query, ""))
+        path = parts.path.strip("/") or "engine.io"
+        refused: list[tuple[int, str]] = []
+
+        async def on_request_end(
+            session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
+        ) -> None:
+            if params.response.status >= 400:
+                refused.append((params.response.status, params.response.reason or ""))
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(on_request_end)
+        session = aiohttp.ClientSession(trace_configs=[trace])
+        conn = EngineioConnection(self.options, session)
+        try:
+            await conn.eio.connect(
+                base,
+                headers=dict(self.options.headers),
+                transports=list(self.options.transports),
+                engineio_path=path,
+            )
+        except BaseException as exc:
+            await conn.dispose()
+            if isinstance(exc, eio_exceptions.ConnectionError):
+                if refused:
+                    status, reason = refused[0]
+                    raise RejectedError(status, reason) from None
+                raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
+            if isinstance(exc, aiohttp.ClientError | ValueError):
+                raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
+            raise
+        self._connection = conn
+        return conn
