@@ -298,6 +298,12 @@ class _RttSocket(AsyncSocket):  # type: ignore[misc]
             conn.ws_ended.set()
 
 
+#: Close codes of a deliberate client close: normal, going away (a page left),
+#: and a close frame with no status (what engine.io-client's close() sends),
+#: which ASGI servers report as 1005 and aiohttp as 0.
+CLIENT_CLOSE_CODES = frozenset({1000, 1001, 1005, 0})
+
+
 class _FrameError(Exception):
     """The WebSocket ended; ``reason`` says why when rtt can tell."""
 
@@ -318,7 +324,7 @@ def _frame_reader(ws: Any) -> Callable[[], Coroutine[Any, Any, str | bytes]]:
                 return data
             if msg.type is WSMsgType.ERROR and 1009 in (sock.close_code, getattr(msg.data, "code", None)):
                 raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
-            if msg.type is WSMsgType.CLOSE and msg.data in (1000, 1001):
+            if msg.type is WSMsgType.CLOSE and msg.data in CLIENT_CLOSE_CODES:
                 raise _FrameError(CloseReason.CLIENT_CLOSED)
             raise _FrameError(None)
 
@@ -335,7 +341,7 @@ def _frame_reader(ws: Any) -> Callable[[], Coroutine[Any, Any, str | bytes]]:
                 return text
         elif event["type"] == "websocket.disconnect":
             code = event.get("code")
-            if code in (1000, 1001):
+            if code in CLIENT_CLOSE_CODES:
                 raise _FrameError(CloseReason.CLIENT_CLOSED)
             if code == 1009:
                 raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
