@@ -8,6 +8,8 @@ import socket as socketlib
 import subprocess
 import sys
 import textwrap
+import urllib.error
+import urllib.request
 from collections.abc import AsyncIterator, Awaitable, Callable
 from contextlib import asynccontextmanager
 from pathlib import Path
@@ -490,3 +492,30 @@ def test_fresh_virtualenv_install(tmp_path: Path) -> None:
     )
     result = subprocess.run([str(python), "-c", code], capture_output=True, text=True, timeout=60)
     assert result.returncode == 0, result.stderr
+
+
+def _get(url: str) -> tuple[int, str | None, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.headers["Access-Control-Allow-Origin"], response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, None, b""
+
+
+async def test_browser_assets_are_served_and_nothing_else() -> None:
+    transport = rtt.load("engineio")
+    assets = transport.browser_assets()
+    assert set(assets) == {"rtt-client.js", "rtt-engineio.js", "rtt-engineio.mjs"}
+    assert transport.capabilities.browser_client
+    async with transport.server() as server:
+        host, port = server.address
+        for name, file in assets.items():
+            status, cors, body = await asyncio.to_thread(_get, f"http://{host}:{port}/rtt/{name}")
+            assert (status, cors, body) == (200, "*", file.read_bytes())
+        for path in ("rtt/nope.js", "rtt/../transport.py", "elsewhere"):
+            assert (await asyncio.to_thread(_get, f"http://{host}:{port}/{path}"))[0] == 404
+    async with transport.server(assets_path=None) as server:
+        host, port = server.address
+        assert (await asyncio.to_thread(_get, f"http://{host}:{port}/rtt/rtt-engineio.js"))[0] == 404
+    with pytest.raises(rtt.OptionError, match="assets_path"):
+        rtt.load("engineio", assets_path="rtt")

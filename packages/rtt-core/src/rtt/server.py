@@ -228,7 +228,8 @@ class Server(abc.ABC, Generic[C]):
             try:
                 await asyncio.wait_for(self._idle.wait(), self.options.close_timeout)
             except TimeoutError:
-                logger.warning("%d sockets did not close in time; aborting them", len(self._closing))
+                if self._closing:
+                    logger.warning("%d sockets did not close in time; aborting them", len(self._closing))
                 for _socket, conn, _reason in list(self._closing.values()):
                     self._abort(conn)
                 for socket, _conn, reason in list(self._closing.values()):

@@ -43,6 +43,7 @@ from rtt import (
     ServerState,
     Socket,
 )
+from rtt.assets import read_asset
 from rtt.codec import message_size
 
 from ._wire import CLOSE, MESSAGE, NOOP, PONG, UPGRADE, RawJson, decode_packet, wire_limit
@@ -479,6 +480,27 @@ class EngineioServer(Server[EngineioConn]):
         """
         eio = self._engine("aiohttp")
         eio.attach(app, self.path)
+        self._add_asset_route(app)
+
+    def _add_asset_route(self, app: web.Application) -> None:
+        # GET <assets_path><name>: exactly the files of transport.browser_assets() (SPEC 2.7).
+        if self.options.assets_path is not None:
+            app.router.add_get(self.options.assets_path + "{name}", self._asset)
+
+    async def _asset(self, request: web.Request) -> web.Response:
+        found = read_asset(self.transport.browser_assets(), request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        content_type, body = found
+        return web.Response(
+            body=body,
+            headers={
+                "Content-Type": content_type,
+                "Cache-Control": "no-cache",
+                # Public client code: any page may load it, as a module too.
+                "Access-Control-Allow-Origin": "*",
+            },
+        )
 
     def asgi_app(self, other_app: Callable[..., Any] | None = None) -> Callable[..., Any]:
         """An ASGI application serving Engine.IO under :attr:`path` and ``other_app`` elsewhere.
@@ -632,6 +654,7 @@ class EngineioServer(Server[EngineioConn]):
         eio = self._engine("aiohttp")
         app = web.Application(client_max_size=eio.max_http_buffer_size)
         eio.attach(app, self.path)
+        self._add_asset_route(app)
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=self.options.close_timeout
         )

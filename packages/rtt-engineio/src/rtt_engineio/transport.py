@@ -2,11 +2,14 @@
 
 from __future__ import annotations
 
-from collections.abc import Sequence
+from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
+from importlib.resources import files
+from importlib.resources.abc import Traversable
 from urllib.parse import urlsplit
 
 from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
+from rtt.assets import CORE_SCRIPT, core_script
 
 from .client import EngineioClient
 from .server import EngineioServer
@@ -40,6 +43,9 @@ class EngineioServerOptions(ServerOptions):
     """Transports the server accepts: ``("polling", "websocket")`` (with the upgrade), or one of them."""
     engineio_path: str = "/engine.io/"
     """URL path of the Engine.IO endpoint (``/engine.io/``, as every Engine.IO client expects)."""
+    assets_path: str | None = "/rtt/"
+    """URL path prefix for ``browser_assets()`` (``/rtt/rtt-engineio.js``) in standalone and
+    aiohttp modes; ``None`` serves nothing."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -47,6 +53,11 @@ class EngineioServerOptions(ServerOptions):
         path = self.engineio_path
         if not (isinstance(path, str) and path.startswith("/") and path.endswith("/") and len(path) > 1):
             raise OptionError(f"option engineio_path must be a path like '/engine.io/', got {path!r}")
+        assets = self.assets_path
+        if assets is not None and not (
+            isinstance(assets, str) and assets.startswith("/") and assets.endswith("/") and assets != path
+        ):
+            raise OptionError(f"option assets_path must be None or a path like '/rtt/', got {assets!r}")
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -67,10 +78,19 @@ class EngineioTransport(Transport):
 
     name = "engineio"
     capabilities = Capabilities(
-        binary=True, http_fallbacks=True, python_client=True, browser_client=False, aiohttp=True, asgi=True
+        binary=True, http_fallbacks=True, python_client=True, browser_client=True, aiohttp=True, asgi=True
     )
     server_options = EngineioServerOptions
     client_options = EngineioClientOptions
+
+    def browser_assets(self) -> Mapping[str, Traversable]:
+        # engine.io-client itself is not among them: the page loads it from npm or a CDN.
+        browser = files("rtt_engineio") / "browser"
+        return {
+            CORE_SCRIPT: core_script(),
+            "rtt-engineio.js": browser / "rtt-engineio.js",
+            "rtt-engineio.mjs": browser / "rtt-engineio.mjs",
+        }
 
     def _create_server(self, options: ServerOptions, host: str, port: int) -> EngineioServer:
         assert isinstance(options, EngineioServerOptions)
