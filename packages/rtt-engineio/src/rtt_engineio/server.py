@@ -136,7 +136,11 @@ class _RttSocket(AsyncSocket):  # type: ignore[misc]
     upgrading: bool
 
     async def poll(self) -> list[packet.Packet]:
-        """Next packets to send, at most :data:`PACKETS_PER_POLL` (python-engineio clients refuse more)."""
+        """Next packets to send: all queued on WebSocket, at most :data:`PACKETS_PER_POLL` on long-polling.
+
+        python-engineio's client refuses a polling payload of more than 16
+        packets; a WebSocket writer sends each packet as its own frame.
+        """
         queue = self.queue
         try:
             first = await asyncio.wait_for(queue.get(), self.server.ping_interval + self.server.ping_timeout)
@@ -146,7 +150,8 @@ class _RttSocket(AsyncSocket):  # type: ignore[misc]
         if first is None:
             return []
         packets = [first]
-        while len(packets) < PACKETS_PER_POLL:
+        limit = None if self.upgraded else PACKETS_PER_POLL
+        while limit is None or len(packets) < limit:
             try:
                 pkt = queue.get_nowait()
             except asyncio.QueueEmpty:
