@@ -22,7 +22,8 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
+from browser_support import FAST_RECONNECT, Message, from_js, launch, new_context, summary, to_js
+from playwright.async_api import Browser, BrowserContext, Page, Route
 
 import rtt
 import rtt.assets
@@ -32,18 +33,8 @@ from rtt.testing import eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 8000
 """Every wait in the page is bounded by this many milliseconds."""
-FAST_RECONNECT = {"minDelay": 0.05, "maxDelay": 0.2, "factor": 2, "jitter": 0.5}
 
 REPO = Path(__file__).resolve().parents[2]
 ENGINEIO_CLIENT = REPO / "tests" / "node" / "node_modules" / "engine.io-client"
@@ -51,47 +42,10 @@ ENGINEIO_BUNDLE = ENGINEIO_CLIENT / "dist" / "engine.io.js"
 ADAPTER = Path(rtt_engineio.__file__).parent / "browser" / "rtt-engineio.js"
 MODULE_ENTRY = ADAPTER.with_name("rtt-engineio.mjs")
 
-# Installed in every page before its own scripts: records a client's events as
-# JSON-friendly lists, with bytes as {"bytes": [...]} and errors as {"error": name}.
-RECORDER = """
-window.plain = (value) =>
-  value instanceof Uint8Array ? { bytes: Array.from(value) }
-  : value instanceof Error ? { error: value.name, message: value.message }
-  : value;
-window.fromPlain = (value) =>
-  value !== null && typeof value === "object" ? new Uint8Array(value.bytes) : value;
-window.log = [];
-window.record = (client) => {
-  const events = ["open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error"];
-  for (const name of events) {
-    client.on(name, (...args) => window.log.push([name, ...args.map(window.plain)]));
-  }
-  return client;
-};
-"""
-
-Message = str | bytes
-
 # The kit's round trip set (text that looks like Engine.IO framing or JSON, NUL, line
 # separators, empty and all 256 byte values) and a text that starts with "b", which a
 # long-polling payload must not take for base64 binary.
 ROUND_TRIP: list[Message] = [*KIT_ROUND_TRIP, "bAAAA", "ünïcødé ✓ 🚀"]
-
-
-def to_js(message: Message) -> Any:
-    return {"bytes": list(message)} if isinstance(message, bytes) else message
-
-
-def from_js(value: Any) -> Message:
-    if isinstance(value, dict):
-        return bytes(value["bytes"])
-    assert isinstance(value, str), value
-    return value
-
-
-def summary(log: list[list[Any]]) -> str:
-    """The event names in order, with the close reason: "open close:shutdown reconnecting ..."."""
-    return " ".join(f"close:{event[1]}" if event[0] == "close" else event[0] for event in log)
 
 
 # -- Fixtures and helpers -----------------------------------------------------------
@@ -102,21 +56,14 @@ async def browser() -> AsyncIterator[Browser]:
     assert ENGINEIO_BUNDLE.is_file(), (
         f"engine.io-client is not installed: run npm ci in {REPO / 'tests' / 'node'}"
     )
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+    async with launch() as browser:
         yield browser
-        await browser.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    context = await browser.new_context()
-    await context.grant_permissions(["local-network-access"])
-    await context.add_init_script(RECORDER)
-    yield context
-    await context.close()
+    async with new_context(browser) as context:
+        yield context
 
 
 class Pages:

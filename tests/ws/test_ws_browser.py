@@ -2,10 +2,9 @@
 
 Pages are fulfilled by Playwright (``page.route``) at the rtt-ws server's own
 origin and load the client files the server hands out under ``/rtt/``, so no
-other HTTP server is needed. Same origin on purpose: a cross-origin module
-import needs CORS headers, which the asset route does not send. A fulfilled
-page counts as public to Chromium's local network access check, which would
-block its requests to 127.0.0.1, so each context is granted that permission.
+other HTTP server is needed. A fulfilled page counts as public to Chromium's
+local network access check, which would block its requests to 127.0.0.1, so
+each context is granted that permission (``browser_support.new_context``).
 One Chromium serves the whole module and each test gets a fresh context;
 servers run in the test's event loop and listen on 127.0.0.1 only.
 """
@@ -20,66 +19,16 @@ from typing import Any
 
 import pytest
 import pytest_asyncio
-from playwright.async_api import Browser, BrowserContext, Page, Route, async_playwright
+from browser_support import FAST_RECONNECT, Message, from_js, launch, new_context, summary, to_js
+from playwright.async_api import Browser, BrowserContext, Page, Route
 
 import rtt
 from rtt.testing import ROUND_TRIP, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-CHROMIUM = "/usr/bin/chromium"
-CHROMIUM_ARGS = [
-    "--no-sandbox",
-    "--disable-gpu",
-    "--disable-background-networking",
-    "--disable-component-update",
-    "--disable-sync",
-    "--no-first-run",
-]
 WAIT_MS = 5000
 """Every wait in the page is bounded by this many milliseconds."""
-FAST_RECONNECT = {"minDelay": 0.05, "maxDelay": 0.2, "factor": 2, "jitter": 0.5}
-
-# Installed in every page before its own scripts: records a client's events as
-# JSON-friendly lists, with bytes as {"bytes": [...]} and errors as {"error": name}.
-RECORDER = """
-window.plain = (value) =>
-  value instanceof Uint8Array ? { bytes: Array.from(value) }
-  : value instanceof Error ? { error: value.name, message: value.message }
-  : value;
-window.fromPlain = (value) =>
-  value !== null && typeof value === "object" ? new Uint8Array(value.bytes) : value;
-window.log = [];
-window.record = (client) => {
-  const events = ["open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error"];
-  for (const name of events) {
-    client.on(name, (...args) => window.log.push([name, ...args.map(window.plain)]));
-  }
-  return client;
-};
-// Run fn and return the error it throws as {error, message}, or null.
-window.thrown = (fn) => {
-  try { fn(); return null; } catch (error) { return window.plain(error); }
-};
-"""
-
-Message = str | bytes
-
-
-def to_js(message: Message) -> Any:
-    return {"bytes": list(message)} if isinstance(message, bytes) else message
-
-
-def from_js(value: Any) -> Message:
-    if isinstance(value, dict):
-        return bytes(value["bytes"])
-    assert isinstance(value, str), value
-    return value
-
-
-def summary(log: list[list[Any]]) -> str:
-    """The event names in order, with the close reason: "open close:shutdown reconnecting ..."."""
-    return " ".join(f"close:{event[1]}" if event[0] == "close" else event[0] for event in log)
 
 
 # -- Fixtures and helpers -----------------------------------------------------------
@@ -87,21 +36,14 @@ def summary(log: list[list[Any]]) -> str:
 
 @pytest_asyncio.fixture(loop_scope="module", scope="module")
 async def browser() -> AsyncIterator[Browser]:
-    async with async_playwright() as playwright:
-        browser = await playwright.chromium.launch(
-            executable_path=CHROMIUM, headless=True, args=CHROMIUM_ARGS
-        )
+    async with launch() as browser:
         yield browser
-        await browser.close()
 
 
 @pytest_asyncio.fixture(loop_scope="module")
 async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    context = await browser.new_context()
-    await context.grant_permissions(["local-network-access"])
-    await context.add_init_script(RECORDER)
-    yield context
-    await context.close()
+    async with new_context(browser) as context:
+        yield context
 
 
 class Pages:
