@@ -44,3 +44,12 @@ def test_reject_needs_an_error_status() -> None:
     assert Reject().status == 403
     with pytest.raises(ValueError, match="400-599"):
         Reject(200)
+
+
+def test_headers_from_raw_pairs_decode_when_first_read() -> None:
+    raw = [(b"Origin", b"https://a.example"), (b"X-Tag", b"1"), (b"x-tag", b"\xe9")]
+    headers = Headers.from_raw(raw)
+    assert headers["origin"] == "https://a.example"
+    assert headers.get_all("X-TAG") == ["1", "\xe9"]
+    assert list(headers) == ["origin", "x-tag"] and len(headers) == 2
+    assert "x-tag" in headers and "nope" not in headers

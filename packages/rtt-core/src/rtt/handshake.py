@@ -7,7 +7,7 @@ application code ever sees a refused peer.
 
 from __future__ import annotations
 
-from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator, Mapping, Sequence
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, TypeAlias
@@ -30,19 +30,37 @@ class Headers(Mapping[str, str]):
 
     Every socket keeps its handshake headers for its whole life, so this holds
     only the pairs (reusing the library's own tuples) and finds a name by
-    scanning them: a handshake has a few dozen headers at most.
+    scanning them: a handshake has a few dozen headers at most. Servers that
+    keep the raw ``(bytes, bytes)`` pairs anyway (aiohttp, ASGI) pass them to
+    :meth:`from_raw`, which decodes them only when first read.
     """
 
-    __slots__ = ("_items",)
+    __slots__ = ("_pairs", "_raw")
 
     def __init__(self, items: Iterable[tuple[str, str]] | Mapping[str, str] = ()) -> None:
         pairs = items.items() if isinstance(items, Mapping) else items
-        self._items: tuple[tuple[str, str], ...] = tuple(
+        self._raw: Sequence[tuple[bytes, bytes]] | None = None
+        self._pairs: tuple[tuple[str, str], ...] = tuple(
             pair
             if type(pair) is tuple and type(pair[0]) is str and type(pair[1]) is str
             else (str(pair[0]), str(pair[1]))
             for pair in pairs
         )
+
+    @classmethod
+    def from_raw(cls, raw: Sequence[tuple[bytes, bytes]]) -> Headers:
+        """Headers over raw latin-1 ``(name, value)`` byte pairs, decoded on first use."""
+        headers = cls()
+        headers._raw = raw
+        return headers
+
+    @property
+    def _items(self) -> tuple[tuple[str, str], ...]:
+        raw = self._raw
+        if raw is not None:
+            self._pairs = tuple((k.decode("latin-1"), v.decode("latin-1")) for k, v in raw)
+            self._raw = None
+        return self._pairs
 
     def __getitem__(self, key: str) -> str:
         wanted = key.lower()

@@ -80,7 +80,6 @@ class EngineioConn:
 
     __slots__ = (
         "detected",
-        "done",
         "eio_socket",
         "ended",
         "queued",
@@ -106,13 +105,13 @@ class EngineioConn:
         self.rtt_reason: CloseReason | None = None
         #: A reason rtt saw on the wire (oversize, malformed) before the library ended the session.
         self.detected: CloseReason | None = None
-        #: The WebSocket of this session once it has one, and when its handler ended.
+        #: The WebSocket of this session once it has one, and a future done when its
+        #: handler ends (made with the WebSocket: an idle polling session carries neither).
         self.ws: Any = None
-        self.ws_ended = asyncio.Event()
+        self.ws_ended: asyncio.Future[None] | None = None
         #: The asyncio transport of the request (aiohttp only), to abort a WebSocket.
         self.request_transport = request_transport
-        #: Set once the session has ended and rtt has been told.
-        self.done = asyncio.Event()
+        #: True once the session has ended and rtt has been told.
         self.ended = False
 
     @property
@@ -252,6 +251,7 @@ class _RttSocket(AsyncSocket):  # type: ignore[misc]
             self.connected = True
             self.upgraded = True
         conn.ws = ws
+        ended = conn.ws_ended = asyncio.get_running_loop().create_future()
 
         async def writer() -> None:
             try:
@@ -301,7 +301,7 @@ class _RttSocket(AsyncSocket):  # type: ignore[misc]
             await asyncio.wait({writer_task}, timeout=server.rtt.options.close_timeout)
             writer_task.cancel()
             await self.close(wait=False, abort=True, reason=reason)
-            conn.ws_ended.set()
+            ended.set_result(None)
 
 
 #: Close codes of a deliberate client close: normal, going away (a page left),
@@ -322,22 +322,38 @@ def _frame_reader(ws: Any) -> Callable[[], Coroutine[Any, Any, str | bytes]]:
     """Read WebSocket frames from either driver, telling a clean close from an oversize frame."""
     sock = getattr(ws, "_sock", None)
     if isinstance(sock, web.WebSocketResponse):
+        return _AiohttpFrames(sock).receive
+    return _AsgiFrames(ws).receive
 
-        async def aiohttp_receive() -> str | bytes:
-            msg = await sock.receive()
-            if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
-                data: str | bytes = msg.data
-                return data
-            if msg.type is WSMsgType.ERROR and 1009 in (sock.close_code, getattr(msg.data, "code", None)):
-                raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
-            if msg.type is WSMsgType.CLOSE and msg.data in CLIENT_CLOSE_CODES:
-                raise _FrameError(CloseReason.CLIENT_CLOSED)
-            raise _FrameError(None)
 
-        return aiohttp_receive
+class _AiohttpFrames:
+    # A slotted object rather than a closure: one lives as long as each connection.
+    __slots__ = ("sock",)
 
-    async def asgi_receive() -> str | bytes:
-        event = await ws.asgi_receive()
+    def __init__(self, sock: web.WebSocketResponse) -> None:
+        self.sock = sock
+
+    async def receive(self) -> str | bytes:
+        sock = self.sock
+        msg = await sock.receive()
+        if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
+            data: str | bytes = msg.data
+            return data
+        if msg.type is WSMsgType.ERROR and 1009 in (sock.close_code, getattr(msg.data, "code", None)):
+            raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
+        if msg.type is WSMsgType.CLOSE and msg.data in CLIENT_CLOSE_CODES:
+            raise _FrameError(CloseReason.CLIENT_CLOSED)
+        raise _FrameError(None)
+
+
+class _AsgiFrames:
+    __slots__ = ("ws",)
+
+    def __init__(self, ws: Any) -> None:
+        self.ws = ws
+
+    async def receive(self) -> str | bytes:
+        event = await self.ws.asgi_receive()
         if event["type"] == "websocket.receive":
             if event.get("bytes") is not None:
                 data: bytes = event["bytes"]
@@ -352,8 +368,6 @@ def _frame_reader(ws: Any) -> Callable[[], Coroutine[Any, Any, str | bytes]]:
             if code == 1009:
                 raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
         raise _FrameError(None)
-
-    return asgi_receive
 
 
 def _drop_queue(sock: AsyncSocket) -> None:
@@ -411,13 +425,13 @@ def _handshake(environ: dict[str, Any]) -> Handshake:
     scope = environ.get("asgi.scope")
     remote: tuple[str, int] | None = None
     if request is not None:
-        headers = Headers(list(request.headers.items()))
+        headers = Headers.from_raw(request.raw_headers)
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         if peer:
             remote = (str(peer[0]), int(peer[1]))
         path = request.path
     elif scope is not None:
-        headers = Headers([(k.decode("latin-1"), v.decode("latin-1")) for k, v in scope["headers"]])
+        headers = Headers.from_raw(scope["headers"])
         client = scope.get("client")
         if client:
             remote = (str(client[0]), int(client[1]))
@@ -634,11 +648,8 @@ class EngineioServer(Server[EngineioConn]):
         self._by_sid.pop(conn.sid, None)
         if self._eio is not None and self._eio.sockets.get(conn.sid) is conn.eio_socket:
             del self._eio.sockets[conn.sid]
-        try:
-            if conn.socket is not None:
-                await self._closed(conn.socket, reason)
-        finally:
-            conn.done.set()
+        if conn.socket is not None:
+            await self._closed(conn.socket, reason)
 
     def _drop(self, conn: EngineioConn) -> None:
         """Cut the session's connection now and free its queue."""
@@ -717,8 +728,8 @@ class EngineioServer(Server[EngineioConn]):
             async with asyncio.timeout(self.options.close_timeout):
                 # Queues CLOSE with rtt's reason and waits until the client has taken it.
                 await conn.eio_socket.close(wait=True, abort=False, reason=reason.value)
-                if conn.ws is not None:
-                    await conn.ws_ended.wait()  # the client closes the WebSocket on CLOSE
+                if conn.ws_ended is not None:
+                    await asyncio.shield(conn.ws_ended)  # the client closes the WebSocket on CLOSE
         except TimeoutError:
             logger.debug("closing handshake of %s timed out; dropping it", conn.sid)
         finally:
