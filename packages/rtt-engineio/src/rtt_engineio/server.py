@@ -142,7 +142,13 @@ class _RttSocket(AsyncSocket):  # type: ignore[misc]
         """
         queue = self.queue
         try:
-            first = await asyncio.wait_for(queue.get(), self.server.ping_interval + self.server.ping_timeout)
+            if self.upgraded:
+                # The WebSocket writer needs no timeout (the reader watches the
+                # heartbeat), and wait_for would cost a task per message.
+                first = await queue.get()
+            else:
+                async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+                    first = await queue.get()
             queue.task_done()
         except (TimeoutError, asyncio.CancelledError):
             raise eio_exceptions.QueueEmpty() from None
@@ -276,7 +282,8 @@ class _RttSocket(AsyncSocket):  # type: ignore[misc]
         try:
             while True:
                 try:
-                    frame = await asyncio.wait_for(receive(), timeout)
+                    async with asyncio.timeout(timeout):  # a timer, not a task per frame
+                        frame = await receive()
                 except TimeoutError:
                     reason = server.reason.PING_TIMEOUT
                     break
