@@ -1,0 +1,122 @@
+"""SockJS frames as rtt needs them, shared by the server and the client (SPEC.md 12.4).
+
+Server to client, every frame is one of::
+
+    o                      the session is open
+    h                      heartbeat
+    a["m1","m2",...]       messages (a JSON array of strings)
+    c[code,"reason"]       the session is closed
+
+Client to server, a WebSocket frame or an ``xhr_send`` body is a JSON array
+of strings (a WebSocket frame may also be one JSON string). rtt parses both
+directions strictly: anything else is a :class:`FrameError`, never a guess.
+
+Messages are text: rtt peers carry ``bytes`` with :mod:`rtt.codec`. The
+text ``"\\x00c"`` (:data:`CLIENT_CLOSING`), which ``encode_text`` never
+produces, is rtt's notice that a client is closing on purpose: SockJS has no
+client close frame, and over HTTP a server cannot otherwise tell a
+deliberate close from a lost client.
+"""
+
+from __future__ import annotations
+
+import json
+from typing import Any, Final
+
+from rtt import CloseReason
+
+__all__ = [
+    "BINDING_COOKIE",
+    "CLIENT_CLOSING",
+    "FrameError",
+    "close_frame",
+    "encode_payload",
+    "messages_frame",
+    "parse_client_payload",
+    "parse_server_frame",
+    "reason_from_close",
+]
+
+#: Cookie that binds an HTTP session to the client that opened it (SPEC.md 12.4).
+BINDING_COOKIE: Final = "rtt_sockjs"
+#: Message an rtt client sends just before it closes on purpose.
+CLIENT_CLOSING: Final = "\x00c"
+
+OPEN_FRAME: Final = "o"
+HEARTBEAT_FRAME: Final = "h"
+
+# Codes of the SockJS protocol itself (no rtt reason text): 3000 "Go away!" is
+# a server closing the session, 2010 a second receiving request for a session
+# that has one, 1002 an interrupted session.
+_SOCKJS_CODES: Final = {
+    3000: CloseReason.SERVER_CLOSED,
+    2010: CloseReason.PROTOCOL_ERROR,
+    1002: CloseReason.TRANSPORT_ERROR,
+}
+
+_dumps = json.JSONEncoder(separators=(",", ":")).encode  # ASCII only, as SockJS servers send
+
+
+class FrameError(ValueError):
+    """A SockJS frame or payload that does not follow the protocol."""
+
+
+def messages_frame(messages: list[str]) -> str:
+    """``a[...]`` carrying ``messages`` (already encoded with :func:`rtt.codec.encode_text`)."""
+    return "a" + _dumps(messages)
+
+
+def encode_payload(messages: list[str]) -> str:
+    """A client's WebSocket frame or ``xhr_send`` body carrying ``messages``."""
+    return _dumps(messages)
+
+
+def close_frame(reason: CloseReason) -> str:
+    """``c[code,"reason text"]`` for an rtt close reason."""
+    return "c" + _dumps([reason.code, reason.value])
+
+
+def reason_from_close(code: int, text: str) -> CloseReason:
+    """The close reason a received ``c[code, text]`` frame carries."""
+    try:
+        return CloseReason(text)
+    except ValueError:
+        pass
+    return _SOCKJS_CODES.get(code) or CloseReason.from_wire(code, text)
+
+
+def parse_client_payload(text: str) -> list[str]:
+    """Messages in a client's WebSocket frame or POST body; raise :class:`FrameError` if malformed."""
+    try:
+        value: Any = json.loads(text)
+    except ValueError:
+        raise FrameError(f"payload is not JSON: {text[:60]!r}") from None
+    if isinstance(value, str):
+        return [value]
+    if isinstance(value, list) and all(type(item) is str for item in value):
+        return value
+    raise FrameError(f"payload must be a JSON array of strings: {text[:60]!r}")
+
+
+def parse_server_frame(frame: str) -> tuple[str, list[str] | tuple[int, str] | None]:
+    """Split a server frame into its kind (``o``, ``h``, ``a``, ``c``) and content.
+
+    ``a`` gives the list of messages, ``c`` the ``(code, reason)`` pair, ``o``
+    and ``h`` give ``None``. Raises :class:`FrameError` for anything else.
+    """
+    if frame in (OPEN_FRAME, HEARTBEAT_FRAME):
+        return frame, None
+    kind, body = frame[:1], frame[1:]
+    if kind not in ("a", "c"):
+        raise FrameError(f"unknown SockJS frame: {frame[:60]!r}")
+    try:
+        value: Any = json.loads(body)
+    except ValueError:
+        raise FrameError(f"SockJS {kind!r} frame is not JSON: {frame[:60]!r}") from None
+    if kind == "a":
+        if isinstance(value, list) and all(type(item) is str for item in value):
+            return kind, value
+        raise FrameError(f"SockJS 'a' frame must hold an array of strings: {frame[:60]!r}")
+    if isinstance(value, list) and len(value) == 2 and type(value[0]) is int and type(value[1]) is str:
+        return kind, (value[0], value[1])
+    raise FrameError(f"SockJS 'c' frame must hold [code, reason]: {frame[:60]!r}")
