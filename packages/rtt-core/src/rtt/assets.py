@@ -11,7 +11,7 @@ from collections.abc import Mapping
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-__all__ = ["CORE_SCRIPT", "content_type", "core_script", "read_asset"]
+__all__ = ["CORE_SCRIPT", "asset_headers", "content_type", "core_script", "read_asset"]
 
 CORE_SCRIPT = "rtt-client.js"
 
@@ -43,3 +43,11 @@ def read_asset(assets: Mapping[str, Traversable], name: str) -> tuple[str, bytes
     if asset is None:
         return None
     return content_type(name), asset.read_bytes()
+
+
+def asset_headers(content_type: str) -> dict[str, str]:
+    """Response headers for an asset: its type, revalidation, and readable from any page.
+
+    The files are public client code, so any origin may load them, as a module too.
+    """
+    return {"Content-Type": content_type, "Cache-Control": "no-cache", "Access-Control-Allow-Origin": "*"}

@@ -43,7 +43,7 @@ from rtt import (
     ServerState,
     Socket,
 )
-from rtt.assets import read_asset
+from rtt.assets import asset_headers, read_asset
 from rtt.codec import message_size
 
 from ._wire import CLOSE, MESSAGE, NOOP, PONG, UPGRADE, RawJson, decode_packet, wire_limit
@@ -518,15 +518,7 @@ class EngineioServer(Server[EngineioConn]):
         if found is None:
             raise web.HTTPNotFound()
         content_type, body = found
-        return web.Response(
-            body=body,
-            headers={
-                "Content-Type": content_type,
-                "Cache-Control": "no-cache",
-                # Public client code: any page may load it, as a module too.
-                "Access-Control-Allow-Origin": "*",
-            },
-        )
+        return web.Response(body=body, headers=asset_headers(content_type))
 
     def asgi_app(self, other_app: Callable[..., Any] | None = None) -> Callable[..., Any]:
         """An ASGI application serving Engine.IO under :attr:`path` and ``other_app`` elsewhere.

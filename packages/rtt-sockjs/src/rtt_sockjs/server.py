@@ -39,7 +39,7 @@ from sockjs.transports.base import StreamingTransport  # type: ignore[import-unt
 from sockjs.transports.websocket import WebSocketTransport  # type: ignore[import-untyped, unused-ignore]
 
 from rtt import CloseReason, ConnectionClosed, Handshake, Headers, Reject, Server, Socket
-from rtt.assets import content_type, read_asset
+from rtt.assets import asset_headers, read_asset
 from rtt.codec import decode_text, encode_text, encoded_size_limit, message_size
 from rtt.handshake import origin_allowed
 
@@ -377,17 +377,16 @@ class _RttWebSocket(WebSocketTransport):  # type: ignore[misc]
             msg = await ws.receive()
             kind = msg.type
             if kind is WSMsgType.TEXT:
-                if not msg.data:
-                    continue
-                if not await rtt.deliver(conn, msg.data):
-                    return conn.detected or CloseReason.CLIENT_CLOSED
+                if msg.data and not await rtt.deliver(conn, msg.data) and conn.client_closing:
+                    return CloseReason.CLIENT_CLOSED
+                # After a violation rtt is closing the session: the writer sends the
+                # close frame and closes, which ends this loop.
             elif kind is WSMsgType.PONG:
                 rtt.disarm(conn)
             elif kind is WSMsgType.PING:
                 await ws.pong(msg.data)
             elif kind is WSMsgType.BINARY:
-                conn.detected = CloseReason.PROTOCOL_ERROR  # SockJS is text only
-                return CloseReason.PROTOCOL_ERROR
+                rtt.violation(conn, CloseReason.PROTOCOL_ERROR)  # SockJS is text only
             elif kind is WSMsgType.CLOSE:
                 if msg.data in _CLIENT_CLOSE_CODES:
                     return CloseReason.CLIENT_CLOSED
@@ -482,11 +481,11 @@ class SockjsServer(Server[SockjsConn]):
             app.router.add_get(self.options.assets_path + "{name}", self._asset)
 
     async def _asset(self, request: web.Request) -> web.Response:
-        name = request.match_info["name"]
-        body = read_asset(self.transport.browser_assets(), name)
-        if body is None:
+        found = read_asset(self.transport.browser_assets(), request.match_info["name"])
+        if found is None:
             raise web.HTTPNotFound()
-        return web.Response(body=body, headers={hdrs.CONTENT_TYPE: content_type(name)})
+        content_type, body = found
+        return web.Response(body=body, headers=asset_headers(content_type))
 
     # -- The guard: origins, authorize, binding, message POSTs ---------------
 
@@ -494,17 +493,18 @@ class SockjsServer(Server[SockjsConn]):
     async def _guard(
         self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
     ) -> web.StreamResponse:
-        origin = request.headers.get(hdrs.ORIGIN)
-        if not origin_allowed(origin, self.options.allowed_origins):
-            return web.Response(status=403, text="Origin not allowed")
         info = request.match_info
         transport = info.get("transport")
+        _, manager = self._endpoint()
+        session = manager.sessions.get(info["session"]) if transport is not None else None
+        opening = transport in RECEIVING and (session is None or transport == "websocket")
+        if not opening and not origin_allowed(request.headers.get(hdrs.ORIGIN), self.options.allowed_origins):
+            # (A request that opens a session has its origin checked by _admit, with authorize.)
+            return web.Response(status=403, text="Origin not allowed")
         if transport is None:  # greeting, info, iframe page
             if request.path.endswith("/info"):
                 self._key(request)
             return await handler(request)
-        _, manager = self._endpoint()
-        session = manager.sessions.get(info["session"])
         if transport in SENDING or (transport == "jsonp" and request.method == hdrs.METH_POST):
             conn = session.rtt_conn if session is not None else None
             if conn is None or conn.ended or not _owns(conn, request):
@@ -512,7 +512,8 @@ class SockjsServer(Server[SockjsConn]):
             return await self._post(request, conn, jsonp=transport != "xhr_send")
         if transport not in RECEIVING or request.method == hdrs.METH_OPTIONS:
             return await handler(request)
-        if session is not None and transport != "websocket":
+        if not opening:
+            assert session is not None
             conn = session.rtt_conn
             if conn is None or not _owns(conn, request):
                 return web.Response(status=404, text="No such session")
@@ -589,7 +590,7 @@ class SockjsServer(Server[SockjsConn]):
             text = unquote_plus(text[2:]) if text.startswith("d=") else ""
         if not text:
             return web.Response(status=500, text="Payload expected.")
-        if not await self.deliver(conn, text) and conn.detected is not None:
+        if not await self.deliver(conn, text) and conn.detected is CloseReason.PROTOCOL_ERROR:
             return web.Response(status=400, text="Broken payload")
         headers = {hdrs.CONTENT_TYPE: "text/plain;charset=UTF-8", hdrs.CACHE_CONTROL: "no-store, no-cache"}
         if jsonp:

@@ -29,7 +29,7 @@ from rtt import (
     Reject,
     Server,
 )
-from rtt.assets import read_asset
+from rtt.assets import asset_headers, read_asset
 
 from . import _frames
 
@@ -111,14 +111,7 @@ class WsServer(Server[ServerConnection]):
             return Response(404, "Not Found", WsHeaders({"Content-Length": "0", "Connection": "close"}))
         content_type, body = found
         headers = WsHeaders(
-            {
-                "Content-Type": content_type,
-                "Content-Length": str(len(body)),
-                "Cache-Control": "no-cache",
-                "Connection": "close",
-                # Public client code: any page may load it, as a module too.
-                "Access-Control-Allow-Origin": "*",
-            }
+            {**asset_headers(content_type), "Content-Length": str(len(body)), "Connection": "close"}
         )
         return Response(200, "OK", headers, body)
 
