@@ -178,7 +178,8 @@ async def test_origins_and_authorize_refuse_before_a_session(sockjs: rtt.Transpo
         async with browser_like() as http:
             evil = {"Origin": "https://evil.example"}
             async with http.get(server.url + "/info", headers=evil) as response:
-                assert (response.status, await response.text()) == (403, "Origin not allowed")
+                # Public, but a page from that origin may not read it (no CORS headers).
+                assert response.status == 200
                 assert "Access-Control-Allow-Origin" not in response.headers
             url = new_session(server)
             async with http.post(url + "/xhr?token=ok", headers=evil) as response:
@@ -343,7 +344,6 @@ async def test_close_reasons_reach_the_client(sockjs: rtt.Transport) -> None:
             ((socket,),) = await rec.wait("connect")
             await server.disconnect(socket.id)
             assert await poll(http, url) == (200, 'c[1000,"server closed"]\n')
-            # Later polls of a closed session get the same answer, never a new session.
             await rec.wait("disconnect")
             url = await open_xhr(http, server)
             assert await post(http, url, json.dumps([CLIENT_CLOSING])) == 204

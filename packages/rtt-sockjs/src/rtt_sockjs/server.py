@@ -497,14 +497,14 @@ class SockjsServer(Server[SockjsConn]):
         transport = info.get("transport")
         _, manager = self._endpoint()
         session = manager.sessions.get(info["session"]) if transport is not None else None
+        if transport is None:  # greeting, info, iframe page: public, for any origin
+            if request.path.endswith("/info"):
+                self._key(request)
+            return await handler(request)
         opening = transport in RECEIVING and (session is None or transport == "websocket")
         if not opening and not origin_allowed(request.headers.get(hdrs.ORIGIN), self.options.allowed_origins):
             # (A request that opens a session has its origin checked by _admit, with authorize.)
             return web.Response(status=403, text="Origin not allowed")
-        if transport is None:  # greeting, info, iframe page
-            if request.path.endswith("/info"):
-                self._key(request)
-            return await handler(request)
         if transport in SENDING or (transport == "jsonp" and request.method == hdrs.METH_POST):
             conn = session.rtt_conn if session is not None else None
             if conn is None or conn.ended or not _owns(conn, request):
