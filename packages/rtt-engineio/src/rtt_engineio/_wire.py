@@ -9,9 +9,12 @@ text) and gives python-engineio a JSON module (:class:`RawJson`) whose
 
 from __future__ import annotations
 
+import asyncio
 import base64
 import binascii
 import json
+import logging
+from collections.abc import Callable
 from typing import Any
 
 from engineio import packet  # type: ignore[import-untyped, unused-ignore]
@@ -26,6 +29,7 @@ __all__ = [
     "PONG",
     "UPGRADE",
     "RawJson",
+    "TrackedTasks",
     "decode_packet",
     "message_data",
     "reason_from_close_text",
@@ -114,3 +118,27 @@ def wire_limit(max_message_size: int) -> int:
     of the bytes on long-polling.
     """
     return 2 + 4 * ((max_message_size + 2) // 3)
+
+
+class TrackedTasks:
+    """Mixin for python-engineio's client and server: the background tasks it starts.
+
+    The library fires and forgets its tasks; rtt keeps them in ``rtt_tasks`` so
+    that closing a client or server can wait for or cancel every one of them.
+    """
+
+    rtt_tasks: set[asyncio.Task[Any]]
+
+    def start_background_task(
+        self, target: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(target(*args, **kwargs))
+        self.rtt_tasks.add(task)
+        task.add_done_callback(self._rtt_task_done)
+        return task
+
+    def _rtt_task_done(self, task: asyncio.Task[Any]) -> None:
+        self.rtt_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # e.g. a heartbeat task that found its socket closed
+            logging.getLogger("rtt.engineio").debug("engine.io task ended: %r", task.exception())

@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
-from collections.abc import Callable, Coroutine
+from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit, urlunsplit
 
@@ -32,7 +32,7 @@ from rtt import (
 )
 from rtt.codec import message_size
 
-from ._wire import CLOSE, MESSAGE, RawJson, message_data, reason_from_close_text, wire_limit
+from ._wire import CLOSE, MESSAGE, RawJson, TrackedTasks, message_data, reason_from_close_text, wire_limit
 
 if TYPE_CHECKING:
     from .transport import EngineioClientOptions
@@ -77,21 +77,13 @@ class _Inbox:
         self._changed.set()
 
 
-class _RttAsyncClient(engineio.AsyncClient):  # type: ignore[misc]
+class _RttAsyncClient(TrackedTasks, engineio.AsyncClient):  # type: ignore[misc]
     """``engineio.AsyncClient`` that hands messages and close reasons to rtt and tracks its tasks."""
 
     def __init__(self, conn: EngineioConnection, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rtt_conn = conn
         self.rtt_tasks: set[asyncio.Task[Any]] = set()
-
-    def start_background_task(
-        self, target: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(target(*args, **kwargs))
-        self.rtt_tasks.add(task)
-        task.add_done_callback(self.rtt_tasks.discard)
-        return task
 
     async def _send_request(
         self, method: str, url: str, headers: Any = None, body: Any = None, timeout: Any = None

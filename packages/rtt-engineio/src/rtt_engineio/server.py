@@ -46,7 +46,7 @@ from rtt import (
 from rtt.assets import asset_headers, read_asset
 from rtt.codec import message_size
 
-from ._wire import CLOSE, MESSAGE, NOOP, PONG, UPGRADE, RawJson, decode_packet, wire_limit
+from ._wire import CLOSE, MESSAGE, NOOP, PONG, UPGRADE, RawJson, TrackedTasks, decode_packet, wire_limit
 
 if TYPE_CHECKING:
     from .transport import EngineioServerOptions, EngineioTransport
@@ -391,27 +391,13 @@ def _drop_queue(sock: AsyncSocket) -> None:
         sock.rtt_conn.queued = 0
 
 
-class _EngineServer(engineio.AsyncServer):  # type: ignore[misc]
+class _EngineServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
     """``engineio.AsyncServer`` that asks rtt before it opens a session and tracks its tasks."""
 
     def __init__(self, rtt: EngineioServer, **kwargs: Any) -> None:
         super().__init__(**kwargs)
         self.rtt = rtt
         self.rtt_tasks: set[asyncio.Task[Any]] = set()
-
-    def start_background_task(
-        self, target: Callable[..., Any], *args: Any, **kwargs: Any
-    ) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(target(*args, **kwargs))
-        self.rtt_tasks.add(task)
-        task.add_done_callback(self._task_done)
-        return task
-
-    def _task_done(self, task: asyncio.Task[Any]) -> None:
-        self.rtt_tasks.discard(task)
-        if not task.cancelled() and task.exception() is not None:
-            # e.g. a heartbeat task that found its socket closed
-            logger.debug("engine.io task ended: %r", task.exception())
 
     async def _handle_connect(self, environ: dict[str, Any], transport: str, jsonp_index: Any = None) -> Any:
         handshake = _handshake(environ)
