@@ -7,6 +7,7 @@ they check the server against the protocol rather than against rtt's client.
 from __future__ import annotations
 
 import asyncio
+import io
 import json
 import secrets
 import urllib.error
@@ -24,7 +25,7 @@ from rtt.codec import encode_text
 from rtt.testing import Recorder, eventually
 from rtt_sockjs import SockjsClient, SockjsConn, SockjsServer, SockjsTransport
 from rtt_sockjs import server as sockjs_server
-from rtt_sockjs._wire import BINDING_COOKIE, CLIENT_CLOSING
+from rtt_sockjs._wire import BINDING_COOKIE, CLIENT_CLOSING, messages_frame
 
 PRELUDE = b"h" * 2048 + b"\n"
 
@@ -213,7 +214,9 @@ async def test_oversize_messages_are_message_too_big(sockjs: rtt.Transport) -> N
             assert await poll(http, url) == (200, 'c[1009,"message too big"]\n')
             # Far past the limit: refused unread.
             url = await open_xhr(http, server)
-            assert await post(http, url, json.dumps(["z" * (40 * limit)])) == 413
+            oversize = json.dumps(["z" * server.body_limit]).encode()
+            async with http.post(url + "/xhr_send", data=io.BytesIO(oversize)) as response:
+                assert response.status == 413
             ws = await http.ws_connect(new_session(server).replace("http", "ws", 1) + "/websocket")
             assert await ws.receive_str() == "o"
             await ws.send_str(json.dumps([encode_text(b"\x01" * (limit + 1))]))
@@ -399,7 +402,7 @@ async def test_broadcast_encodes_once(sockjs: rtt.Transport, monkeypatch: pytest
         for client in clients:
             await client.connect()
         calls: list[list[str]] = []
-        original = sockjs_server.messages_frame
+        original = messages_frame
 
         def counting(messages: list[str]) -> str:
             calls.append(messages)

@@ -24,6 +24,7 @@ import json
 from typing import Any, Final
 
 from rtt import CloseReason
+from rtt.codec import encoded_size_limit
 
 __all__ = [
     "BINDING_COOKIE",
@@ -31,6 +32,7 @@ __all__ = [
     "FrameError",
     "close_frame",
     "encode_payload",
+    "frame_limit",
     "messages_frame",
     "parse_client_payload",
     "parse_server_frame",
@@ -41,6 +43,10 @@ __all__ = [
 BINDING_COOKIE: Final = "rtt_sockjs"
 #: Message an rtt client sends just before it closes on purpose.
 CLIENT_CLOSING: Final = "\x00c"
+
+#: A server puts consecutive messages into one ``a[...]`` frame only up to this
+#: many characters of message text (plus 3 per message for the JSON around it).
+BATCH_CHARS: Final = 64 * 1024
 
 OPEN_FRAME: Final = "o"
 HEARTBEAT_FRAME: Final = "h"
@@ -59,6 +65,16 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode  # ASCII only, as SockJS
 
 class FrameError(ValueError):
     """A SockJS frame or payload that does not follow the protocol."""
+
+
+def frame_limit(max_message_size: int) -> int:
+    """The longest frame a peer with this ``max_message_size`` must accept (and may send).
+
+    A frame holds one message of up to ``encoded_size_limit(max)`` characters,
+    or several that together stay under :data:`BATCH_CHARS`; JSON may escape
+    each character into six (``\\u0000``).
+    """
+    return 6 * max(encoded_size_limit(max_message_size), BATCH_CHARS) + 1024
 
 
 def messages_frame(messages: list[str]) -> str:

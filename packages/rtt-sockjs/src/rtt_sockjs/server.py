@@ -40,14 +40,16 @@ from sockjs.transports.websocket import WebSocketTransport  # type: ignore[impor
 
 from rtt import CloseReason, ConnectionClosed, Handshake, Headers, Reject, Server, Socket
 from rtt.assets import asset_headers, read_asset
-from rtt.codec import decode_text, encode_text, encoded_size_limit, message_size
+from rtt.codec import decode_text, encode_text, message_size
 from rtt.handshake import origin_allowed
 
 from ._wire import (
+    BATCH_CHARS,
     BINDING_COOKIE,
     CLIENT_CLOSING,
     FrameError,
     close_frame,
+    frame_limit,
     messages_frame,
     parse_client_payload,
 )
@@ -124,8 +126,9 @@ class _Refused(Exception):
 class _RttSession(sockjs.Session):  # type: ignore[misc]
     """A library session whose queue counts bytes and whose heartbeat keeps time.
 
-    Queue entries are ``[frame, payload, size]``; consecutive messages share
-    one entry (one ``a[...]`` frame), as in the library.
+    Queue entries are ``[frame, payload, bytes, characters]``; consecutive
+    messages share one entry (one ``a[...]`` frame), as in the library, up to
+    :data:`~rtt_sockjs._wire.BATCH_CHARS`.
     """
 
     rtt_conn: SockjsConn | None = None
@@ -149,14 +152,17 @@ class _RttSession(sockjs.Session):  # type: ignore[misc]
     def feed(self, frame: Frame, data: Any, size: int = 0) -> None:
         queue: collections.deque[list[Any]] = self._queue
         if frame is Frame.MESSAGE:
-            if queue and queue[-1][0] is Frame.MESSAGE:
-                last = queue[-1]
+            chars = len(data) + 3
+            last = queue[-1] if queue else None
+            # Merged frames stay under BATCH_CHARS, so every client can take them (_wire.frame_limit).
+            if last is not None and last[0] is Frame.MESSAGE and last[3] + chars <= BATCH_CHARS:
                 last[1].append(data)
                 last[2] += size
+                last[3] += chars
             else:
-                queue.append([frame, [data], size])
+                queue.append([frame, [data], size, chars])
         else:
-            queue.append([frame, data, size])
+            queue.append([frame, data, size, 0])
         self.release_waiters()
 
     async def get_frame(self, pack: bool = True) -> tuple[Frame, str]:
@@ -170,7 +176,7 @@ class _RttSession(sockjs.Session):  # type: ignore[misc]
                 self._waiter = None
         if not queue:
             raise SessionIsClosed()
-        frame, payload, size = queue.popleft()
+        frame, payload, size, _ = queue.popleft()
         conn = self.rtt_conn
         if conn is not None:
             conn.queued -= size
@@ -422,8 +428,8 @@ class SockjsServer(Server[SockjsConn]):
         self, transport: SockjsTransport, options: SockjsServerOptions, host: str, port: int
     ) -> None:
         super().__init__(transport, options, host, port)
-        #: Largest WebSocket frame or POST body accepted: JSON may escape one byte as six characters.
-        self.frame_limit = 6 * encoded_size_limit(options.max_message_size) + 1024
+        #: Largest WebSocket frame accepted; a POST body may hold four (batched sends).
+        self.frame_limit = frame_limit(options.max_message_size)
         self.body_limit = 4 * self.frame_limit
         self._sub: web.Application | None = None
         self._manager: _RttManager | None = None
@@ -574,11 +580,8 @@ class SockjsServer(Server[SockjsConn]):
 
     async def _post(self, request: web.Request, conn: SockjsConn, *, jsonp: bool) -> web.StreamResponse:
         """Messages posted over HTTP (``xhr_send``, ``jsonp_send``): read strictly, bounded."""
-        if request.content_length is not None and request.content_length > self.body_limit:
-            self.violation(conn, CloseReason.MESSAGE_TOO_BIG)
-            return web.Response(status=413, text="Payload too large")
-        body = await request.content.read(self.body_limit + 1)
-        if len(body) > self.body_limit:
+        body = await _read_body(request, self.body_limit)
+        if body is None:
             self.violation(conn, CloseReason.MESSAGE_TOO_BIG)
             return web.Response(status=413, text="Payload too large")
         try:
@@ -791,6 +794,21 @@ class SockjsServer(Server[SockjsConn]):
             self._runner = None
         if manager is not None:
             await manager.clear()
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or None (unread) once it is past ``limit`` bytes."""
+    length = request.content_length
+    if length is not None:
+        return None if length > limit else await request.content.readexactly(length)
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
 
 
 def _owns(conn: SockjsConn, request: web.Request) -> bool:
