@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 
 import rtt
 from rtt.testing import TransportTests
-from rtt_engineio import EngineioClient
 
 
 class _EngineioKit(TransportTests):
@@ -15,12 +14,6 @@ class _EngineioKit(TransportTests):
 
     def make_transport(self, **options: Any) -> rtt.Transport:
         return rtt.load("engineio", transports=self.transports, **options)
-
-    async def stall_client(self, client: rtt.Client) -> None:
-        # The library answers heartbeats in the same loop that takes packets: pausing
-        # it stops both (a WebSocket is no longer read; long-polling stops polling).
-        assert isinstance(client, EngineioClient) and client.connection is not None
-        client.connection.pause_reading()
 
 
 class TestEngineioWebSocket(_EngineioKit):

@@ -6,13 +6,8 @@ from typing import Any
 
 import rtt
 from rtt.testing import TransportTests
-from rtt_mock import MockClient
 
 
 class TestMockConformance(TransportTests):
     def make_transport(self, **options: Any) -> rtt.Transport:
         return rtt.load("mock", **options)
-
-    async def stall_client(self, client: rtt.Client) -> None:
-        assert isinstance(client, MockClient) and client.link is not None
-        client.link.stall()

@@ -6,7 +6,6 @@ from typing import Any, ClassVar
 
 import rtt
 from rtt.testing import TransportTests
-from rtt_sockjs import SockjsClient
 
 
 class _SockjsKit(TransportTests):
@@ -15,12 +14,6 @@ class _SockjsKit(TransportTests):
 
     def make_transport(self, **options: Any) -> rtt.Transport:
         return rtt.load("sockjs", transports=self.transports, **options)
-
-    async def stall_client(self, client: rtt.Client) -> None:
-        # A paused connection reads nothing: a WebSocket stops answering pings, an HTTP
-        # transport stops polling or reading its stream.
-        assert isinstance(client, SockjsClient) and client.connection is not None
-        client.connection.pause_reading()
 
 
 class TestSockjsWebSocket(_SockjsKit):

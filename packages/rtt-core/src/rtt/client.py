@@ -278,6 +278,20 @@ class Client(abc.ABC):
     ) -> None:
         await self.close()
 
+    def pause_reading(self) -> None:
+        """Freeze the current connection, for fault tests (SPEC.md 10.3).
+
+        The connection stays open but the client stops reading from it and
+        stops answering heartbeats, so data piles up on the server and the
+        server's ping timeout eventually drops it. The conformance kit's
+        ping-timeout case (and ``rtt check``) uses it. Raises
+        :class:`~rtt.errors.StateError` when there is no open connection.
+        """
+        raise NotImplementedError(
+            f"{type(self).__name__} does not implement Client.pause_reading() (SPEC.md 10.3): "
+            "the conformance kit's ping-timeout case needs it to freeze a connected client"
+        )
+
     # -- Hook a plugin implements -------------------------------------------
 
     @abc.abstractmethod

@@ -25,10 +25,12 @@ from engineio import packet  # type: ignore[import-untyped, unused-ignore]
 from rtt import (
     Client,
     ClientConnection,
+    ClientState,
     CloseReason,
     ConnectError,
     ConnectionClosed,
     RejectedError,
+    StateError,
 )
 from rtt.codec import message_size
 
@@ -273,6 +275,15 @@ class EngineioClient(Client):
     def engineio_client(self) -> engineio.AsyncClient | None:
         """The current ``engineio.AsyncClient``."""
         return self._connection.eio if self._connection is not None else None
+
+    def pause_reading(self) -> None:
+        """Freeze the session (SPEC.md 10.3): the library answers heartbeats in the loop that
+        takes packets, so pausing it stops both (a WebSocket is no longer read; long-polling
+        stops polling)."""
+        conn = self._connection
+        if conn is None or self.state is not ClientState.OPEN:
+            raise StateError(f"cannot pause reading in state {self.state.name}")
+        conn.pause_reading()
 
     async def _connect(self) -> ClientConnection:
         parts = urlsplit(self.url)

@@ -5,7 +5,16 @@ from __future__ import annotations
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-from rtt import Client, ClientConnection, ClientOptions, CloseReason, ConnectionClosed, RejectedError
+from rtt import (
+    Client,
+    ClientConnection,
+    ClientOptions,
+    ClientState,
+    CloseReason,
+    ConnectionClosed,
+    RejectedError,
+    StateError,
+)
 
 from .network import PONG, Frame, Link, MockNetwork, Request
 
@@ -68,6 +77,13 @@ class MockClient(Client):
     def link(self) -> Link | None:
         """The link of the current connection, for fault injection."""
         return self._connection.link if self._connection is not None else None
+
+    def pause_reading(self) -> None:
+        """Stall the current link: frames pile up, pings go unanswered (SPEC.md 10.3)."""
+        link = self.link
+        if link is None or self.state is not ClientState.OPEN:
+            raise StateError(f"cannot pause reading in state {self.state.name}")
+        link.stall()
 
     async def _connect(self) -> ClientConnection:
         server: MockServer = self._network.listener(self._host, self._port)  # type: ignore[assignment]

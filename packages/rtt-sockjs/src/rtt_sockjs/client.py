@@ -27,7 +27,16 @@ from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
 
-from rtt import Client, ClientConnection, CloseReason, ConnectError, ConnectionClosed, RejectedError
+from rtt import (
+    Client,
+    ClientConnection,
+    ClientState,
+    CloseReason,
+    ConnectError,
+    ConnectionClosed,
+    RejectedError,
+    StateError,
+)
 from rtt.codec import decode_text, encode_text, message_size
 
 from ._wire import (
@@ -512,6 +521,14 @@ class SockjsClient(Client):
     def connection(self) -> SockjsConnection | None:
         """The current SockJS session (an escape hatch, and for fault tests)."""
         return self._connection
+
+    def pause_reading(self) -> None:
+        """Freeze the session (SPEC.md 10.3): a WebSocket stops answering pings, an HTTP
+        transport stops polling or reading its stream."""
+        conn = self._connection
+        if conn is None or self.state is not ClientState.OPEN:
+            raise StateError(f"cannot pause reading in state {self.state.name}")
+        conn.pause_reading()
 
     async def _connect(self) -> ClientConnection:
         options = self.options

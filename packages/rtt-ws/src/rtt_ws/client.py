@@ -11,10 +11,12 @@ from websockets.protocol import State
 from rtt import (
     Client,
     ClientConnection,
+    ClientState,
     CloseReason,
     ConnectError,
     ConnectionClosed,
     RejectedError,
+    StateError,
 )
 
 from ._frames import close_reason
@@ -63,6 +65,13 @@ class WsClient(Client):
     def websocket(self) -> WsClientConnection | None:
         """The current ``websockets`` connection (an escape hatch, and for fault tests)."""
         return self._connection.ws if self._connection is not None else None
+
+    def pause_reading(self) -> None:
+        """Stop reading the socket (SPEC.md 10.3): websockets answers pings only as it reads."""
+        ws = self.websocket
+        if ws is None or self.state is not ClientState.OPEN:
+            raise StateError(f"cannot pause reading in state {self.state.name}")
+        ws.transport.pause_reading()
 
     async def _connect(self) -> ClientConnection:
         options = self.options

@@ -9,8 +9,9 @@ A plugin's whole test file::
         def make_transport(self, **options):
             return rtt.load("foo", **options)
 
-        async def stall_client(self, client):
-            ...  # make a connected client stop reading and answering heartbeats
+The ping-timeout case freezes a client with ``Client.pause_reading()``
+(override ``stall_client(client)`` to do it another way). ``rtt check foo``
+runs the same kit without a test file.
 
 Needs pytest (``pip install rtt-core[testing]``); nothing else does.
 """

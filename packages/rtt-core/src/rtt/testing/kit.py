@@ -1,9 +1,10 @@
 """The conformance kit: every MUST of SPEC.md as an executable test.
 
 A plugin's test file subclasses :class:`TransportTests` (or some of the
-mixins) with a ``Test`` name and overrides :meth:`Kit.make_transport` and
-:meth:`Kit.stall_client`. Cases run by declared capability, never by name.
-Each case cites the SPEC.md section it checks.
+mixins) with a ``Test`` name and overrides :meth:`Kit.make_transport`; the
+default :meth:`Kit.stall_client` calls :meth:`rtt.Client.pause_reading`.
+Cases run by declared capability, never by name. Each case cites the
+SPEC.md section it checks.
 """
 
 from __future__ import annotations
@@ -89,8 +90,13 @@ class Kit:
         raise NotImplementedError("override make_transport() to return the transport under test")
 
     async def stall_client(self, client: Client) -> None:
-        """Make ``client`` stop reading and stop answering heartbeats, connection left open."""
-        raise NotImplementedError("override stall_client() to freeze a connected client")
+        """Make ``client`` stop reading and stop answering heartbeats, connection left open.
+
+        The default calls :meth:`Client.pause_reading`, which every plugin's
+        client implements (SPEC.md 10.3); override it to freeze a client some
+        other way.
+        """
+        client.pause_reading()
 
     def client_url(self, server: Server[Any]) -> str:
         """The URL a Python client uses to reach ``server`` (default: ``server.url``)."""

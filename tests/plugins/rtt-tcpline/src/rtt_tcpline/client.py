@@ -10,11 +10,13 @@ from rtt import (
     Client,
     ClientConnection,
     ClientOptions,
+    ClientState,
     CloseReason,
     ConfigError,
     ConnectError,
     ConnectionClosed,
     RejectedError,
+    StateError,
 )
 from rtt.codec import decode_text, message_size
 
@@ -162,6 +164,12 @@ class TcplineClient(Client):
                 "headers": [[k, v] for k, v in options.headers.items()],
             }
         )
+
+    def pause_reading(self) -> None:
+        """Stall the current connection (SPEC.md 10.3): no reading, so no pongs, socket left open."""
+        if self.connection is None or self.state is not ClientState.OPEN:
+            raise StateError(f"cannot pause reading in state {self.state.name}")
+        self.connection.stall()
 
     async def _connect(self) -> TcplineConnection:
         limit = line_limit(self.options.max_message_size)
