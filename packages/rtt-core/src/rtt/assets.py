@@ -8,10 +8,11 @@ file. A server serves exactly these files, read from the installed packages.
 from __future__ import annotations
 
 from collections.abc import Mapping
+from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-__all__ = ["CORE_SCRIPT", "asset_headers", "content_type", "core_script", "read_asset"]
+__all__ = ["CORE_SCRIPT", "BrowserLibrary", "asset_headers", "content_type", "core_script", "read_asset"]
 
 CORE_SCRIPT = "rtt-client.js"
 
@@ -21,6 +22,28 @@ _TYPES = {
     ".html": "text/html; charset=utf-8",
     ".map": "application/json",
 }
+
+
+@dataclass(frozen=True, kw_only=True, slots=True)
+class BrowserLibrary:
+    """A third-party script a transport's browser client needs on the page first (SPEC.md 2.8).
+
+    rtt never ships these: a page loads them from an npm install or a CDN.
+    """
+
+    npm: str
+    """The npm package, e.g. ``"engine.io-client"``."""
+    version: str
+    """The versions that work, as a prefix of dotted numbers: ``"6"`` is any 6.x, ``"1.6"`` any 1.6.x."""
+    file: str
+    """The classic-script bundle inside the package, e.g. ``"dist/engine.io.min.js"``."""
+    cdn: str
+    """The same file on a public CDN, for pages without a local copy."""
+
+    def accepts(self, installed: str) -> bool:
+        """Whether an installed version (``"6.6.8"``) is one of :attr:`version`."""
+        wanted = self.version.split(".")
+        return installed.split("-")[0].split("+")[0].split(".")[: len(wanted)] == wanted
 
 
 def core_script() -> Traversable:

@@ -9,6 +9,7 @@ from importlib.resources.abc import Traversable
 from types import MappingProxyType
 from typing import Any, ClassVar
 
+from .assets import BrowserLibrary
 from .client import Client
 from .errors import OptionError
 from .options import ClientOptions, ServerOptions, build_options, option_names
@@ -53,6 +54,8 @@ class Transport(abc.ABC):
     capabilities: ClassVar[Capabilities]
     server_options: ClassVar[type[ServerOptions]] = ServerOptions
     client_options: ClassVar[type[ClientOptions]] = ClientOptions
+    browser_libraries: ClassVar[tuple[BrowserLibrary, ...]] = ()
+    """Third-party scripts a page loads before the browser client, in order (SPEC.md 2.8)."""
 
     def __init__(self, **options: Any) -> None:
         server_names = option_names(self.server_options)

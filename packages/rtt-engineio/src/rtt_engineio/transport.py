@@ -9,7 +9,7 @@ from importlib.resources.abc import Traversable
 from urllib.parse import urlsplit
 
 from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
-from rtt.assets import CORE_SCRIPT, core_script
+from rtt.assets import CORE_SCRIPT, BrowserLibrary, core_script
 
 from .client import EngineioClient
 from .server import EngineioServer
@@ -82,6 +82,14 @@ class EngineioTransport(Transport):
     )
     server_options = EngineioServerOptions
     client_options = EngineioClientOptions
+    browser_libraries = (
+        BrowserLibrary(
+            npm="engine.io-client",
+            version="6",
+            file="dist/engine.io.min.js",
+            cdn="https://cdn.jsdelivr.net/npm/engine.io-client@6/dist/engine.io.min.js",
+        ),
+    )
 
     def browser_assets(self) -> Mapping[str, Traversable]:
         # engine.io-client itself is not among them: the page loads it from npm or a CDN.

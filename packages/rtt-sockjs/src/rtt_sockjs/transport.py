@@ -9,7 +9,7 @@ from importlib.resources.abc import Traversable
 from urllib.parse import urlsplit
 
 from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
-from rtt.assets import CORE_SCRIPT, core_script
+from rtt.assets import CORE_SCRIPT, BrowserLibrary, core_script
 
 from .client import SockjsClient
 from .server import SockjsServer
@@ -95,6 +95,14 @@ class SockjsTransport(Transport):
     )
     server_options = SockjsServerOptions
     client_options = SockjsClientOptions
+    browser_libraries = (
+        BrowserLibrary(
+            npm="sockjs-client",
+            version="1.6",
+            file="dist/sockjs.min.js",
+            cdn="https://cdn.jsdelivr.net/npm/sockjs-client@1.6/dist/sockjs.min.js",
+        ),
+    )
 
     def browser_assets(self) -> Mapping[str, Traversable]:
         # sockjs-client itself is not among them: the page loads it from npm or a CDN.
