@@ -1,0 +1,552 @@
+"""The browser client (rtt-client.js + rtt-sockjs.js over sockjs-client 1.6) in headless Chromium.
+
+Pages are fulfilled by Playwright (``page.route``) at the rtt-sockjs server's
+own origin, and so are the scripts they load: sockjs-client's UMD bundle from
+the npm install in ``tests/node`` (``dist/sockjs.js``, which defines
+``SockJS``), ``rtt-client.js`` from rtt-core (``rtt.assets.core_script()``)
+and ``rtt-sockjs.js`` from the rtt-sockjs package, each read from disk in the
+route handler. Being same-origin, the page's requests carry the server's
+session cookie like any page's would. A fulfilled page counts as public to
+Chromium's local network access check, which would block its requests to
+127.0.0.1, so each context is granted that permission. One Chromium serves
+the whole module and each test gets a fresh context; servers run in the
+test's event loop and listen on 127.0.0.1 only.
+
+The HTTP fallbacks are forced with variants registered through
+``rtt.sockjs.register``, and the server's own record of each session's
+transport (``SockjsConn.transport_name``) shows they were really used.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import re
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from pathlib import Path
+from typing import Any
+
+import pytest
+import pytest_asyncio
+from browser_support import FAST_RECONNECT, Message, from_js, launch, new_context, summary, to_js
+from playwright.async_api import Browser, BrowserContext, Page, Route
+
+import rtt
+import rtt.assets
+import rtt_sockjs
+from rtt.codec import decode_text, encode_text
+from rtt.testing import ROUND_TRIP as KIT_ROUND_TRIP
+from rtt.testing import Recorder, eventually
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+WAIT_MS = 8000
+"""Every wait in the page is bounded by this many milliseconds."""
+
+REPO = Path(__file__).resolve().parents[2]
+SOCKJS_CLIENT = REPO / "tests" / "node" / "node_modules" / "sockjs-client"
+SOCKJS_BUNDLE = SOCKJS_CLIENT / "dist" / "sockjs.js"
+ADAPTER = Path(rtt_sockjs.__file__).parent / "browser" / "rtt-sockjs.js"
+MODULE_ENTRY = ADAPTER.with_name("rtt-sockjs.mjs")
+
+# The kit's round trip set (empty, NUL-starting and unicode text, all 256 byte values),
+# text that looks like SockJS frames, rtt's closing notice as an ordinary message (it must
+# be escaped, not taken for the notice) and characters sockjs-client escapes itself.
+ROUND_TRIP: list[Message] = [
+    *KIT_ROUND_TRIP,
+    "\x00c",
+    "\x00b not base64",
+    'a["x"]',
+    'c[3000,"Go away!"]',
+    "o",
+    "h",
+    "e\u0301 \u0591 \ufff0 combining and specials",
+]
+
+# The HTTP fallbacks, by sockjs-client's names (which the server's session reports too).
+FALLBACKS = ["xhr-streaming", "xhr-polling", "eventsource"]
+
+
+# -- Fixtures and helpers -----------------------------------------------------------
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    assert SOCKJS_BUNDLE.is_file(), f"sockjs-client is not installed: run npm ci in {REPO / 'tests' / 'node'}"
+    async with launch() as browser:
+        yield browser
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
+    async with new_context(browser) as context:
+        yield context
+
+
+class Pages:
+    """Opens pages in one context and keeps every console message they print."""
+
+    def __init__(self, context: BrowserContext) -> None:
+        self.context = context
+        self.console: list[tuple[str, str]] = []
+
+    async def _open(self, base: str, html: str) -> Page:
+        """A page at ``base``/page.html; the scripts under /vendor/ and /rtt/ come from disk."""
+        page = await self.context.new_page()
+        page.on("console", lambda message: self.console.append((message.type, message.text)))
+        files = {
+            "/vendor/sockjs.js": SOCKJS_BUNDLE.read_bytes(),
+            "/rtt/rtt-client.js": rtt.assets.core_script().read_bytes(),
+            "/rtt/rtt-sockjs.js": ADAPTER.read_bytes(),
+            "/rtt/rtt-sockjs.mjs": MODULE_ENTRY.read_bytes(),
+        }
+
+        async def page_html(route: Route) -> None:
+            await route.fulfill(content_type="text/html; charset=utf-8", body=html)
+
+        async def script(route: Route) -> None:
+            path = "/" + route.request.url.split("/", 3)[3]
+            await route.fulfill(content_type="text/javascript; charset=utf-8", body=files[path])
+
+        await page.route(f"{base}/page.html", page_html)
+        for path in files:
+            await page.route(f"{base}{path}", script)
+        await page.goto(f"{base}/page.html")
+        return page
+
+    async def classic(self, base: str) -> Page:
+        """A page that loads sockjs-client, rtt-client.js and rtt-sockjs.js as classic scripts."""
+        html = (
+            '<!doctype html><meta charset="utf-8"><title>classic</title>\n'
+            '<script src="/vendor/sockjs.js"></script>\n'
+            '<script src="/rtt/rtt-client.js"></script>\n'
+            '<script src="/rtt/rtt-sockjs.js"></script>\n'
+        )
+        page = await self._open(base, html)
+        types = await page.evaluate("[typeof SockJS, typeof rtt.client, typeof rtt.sockjs.register]")
+        assert types == ["function", "function", "function"]
+        return page
+
+    async def module(self, base: str) -> Page:
+        """A page that loads sockjs-client's bundle, then imports rtt-sockjs.mjs."""
+        entry = f"{base}/rtt/rtt-sockjs.mjs"
+        html = (
+            '<!doctype html><meta charset="utf-8"><title>module</title>\n'
+            '<script src="/vendor/sockjs.js"></script>\n'
+            '<script type="module">\n'
+            f'import rtt, {{ client, CloseReason, sockjs }} from "{entry}";\n'
+            "window.imported = { rtt, client, CloseReason, sockjs };\n"
+            "</script>\n"
+        )
+        page = await self._open(base, html)
+        await page.wait_for_function("window.imported !== undefined", timeout=WAIT_MS)
+        return page
+
+    def rtt_errors(self) -> list[str]:
+        """What rtt printed to the console itself (first lines; rtt's own start with "rtt:")."""
+        return [text.splitlines()[0] for _, text in self.console if text.startswith("rtt:")]
+
+
+@pytest.fixture
+def pages(context: BrowserContext) -> Pages:
+    return Pages(context)
+
+
+def http_base(server: rtt.Server[Any]) -> str:
+    host, port = server.address
+    return f"http://{host}:{port}"
+
+
+@asynccontextmanager
+async def echo_server(port: int = 0, **options: Any) -> AsyncIterator[tuple[rtt.Server[Any], list[Message]]]:
+    """A sockjs server that records and echoes every message."""
+    received: list[Message] = []
+    async with rtt.load("sockjs").server(host="127.0.0.1", port=port, **options) as server:
+
+        @server.on("message")
+        async def echo(socket: rtt.Socket, data: Message) -> None:
+            received.append(data)
+            await server.send(socket.id, data)
+
+        yield server, received
+
+
+async def use_transport(page: Page, transport: str) -> str:
+    """Register a variant restricted to one sockjs-client transport; return its name."""
+    name = f"sockjs-{transport}"
+    await page.evaluate(
+        "([name, transport]) => rtt.sockjs.register(name, { transports: [transport] })", [name, transport]
+    )
+    return name
+
+
+async def connect(
+    page: Page, url: str, options: dict[str, Any] | None = None, transport: str = "sockjs"
+) -> None:
+    """Make `window.client`, record its events and connect it."""
+    await page.evaluate(
+        """async ([transport, url, options]) => {
+            window.client = record(rtt.client(transport, url, options));
+            await client.connect();
+        }""",
+        [transport, url, options or {}],
+    )
+
+
+async def wait_for_event(page: Page, name: str, count: int = 1) -> None:
+    await page.wait_for_function(
+        "([name, count]) => log.filter((event) => event[0] === name).length >= count",
+        arg=[name, count],
+        timeout=WAIT_MS,
+    )
+
+
+async def messages(page: Page) -> list[Message]:
+    return [from_js(event[1]) for event in await page.evaluate("log") if event[0] == "message"]
+
+
+def transport_names(server: rtt.Server[Any]) -> set[str]:
+    """The SockJS transport of each of ``server``'s sessions ("websocket", "xhr-polling", ...)."""
+    assert isinstance(server, rtt_sockjs.SockjsServer)
+    return {conn.transport_name for conn in server._conns.values()}
+
+
+async def send_all_and_check(page: Page, received: list[Message]) -> None:
+    await page.evaluate(
+        "(all) => all.forEach((message) => client.send(fromPlain(message)))",
+        [to_js(message) for message in ROUND_TRIP],
+    )
+    await wait_for_event(page, "message", len(ROUND_TRIP))
+    assert received == ROUND_TRIP  # list equality also compares str vs bytes
+    assert await messages(page) == ROUND_TRIP
+
+
+# -- Tests ----------------------------------------------------------------------------
+
+
+async def test_text_encoding_matches_python(pages: Pages) -> None:
+    """rtt.sockjs.encodeText/decodeText agree with rtt.codec on messages and on foreign text."""
+    async with echo_server() as (server, _):
+        page = await pages.classic(http_base(server))
+        encoded = await page.evaluate(
+            "(all) => all.map((message) => rtt.sockjs.encodeText(fromPlain(message)))",
+            [to_js(message) for message in ROUND_TRIP],
+        )
+        assert encoded == [encode_text(message) for message in ROUND_TRIP]
+        wire = [
+            *encoded,
+            "plain",
+            "\x00",
+            "\x00x",
+            "\x00b",
+            "\x00bAAA",
+            "\x00bA===",
+            "\x00b!!!!",
+            "\x00bAA=A",
+            "\x00bAAAA\n",
+        ]
+        decoded = await page.evaluate("(all) => all.map((text) => plain(rtt.sockjs.decodeText(text)))", wire)
+        assert [from_js(value) for value in decoded] == [decode_text(text) for text in wire]
+
+
+async def test_register_checks_its_settings(pages: Pages) -> None:
+    async with echo_server() as (server, _):
+        page = await pages.classic(http_base(server))
+        errors = await page.evaluate(
+            """() => [
+                thrown(() => rtt.sockjs.register("x", { transport: ["websocket"] })),
+                thrown(() => rtt.sockjs.register("x", { transports: [] })),
+                thrown(() => rtt.sockjs.register("x", { transports: ["polling"] })),
+                thrown(() => rtt.sockjs.register("x", { transports: ["websocket", "websocket"] })),
+                thrown(() => rtt.sockjs.register("x", { SockJS: "SockJS" })),
+                thrown(() => rtt.sockjs.register("x", null)),
+            ]"""
+        )
+        assert [error and error["error"] for error in errors] == ["TypeError"] * len(errors)
+        assert "valid settings: transports, SockJS" in errors[0]["message"]
+        assert '"xhr-polling"' in errors[2]["message"]
+        # Without sockjs-client the attempt fails with a ConnectError that says what to load.
+        error = await page.evaluate(
+            """async (url) => {
+                rtt.sockjs.register("no-sockjs", { SockJS: undefined });
+                const saved = globalThis.SockJS;
+                delete globalThis.SockJS;
+                try {
+                    await rtt.client("no-sockjs", url).connect();
+                    return null;
+                } catch (error) {
+                    return plain(error);
+                } finally {
+                    globalThis.SockJS = saved;
+                }
+            }""",
+            server.url,
+        )
+        assert error["error"] == "ConnectError"
+        assert "dist/sockjs.min.js" in error["message"]
+
+
+async def test_echoes_text_and_binary_over_websocket(pages: Pages) -> None:
+    async with echo_server() as (server, received):
+        rec = Recorder().listen(server, "disconnect")
+        page = await pages.classic(http_base(server))
+        await connect(page, server.url)
+        assert await page.evaluate("[client.state, client.closeReason]") == ["open", None]
+        assert await page.evaluate("log") == [["open"]]
+        assert transport_names(server) == {"websocket"}  # sockjs-client's first choice
+        await send_all_and_check(page, received)
+        # Received binary is always a Uint8Array.
+        binary = sum(isinstance(message, bytes) for message in ROUND_TRIP)
+        assert await page.evaluate("log.filter((e) => e[0] === 'message' && e[1].bytes).length") == binary
+
+        await page.evaluate("client.close()")
+        ((socket, reason),) = await rec.wait("disconnect")
+        assert socket.transport == "sockjs"
+        assert reason is rtt.CloseReason.CLIENT_CLOSED
+        assert summary(await page.evaluate("log")).endswith("close:client closed")
+    assert pages.rtt_errors() == []
+
+
+async def test_es_module_entry(pages: Pages) -> None:
+    async with echo_server() as (server, received):
+        page = await pages.module(http_base(server))
+        exports = await page.evaluate(
+            """() => {
+                const { rtt, client, CloseReason, sockjs } = window.imported;
+                return [rtt === globalThis.rtt, client === rtt.client, CloseReason.SHUTDOWN,
+                        sockjs === rtt.sockjs];
+            }"""
+        )
+        assert exports == [True, True, "shutdown", True]
+        await page.evaluate(
+            """async (url) => {
+                window.client = record(window.imported.client("sockjs", url));
+                await client.connect();
+                client.send("from a module");
+                client.send(new Uint8Array([0, 255]));
+            }""",
+            server.url,
+        )
+        await wait_for_event(page, "message", 2)
+        assert received == ["from a module", b"\x00\xff"]
+        assert await messages(page) == ["from a module", b"\x00\xff"]
+
+
+@pytest.mark.parametrize("transport", FALLBACKS)
+async def test_http_fallback_echoes(pages: Pages, transport: str) -> None:
+    async with echo_server() as (server, received):
+        page = await pages.classic(http_base(server))
+        variant = await use_transport(page, transport)
+        await connect(page, server.url, transport=variant)
+        assert transport_names(server) == {transport}
+        await send_all_and_check(page, received)
+        assert transport_names(server) == {transport}
+    assert pages.rtt_errors() == []
+
+
+UPLOAD_PIECE = 32768
+UPLOAD_PAUSE = 0.02
+"""The slow upload proxy forwards this many bytes, then waits this many seconds."""
+
+
+@asynccontextmanager
+async def slow_upload_proxy(target: tuple[str, int]) -> AsyncIterator[str]:
+    """A TCP proxy on 127.0.0.1 to ``target`` whose uploads arrive in pieces; yields its base URL.
+
+    What the browser sends is forwarded ``UPLOAD_PIECE`` bytes at a time, with a pause
+    between pieces, as over a slow network: a large request body then reaches the
+    server in many reads. Downloads pass unchanged.
+    """
+    tasks: set[asyncio.Task[None]] = set()
+
+    async def pump(reader: asyncio.StreamReader, writer: asyncio.StreamWriter, slow: bool) -> None:
+        try:
+            while data := await reader.read(UPLOAD_PIECE if slow else 65536):
+                writer.write(data)
+                await writer.drain()
+                if slow:
+                    await asyncio.sleep(UPLOAD_PAUSE)
+        except ConnectionError:
+            pass
+        finally:
+            writer.close()
+
+    async def serve(down_reader: asyncio.StreamReader, down_writer: asyncio.StreamWriter) -> None:
+        try:
+            up_reader, up_writer = await asyncio.open_connection(*target)
+        except OSError:
+            down_writer.close()
+            return
+        await asyncio.gather(pump(down_reader, up_writer, True), pump(up_reader, down_writer, False))
+
+    def connected(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        task = asyncio.get_running_loop().create_task(serve(reader, writer))
+        tasks.add(task)
+        task.add_done_callback(tasks.discard)
+
+    proxy = await asyncio.start_server(connected, "127.0.0.1", 0)
+    try:
+        host, port = proxy.sockets[0].getsockname()[:2]
+        yield f"http://{host}:{port}"
+    finally:
+        proxy.close()
+        for task in list(tasks):
+            task.cancel()
+        await asyncio.gather(*tasks, return_exceptions=True)
+        await proxy.wait_closed()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "xhr-polling", "xhr-streaming"])
+async def test_large_messages_over_a_slow_upload(pages: Pages, transport: str) -> None:
+    """Messages of about max_message_size (1 MiB) travel both ways when uploads arrive in pieces.
+
+    (A large xhr_send body then reaches the server in many reads: the server must read it
+    whole, not parse what one read returned.)
+    """
+    big_text = "ü" * 500_000  # 1,000,000 UTF-8 bytes
+    big_bytes = bytes(range(256)) * 3000  # 768,000 bytes, 1,024,002 characters as rtt's text
+    async with echo_server() as (server, received), slow_upload_proxy(server.address) as base:
+        page = await pages.classic(base)
+        variant = await use_transport(page, transport)
+        await connect(page, f"{base}/sockjs", transport=variant)
+        # One at a time: two queued at once would pass the server's outbound_limit (1 MiB).
+        await page.evaluate("() => client.send('ü'.repeat(500000))")
+        await wait_for_event(page, "message", 1)
+        await page.evaluate("() => client.send(new Uint8Array(768000).map((_, i) => i % 256))")
+        await wait_for_event(page, "message", 2)
+        assert received == [big_text, big_bytes]
+        # Checked in the page: a million numbers are slow to hand over to Python.
+        echoed = await page.evaluate(
+            """() => {
+                const [text, bytes] = log.filter((e) => e[0] === "message").map((e) => e[1]);
+                return [text === "ü".repeat(500000), bytes.bytes.length,
+                        bytes.bytes.every((value, i) => value === i % 256)];
+            }"""
+        )
+        assert echoed == [True, len(big_bytes), True]
+        assert await page.evaluate("log.map((event) => event[0]).join(' ')") == "open message message"
+        await page.evaluate("client.close()")
+        await eventually(lambda: not server.sockets, what="the page's socket to close")
+
+
+async def test_broadcast_reaches_the_other_page(pages: Pages) -> None:
+    async with rtt.load("sockjs").server(host="127.0.0.1", port=0) as server:
+
+        @server.on("message")
+        async def relay(socket: rtt.Socket, data: Message) -> None:
+            await server.broadcast(data, exclude=socket.id)
+
+        base = http_base(server)
+        sender = await pages.classic(base)
+        listener = await pages.classic(base)
+        other = await pages.classic(base)
+        await connect(sender, server.url)
+        await connect(listener, server.url)
+        await connect(other, server.url, transport=await use_transport(other, "xhr-polling"))
+        await eventually(lambda: len(server.sockets) == 3, what="all pages connected")
+
+        await sender.evaluate("() => { client.send('to everyone'); client.send(new Uint8Array([1, 2, 3])); }")
+        await wait_for_event(listener, "message", 2)
+        await wait_for_event(other, "message", 2)
+        assert await messages(listener) == ["to everyone", b"\x01\x02\x03"]
+        assert await messages(other) == ["to everyone", b"\x01\x02\x03"]
+        assert await messages(sender) == []
+
+
+@pytest.mark.parametrize("transport", ["websocket", "xhr-polling", "xhr-streaming"])
+async def test_server_closed_is_final_and_comes_after_the_last_message(pages: Pages, transport: str) -> None:
+    async with echo_server() as (server, _):
+        page = await pages.classic(http_base(server))
+        variant = await use_transport(page, transport)
+        await connect(page, server.url, {"reconnect": FAST_RECONNECT}, transport=variant)
+        socket_id = next(iter(server.sockets))
+        await server.send(socket_id, "last words")
+        await server.disconnect(socket_id)
+        await wait_for_event(page, "close")
+        assert await page.evaluate("[client.state, client.closeReason]") == ["closed", "server closed"]
+        await asyncio.sleep(0.5)  # many reconnection delays of FAST_RECONNECT: none may start
+        assert summary(await page.evaluate("log")) == "open message close:server closed"
+        assert await messages(page) == ["last words"]
+        assert not server.sockets
+    assert pages.rtt_errors() == []
+
+
+@pytest.mark.parametrize("transport", ["websocket", "xhr-polling", "xhr-streaming", "eventsource"])
+async def test_client_close_is_client_closed_on_the_server(pages: Pages, transport: str) -> None:
+    async with echo_server() as (server, received):
+        rec = Recorder().listen(server, "disconnect")
+        page = await pages.classic(http_base(server))
+        variant = await use_transport(page, transport)
+        await connect(page, server.url, transport=variant)
+        # Sent just before the close: the closing notice goes after it.
+        await page.evaluate("() => { client.send('before closing'); client.close(); }")
+        ((_, reason),) = await rec.wait("disconnect")
+        assert reason is rtt.CloseReason.CLIENT_CLOSED
+        assert received == ["before closing"]
+        assert summary(await page.evaluate("log")) == "open close:client closed"
+        assert not server.sockets
+    assert pages.rtt_errors() == []
+
+
+async def test_refused_connection_is_a_connect_error(pages: Pages) -> None:
+    """sockjs-client hides the HTTP status of a refusal: ConnectError, not RejectedError."""
+    async with echo_server(authorize=lambda handshake: False) as (server, _):
+        page = await pages.classic(http_base(server))
+        variant = await page.evaluate(
+            "() => { rtt.sockjs.register('sockjs-two', { transports: ['websocket', 'xhr-polling'] }); "
+            "return 'sockjs-two'; }"
+        )
+        error = await page.evaluate(
+            """async ([transport, url]) => {
+                window.client = record(rtt.client(transport, url));
+                try { await client.connect(); return null; } catch (error) { return plain(error); }
+            }""",
+            [variant, server.url],
+        )
+        assert error is not None and error["error"] == "ConnectError", error
+        assert "2000" in error["message"]  # sockjs-client's "All transports failed"
+        assert await page.evaluate("[client.state, client.closeReason]") == ["closed", "transport error"]
+        assert not server.sockets
+        assert server.stats.rejected == 2  # once per transport tried
+
+
+@pytest.mark.parametrize("transport", ["websocket", "xhr-polling", "xhr-streaming"])
+async def test_server_restart_reconnects_and_flushes_the_offline_queue(pages: Pages, transport: str) -> None:
+    async with echo_server() as (first, _):
+        port = first.address[1]
+        page = await pages.classic(http_base(first))
+        variant = await use_transport(page, transport)
+        await connect(page, first.url, {"reconnect": FAST_RECONNECT}, transport=variant)
+        # Leaving the block shuts the server down: the page sees "shutdown" and reconnects.
+    await wait_for_event(page, "reconnecting")
+    await page.evaluate(
+        """() => {
+            if (client.state !== "reconnecting") throw new Error(client.state);
+            client.send("queued 1");
+            client.send(new Uint8Array([1, 2]));
+            client.send("queued 2");
+        }"""
+    )
+    assert await page.evaluate("client.unsent.map(plain)") == ["queued 1", {"bytes": [1, 2]}, "queued 2"]
+
+    await wait_for_event(page, "error")  # at least one attempt failed while the port was closed
+    async with echo_server(port=port) as (second, received):
+        await wait_for_event(page, "reconnected")
+        # Sent after `reconnected`: must come after the whole queue.
+        await page.evaluate("client.send('after')")
+        await wait_for_event(page, "message", 4)
+        assert received == ["queued 1", b"\x01\x02", "queued 2", "after"]
+        assert await page.evaluate("[client.state, client.unsent.length]") == ["open", 0]
+        assert transport_names(second) == {transport}
+
+        log = await page.evaluate("log")
+        expected = r"open close:shutdown (reconnecting error )+reconnecting open reconnected( message)*"
+        assert re.fullmatch(expected, summary(log)), summary(log)
+        attempts = [event for event in log if event[0] == "reconnecting"]
+        assert [event[1] for event in attempts] == list(range(1, len(attempts) + 1))
+        assert ["reconnected", len(attempts)] in log
+        assert {event[1]["error"] for event in log if event[0] == "error"} == {"ConnectError"}
+        assert await messages(page) == ["queued 1", b"\x01\x02", "queued 2", "after"]
+        await page.evaluate("client.close()")
+        await eventually(lambda: not second.sockets, what="the page's socket to close")
+    assert pages.rtt_errors() == []
