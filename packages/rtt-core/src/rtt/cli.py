@@ -1,0 +1,310 @@
+"""The ``rtt`` command (SPEC.md 16): list transports, serve a demo app, check a plugin.
+
+::
+
+    rtt list                                   installed transports and any that failed to load
+    rtt serve --transport ws --app chat        a chat server and its page, on any transport
+    rtt check foo                              the conformance kit against the plugin "foo"
+
+Standard library only, like the rest of rtt-core (``rtt check`` needs pytest,
+which ``pip install 'rtt-core[testing]'`` brings). A mistake of the user's is
+one line ``rtt: error: ...`` on standard error and exit status 2; a failure at
+run time (a plugin that does not load, a port in use, a failed check) is
+exit status 1. Neither prints a traceback.
+"""
+
+from __future__ import annotations
+
+import argparse
+import asyncio
+import os
+import signal
+import sys
+import tomllib
+from collections.abc import Callable, Sequence
+from dataclasses import fields
+from pathlib import Path
+from typing import Any, NoReturn
+
+from . import __version__
+from .errors import ConfigError, PluginError, RttError
+from .registry import ENV_VAR, available, load
+from .transport import Capabilities, Transport
+
+__all__ = ["CliError", "main"]
+
+EXIT_USAGE = 2
+"""Exit status for what the user typed or configured wrong (as argparse uses)."""
+EXIT_FAILURE = 1
+"""Exit status for a failure at run time."""
+
+
+class CliError(Exception):
+    """An error shown to the user as one line, ``rtt: error: MESSAGE``, with an exit status."""
+
+    def __init__(self, message: str, status: int = EXIT_USAGE) -> None:
+        super().__init__(message)
+        self.status = status
+
+
+class _Parser(argparse.ArgumentParser):
+    """argparse with one-line errors, like every other error of the command."""
+
+    def error(self, message: str) -> NoReturn:
+        raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    """Run the ``rtt`` command with ``argv`` (default: ``sys.argv[1:]``); return the exit status."""
+    parser = _build_parser()
+    try:
+        args = parser.parse_args(argv)
+        command: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
+        if command is None:
+            raise CliError("choose a command: list, serve or check (see 'rtt --help')")
+        return command(args)
+    except CliError as exc:
+        print(f"rtt: error: {exc}", file=sys.stderr)
+        return exc.status
+    except KeyboardInterrupt:
+        # Ctrl-C outside the loop's own handling (while starting up, say): no traceback.
+        print("rtt: interrupted", file=sys.stderr)
+        return 130
+
+
+def _build_parser() -> _Parser:
+    parser = _Parser(
+        prog="rtt",
+        description="Realtime Transports for Python: one API over WebSocket, Engine.IO and SockJS.",
+        epilog="Each command has its own --help. SPEC.md section 16 describes them.",
+    )
+    parser.add_argument("--version", action="version", version=f"rtt {__version__}")
+    commands = parser.add_subparsers(title="commands", metavar="COMMAND")
+
+    listing = commands.add_parser(
+        "list",
+        help="installed transports, their capabilities, and any that failed to load",
+        description="List the transports registered in the rtt.transports entry point group: "
+        "name, distribution, version and capabilities, then any that failed to load, with the reason.",
+    )
+    listing.set_defaults(run=_cmd_list)
+
+    serve = commands.add_parser(
+        "serve",
+        help="serve the echo or chat demo on a transport",
+        description="Serve a demo app on a transport until Ctrl-C or SIGTERM. 'echo' sends every "
+        "message back to its sender; 'chat' broadcasts every message to every connected socket and "
+        "serves a chat page for browsers that uses the transport's browser client. The transport "
+        f"comes from --transport, else the config file, else the {ENV_VAR} environment variable.",
+    )
+    _transport_arguments(serve)
+    serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
+    serve.add_argument(
+        "--port",
+        type=_port,
+        default=8000,
+        help="port of the transport server (default: 8000; 0: a free port)",
+    )
+    serve.add_argument(
+        "--app", choices=("echo", "chat"), default="echo", help="the demo app to serve (default: echo)"
+    )
+    serve.add_argument(
+        "--page-port",
+        type=_port,
+        default=None,
+        metavar="PORT",
+        help="port of the chat page's HTTP server (default: the transport's port + 1; 0: a free port)",
+    )
+    serve.add_argument(
+        "--node-modules",
+        type=Path,
+        default=None,
+        metavar="DIR",
+        help="an npm install to serve the transport's third-party browser library from "
+        "(default: ./node_modules; without it the page loads the library from a CDN)",
+    )
+    serve.set_defaults(run=_cmd_serve)
+
+    check = commands.add_parser(
+        "check",
+        help="run the conformance kit against an installed transport",
+        description="Run rtt's conformance kit (rtt.testing.TransportTests) with pytest against an "
+        "installed transport, the same cases a plugin's own test file runs, and exit with status 1 "
+        "if any case fails. Needs pytest: pip install 'rtt-core[testing]'.",
+    )
+    check.add_argument(
+        "name", nargs="?", metavar="NAME", help=f"the transport (default: from --config, else {ENV_VAR})"
+    )
+    check.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help="a TOML file with the transport's options to check it with (see 'rtt serve --help')",
+    )
+    check.add_argument(
+        "-k", dest="keyword", metavar="EXPR", help="only the cases matching this pytest -k expression"
+    )
+    check.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing case")
+    check.add_argument("-v", "--verbose", action="store_true", help="one line per case")
+    check.set_defaults(run=_cmd_check)
+    return parser
+
+
+def _transport_arguments(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--transport", "-t", metavar="NAME", help="the transport's name, e.g. ws")
+    parser.add_argument(
+        "--config",
+        type=Path,
+        metavar="FILE",
+        help='a TOML file: transport = "NAME" and an [options] table of the transport\'s options',
+    )
+
+
+def _port(text: str) -> int:
+    try:
+        port = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a port number: {text!r}") from None
+    if not 0 <= port <= 65535:
+        raise argparse.ArgumentTypeError(f"a port is 0 to 65535, got {port}")
+    return port
+
+
+# -- Choosing the transport ----------------------------------------------------
+
+
+def read_config(path: Path) -> dict[str, Any]:
+    """The table in a TOML config file; every problem is a :class:`CliError`."""
+    try:
+        with path.open("rb") as file:
+            config = tomllib.load(file)
+    except OSError as exc:
+        raise CliError(f"cannot read config file {path}: {exc.strerror or exc}") from None
+    except tomllib.TOMLDecodeError as exc:
+        raise CliError(f"config file {path} is not valid TOML: {exc}") from None
+    if "transport" in config and not isinstance(config["transport"], str):
+        raise CliError(f'{path}: transport must be a string, e.g. transport = "ws"')
+    return config
+
+
+def load_transport(name: str | None, config_path: Path | None) -> Transport:
+    """The transport named by ``name``, else by the config file, else by ``RTT_TRANSPORT``.
+
+    The file's options go through :func:`rtt.load` as a config mapping, so
+    they are validated exactly as the Python API validates them.
+    """
+    config = read_config(config_path) if config_path is not None else {}
+    chosen = name or config.get("transport") or os.environ.get(ENV_VAR, "").strip()
+    if not chosen:
+        installed = ", ".join(info.name for info in available() if info.ok) or "none"
+        raise CliError(
+            f'no transport given: use --transport NAME, transport = "NAME" in a --config file, or '
+            f"the {ENV_VAR} environment variable (installed: {installed})"
+        )
+    where = f"{config_path}: " if config_path is not None else ""
+    try:
+        return load({**config, "transport": chosen})
+    except PluginError as exc:
+        raise CliError(str(exc), EXIT_FAILURE) from None
+    except ConfigError as exc:
+        raise CliError(f"{where}{exc}") from None
+    except RttError as exc:  # pragma: no cover - load raises only the two above; a guard for plugins
+        raise CliError(f"{where}{exc}") from None
+
+
+# -- rtt list --------------------------------------------------------------------
+
+
+def capability_names(capabilities: Capabilities) -> list[str]:
+    """The capabilities a transport has, in the order :class:`~rtt.Capabilities` declares them."""
+    return [f.name for f in fields(capabilities) if getattr(capabilities, f.name)]
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    infos = available()
+    if not infos:
+        print("no transports installed: pip install rtt-ws (or rtt-engineio, rtt-sockjs)")
+        return 0
+    rows = [["transport", "distribution", "version", "capabilities"]]
+    failed: list[list[str]] = []
+    for info in infos:
+        row = [info.name, info.distribution or "?", info.version or "?"]
+        if info.ok and info.capabilities is not None:
+            rows.append([*row, ", ".join(capability_names(info.capabilities))])
+        else:
+            failed.append([*row, info.error or "unknown error"])
+    widths = [max(len(row[i]) for row in [*rows, *failed]) for i in range(3)]
+
+    def line(row: list[str]) -> str:
+        return "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]])
+
+    for row in rows:
+        print(line(row))
+    if failed:
+        print("\nfailed to load:")
+        for row in failed:
+            print(line(row))
+    return 0
+
+
+# -- rtt serve -------------------------------------------------------------------
+
+
+def _cmd_serve(args: argparse.Namespace) -> int:
+    from ._serve import ServeSettings, serve  # the demo's web server is loaded only when used
+
+    transport = load_transport(args.transport, args.config)
+    page_port = args.page_port
+    if page_port is None:
+        page_port = args.port + 1 if args.port else 0
+        if page_port > 65535:
+            raise CliError(f"no port after {args.port} for the chat page: choose one with --page-port")
+    settings = ServeSettings(
+        host=args.host,
+        port=args.port,
+        app=args.app,
+        page_port=page_port,
+        node_modules=args.node_modules,
+    )
+    return asyncio.run(_until_signalled(lambda stop: serve(transport, settings, stop)))
+
+
+async def _until_signalled(run: Callable[[asyncio.Event], Any]) -> int:
+    """Run ``run(stop)``, setting ``stop`` on SIGINT or SIGTERM, so shutdown is graceful."""
+    loop = asyncio.get_running_loop()
+    stop = asyncio.Event()
+    installed: list[signal.Signals] = []
+    for sig in (signal.SIGINT, signal.SIGTERM):
+        try:
+            loop.add_signal_handler(sig, stop.set)
+            installed.append(sig)
+        except (NotImplementedError, RuntimeError):  # pragma: no cover - Windows has no add_signal_handler
+            signal.signal(sig, lambda *_: loop.call_soon_threadsafe(stop.set))
+    try:
+        await run(stop)
+    finally:
+        for sig in installed:
+            loop.remove_signal_handler(sig)
+    return 0
+
+
+# -- rtt check -------------------------------------------------------------------
+
+
+def _cmd_check(args: argparse.Namespace) -> int:
+    try:
+        import pytest  # noqa: F401  # checked first: without it nothing else matters
+    except ImportError:
+        raise CliError(
+            "rtt check runs the conformance kit with pytest, which is not installed: "
+            "pip install 'rtt-core[testing]'",
+            EXIT_FAILURE,
+        ) from None
+    from ._check import run_check
+
+    # Loaded once here so that a bad name or option is one line, not a failure in every case.
+    transport = load_transport(args.name, args.config)
+    options = read_config(args.config).get("options", {}) if args.config is not None else {}
+    return run_check(
+        transport.name, dict(options), keyword=args.keyword, exitfirst=args.exitfirst, verbose=args.verbose
+    )

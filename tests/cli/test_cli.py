@@ -1,0 +1,443 @@
+"""The ``rtt`` command, run as a user runs it: list, serve, check, and its errors (SPEC.md 16).
+
+Every test runs the command in a subprocess (``python -m rtt``, the same
+``rtt.cli:main`` the console script calls) on 127.0.0.1 with free ports, and
+drives ``rtt serve`` with the Python client of the transport it serves.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import http.client
+import signal
+import socket
+import subprocess
+import textwrap
+from collections.abc import Callable
+from pathlib import Path
+from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
+
+import pytest
+from cli_support import NODE_MODULES, command_env, run, serving
+
+import rtt
+from rtt.testing import eventually
+
+if TYPE_CHECKING:
+    from conftest import FreshVenv
+
+#: Every transport with a Python client and a browser client, which rtt serve is for.
+TRANSPORTS = ["ws", "engineio", "sockjs"]
+
+
+def fetch(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
+    """``(status, headers, body)`` of one plain HTTP request."""
+    parts = urlsplit(url)
+    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    try:
+        connection.request(method, parts.path or "/")
+        response = connection.getresponse()
+        return response.status, dict(response.getheaders()), response.read()
+    finally:
+        connection.close()
+
+
+def write(path: Path, text: str) -> Path:
+    path.write_text(textwrap.dedent(text), encoding="utf-8")
+    return path
+
+
+# -- rtt --help and rtt list ----------------------------------------------------------------
+
+
+def test_help_on_every_command() -> None:
+    top = run("--help")
+    assert top.status == 0 and all(command in top.out for command in ("list", "serve", "check"))
+    for command, words in {
+        "list": ["capabilities"],
+        "serve": ["--transport", "--host", "--port", "--app", "--config", "RTT_TRANSPORT", "--page-port"],
+        "check": ["NAME", "conformance kit", "rtt-core[testing]"],
+    }.items():
+        result = run(command, "--help", env=command_env({"COLUMNS": "200"}))  # no wrapped words
+        assert result.status == 0, result.err
+        assert all(word in result.out for word in words), result.out
+    assert run("--version").out.strip() == f"rtt {rtt.__version__}"
+
+
+def test_no_command_is_a_one_line_error() -> None:
+    result = run()
+    assert result.status == 2
+    assert "choose a command: list, serve or check" in result.error_line()
+
+
+def test_list_shows_transports_then_the_ones_that_failed() -> None:
+    result = run("list")
+    assert result.status == 0, result.err
+    table, failed = result.out.split("\nfailed to load:\n")
+    rows = {line.split()[0]: line.split(maxsplit=3) for line in table.splitlines()}
+    assert rows.pop("transport") == ["transport", "distribution", "version", "capabilities"]
+    assert {"mock", "ws", "engineio", "sockjs", "tcpline"} <= set(rows)
+    assert rows["ws"][1:3] == ["rtt-ws", rtt.__version__]
+    assert rows["ws"][3] == "binary, python_client, browser_client"
+    assert rows["engineio"][3] == "binary, http_fallbacks, python_client, browser_client, aiohttp, asgi"
+    assert rows["sockjs"][3] == "http_fallbacks, python_client, browser_client, aiohttp"
+    assert rows["tcpline"][1:] == ["rtt-tcpline", "0.1.0", "python_client"]
+    assert "broken" not in rows
+    (broken,) = failed.splitlines()
+    name, distribution, version, reason = broken.split(maxsplit=3)
+    assert (name, distribution, version) == ("broken", "rtt-broken", "0.1.0")
+    assert "failed to import: ModuleNotFoundError" in reason and "rtt_broken_missing_dependency" in reason
+
+
+# -- Errors: one line, no traceback -----------------------------------------------------------
+
+
+def test_unknown_transport(tmp_path: Path) -> None:
+    result = run("serve", "--transport", "nope")
+    assert result.status == 2
+    line = result.error_line()
+    assert "unknown transport 'nope'" in line and "pip install rtt-nope" in line and "ws" in line
+
+
+def test_no_transport_anywhere() -> None:
+    result = run("serve")
+    assert result.status == 2
+    assert "no transport given" in result.error_line() and "RTT_TRANSPORT" in result.err
+
+
+@pytest.mark.parametrize(
+    ("config", "expected"),
+    [
+        ('transport = "ws"\n[options]\nmax_mesage_size = 10\n', "unknown option 'max_mesage_size'"),
+        ('transport = "ws"\n[options]\nmax_message_size = -1\n', "max_message_size must be >= 1"),
+        ('transport = "ws"\n[options]\nping_interval = "soon"\n', "ping_interval must be a number"),
+        ('transport = "ws"\nport = 8000\n', "unknown config keys 'port'"),
+        ('transport = "ws"\noptions = 3\n', "'options' must be a mapping"),
+        ("transport = 3\n", "transport must be a string"),
+        ('transport = "nope"\n', "unknown transport 'nope'"),
+        ('transport = "ws\n', "is not valid TOML"),
+        ("[options\n", "is not valid TOML"),
+    ],
+)
+def test_bad_config_file(tmp_path: Path, config: str, expected: str) -> None:
+    path = write(tmp_path / "rtt.toml", config)
+    result = run("serve", "--config", str(path))
+    assert result.status == 2
+    line = result.error_line()
+    assert expected in line and str(path) in line
+
+
+def test_missing_config_file(tmp_path: Path) -> None:
+    result = run("serve", "--config", str(tmp_path / "missing.toml"))
+    assert result.status == 2
+    assert "cannot read config file" in result.error_line() and "No such file" in result.err
+
+
+def test_bad_arguments_are_one_line_errors() -> None:
+    for args, expected in [
+        (["serve", "-t", "ws", "--app", "blog"], "invalid choice: 'blog'"),
+        (["serve", "-t", "ws", "--port", "70000"], "a port is 0 to 65535"),
+        (["serve", "-t", "ws", "--port", "http"], "not a port number"),
+        (["serve", "-t", "ws", "--port", "65535"], "--page-port"),
+        (["lsit"], "invalid choice: 'lsit'"),
+    ]:
+        result = run(*args)
+        assert result.status == 2, args
+        assert expected in result.error_line()
+
+
+def test_a_plugin_that_fails_to_load_is_a_failure_not_a_usage_error() -> None:
+    result = run("serve", "--transport", "broken")
+    assert result.status == 1
+    assert "transport 'broken'" in result.error_line() and "failed to import" in result.err
+
+
+def test_port_in_use() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "--transport", "ws", "--port", str(port))
+    assert result.status == 1
+    line = result.error_line()
+    assert f"cannot serve ws on 127.0.0.1:{port}" in line and "in use" in line
+
+
+async def test_page_port_in_use() -> None:
+    with socket.socket() as taken:
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = await asyncio.to_thread(
+            run, "serve", "-t", "ws", "--app", "chat", "--port", "0", "--page-port", str(port)
+        )
+    assert result.status == 1
+    assert "cannot serve the chat page" in result.error_line() and "--page-port" in result.err
+
+
+# -- rtt serve: echo and chat, driven by each transport's Python client ----------------------
+
+
+@pytest.mark.parametrize("name", TRANSPORTS)
+async def test_serve_echo(name: str) -> None:
+    async with serving("--transport", name, "--port", "0") as served:
+        assert served.name == name and served.page is None
+        transport = rtt.load(name)
+        async with transport.client(served.url) as one, transport.client(served.url) as two:
+            messages: list[str | bytes] = ["hello", "héllo 🚀", b"\x00\x01\xff", ""]
+            for message in messages:
+                await one.send(message)
+                assert await asyncio.wait_for(one.recv(), 5) == message
+            await two.send("two")
+            assert await asyncio.wait_for(two.recv(), 5) == "two"
+            # Echo answers only the sender: nothing else is waiting for the first client.
+            await one.send("last")
+            assert await asyncio.wait_for(one.recv(), 5) == "last"
+
+
+@pytest.mark.parametrize("name", TRANSPORTS)
+async def test_serve_chat(name: str) -> None:
+    async with serving("--transport", name, "--port", "0", "--app", "chat") as served:
+        assert served.name == name and served.page is not None
+        transport = rtt.load(name)
+        async with transport.client(served.url) as one, transport.client(served.url) as two:
+            await one.send("hi from one")
+            assert await asyncio.wait_for(one.recv(), 5) == "hi from one"
+            assert await asyncio.wait_for(two.recv(), 5) == "hi from one"
+            await two.send(b"\x00bytes")
+            assert await asyncio.wait_for(one.recv(), 5) == b"\x00bytes"
+            assert await asyncio.wait_for(two.recv(), 5) == b"\x00bytes"
+
+
+async def test_sigint_shuts_down_gracefully_and_clients_see_it() -> None:
+    closed: list[rtt.CloseReason] = []
+    async with serving("--transport", "ws", "--port", "0", stop=signal.SIGINT) as served:
+        client = rtt.load("ws").client(served.url, reconnect=False)
+        client.on("close", closed.append)
+        await client.connect()
+        await client.send("ping")
+        assert await asyncio.wait_for(client.recv(), 5) == "ping"
+    # Leaving the block stopped the server with SIGINT (Ctrl-C) and checked it exited 0.
+    await eventually(lambda: bool(closed), 10, "the client to see the shutdown")
+    assert closed == [rtt.CloseReason.SHUTDOWN]
+    await client.close()
+
+
+async def test_transport_from_flag_then_file_then_environment(tmp_path: Path) -> None:
+    config = write(tmp_path / "rtt.toml", 'transport = "engineio"\n[options]\nmax_message_size = 64\n')
+    env = command_env({"RTT_TRANSPORT": "sockjs"})
+    async with serving("--port", "0", env=env) as served:
+        assert served.name == "sockjs"
+    async with serving("--port", "0", "--config", str(config), env=env) as served:
+        assert served.name == "engineio"
+        # The file's options are the transport's options: a message over 64 bytes closes.
+        async with rtt.load("engineio").client(served.url, reconnect=False) as client:
+            await client.send("x" * 64)
+            assert await asyncio.wait_for(client.recv(), 5) == "x" * 64
+            await client.send("y" * 65)
+            assert await asyncio.wait_for(client.wait_closed(), 10) is rtt.CloseReason.MESSAGE_TOO_BIG
+    async with serving("--port", "0", "--config", str(config), "--transport", "ws", env=env) as served:
+        assert served.name == "ws" and served.url.startswith("ws://127.0.0.1:")
+
+
+async def test_chat_page_server() -> None:
+    async with serving(
+        "-t", "engineio", "--app", "chat", "--port", "0", "--node-modules", str(NODE_MODULES)
+    ) as served:
+        assert served.page is not None
+        page = served.page
+        assert any(
+            line.startswith("rtt: engine.io-client 6.") and "node_modules" in line for line in served.lines
+        )
+        status, headers, body = await asyncio.to_thread(fetch, page)
+        assert status == 200 and headers["Content-Type"] == "text/html; charset=utf-8"
+        assert b"/chat-config.js" in body
+        status, headers, body = await asyncio.to_thread(fetch, page + "chat-config.js")
+        assert status == 200 and headers["Content-Type"].startswith("text/javascript")
+        assert served.url.encode() in body
+        assert (
+            b'"/vendor/engine.io-client/dist/engine.io.min.js", "/rtt/rtt-client.js", "/rtt/rtt-engineio.js"'
+            in body
+        )
+        for path in [
+            "rtt/rtt-client.js",
+            "rtt/rtt-engineio.js",
+            "vendor/engine.io-client/dist/engine.io.min.js",
+        ]:
+            status, _, body = await asyncio.to_thread(fetch, page + path)
+            assert status == 200 and len(body) > 1000, path
+        # Only those files: nothing else of the disk or the packages is reachable.
+        for path in ["rtt/../../etc/passwd", "vendor/engine.io-client/package.json", "rtt/", "chat.html"]:
+            assert (await asyncio.to_thread(fetch, page + path))[0] == 404, path
+        assert (await asyncio.to_thread(fetch, page, "POST"))[0] == 405
+        status, headers, body = await asyncio.to_thread(fetch, page, "HEAD")
+        assert status == 200 and body == b"" and int(headers["Content-Length"]) > 1000
+
+
+async def test_chat_page_falls_back_to_the_cdn(tmp_path: Path) -> None:
+    async with serving("-t", "sockjs", "--app", "chat", "--port", "0", cwd=tmp_path) as served:
+        assert served.page is not None
+        (note,) = [line for line in served.lines if "sockjs-client" in line]
+        assert "not installed in node_modules (npm install sockjs-client@1.6)" in note
+        cdn = "https://cdn.jsdelivr.net/npm/sockjs-client@1.6/dist/sockjs.min.js"
+        assert cdn in note
+        _, _, body = await asyncio.to_thread(fetch, served.page + "chat-config.js")
+        assert f'"scripts": ["{cdn}", "/rtt/rtt-client.js", "/rtt/rtt-sockjs.js"]'.encode() in body
+
+
+async def test_chat_page_refuses_a_library_of_the_wrong_version(tmp_path: Path) -> None:
+    package = tmp_path / "node_modules" / "engine.io-client"
+    (package / "dist").mkdir(parents=True)
+    (package / "package.json").write_text('{"name": "engine.io-client", "version": "5.2.0"}')
+    (package / "dist" / "engine.io.min.js").write_text("// old")
+    async with serving("-t", "engineio", "--app", "chat", "--port", "0", cwd=tmp_path) as served:
+        (note,) = [line for line in served.lines if "engine.io-client" in line]
+        assert "is version 5.2.0, not 6" in note and "cdn.jsdelivr.net" in note
+
+
+async def test_chat_without_a_browser_client_still_relays() -> None:
+    async with serving("-t", "tcpline", "--app", "chat", "--port", "0") as served:
+        assert served.page is None
+        assert "tcpline has no browser client, so no chat page" in served.lines[0]
+        transport = rtt.load("tcpline")
+        async with transport.client(served.url) as one, transport.client(served.url) as two:
+            await one.send("over tcp")
+            assert await asyncio.wait_for(two.recv(), 5) == "over tcp"
+
+
+# -- rtt check ------------------------------------------------------------------------------------
+
+
+def test_check_mock_passes() -> None:
+    result = run("check", "mock")
+    assert result.status == 0, result.out + result.err
+    assert (
+        "rtt: mock (rtt-mock 0.1.0) passes the conformance kit: 31 passed, 0 failed, 0 skipped" in result.out
+    )
+
+
+def test_check_a_third_party_plugin_with_options(tmp_path: Path) -> None:
+    """tcpline, from the test tree, as its author would check it: no test file, options from a file."""
+    config = write(tmp_path / "tcpline.toml", 'transport = "tcpline"\n[options]\nclose_timeout = 2\n')
+    result = run("check", "--config", str(config), "-v", cwd=tmp_path)
+    assert result.status == 0, result.out + result.err
+    assert "TestTcpline::test_ping_timeout_drops_a_silent_peer PASSED" in result.out
+    assert "passes the conformance kit" in result.out
+    assert list(tmp_path.iterdir()) == [config], "rtt check leaves nothing behind"
+
+
+def test_check_a_plugin_that_fails_to_load() -> None:
+    result = run("check", "broken")
+    assert result.status == 1
+    assert "failed to import" in result.error_line()
+
+
+def test_check_unknown_transport_and_no_matching_case() -> None:
+    result = run("check", "nope")
+    assert result.status == 2 and "unknown transport 'nope'" in result.error_line()
+    result = run("check", "mock", "-k", "no_such_case")
+    assert result.status == 2 and "no case of the conformance kit matches" in result.err
+
+
+FAULTY_PLUGIN = """
+    '''A plugin that imports fine but breaks the contract twice.'''
+
+    from rtt import Client
+    from rtt_mock import MockTransport
+    from rtt_mock.client import MockClient
+    from rtt_mock.server import MockServer
+
+
+    class FaultyServer(MockServer):
+        async def broadcast(self, data, exclude=()):
+            return await super().broadcast(data)  # ignores exclude (SPEC 3.6)
+
+
+    class FaultyClient(MockClient):
+        pause_reading = Client.pause_reading  # the contract's default: not implemented (SPEC 10.3)
+
+
+    class FaultyTransport(MockTransport):
+        name = "faulty"
+
+        def _create_server(self, options, host, port):
+            return FaultyServer(self, options, host, port, self.network)
+
+        def _create_client(self, url, options):
+            return FaultyClient(self, url, options, self.network)
+"""
+
+
+def faulty_plugin(directory: Path) -> dict[str, str]:
+    """Install (on a PYTHONPATH) a plugin ``faulty`` that fails two cases of the kit."""
+    write(directory / "rtt_faulty.py", FAULTY_PLUGIN)
+    info = directory / "rtt_faulty-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rtt-faulty\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[rtt.transports]\nfaulty = rtt_faulty:FaultyTransport\n")
+    return command_env({"PYTHONPATH": str(directory)})
+
+
+def test_check_a_plugin_that_breaks_the_contract(tmp_path: Path) -> None:
+    env = faulty_plugin(tmp_path)
+    assert "faulty     rtt-faulty" in run("list", env=env).out
+    result = run("check", "faulty", "-k", "broadcast_with_exclude or ping_timeout or round_trip", env=env)
+    assert result.status == 1, result.out + result.err
+    assert "FAILED test_rtt_check.py::TestFaulty::test_broadcast_with_exclude" in result.out
+    assert "FAILED test_rtt_check.py::TestFaulty::test_ping_timeout_drops_a_silent_peer" in result.out
+    assert "FaultyClient does not implement Client.pause_reading() (SPEC.md 10.3)" in result.out
+    summary, _, failed = result.err.strip().rpartition(" (")
+    assert summary == (
+        "rtt: faulty (rtt-faulty 0.1.0) fails the conformance kit: 1 passed, 2 failed, 0 skipped"
+    )
+    assert sorted(failed.rstrip(")").split(", ")) == [
+        "test_broadcast_with_exclude",
+        "test_ping_timeout_drops_a_silent_peer",
+    ]
+
+
+# -- A fresh virtualenv, as a newcomer gets it --------------------------------------------------
+
+
+@pytest.mark.timeout(600)
+async def test_fresh_virtualenv_console_script(fresh_venv: Callable[..., FreshVenv], tmp_path: Path) -> None:
+    """`pip install ./packages/rtt-core ./packages/rtt-ws` installs `rtt`, which serves the chat."""
+    venv = await asyncio.to_thread(fresh_venv, "packages/rtt-core", "packages/rtt-ws")
+    script = venv.python.parent / "rtt"
+    assert script.is_file()
+    listed = await asyncio.to_thread(run_script, script, "list")
+    assert listed[0] == 0 and listed[1].splitlines()[1].split()[:3] == ["ws", "rtt-ws", "0.1.0"]
+    # rtt check needs pytest, which only the testing extra brings.
+    status, _, err = await asyncio.to_thread(run_script, script, "check", "ws")
+    assert status == 1
+    assert err.strip() == (
+        "rtt: error: rtt check runs the conformance kit with pytest, which is not installed: "
+        "pip install 'rtt-core[testing]'"
+    )
+    process = await asyncio.create_subprocess_exec(
+        str(script), "serve", "--transport", "ws", "--app", "chat", "--port", "0",
+        stdout=asyncio.subprocess.PIPE, stderr=asyncio.subprocess.PIPE, env=command_env(), cwd=tmp_path,
+    )  # fmt: skip
+    try:
+        assert process.stdout is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), 30)).decode()
+        assert line.startswith("rtt: serving ws at ws://127.0.0.1:") and " and the chat page at " in line
+        url, page = line.split()[4], line.split()[-1]
+        status_code, _, body = await asyncio.to_thread(fetch, page)
+        assert status_code == 200 and b"rtt chat" in body
+        async with rtt.load("ws").client(url) as one, rtt.load("ws").client(url) as two:
+            await one.send("fresh")
+            assert await asyncio.wait_for(two.recv(), 5) == "fresh"
+        process.send_signal(signal.SIGTERM)
+        assert await asyncio.wait_for(process.wait(), 20) == 0
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+
+
+def run_script(script: Path, *args: str) -> tuple[int, str, str]:
+    """Run an installed console script to completion."""
+    done = subprocess.run([str(script), *args], capture_output=True, text=True, timeout=60, env=command_env())
+    return done.returncode, done.stdout, done.stderr

@@ -1,0 +1,115 @@
+"""The chat page of ``rtt serve --app chat`` in headless Chromium, on every transport (SPEC.md 16.2).
+
+Each test runs the command in a subprocess as a user does, with the npm
+install in ``tests/node`` as ``--node-modules`` (so no page needs the
+network), opens the page it prints in two tabs, and has them talk to each
+other and to a Python client of the same transport. The pages come from the
+command's own page server, a different origin from the transport server's.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+from collections.abc import AsyncIterator
+
+import pytest
+import pytest_asyncio
+from browser_support import launch, new_context
+from cli_support import NODE_MODULES, serving
+from playwright.async_api import Browser, Page
+
+import rtt
+
+pytestmark = pytest.mark.asyncio(loop_scope="module")
+
+WAIT_MS = 10000
+"""Every wait in a page is bounded by this many milliseconds."""
+STATE = "document.getElementById('status').dataset.state"
+"""The page's connection state: connecting, open, reconnecting, closed or failed."""
+
+
+@pytest_asyncio.fixture(loop_scope="module", scope="module")
+async def browser() -> AsyncIterator[Browser]:
+    assert NODE_MODULES.is_dir(), f"no browser libraries: run npm ci in {NODE_MODULES.parent}"
+    async with launch() as browser:
+        yield browser
+
+
+async def say(page: Page, text: str) -> None:
+    """Type ``text`` into the page's message box and press Send."""
+    await page.fill("#text", text)
+    await page.click("#send")
+
+
+async def shown(page: Page, text: str) -> None:
+    """Wait until the page lists a message with this text."""
+    await page.wait_for_function(
+        "(text) => [...document.querySelectorAll('#messages .text')].some((e) => e.textContent === text)",
+        arg=text,
+        timeout=WAIT_MS,
+    )
+
+
+async def lines(page: Page) -> list[list[str]]:
+    """The page's message list: ``[class, name, text]`` per line."""
+    result: list[list[str]] = await page.evaluate(
+        """() => [...document.querySelectorAll('#messages li')].map((li) => [li.className,
+            li.querySelector('.who')?.textContent ?? '', li.querySelector('.text').textContent])"""
+    )
+    return result
+
+
+@pytest.mark.parametrize("name", ["ws", "engineio", "sockjs"])
+async def test_two_pages_chat(browser: Browser, name: str) -> None:
+    console: list[tuple[str, str]] = []
+    async with new_context(browser) as context:
+        async with serving(
+            "--transport", name, "--app", "chat", "--port", "0", "--node-modules", str(NODE_MODULES)
+        ) as served:
+            assert served.page is not None
+            pages = []
+            for _ in range(2):
+                page = await context.new_page()
+                page.on("console", lambda message: console.append((message.type, message.text)))
+                page.on("pageerror", lambda error: console.append(("pageerror", str(error))))
+                await page.goto(served.page)
+                pages.append(page)
+            one, two = pages
+            for page in pages:
+                await page.wait_for_function(f"{STATE} === 'open'", timeout=WAIT_MS)
+                assert await page.title() == f"rtt chat on {name}"
+            await one.fill("#name", "Ada")
+            await two.fill("#name", "Grace")
+
+            async with rtt.load(name).client(served.url) as python:
+                await say(one, "hello from one")
+                await shown(two, "hello from one")
+                await say(two, "<b>not markup</b> from two")
+                await shown(one, "<b>not markup</b> from two")
+                # The Python client of the same transport is in the same room.
+                heard = [json.loads(await asyncio.wait_for(python.recv(), 5)) for _ in range(2)]
+                assert [(m["name"], m["text"]) for m in heard] == [
+                    ("Ada", "hello from one"),
+                    ("Grace", "<b>not markup</b> from two"),
+                ]
+                await python.send("plain text from Python")
+                for page in pages:
+                    await shown(page, "plain text from Python")
+
+            # Both pages list the same conversation; each marks its own lines.
+            assert await lines(one) == [
+                ["mine", "Ada", "hello from one"],
+                ["", "Grace", "<b>not markup</b> from two"],
+                ["", "", "plain text from Python"],
+            ]
+            assert [line[1:] for line in await lines(two)] == [line[1:] for line in await lines(one)]
+            assert (await lines(two))[1][0] == "mine"
+            assert await one.locator("#messages b").count() == 0, "a message is text, never markup"
+            assert [entry for entry in console if entry[0] in ("error", "warning", "pageerror")] == []
+        # rtt serve has stopped (SIGTERM): the pages say so and try to come back.
+        for page in pages:
+            await page.wait_for_function(
+                f"['closed', 'reconnecting', 'failed'].includes({STATE})",
+                timeout=WAIT_MS,
+            )
