@@ -484,3 +484,18 @@ async def main():
 asyncio.run(main())
 """
     )
+
+
+async def test_websocket_compression_is_never_negotiated(sockjs: rtt.Transport) -> None:
+    # permessage-deflate would cost ~90 KiB per connection (browsers offer it); rtt-ws refuses it too.
+    server = await echo_server(sockjs)
+    try:
+        async with aiohttp.ClientSession() as http:
+            url = new_session(server).replace("http", "ws", 1) + "/websocket"
+            async with http.ws_connect(url, compress=15) as ws:
+                assert ws.compress == 0
+                assert await ws.receive_str() == "o"
+                await ws.send_str('["plain"]')
+                assert await asyncio.wait_for(ws.receive_str(), 5) == 'a["plain"]'
+    finally:
+        await server.close()
