@@ -343,7 +343,7 @@ def test_check_unknown_transport_and_no_matching_case() -> None:
 FAULTY_PLUGIN = """
     '''A plugin that imports fine but breaks the contract twice.'''
 
-    from rtt import Client
+    from rtt import Capabilities, Client
     from rtt_mock import MockTransport
     from rtt_mock.client import MockClient
     from rtt_mock.server import MockServer
@@ -366,22 +366,30 @@ FAULTY_PLUGIN = """
 
         def _create_client(self, url, options):
             return FaultyClient(self, url, options, self.network)
+
+
+    class ServerOnlyTransport(MockTransport):
+        name = "serveronly"
+        capabilities = Capabilities(binary=True, python_client=False)
 """
 
 
 def faulty_plugin(directory: Path) -> dict[str, str]:
-    """Install (on a PYTHONPATH) a plugin ``faulty`` that fails two cases of the kit."""
+    """Install (on a PYTHONPATH) ``faulty``, which fails two cases of the kit, and ``serveronly``."""
     write(directory / "rtt_faulty.py", FAULTY_PLUGIN)
     info = directory / "rtt_faulty-0.1.0.dist-info"
     info.mkdir()
     (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rtt-faulty\nVersion: 0.1.0\n")
-    (info / "entry_points.txt").write_text("[rtt.transports]\nfaulty = rtt_faulty:FaultyTransport\n")
+    (info / "entry_points.txt").write_text(
+        "[rtt.transports]\nfaulty = rtt_faulty:FaultyTransport\nserveronly = rtt_faulty:ServerOnlyTransport\n"
+    )
     return command_env({"PYTHONPATH": str(directory)})
 
 
 def test_check_a_plugin_that_breaks_the_contract(tmp_path: Path) -> None:
     env = faulty_plugin(tmp_path)
-    assert "faulty     rtt-faulty" in run("list", env=env).out
+    listed = [line.split()[:3] for line in run("list", env=env).out.splitlines()]
+    assert ["faulty", "rtt-faulty", "0.1.0"] in listed
     result = run("check", "faulty", "-k", "broadcast_with_exclude or ping_timeout or round_trip", env=env)
     assert result.status == 1, result.out + result.err
     assert "FAILED test_rtt_check.py::TestFaulty::test_broadcast_with_exclude" in result.out
@@ -395,6 +403,15 @@ def test_check_a_plugin_that_breaks_the_contract(tmp_path: Path) -> None:
         "test_broadcast_with_exclude",
         "test_ping_timeout_drops_a_silent_peer",
     ]
+
+
+def test_check_a_transport_without_a_python_client_is_not_a_pass(tmp_path: Path) -> None:
+    result = run("check", "serveronly", env=faulty_plugin(tmp_path))
+    assert result.status == 1
+    assert result.err.strip() == (
+        "rtt: serveronly (rtt-faulty 0.1.0) was not checked: every case was skipped "
+        "(0 passed, 0 failed, 31 skipped)"
+    )
 
 
 # -- A fresh virtualenv, as a newcomer gets it --------------------------------------------------
