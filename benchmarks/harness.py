@@ -42,6 +42,11 @@ from typing import Any, Literal, Protocol
 import rtt
 
 HOST = "127.0.0.1"
+#: glibc malloc thresholds for every server process, both sides alike. By default glibc
+#: serves asyncio's 256 KiB socket reads with a fresh mmap (and page faults) until some
+#: large free() raises its threshold, which happens to one side or the other by chance and
+#: swung echo ratios by 30 % (benchmarks/README.md, pair sockjs). Set GLIBC_TUNABLES to override.
+PINNED_MALLOC = "glibc.malloc.mmap_threshold=1048576:glibc.malloc.trim_threshold=4194304"
 HERE = Path(__file__).resolve().parent
 Side = Literal["wrapped", "raw"]
 SIDES: tuple[Side, ...] = ("wrapped", "raw")
@@ -252,6 +257,7 @@ class ServerProcess:
             self.side,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
+            env={**os.environ, "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", PINNED_MALLOC)},
         )
         try:
             words = await self._read()
