@@ -288,10 +288,7 @@ class _Receiving(StreamingTransport):  # type: ignore[misc]
             return
         try:
             await manager.acquire(session, self.request)
-        except SessionIsAcquired:
-            await self._send(_ANOTHER_CONNECTION)
-            return
-        except _Refused:
+        except (SessionIsAcquired, _Refused):
             await self._send(_ANOTHER_CONNECTION)
             return
         conn = session.rtt_conn
