@@ -93,7 +93,7 @@ def test_list_shows_transports_then_the_ones_that_failed() -> None:
 # -- Errors: one line, no traceback -----------------------------------------------------------
 
 
-def test_unknown_transport(tmp_path: Path) -> None:
+def test_unknown_transport() -> None:
     result = run("serve", "--transport", "nope")
     assert result.status == 2
     line = result.error_line()
