@@ -607,7 +607,6 @@ class SockjsServer(Server[SockjsConn]):
         except FrameError:
             self.violation(conn, CloseReason.PROTOCOL_ERROR)
             return False
-        limit = self.options.max_message_size
         for text in messages:
             socket = conn.socket
             if conn.ended or socket is None:
@@ -618,11 +617,8 @@ class SockjsServer(Server[SockjsConn]):
                 conn.client_closing = True
                 self._spawn(self._client_closed(conn))
                 return False
-            data = decode_text(text)
-            if message_size(data) > limit:
-                self.violation(conn, CloseReason.MESSAGE_TOO_BIG)
-                return False
-            await self._received(socket, data)
+            # The core checks the size and closes with ``message too big`` itself.
+            await self._received(socket, decode_text(text))
         return True
 
     async def _client_closed(self, conn: SockjsConn) -> None:
