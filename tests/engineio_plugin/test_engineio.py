@@ -26,6 +26,7 @@ from starlette.responses import PlainTextResponse
 from starlette.routing import Route
 
 import rtt
+import rtt_engineio.client
 from rtt.testing import Recorder, eventually
 from rtt_engineio import EngineioClient, EngineioConn, EngineioServer, EngineioTransport
 
@@ -519,3 +520,37 @@ async def test_browser_assets_are_served_and_nothing_else() -> None:
         assert (await asyncio.to_thread(_get, f"http://{host}:{port}/rtt/rtt-engineio.js"))[0] == 404
     with pytest.raises(rtt.OptionError, match="assets_path"):
         rtt.load("engineio", assets_path="rtt")
+
+
+async def test_websocket_sends_push_back_when_the_server_stops_reading(eio: rtt.Transport) -> None:
+    """python-engineio's client send queue is unbounded; rtt's send() waits instead of growing it."""
+    server = await echo_server(eio)
+    reading = asyncio.Event()
+    received: list[bytes] = []
+
+    @server.on("message")
+    async def slow(socket: rtt.Socket, data: str | bytes) -> None:
+        assert isinstance(data, bytes)
+        await reading.wait()  # handlers run in order: the socket is not read meanwhile
+        received.append(data)
+
+    try:
+        async with eio.client(server.url, transports=("websocket",)) as client:
+            assert isinstance(client, EngineioClient) and client.connection is not None
+            queue = client.connection.eio.queue
+            sent = 0
+            for sent in range(1, 1001):  # bounded: 64 MiB would be far past any socket buffer
+                try:
+                    await asyncio.wait_for(client.send(sent.to_bytes(4, "big") * 16384), 1.0)
+                except TimeoutError:
+                    break
+                assert queue.unwritten <= rtt_engineio.client.WEBSOCKET_QUEUE + 1
+            else:
+                raise AssertionError("send() never waited for a server that does not read")
+            assert queue.unwritten <= rtt_engineio.client.WEBSOCKET_QUEUE + 1
+            reading.set()
+            # Everything sent (the one that timed out may or may not have been queued) arrives in order.
+            await eventually(lambda: len(received) >= sent - 1, 20, "the backlog")
+            assert [int.from_bytes(d[:4], "big") for d in received[: sent - 1]] == list(range(1, sent))
+    finally:
+        await server.close()

@@ -45,6 +45,21 @@ __all__ = ["EngineioClient", "EngineioConnection"]
 INBOX_SIZE = 16
 #: Packets one long-polling POST may carry (python-engineio servers refuse more than 16).
 POLLING_BATCH = 8
+#: Messages sent over WebSocket but not yet written to it before ``send()`` waits.
+WEBSOCKET_QUEUE = 64
+
+
+class _SendQueue(asyncio.Queue[Any]):
+    """python-engineio's send queue, telling how many packets are not yet written.
+
+    The library's write loop takes every queued packet at once and marks each
+    done once written, so the queue's own size says nothing about backlog.
+    """
+
+    @property
+    def unwritten(self) -> int:
+        """Packets put and not yet marked done by the write loop."""
+        return self._unfinished_tasks  # type: ignore[attr-defined,no-any-return]
 
 
 class _Inbox:
@@ -86,6 +101,9 @@ class _RttAsyncClient(TrackedTasks, engineio.AsyncClient):  # type: ignore[misc]
         super().__init__(**kwargs)
         self.rtt_conn = conn
         self.rtt_tasks: set[asyncio.Task[Any]] = set()
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> _SendQueue:
+        return _SendQueue(*args, **kwargs)
 
     async def _send_request(
         self, method: str, url: str, headers: Any = None, body: Any = None, timeout: Any = None
@@ -184,6 +202,12 @@ class EngineioConnection(ClientConnection):
             raise ConnectionClosed(self.reason or CloseReason.TRANSPORT_ERROR)
         if eio.current_transport == "polling":
             await self._bound_batch(data)
+        elif eio.queue.unwritten >= WEBSOCKET_QUEUE:
+            # python-engineio's send queue is unbounded: wait for the write loop to catch
+            # up, so a server that stops reading pushes back instead of growing our memory.
+            await _first(eio.queue.join(), self.ended.wait())
+            if self.reason is not None:
+                raise ConnectionClosed(self.reason)
         await eio.send(data)
 
     async def _bound_batch(self, data: str | bytes) -> None:
