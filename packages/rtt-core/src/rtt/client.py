@@ -33,7 +33,7 @@ from .options import ClientOptions
 if TYPE_CHECKING:
     from .transport import Transport
 
-__all__ = ["Client", "ClientConnection", "ClientState"]
+__all__ = ["Client", "ClientConnection", "ClientState", "Inbox"]
 
 logger = logging.getLogger("rtt.client")
 
@@ -77,11 +77,14 @@ class ClientConnection(abc.ABC):
         """Close with ``reason``; idempotent; must return within the client's ``close_timeout``."""
 
 
-class _Inbox:
+class Inbox:
     """Bounded FIFO of received messages that the reader blocks on when full.
 
     Blocking the reader stops it pulling from the wire, so a client that does
-    not consume its messages pushes back on the server (SPEC.md 4.5).
+    not consume its messages pushes back on the server (SPEC.md 4.5). One
+    task puts and one task gets; plugins use it for their connections too.
+    Once closed it takes nothing more, and ``get`` drains what is left, then
+    returns None.
     """
 
     __slots__ = ("_getter", "_items", "_maxsize", "_putter", "closed")
@@ -97,8 +100,9 @@ class _Inbox:
         while len(self._items) >= self._maxsize and not self.closed:
             self._putter = asyncio.get_running_loop().create_future()
             await self._putter
-        self._items.append(item)
-        _wake(self._getter)
+        if not self.closed:
+            self._items.append(item)
+            _wake(self._getter)
 
     async def get(self) -> str | bytes | None:
         """Next message, or None once closed and empty."""
@@ -112,6 +116,7 @@ class _Inbox:
         return item
 
     def close(self) -> None:
+        """Take no more messages; wake a waiting reader and writer."""
         self.closed = True
         _wake(self._getter)
         _wake(self._putter)
@@ -141,7 +146,7 @@ class Client(abc.ABC):
         self._message_handlers = self._emitter.handlers("message")
         self._conn: ClientConnection | None = None
         self._reader: asyncio.Task[None] | None = None
-        self._inbox = _Inbox(options.max_queue)
+        self._inbox = Inbox(options.max_queue)
         self._offline: collections.deque[str | bytes] = collections.deque()
         self._closing = False
         self._close_reason: CloseReason | None = None

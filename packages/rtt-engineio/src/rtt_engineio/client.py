@@ -11,7 +11,6 @@ is rtt's close reason.
 from __future__ import annotations
 
 import asyncio
-import collections
 import contextlib
 from collections.abc import Coroutine
 from typing import TYPE_CHECKING, Any
@@ -32,6 +31,7 @@ from rtt import (
     RejectedError,
     StateError,
 )
+from rtt.client import Inbox
 from rtt.codec import message_size
 
 from ._wire import CLOSE, MESSAGE, RawJson, TrackedTasks, message_data, reason_from_close_text, wire_limit
@@ -60,38 +60,6 @@ class _SendQueue(asyncio.Queue[Any]):
     def unwritten(self) -> int:
         """Packets put and not yet marked done by the write loop."""
         return self._unfinished_tasks  # type: ignore[attr-defined,no-any-return]
-
-
-class _Inbox:
-    """A bounded FIFO the library's read loop waits on when it is full."""
-
-    def __init__(self, maxsize: int) -> None:
-        self._items: collections.deque[str | bytes] = collections.deque()
-        self._maxsize = maxsize
-        self._changed = asyncio.Event()
-        self.closed = False
-
-    async def put(self, item: str | bytes) -> None:
-        while len(self._items) >= self._maxsize and not self.closed:
-            self._changed.clear()
-            await self._changed.wait()
-        if not self.closed:
-            self._items.append(item)
-            self._changed.set()
-
-    async def get(self) -> str | bytes | None:
-        while not self._items:
-            if self.closed:
-                return None
-            self._changed.clear()
-            await self._changed.wait()
-        item = self._items.popleft()
-        self._changed.set()
-        return item
-
-    def close(self) -> None:
-        self.closed = True
-        self._changed.set()
 
 
 class _RttAsyncClient(TrackedTasks, engineio.AsyncClient):  # type: ignore[misc]
@@ -143,7 +111,7 @@ class EngineioConnection(ClientConnection):
         self.options = options
         self.max_message_size = options.max_message_size
         self.session = session
-        self.inbox = _Inbox(INBOX_SIZE)
+        self.inbox = Inbox(INBOX_SIZE)
         self.stalled: asyncio.Event | None = None
         self.close_text: object = None
         self.detected: CloseReason | None = None

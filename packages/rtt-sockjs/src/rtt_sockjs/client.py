@@ -17,7 +17,6 @@ from __future__ import annotations
 
 import abc
 import asyncio
-import collections
 import contextlib
 import json
 import logging
@@ -37,6 +36,7 @@ from rtt import (
     RejectedError,
     StateError,
 )
+from rtt.client import Inbox
 from rtt.codec import decode_text, encode_text, message_size
 
 from ._wire import (
@@ -79,40 +79,6 @@ class _Ended(Exception):
 
 class _Unavailable(Exception):
     """A transport could not open; the next one may."""
-
-
-class _Inbox:
-    """A bounded FIFO of received messages; ``put`` waits while it is full."""
-
-    def __init__(self, maxsize: int) -> None:
-        self._items: collections.deque[str | bytes] = collections.deque()
-        self._maxsize = maxsize
-        self._changed = asyncio.Event()
-        self.closed = False
-
-    async def put(self, item: str | bytes) -> None:
-        while len(self._items) >= self._maxsize and not self.closed:
-            self._changed.clear()
-            await self._changed.wait()
-        if not self.closed:
-            self._items.append(item)
-            self._changed.set()
-
-    async def get(self) -> str | bytes | None:
-        """The next message; ``None`` once closed and empty."""
-        while not self._items:
-            if self.closed:
-                return None
-            self._changed.clear()
-            await self._changed.wait()
-        item = self._items.popleft()
-        self._changed.set()
-        return item
-
-    def close(self) -> None:
-        """Take no more messages; those already in stay readable."""
-        self.closed = True
-        self._changed.set()
 
 
 class _Lines:
@@ -180,7 +146,7 @@ class SockjsConnection(ClientConnection):
         self.reason: CloseReason | None = None
         self._http = http
         self._endpoint = endpoint
-        self._inbox = _Inbox(INBOX_SIZE)
+        self._inbox = Inbox(INBOX_SIZE)
         self._send_lock = asyncio.Lock()
         self._stalled: asyncio.Event | None = None
         self._reader: asyncio.Task[None] | None = None
