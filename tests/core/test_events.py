@@ -9,7 +9,7 @@ from rtt.events import CLIENT_EVENTS, SERVER_EVENTS
 
 
 def test_event_names_are_fixed() -> None:
-    assert SERVER_EVENTS == ("connect", "message", "disconnect")
+    assert SERVER_EVENTS == ("connect", "message", "disconnect", "broker")
     assert CLIENT_EVENTS == (
         "open",
         "message",

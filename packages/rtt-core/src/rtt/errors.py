@@ -11,6 +11,7 @@ the caller down.
     ├── UsageError                        the caller misused the API
     │   ├── ConfigError (ValueError)      bad transport name, option or config
     │   │   ├── UnknownTransportError (LookupError)
+    │   │   ├── UnknownBrokerError (LookupError)
     │   │   └── OptionError (TypeError)
     │   ├── StateError (RuntimeError)     "cannot X in state Y"
     │   ├── InvalidMessageError (TypeError)  data is neither str nor bytes
@@ -21,7 +22,9 @@ the caller down.
     └── TransportError                    the peer or the network failed
         ├── ConnectError (ConnectionError)   could not open a connection
         │   └── RejectedError             the server refused the handshake
-        └── ConnectionClosed              the connection is closed (has a reason)
+        ├── ConnectionClosed              the connection is closed (has a reason)
+        └── BrokerError (ConnectionError)    the broker could not carry a
+                                          cross-process operation
 """
 
 from __future__ import annotations
@@ -32,6 +35,7 @@ if TYPE_CHECKING:
     from .events import CloseReason
 
 __all__ = [
+    "BrokerError",
     "ConfigError",
     "ConnectError",
     "ConnectionClosed",
@@ -44,6 +48,7 @@ __all__ = [
     "RttError",
     "StateError",
     "TransportError",
+    "UnknownBrokerError",
     "UnknownSocketError",
     "UnknownTransportError",
     "UsageError",
@@ -71,6 +76,19 @@ class UnknownTransportError(ConfigError, LookupError):
         listed = ", ".join(installed) if installed else "none"
         super().__init__(
             f"unknown transport {name!r}; installed transports: {listed}. "
+            f"Is it installed? Try: pip install rtt-{name}"
+        )
+
+
+class UnknownBrokerError(ConfigError, LookupError):
+    """No installed broker plugin is registered under the requested name or URL scheme."""
+
+    def __init__(self, name: str, installed: list[str]) -> None:
+        self.name = name
+        self.installed = installed
+        listed = ", ".join(installed) if installed else "none"
+        super().__init__(
+            f"unknown broker {name!r}; installed brokers: {listed}. "
             f"Is it installed? Try: pip install rtt-{name}"
         )
 
@@ -143,3 +161,17 @@ class ConnectionClosed(TransportError):
         self.reason = reason
         self.detail = detail
         super().__init__(f"connection closed: {reason}" + (f" ({detail})" if detail else ""))
+
+
+class BrokerError(TransportError, ConnectionError):
+    """The broker could not carry a cross-process operation (its service is down, slow or unreachable).
+
+    Raised by ``send``, ``broadcast``, ``disconnect``, ``join`` and ``leave``
+    when the part of the operation that crosses processes failed; the part
+    that concerns sockets of this process has been done (:attr:`local`
+    says how many local sockets a broadcast reached).
+    """
+
+    def __init__(self, message: str, local: int = 0) -> None:
+        self.local = local
+        super().__init__(message)

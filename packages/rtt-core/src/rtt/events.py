@@ -9,6 +9,7 @@ side / event       handler arguments                    fires
 server connect     ``(socket)``                         once per accepted socket
 server message     ``(socket, data)``                   per message, in order
 server disconnect  ``(socket, reason)``                 once per socket, last
+server broker      ``(state)``                          the broker link went down or came back
 client open        ``()``                               each time a connection opens
 client message     ``(data)``                           per message, in order
 client close       ``(reason)``                         each time a connection ends
@@ -28,10 +29,10 @@ from typing import Literal
 
 __all__ = ["CLIENT_EVENTS", "SERVER_EVENTS", "ClientEvent", "CloseReason", "ServerEvent"]
 
-ServerEvent = Literal["connect", "message", "disconnect"]
+ServerEvent = Literal["connect", "message", "disconnect", "broker"]
 ClientEvent = Literal["open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error"]
 
-SERVER_EVENTS: tuple[ServerEvent, ...] = ("connect", "message", "disconnect")
+SERVER_EVENTS: tuple[ServerEvent, ...] = ("connect", "message", "disconnect", "broker")
 CLIENT_EVENTS: tuple[ClientEvent, ...] = (
     "open",
     "message",

@@ -71,9 +71,20 @@ class ServerOptions(Options):
     """Seconds between heartbeats; ``None`` disables them."""
     ping_timeout: float = 20.0
     """Seconds a peer has to answer a heartbeat before it is dropped."""
+    # Scale-out
+    broker: Any = None
+    """How this process joins others (SPEC.md 13): a URL such as ``redis://127.0.0.1:6379/0``,
+    a broker name, a mapping ``{"broker": ..., "options": {...}}``, a :class:`rtt.Broker`, or ``None``."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if self.broker is not None:
+            # Imported here: the registry imports this module.
+            from .broker import Broker
+            from .registry import load_broker
+
+            if not isinstance(self.broker, Broker):
+                load_broker(self.broker)  # validates the name or URL and every broker option now
         _integer("outbound_limit", self.outbound_limit, minimum=1)
         origins: object = self.allowed_origins
         if origins is not None:

@@ -23,8 +23,9 @@ from types import CoroutineType, MappingProxyType, TracebackType
 from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 
 from ._emitter import Emitter
+from .broker import Broker, BrokerState, Envelope, decode_envelope, encode_envelope
 from .codec import check_message, message_size
-from .errors import ConnectionClosed, StateError, UnknownSocketError
+from .errors import BrokerError, ConnectionClosed, StateError, UnknownSocketError
 from .events import SERVER_EVENTS, CloseReason, ServerEvent
 from .handshake import Accept, Handshake, Headers, Reject, origin_allowed
 from .options import ServerOptions
@@ -33,6 +34,9 @@ if TYPE_CHECKING:
     from .transport import Transport
 
 __all__ = ["Server", "ServerState", "ServerStats", "Socket", "new_socket_id"]
+
+#: Longest group name (characters); a group name is any other non-empty string.
+MAX_GROUP_NAME = 256
 
 logger = logging.getLogger("rtt.server")
 
@@ -120,6 +124,12 @@ class ServerStats:
     messages_out: int = 0
     bytes_in: int = 0
     bytes_out: int = 0
+    broker_published: int = 0
+    """Envelopes this process published to its broker (SPEC.md 13)."""
+    broker_received: int = 0
+    """Envelopes this process received from its broker and acted on."""
+    broker_outages: int = 0
+    """Times the broker link was lost; messages other processes published meanwhile did not reach this one."""
 
 
 class Server(abc.ABC, Generic[C]):
@@ -152,6 +162,19 @@ class Server(abc.ABC, Generic[C]):
         self._tasks: set[asyncio.Task[Any]] = set()
         self._address: tuple[str, int] | None = None
         self._done = asyncio.Event()
+        # Groups (SPEC.md 3.10): members held by this process, both ways round.
+        self._groups: dict[str, set[str]] = {}
+        self._memberships: dict[str, set[str]] = {}
+        self.node = new_socket_id()
+        """This process's id among the processes sharing a broker."""
+        self.broker: Broker | None = None
+        """The broker joining this server to others (SPEC.md 13), or ``None``."""
+        if options.broker is not None:
+            from .registry import load_broker  # the registry imports this module
+
+            self.broker = load_broker(options.broker)
+            assert self.broker is not None
+            self.broker.add_listener(self._broker_state)
 
     # -- Public API ------------------------------------------------------
 
@@ -188,6 +211,7 @@ class Server(abc.ABC, Generic[C]):
 
         ``connect(socket)``, ``message(socket, data)``, ``disconnect(socket, reason)``;
         handlers may be sync or async and run one at a time per socket, in order.
+        ``broker(state)`` fires when the broker link goes down or comes back.
         """
         return self._emitter.on(event, handler)
 
@@ -201,9 +225,15 @@ class Server(abc.ABC, Generic[C]):
             raise StateError(f"cannot start a server in state {self._state.name}")
         self._state = ServerState.RUNNING
         try:
+            if self.broker is not None:
+                # Before listening, so no socket exists that other processes cannot reach.
+                await self.broker.start(self.node, self._from_broker, self._sockets.__len__)
+                await self.broker.subscribe("all")
             self._address = await self._start()
         except BaseException:
             self._state = ServerState.CLOSED
+            if self.broker is not None:
+                await self.broker.close()
             self._done.set()
             raise
         logger.info("%s server listening at %s", self.transport.name, self._url())
@@ -235,6 +265,8 @@ class Server(abc.ABC, Generic[C]):
                 for socket, _conn, reason in list(self._closing.values()):
                     await self._finish(socket, reason)
         finally:
+            if self.broker is not None:
+                await self.broker.close()
             await self._stop()
             await self._cancel_tasks()
             self._state = ServerState.CLOSED
@@ -262,13 +294,18 @@ class Server(abc.ABC, Generic[C]):
         :class:`~rtt.errors.ConnectionClosed` if the connection ended before
         the message could be queued. A socket whose unsent data passes
         ``outbound_limit`` is closed as a slow consumer.
+
+        With a broker, a socket held by another process is reached through
+        it (returning once the holding process has it);
+        :class:`~rtt.errors.BrokerError` if the broker cannot carry it.
         """
         if self._state is not ServerState.RUNNING:
             self._require_running("send")
         size = check_message(data, self.options.max_message_size)
         conn = self._conns.get(socket_id)
         if conn is None:
-            raise UnknownSocketError(socket_id)
+            await self._to_holder("send", socket_id, data=data)
+            return
         await self._send(conn, data)
         stats = self.stats
         stats.messages_out += 1
@@ -276,22 +313,47 @@ class Server(abc.ABC, Generic[C]):
         if not self._reports_slow_consumers and self._buffered(conn) > self.options.outbound_limit:
             self._slow_consumer(socket_id)
 
-    async def broadcast(self, data: str | bytes, exclude: str | Iterable[str] = ()) -> int:
-        """Send one message to every connected socket except ``exclude``.
+    async def broadcast(
+        self, data: str | bytes, exclude: str | Iterable[str] = (), *, group: str | None = None
+    ) -> int:
+        """Send one message to every connected socket (or every member of ``group``) except ``exclude``.
 
-        Returns how many sockets it addressed. The message is checked and
-        encoded once. Connections that ended but are not yet reported are
-        skipped (their ``disconnect`` is on its way); a socket whose unsent
-        data passes ``outbound_limit`` is closed as a slow consumer instead of
-        buffering without bound.
+        Returns how many sockets of this process it addressed. The message is
+        checked and encoded once. Connections that ended but are not yet
+        reported are skipped (their ``disconnect`` is on its way); a socket
+        whose unsent data passes ``outbound_limit`` is closed as a slow
+        consumer instead of buffering without bound.
+
+        With a broker, the message is published once and every other process
+        delivers it to its own sockets, skipping ``exclude`` wherever they
+        are held. If the broker cannot carry it, the local delivery has been
+        made and :class:`~rtt.errors.BrokerError` (``local`` = the count) is raised.
         """
         self._require_running("broadcast")
         size = check_message(data, self.options.max_message_size)
         if isinstance(exclude, str):
             exclude = (exclude,)
         skip = set(exclude)
+        if group is not None:
+            _check_group(group)
+        count = await self._deliver(data, size, skip, group)
+        if self.broker is not None:
+            envelope = _envelope("broadcast", origin=self.node, group=group, exclude=tuple(skip), data=data)
+            try:
+                await self.broker.publish("all" if group is None else f"g.{group}", envelope)
+            except BrokerError as exc:
+                raise BrokerError(f"{exc}; delivered to {count} local sockets only", local=count) from exc
+            self.stats.broker_published += 1
+        return count
+
+    async def _deliver(self, data: str | bytes, size: int, skip: set[str], group: str | None) -> int:
+        """Queue ``data`` on this process's sockets (all, or a group's members) except ``skip``."""
         conns = self._conns
-        targets = {sid: c for sid, c in conns.items() if sid not in skip} if skip else conns
+        if group is None:
+            targets = {sid: c for sid, c in conns.items() if sid not in skip} if skip else conns
+        else:
+            members = self._groups.get(group, ())
+            targets = {sid: conns[sid] for sid in members if sid not in skip and sid in conns}
         count = len(targets)
         if not count:
             return 0
@@ -310,11 +372,63 @@ class Server(abc.ABC, Generic[C]):
         return count
 
     async def disconnect(self, socket_id: str) -> None:
-        """Close one socket with reason ``server closed``; its client will not reconnect."""
+        """Close one socket with reason ``server closed``; its client will not reconnect.
+
+        With a broker, a socket held by another process is closed by that process.
+        """
         self._require_running("disconnect")
         if socket_id not in self._conns:
-            raise UnknownSocketError(socket_id)
+            await self._to_holder("disconnect", socket_id)
+            return
         self._begin_close(socket_id, CloseReason.SERVER_CLOSED)
+
+    async def join(self, socket_id: str, group: str) -> None:
+        """Add a socket to ``group`` (SPEC.md 3.10); joining twice is joining once.
+
+        With a broker the socket may be held by any process. It leaves every
+        group when it disconnects.
+        """
+        self._require_running("join")
+        _check_group(group)
+        if socket_id not in self._conns:
+            await self._to_holder("join", socket_id, group=group)
+            return
+        await self._join(socket_id, group)
+
+    async def leave(self, socket_id: str, group: str) -> None:
+        """Take a socket out of ``group``; leaving a group it is not in does nothing."""
+        self._require_running("leave")
+        _check_group(group)
+        if socket_id not in self._conns:
+            await self._to_holder("leave", socket_id, group=group)
+            return
+        self._leave(socket_id, group)
+
+    def groups(self, socket_id: str) -> frozenset[str]:
+        """The groups a socket of this process is in (empty for an unknown id)."""
+        return frozenset(self._memberships.get(socket_id, ()))
+
+    def members(self, group: str) -> frozenset[str]:
+        """The sockets of this process in ``group``."""
+        return frozenset(self._groups.get(group, ()))
+
+    async def socket_count(self) -> int:
+        """Sockets connected to this server; with a broker, to every live process of the cluster.
+
+        Other processes' counts are as they last announced them (at most one
+        broker ``heartbeat`` old). :class:`~rtt.errors.BrokerError` while the broker is down.
+        """
+        if self.broker is None:
+            return len(self._sockets)
+        return await self.broker.count()
+
+    async def is_connected(self, socket_id: str) -> bool:
+        """Whether a socket with this id is connected here or, with a broker, to any live process."""
+        if socket_id in self._sockets:
+            return True
+        if self.broker is None or socket_id in self._closing:
+            return False
+        return await self.broker.receivers(f"s.{socket_id}") > 0
 
     # -- Calls a plugin makes --------------------------------------------
 
@@ -389,6 +503,9 @@ class Server(abc.ABC, Generic[C]):
         if self._state is not ServerState.RUNNING:
             self._begin_close(socket.id, CloseReason.SHUTDOWN)
             return socket
+        if self.broker is not None:
+            # Confirmed before ``connect``, so the id the app hands out is reachable from anywhere.
+            await self.broker.subscribe(f"s.{socket.id}")
         await self._emitter.emit("connect", socket)
         return socket
 
@@ -481,6 +598,7 @@ class Server(abc.ABC, Generic[C]):
             return
         conn = self._conns.pop(socket_id)
         self._closing[socket_id] = (socket, conn, reason)
+        self._forget(socket_id)
         if reason in _ABORT:
             self._abort(conn)
         else:
@@ -501,6 +619,7 @@ class Server(abc.ABC, Generic[C]):
         if socket.id in self._sockets:
             del self._sockets[socket.id]
             del self._conns[socket.id]
+            self._forget(socket.id)
         elif self._closing.pop(socket.id, None) is None:
             return  # already finished
         stats = self.stats
@@ -511,6 +630,112 @@ class Server(abc.ABC, Generic[C]):
             self._idle.set()
         logger.debug("socket %s disconnected: %s", socket.id, reason)
         await self._emitter.emit("disconnect", socket, reason)
+
+    # -- Groups and the broker -------------------------------------------------
+
+    async def _join(self, socket_id: str, group: str) -> None:
+        joined = self._memberships.setdefault(socket_id, set())
+        if group in joined:
+            return
+        joined.add(group)
+        self._groups.setdefault(group, set()).add(socket_id)
+        if self.broker is not None:
+            # Confirmed before join returns, so a group broadcast made next from anywhere reaches it.
+            await self.broker.subscribe(f"g.{group}")
+
+    def _leave(self, socket_id: str, group: str) -> None:
+        joined = self._memberships.get(socket_id)
+        if joined is None or group not in joined:
+            return
+        joined.discard(group)
+        if not joined:
+            del self._memberships[socket_id]
+        members = self._groups[group]
+        members.discard(socket_id)
+        if not members:
+            del self._groups[group]
+        if self.broker is not None:
+            self._spawn(self.broker.unsubscribe(f"g.{group}"))
+
+    def _forget(self, socket_id: str) -> None:
+        """A socket left ``sockets``: it leaves its groups and stops being reachable through the broker."""
+        if socket_id in self._memberships:
+            for group in list(self._memberships[socket_id]):
+                self._leave(socket_id, group)
+        if self.broker is not None:
+            self._spawn(self.broker.unsubscribe(f"s.{socket_id}"))
+
+    async def _to_holder(
+        self, op: str, socket_id: str, *, data: str | bytes | None = None, group: str | None = None
+    ) -> None:
+        """Hand an operation on a socket this process does not hold to the process that does."""
+        if self.broker is None or socket_id in self._closing:
+            raise UnknownSocketError(socket_id)
+        envelope = _envelope(op, origin=self.node, socket=socket_id, group=group, data=data)
+        if not await self.broker.publish(f"s.{socket_id}", envelope):
+            raise UnknownSocketError(socket_id)
+        self.stats.broker_published += 1
+
+    async def _from_broker(self, channel: str, payload: bytes) -> None:
+        """Act on one envelope another process published (or this one's own broadcast, ignored)."""
+        try:
+            envelope = decode_envelope(payload)
+        except (ValueError, UnicodeDecodeError) as exc:
+            logger.warning(
+                "ignored a malformed envelope (%d bytes) on broker channel %s: %s",
+                len(payload),
+                channel,
+                exc,
+            )
+            return
+        if envelope.origin == self.node and envelope.op == "broadcast":
+            return  # delivered locally before it was published
+        if self._state is not ServerState.RUNNING:
+            return
+        self.stats.broker_received += 1
+        await self._act(envelope)
+
+    async def _act(self, envelope: Envelope) -> None:
+        op, data = envelope.op, envelope.data
+        if op == "broadcast":
+            if data is None:
+                return
+            size = message_size(data)
+            if size > self.options.max_message_size:
+                logger.warning("dropped a broadcast of %d bytes from another process: too big here", size)
+                return
+            await self._deliver(data, size, set(envelope.exclude), envelope.group)
+            return
+        socket_id = envelope.socket
+        conn = self._conns.get(socket_id)
+        if conn is None:
+            return  # gone since the sender published; its disconnect is this process's to report
+        if op == "send" and data is not None:
+            size = message_size(data)
+            if size > self.options.max_message_size:
+                logger.warning(
+                    "dropped a message of %d bytes for %s from another process: too big here", size, socket_id
+                )
+                return
+            try:
+                await self._send(conn, data)
+            except ConnectionClosed:
+                return
+            self.stats.messages_out += 1
+            self.stats.bytes_out += size
+            if not self._reports_slow_consumers and self._buffered(conn) > self.options.outbound_limit:
+                self._slow_consumer(socket_id)
+        elif op == "disconnect":
+            self._begin_close(socket_id, CloseReason.SERVER_CLOSED)
+        elif op == "join" and envelope.group is not None:
+            await self._join(socket_id, envelope.group)
+        elif op == "leave" and envelope.group is not None:
+            self._leave(socket_id, envelope.group)
+
+    def _broker_state(self, state: BrokerState) -> None:
+        if state is BrokerState.DOWN:
+            self.stats.broker_outages += 1
+        self._spawn(self._emitter.emit("broker", state))
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
         task = asyncio.get_running_loop().create_task(coro)
@@ -529,3 +754,20 @@ class Server(abc.ABC, Generic[C]):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _check_group(group: object) -> None:
+    if not isinstance(group, str) or not group or len(group) > MAX_GROUP_NAME:
+        raise ValueError(f"a group name must be a non-empty str of at most {MAX_GROUP_NAME} chars: {group!r}")
+
+
+def _envelope(
+    op: str,
+    *,
+    origin: str,
+    socket: str = "",
+    group: str | None = None,
+    exclude: tuple[str, ...] = (),
+    data: str | bytes | None = None,
+) -> bytes:
+    return encode_envelope(Envelope(op, origin, socket, group, exclude, data))

@@ -1,0 +1,515 @@
+"""Brokers: how several server processes act as one (SPEC.md section 13).
+
+A :class:`Broker` is a thin adapter over a message system (Redis, NATS, ...)
+that gives rtt four things: named channels to publish to and subscribe to,
+the number of processes subscribed to a channel, a cluster-wide socket count,
+and a report when the link goes down and comes back. Everything else lives in
+:class:`rtt.Server`: what the channels are called, what goes over them
+(:mod:`rtt.broker` envelopes), who delivers what to which socket.
+
+Channels the server uses (the broker adds its own prefix):
+
+=============  ==================================  =============================
+channel        subscribed by                        carries
+=============  ==================================  =============================
+``all``        every process                        broadcasts
+``s.<id>``     the process holding socket ``id``    send, disconnect, join, leave
+``g.<group>``  processes holding a member of group  group broadcasts
+=============  ==================================  =============================
+
+So a broadcast costs one publish, a send one publish that reaches one
+process (and says by its receiver count whether any process holds the
+socket), and a group broadcast reaches only the processes with members.
+
+A plugin subclasses :class:`Broker`, implements the hooks below, and
+registers it in the ``rtt.brokers`` entry point group.
+"""
+
+from __future__ import annotations
+
+import abc
+import asyncio
+import json
+import logging
+from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from dataclasses import dataclass, field
+from enum import Enum
+from typing import Any, ClassVar
+from urllib.parse import urlsplit
+
+from .errors import BrokerError, OptionError
+from .options import _seconds, build_options
+from .reconnect import ReconnectPolicy
+
+__all__ = [
+    "Broker",
+    "BrokerOptions",
+    "BrokerState",
+    "Envelope",
+    "decode_envelope",
+    "encode_envelope",
+]
+
+logger = logging.getLogger("rtt.broker")
+
+#: Largest envelope a broker must carry: the biggest ``max_message_size``
+#: rtt allows through a broker plus room for the header.
+HEADER_LIMIT = 64 * 1024
+
+
+class BrokerState(Enum):
+    """Where a broker's link is.
+
+    ========  ============================================================
+    state     meaning
+    ========  ============================================================
+    NEW       not started
+    UP        connected and subscribed: cross-process operations work
+    DOWN      the link is lost; local sockets still work, the broker is
+              reconnecting, cross-process operations raise ``BrokerError``
+    CLOSED    stopped (final)
+    ========  ============================================================
+    """
+
+    NEW = "new"
+    UP = "up"
+    DOWN = "down"
+    CLOSED = "closed"
+
+
+def _broker_reconnect() -> ReconnectPolicy:
+    return ReconnectPolicy(min_delay=0.1, max_delay=5.0, factor=2.0, jitter=0.3, max_attempts=None)
+
+
+@dataclass(frozen=True, kw_only=True)
+class BrokerOptions:
+    """Options every broker understands (SPEC.md 13.3); a plugin may subclass them."""
+
+    url: str | None = None
+    """Where the broker's service is, e.g. ``redis://127.0.0.1:6379/0``."""
+    prefix: str = "rtt"
+    """Namespace of every channel and key, so several rtt clusters can share one service."""
+    timeout: float = 5.0
+    """Seconds one broker operation (a publish, a query) may take before it fails."""
+    connect_timeout: float = 5.0
+    """Seconds the first connection at ``start`` may take before the server refuses to start."""
+    heartbeat: float = 2.0
+    """Seconds between this process's announcements that it is alive (and its socket count)."""
+    node_timeout: float = 10.0
+    """Seconds after which a process that stopped announcing itself is forgotten."""
+    reconnect: ReconnectPolicy = field(default_factory=_broker_reconnect)
+    """Backoff between reconnection attempts after the link is lost (never gives up)."""
+
+    def __post_init__(self) -> None:
+        if self.url is not None and (not isinstance(self.url, str) or not self.url):
+            raise OptionError(f"broker option url must be a non-empty string, got {self.url!r}")
+        if not isinstance(self.prefix, str) or not self.prefix or any(c.isspace() for c in self.prefix):
+            raise OptionError(f"broker option prefix must be a non-empty string, no spaces: {self.prefix!r}")
+        _seconds("timeout", self.timeout, zero_ok=False)
+        _seconds("connect_timeout", self.connect_timeout, zero_ok=False)
+        _seconds("heartbeat", self.heartbeat, zero_ok=False)
+        _seconds("node_timeout", self.node_timeout, zero_ok=False)
+        if self.node_timeout < 2 * self.heartbeat:
+            raise OptionError(
+                f"broker option node_timeout ({self.node_timeout!r}) must be at least twice "
+                f"heartbeat ({self.heartbeat!r}), or live processes would be forgotten"
+            )
+        reconnect: object = self.reconnect
+        if isinstance(reconnect, Mapping):
+            policy = build_options(ReconnectPolicy, reconnect, context="reconnect")
+            object.__setattr__(self, "reconnect", policy)
+        elif not isinstance(reconnect, ReconnectPolicy):
+            raise OptionError(f"broker option reconnect must be a ReconnectPolicy or mapping: {reconnect!r}")
+        if self.reconnect.max_attempts is not None:
+            raise OptionError("broker option reconnect must not give up: max_attempts must be None")
+
+
+# -- Envelopes: what servers tell each other ---------------------------------------
+
+
+@dataclass(frozen=True, slots=True)
+class Envelope:
+    """One instruction from one server process to others.
+
+    ``op`` is ``"broadcast"``, ``"send"``, ``"disconnect"``, ``"join"`` or ``"leave"``.
+    """
+
+    op: str
+    origin: str = ""
+    """Node id of the sending process (a process ignores its own broadcasts)."""
+    socket: str = ""
+    """Target socket of send, disconnect, join and leave."""
+    group: str | None = None
+    """Group of a group broadcast, join or leave."""
+    exclude: tuple[str, ...] = ()
+    """Socket ids a broadcast skips, wherever they are held."""
+    data: str | bytes | None = None
+    """The application's message (broadcast and send)."""
+
+
+_VERSION = b"1"
+_OPS = frozenset({"broadcast", "send", "disconnect", "join", "leave"})
+
+
+def encode_envelope(envelope: Envelope) -> bytes:
+    """Bytes for the broker: a version byte, a JSON header, a newline, then the raw message."""
+    header: dict[str, Any] = {"op": envelope.op}
+    if envelope.origin:
+        header["o"] = envelope.origin
+    if envelope.socket:
+        header["s"] = envelope.socket
+    if envelope.group is not None:
+        header["g"] = envelope.group
+    if envelope.exclude:
+        header["x"] = list(envelope.exclude)
+    data = envelope.data
+    if isinstance(data, str):
+        header["t"] = 1
+        body = data.encode()
+    elif data is not None:
+        header["t"] = 0
+        body = bytes(data)
+    else:
+        body = b""
+    return _VERSION + json.dumps(header, separators=(",", ":")).encode() + b"\n" + body
+
+
+def decode_envelope(payload: bytes) -> Envelope:
+    """Parse :func:`encode_envelope`'s bytes; raise ``ValueError`` for anything else."""
+    if not payload.startswith(_VERSION):
+        raise ValueError("unknown envelope version")
+    end = payload.find(b"\n", 1, HEADER_LIMIT)
+    if end < 0:
+        raise ValueError("envelope header is unterminated")
+    header = json.loads(payload[1:end])
+    if not isinstance(header, dict) or header.get("op") not in _OPS:
+        raise ValueError("envelope header has no known op")
+    body = payload[end + 1 :]
+    kind = header.get("t")
+    data: str | bytes | None = None if kind is None else body.decode() if kind == 1 else body
+    exclude = header.get("x", [])
+    origin, socket, group = header.get("o", ""), header.get("s", ""), header.get("g")
+    if (
+        not isinstance(origin, str)
+        or not isinstance(socket, str)
+        or not (group is None or isinstance(group, str))
+        or not isinstance(exclude, list)
+        or not all(isinstance(x, str) for x in exclude)
+        or kind not in (None, 0, 1)
+    ):
+        raise ValueError("envelope header has fields of the wrong type")
+    return Envelope(header["op"], origin, socket, group, tuple(exclude), data)
+
+
+# -- The base class ----------------------------------------------------------------
+
+Deliver = Callable[[str, bytes], Awaitable[None]]
+StateListener = Callable[[BrokerState], Any]
+
+
+class Broker(abc.ABC):
+    """A link between one server process and the others (SPEC.md 13).
+
+    One broker instance serves one server; ``rtt.load_broker(url)`` or the
+    server option ``broker`` make them. The public methods keep the
+    invariants (state, logging, counters, resubscription); a plugin
+    implements the ``_hooks`` and reports what its library sees with
+    :meth:`_received`, :meth:`_link_lost` and :meth:`_link_restored`.
+    """
+
+    name: ClassVar[str]
+    """The name the plugin is registered under in ``rtt.brokers``."""
+    schemes: ClassVar[tuple[str, ...]] = ()
+    """URL schemes this broker serves (``redis``, ``rediss``); ``rtt.load_broker`` picks by scheme."""
+    options_class: ClassVar[type[BrokerOptions]] = BrokerOptions
+
+    def __init__(self, url: str | None = None, **options: Any) -> None:
+        if url is not None:
+            options["url"] = url
+        self.options = build_options(self.options_class, options, context=f"broker {self.name!r}")
+        self.node = ""
+        self.outages = 0
+        """How many times the link was lost since start."""
+        self._state = BrokerState.NEW
+        self._deliver: Deliver | None = None
+        self._local_count: Callable[[], int] = lambda: 0
+        self._channels: dict[str, int] = {}
+        self._listeners: list[StateListener] = []
+        self._tasks: set[asyncio.Task[Any]] = set()
+
+    # -- What the server uses --------------------------------------------------
+
+    @property
+    def state(self) -> BrokerState:
+        """Where the link is (``UP`` while cross-process operations work)."""
+        return self._state
+
+    def add_listener(self, listener: StateListener) -> None:
+        """Call ``listener(state)`` whenever the link goes ``DOWN`` or comes back ``UP``."""
+        self._listeners.append(listener)
+
+    async def start(self, node: str, deliver: Deliver, local_count: Callable[[], int]) -> None:
+        """Connect as process ``node``; ``deliver(channel, payload)`` gets every message subscribed to.
+
+        Raises :class:`~rtt.errors.BrokerError` (one line, naming the URL) if
+        the service cannot be reached within ``connect_timeout``.
+        """
+        if self._state is not BrokerState.NEW:
+            raise BrokerError(f"broker {self.name!r} was already started")
+        self.node = node
+        self._deliver = deliver
+        self._local_count = local_count
+        try:
+            async with asyncio.timeout(self.options.connect_timeout):
+                await self._connect()
+        except TimeoutError:
+            self._state = BrokerState.CLOSED
+            await self._safe_close()
+            raise BrokerError(
+                f"broker {self.name!r} at {self.describe()} did not answer "
+                f"within {self.options.connect_timeout} s"
+            ) from None
+        except BrokerError:
+            self._state = BrokerState.CLOSED
+            await self._safe_close()
+            raise
+        except Exception as exc:
+            self._state = BrokerState.CLOSED
+            await self._safe_close()
+            raise BrokerError(f"broker {self.name!r} at {self.describe()} failed to start: {exc}") from exc
+        self._state = BrokerState.UP
+        self._spawn(self._heartbeat_loop())
+        logger.info("broker %s connected at %s as node %s", self.name, self.describe(), node)
+
+    async def close(self) -> None:
+        """Leave the cluster and release every connection; idempotent."""
+        if self._state is BrokerState.CLOSED:
+            return
+        self._state = BrokerState.CLOSED
+        for task in list(self._tasks):
+            task.cancel()
+        if self._tasks:
+            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._safe_close()
+
+    async def publish(self, channel: str, payload: bytes) -> int:
+        """Publish ``payload``; return how many processes received it.
+
+        Raises :class:`~rtt.errors.BrokerError` when the link is down or the
+        operation fails or takes longer than ``timeout``: never silently lost.
+        """
+        self._require_up("publish")
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                return await self._publish(channel, payload)
+        except BrokerError:
+            raise
+        except TimeoutError:
+            raise BrokerError(f"broker {self.name!r}: publish took over {self.options.timeout} s") from None
+        except Exception as exc:
+            raise BrokerError(f"broker {self.name!r}: publish failed: {exc}") from exc
+
+    async def subscribe(self, channel: str) -> None:
+        """Receive ``channel`` from now on (counted: subscribe twice, unsubscribe twice).
+
+        Returns once the service confirms, so a publish made afterwards by any
+        process reaches this one. While the link is down it returns at once;
+        the subscription is made when the link comes back.
+        """
+        count = self._channels.get(channel, 0)
+        self._channels[channel] = count + 1
+        if count or self._state is not BrokerState.UP:
+            return
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                await self._subscribe((channel,))
+        except Exception as exc:
+            logger.warning(
+                "broker %s: subscribing to %s failed (%s); retried when the link is back",
+                self.name,
+                channel,
+                exc,
+            )
+
+    async def unsubscribe(self, channel: str) -> None:
+        """Undo one :meth:`subscribe`; the last one stops receiving ``channel``."""
+        count = self._channels.get(channel, 0)
+        if count > 1:
+            self._channels[channel] = count - 1
+            return
+        if not count:
+            return
+        del self._channels[channel]
+        if self._state is BrokerState.UP:
+            try:
+                async with asyncio.timeout(self.options.timeout):
+                    await self._unsubscribe((channel,))
+            except Exception as exc:
+                logger.debug("broker %s: unsubscribing from %s failed: %s", self.name, channel, exc)
+
+    async def receivers(self, channel: str) -> int:
+        """How many live processes are subscribed to ``channel`` now."""
+        self._require_up("query")
+        return await self._timed(self._receivers(channel), "query")
+
+    async def count(self) -> int:
+        """Sockets held by every live process, this one's counted now, the others' as last announced."""
+        self._require_up("count")
+        return await self._timed(self._cluster_count(self._local_count()), "count")
+
+    @property
+    def channels(self) -> Collection[str]:
+        """The channels this process is subscribed to (or will be, once the link is back)."""
+        return self._channels.keys()
+
+    def describe(self) -> str:
+        """Where the service is, without credentials (for log lines and errors)."""
+        url = self.options.url
+        if not url:
+            return "its default address"
+        parts = urlsplit(url)
+        host = parts.hostname or ""
+        port = f":{parts.port}" if parts.port else ""
+        return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else url
+
+    def __repr__(self) -> str:
+        return f"<{type(self).__name__} {self.name!r} {self.describe()} {self._state.name}>"
+
+    # -- Calls a plugin makes ---------------------------------------------------
+
+    async def _received(self, channel: str, payload: bytes) -> None:
+        """Hand one message, in the order the service delivered it, to the server."""
+        if self._deliver is not None and self._state is not BrokerState.CLOSED:
+            await self._deliver(channel, payload)
+
+    def _link_lost(self, error: BaseException | str) -> None:
+        """Report that the link to the service is lost; the plugin then reconnects with backoff."""
+        if self._state is not BrokerState.UP:
+            return
+        self._state = BrokerState.DOWN
+        self.outages += 1
+        logger.warning(
+            "broker %s at %s is down (%s); local sockets keep working, cross-process operations fail "
+            "until it is back, and messages published meanwhile by other processes are lost for this one",
+            self.name,
+            self.describe(),
+            error,
+        )
+        self._notify()
+
+    async def _link_restored(self) -> None:
+        """Report that the link is back: resubscribe to every channel, then go ``UP``."""
+        if self._state is not BrokerState.DOWN:
+            return
+        if self._channels:
+            await self._subscribe(tuple(self._channels))
+        self._state = BrokerState.UP
+        logger.warning(
+            "broker %s at %s is back after outage %d; resubscribed", self.name, self.describe(), self.outages
+        )
+        await self._announce(self._local_count())
+        self._notify()
+
+    def _delays(self) -> Iterator[float]:
+        """Backoff delays for the plugin's reconnect loop."""
+        return self.options.reconnect.delays()
+
+    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+        """Run a background task of the broker's; :meth:`close` cancels it."""
+
+        async def run() -> Any:
+            return await coro
+
+        task = asyncio.get_running_loop().create_task(run())
+        self._tasks.add(task)
+        task.add_done_callback(self._task_done)
+        return task
+
+    # -- Hooks a plugin implements ------------------------------------------------
+
+    @abc.abstractmethod
+    async def _connect(self) -> None:
+        """Open the links (publishing and subscribing), announce the node; raise if unreachable."""
+
+    @abc.abstractmethod
+    async def _close(self) -> None:
+        """Withdraw this node's announcement (best effort) and close every connection."""
+
+    @abc.abstractmethod
+    async def _publish(self, channel: str, payload: bytes) -> int:
+        """Publish, in call order, and return the number of processes that received it."""
+
+    @abc.abstractmethod
+    async def _subscribe(self, channels: Collection[str]) -> None:
+        """Subscribe; return once the service confirmed every channel."""
+
+    @abc.abstractmethod
+    async def _unsubscribe(self, channels: Collection[str]) -> None:
+        """Unsubscribe (no need to wait for the confirmation)."""
+
+    @abc.abstractmethod
+    async def _receivers(self, channel: str) -> int:
+        """How many live processes are subscribed to ``channel``."""
+
+    @abc.abstractmethod
+    async def _announce(self, count: int) -> None:
+        """Say this node is alive and holds ``count`` sockets, for ``node_timeout`` seconds.
+
+        Also the place to forget dead processes: a process that stopped
+        announcing must stop receiving (and being counted) within
+        ``node_timeout`` plus one ``heartbeat``.
+        """
+
+    @abc.abstractmethod
+    async def _cluster_count(self, local: int) -> int:
+        """Sockets on every live node, with ``local`` for this one."""
+
+    # -- Internals -------------------------------------------------------------------
+
+    def _require_up(self, what: str) -> None:
+        if self._state is not BrokerState.UP:
+            raise BrokerError(f"cannot {what} through broker {self.name!r}: it is {self._state.value}")
+
+    async def _timed(self, awaitable: Awaitable[int], what: str) -> int:
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                return await awaitable
+        except BrokerError:
+            raise
+        except TimeoutError:
+            raise BrokerError(f"broker {self.name!r}: {what} took over {self.options.timeout} s") from None
+        except Exception as exc:
+            raise BrokerError(f"broker {self.name!r}: {what} failed: {exc}") from exc
+
+    async def _heartbeat_loop(self) -> None:
+        while True:
+            await asyncio.sleep(self.options.heartbeat)
+            if self._state is not BrokerState.UP:
+                continue
+            try:
+                async with asyncio.timeout(self.options.timeout):
+                    await self._announce(self._local_count())
+            except Exception as exc:
+                logger.debug("broker %s: heartbeat failed: %s", self.name, exc)
+
+    def _notify(self) -> None:
+        state = self._state
+        for listener in list(self._listeners):
+            try:
+                result = listener(state)
+                if asyncio.iscoroutine(result):
+                    self._spawn(result)
+            except Exception:
+                logger.exception("broker state listener %r raised", listener)
+
+    async def _safe_close(self) -> None:
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                await self._close()
+        except Exception as exc:
+            logger.debug("broker %s: close failed: %s", self.name, exc)
+
+    def _task_done(self, task: asyncio.Task[Any]) -> None:
+        self._tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            logger.error("broker %s task failed", self.name, exc_info=task.exception())
