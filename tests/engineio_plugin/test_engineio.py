@@ -554,3 +554,25 @@ async def test_websocket_sends_push_back_when_the_server_stops_reading(eio: rtt.
             assert [int.from_bytes(d[:4], "big") for d in received[: sent - 1]] == list(range(1, sent))
     finally:
         await server.close()
+
+
+async def test_reuse_port_lets_two_servers_share_a_port(eio: rtt.Transport) -> None:
+    """SPEC.md 7.1: with reuse_port both processes' listeners take connections on one port."""
+    async with (
+        eio.server(reuse_port=True) as first,
+        eio.server(port=first.address[1], reuse_port=True) as second,
+    ):
+        assert first.url == second.url
+        clients = []
+        try:
+            # The kernel hashes each connection to one listener: a few clients reach both. WebSocket
+            # only, since one session's successive polling requests could reach either process.
+            async with asyncio.timeout(20):
+                while not (first.sockets and second.sockets):
+                    client = eio.client(first.url, transports=("websocket",), reconnect=False)
+                    await client.connect()
+                    clients.append(client)
+                    await eventually(lambda: len(first.sockets) + len(second.sockets) == len(clients))
+        finally:
+            for client in clients:
+                await client.close()

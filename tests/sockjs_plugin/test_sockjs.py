@@ -499,3 +499,25 @@ async def test_websocket_compression_is_never_negotiated(sockjs: rtt.Transport) 
                 assert await asyncio.wait_for(ws.receive_str(), 5) == 'a["plain"]'
     finally:
         await server.close()
+
+
+async def test_reuse_port_lets_two_servers_share_a_port(sockjs: rtt.Transport) -> None:
+    """SPEC.md 7.1: with reuse_port both processes' listeners take connections on one port."""
+    async with (
+        sockjs.server(reuse_port=True) as first,
+        sockjs.server(port=first.address[1], reuse_port=True) as second,
+    ):
+        assert first.url == second.url
+        clients = []
+        try:
+            # The kernel hashes each connection to one listener: a few clients reach both. WebSocket
+            # only, since one session's successive HTTP requests could reach either process.
+            async with asyncio.timeout(20):
+                while not (first.sockets and second.sockets):
+                    client = sockjs.client(first.url, transports=("websocket",), reconnect=False)
+                    await client.connect()
+                    clients.append(client)
+                    await eventually(lambda: len(first.sockets) + len(second.sockets) == len(clients))
+        finally:
+            for client in clients:
+                await client.close()

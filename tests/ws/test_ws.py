@@ -206,3 +206,24 @@ async def test_a_burst_to_a_stalled_client_stays_bounded(ws: rtt.Transport) -> N
         assert reason is rtt.CloseReason.SLOW_CONSUMER
         client.websocket.transport.resume_reading()
         await client.close()
+
+
+async def test_reuse_port_lets_two_servers_share_a_port(ws: rtt.Transport) -> None:
+    """SPEC.md 7.1: with reuse_port both processes' listeners take connections on one port."""
+    async with (
+        ws.server(reuse_port=True) as first,
+        ws.server(port=first.address[1], reuse_port=True) as second,
+    ):
+        assert first.url == second.url
+        clients = []
+        try:
+            # The kernel hashes each connection to one listener: a few clients reach both.
+            async with asyncio.timeout(20):
+                while not (first.sockets and second.sockets):
+                    client = ws.client(first.url, reconnect=False)
+                    await client.connect()
+                    clients.append(client)
+                    await eventually(lambda: len(first.sockets) + len(second.sockets) == len(clients))
+        finally:
+            for client in clients:
+                await client.close()

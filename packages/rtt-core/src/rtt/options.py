@@ -8,6 +8,7 @@ subclass on its transport; validation and error messages come for free.
 from __future__ import annotations
 
 import dataclasses
+import socket
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -72,6 +73,11 @@ class ServerOptions(Options):
     ping_timeout: float = 20.0
     """Seconds a peer has to answer a heartbeat before it is dropped."""
     # Scale-out
+    reuse_port: bool = False
+    """Bind a standalone server's listener with ``SO_REUSEPORT``, so several processes share one
+    port and the kernel spreads new connections among them (``rtt serve --workers``). Ignored
+    where the application owns the listener (aiohttp, ASGI) and by the in-memory mock. ``True``
+    on an OS without ``SO_REUSEPORT`` (Windows) raises :class:`~rtt.errors.OptionError`."""
     broker: Any = None
     """How this process joins others (SPEC.md 13): a URL such as ``redis://127.0.0.1:6379/0``,
     a broker name, a mapping ``{"broker": ..., "options": {...}}``, a :class:`rtt.Broker`, or ``None``."""
@@ -86,6 +92,12 @@ class ServerOptions(Options):
             if not isinstance(self.broker, Broker):
                 load_broker(self.broker)  # validates the name or URL and every broker option now
         _integer("outbound_limit", self.outbound_limit, minimum=1)
+        if not isinstance(self.reuse_port, bool):
+            raise OptionError(f"option reuse_port must be True or False, got {self.reuse_port!r}")
+        if self.reuse_port and not hasattr(socket, "SO_REUSEPORT"):
+            # Checked here rather than left to the listener, whose error (a ValueError from
+            # asyncio) would not say which option asked for it.
+            raise OptionError("option reuse_port needs SO_REUSEPORT, which this operating system lacks")
         origins: object = self.allowed_origins
         if origins is not None:
             if not isinstance(origins, list | tuple | set | frozenset) or not all(

@@ -661,7 +661,7 @@ class EngineioServer(Server[EngineioConn]):
         )
         await runner.setup()
         self._runner = runner
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, reuse_port=self.options.reuse_port)
         try:
             await site.start()
         except BaseException:

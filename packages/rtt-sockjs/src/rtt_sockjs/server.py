@@ -714,7 +714,7 @@ class SockjsServer(Server[SockjsConn]):
             app, handle_signals=False, access_log=None, shutdown_timeout=self.options.close_timeout
         )
         await runner.setup()
-        site = web.TCPSite(runner, self.host, self.port)
+        site = web.TCPSite(runner, self.host, self.port, reuse_port=self.options.reuse_port)
         try:
             await site.start()
         except BaseException:

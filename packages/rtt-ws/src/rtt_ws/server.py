@@ -156,6 +156,7 @@ class WsServer(Server[ServerConnection]):
             close_timeout=options.close_timeout,
             write_limit=(options.outbound_limit, options.outbound_limit // 4),
             create_connection=Connection,
+            reuse_port=options.reuse_port,  # passed on to loop.create_server
         )
         host, port = next(iter(self._listener.sockets)).getsockname()[:2]
         return host, port

@@ -176,7 +176,9 @@ class TcplineServer(Server[Conn]):
 
     async def _start(self) -> tuple[str, int]:
         limit = line_limit(self.options.max_message_size)
-        self._listener = await asyncio.start_server(self._accept, self.host, self.port, limit=limit)
+        self._listener = await asyncio.start_server(
+            self._accept, self.host, self.port, limit=limit, reuse_port=self.options.reuse_port
+        )
         host, port = self._listener.sockets[0].getsockname()[:2]
         if self.options.ping_interval is not None:
             self._spawn(self._heartbeat(self.options.ping_interval))
