@@ -20,13 +20,16 @@ The modules, in the order a newcomer should read them:
 - :mod:`rtt.server`     the server template a plugin fills in
 - :mod:`rtt.client`     the reconnecting client a plugin fills in
 - :mod:`rtt.transport`  capabilities and the factories
+- :mod:`rtt.broker`     how several server processes act as one
 - :mod:`rtt.registry`   finding plugins by name
 - :mod:`rtt.codec`      sizes, and bytes over a text-only wire
 - :mod:`rtt.testing`    the conformance kit every plugin runs
 """
 
+from .broker import Broker, BrokerOptions, BrokerState
 from .client import Client, ClientConnection, ClientState
 from .errors import (
+    BrokerError,
     ConfigError,
     ConnectError,
     ConnectionClosed,
@@ -39,6 +42,7 @@ from .errors import (
     RttError,
     StateError,
     TransportError,
+    UnknownBrokerError,
     UnknownSocketError,
     UnknownTransportError,
     UsageError,
@@ -47,7 +51,7 @@ from .events import CloseReason
 from .handshake import Accept, Handshake, Headers, Reject
 from .options import ClientOptions, ServerOptions
 from .reconnect import ReconnectPolicy
-from .registry import PluginInfo, available, load
+from .registry import PluginInfo, available, load, load_broker
 from .server import Server, ServerState, ServerStats, Socket
 from .transport import Capabilities, Transport
 
@@ -55,6 +59,10 @@ __version__ = "0.1.0"
 
 __all__ = [
     "Accept",
+    "Broker",
+    "BrokerError",
+    "BrokerOptions",
+    "BrokerState",
     "Capabilities",
     "Client",
     "ClientConnection",
@@ -84,9 +92,11 @@ __all__ = [
     "StateError",
     "Transport",
     "TransportError",
+    "UnknownBrokerError",
     "UnknownSocketError",
     "UnknownTransportError",
     "UsageError",
     "available",
     "load",
+    "load_broker",
 ]

@@ -31,7 +31,7 @@ import abc
 import asyncio
 import json
 import logging
-from collections.abc import Awaitable, Callable, Collection, Iterator, Mapping
+from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
 from typing import Any, ClassVar
@@ -51,6 +51,10 @@ __all__ = [
 ]
 
 logger = logging.getLogger("rtt.broker")
+
+#: Seconds a change of this process's socket count waits before it is announced,
+#: so a burst of connections costs one announcement.
+ANNOUNCE_DELAY = 0.05
 
 #: Largest envelope a broker must carry: the biggest ``max_message_size``
 #: rtt allows through a broker plus room for the header.
@@ -236,6 +240,7 @@ class Broker(abc.ABC):
         self._channels: dict[str, int] = {}
         self._listeners: list[StateListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
+        self._announcing = False
 
     # -- What the server uses --------------------------------------------------
 
@@ -352,8 +357,29 @@ class Broker(abc.ABC):
         self._require_up("query")
         return await self._timed(self._receivers(channel), "query")
 
+    def count_changed(self) -> None:
+        """This process's socket count changed: announce it soon (bursts are coalesced)."""
+        if self._announcing or self._state is not BrokerState.UP:
+            return
+        self._announcing = True
+        self._spawn(self._announce_soon())
+
+    async def _announce_soon(self) -> None:
+        try:
+            await asyncio.sleep(ANNOUNCE_DELAY)
+            async with asyncio.timeout(self.options.timeout):
+                await self._announce(self._local_count())
+        except Exception as exc:
+            logger.debug("broker %s: announcing the socket count failed: %s", self.name, exc)
+        finally:
+            self._announcing = False
+
     async def count(self) -> int:
-        """Sockets held by every live process, this one's counted now, the others' as last announced."""
+        """Sockets held by every live process: this one's now, the others' as last announced.
+
+        A process announces a change within ``ANNOUNCE_DELAY`` (0.05 s) and
+        its count anyway every ``heartbeat``.
+        """
         self._require_up("count")
         return await self._timed(self._cluster_count(self._local_count()), "count")
 
@@ -414,13 +440,9 @@ class Broker(abc.ABC):
         """Backoff delays for the plugin's reconnect loop."""
         return self.options.reconnect.delays()
 
-    def _spawn(self, coro: Awaitable[Any]) -> asyncio.Task[Any]:
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a background task of the broker's; :meth:`close` cancels it."""
-
-        async def run() -> Any:
-            return await coro
-
-        task = asyncio.get_running_loop().create_task(run())
+        task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task

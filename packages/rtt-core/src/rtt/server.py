@@ -506,6 +506,7 @@ class Server(abc.ABC, Generic[C]):
         if self.broker is not None:
             # Confirmed before ``connect``, so the id the app hands out is reachable from anywhere.
             await self.broker.subscribe(f"s.{socket.id}")
+            self.broker.count_changed()
         await self._emitter.emit("connect", socket)
         return socket
 
@@ -664,6 +665,7 @@ class Server(abc.ABC, Generic[C]):
                 self._leave(socket_id, group)
         if self.broker is not None:
             self._spawn(self.broker.unsubscribe(f"s.{socket_id}"))
+            self.broker.count_changed()
 
     async def _to_holder(
         self, op: str, socket_id: str, *, data: str | bytes | None = None, group: str | None = None

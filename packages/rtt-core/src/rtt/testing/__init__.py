@@ -11,12 +11,14 @@ A plugin's whole test file::
 
 The ping-timeout case freezes a client with ``Client.pause_reading()``
 (override ``stall_client(client)`` to do it another way). ``rtt check foo``
-runs the same kit without a test file.
+runs the same kit without a test file. A broker plugin subclasses
+:class:`BrokerTests` and overrides ``make_broker(**options)`` (SPEC.md 13.7).
 
 Needs pytest (``pip install rtt-core[testing]``); nothing else does.
 """
 
 from ._support import LogCapture, Recorder, case, echo, eventually
+from .brokers import BrokerTests
 from .kit import (
     ROUND_TRIP,
     ClientTests,
@@ -31,6 +33,7 @@ from .kit import (
 
 __all__ = [
     "ROUND_TRIP",
+    "BrokerTests",
     "ClientTests",
     "Kit",
     "LimitTests",
