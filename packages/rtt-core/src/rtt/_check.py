@@ -90,7 +90,7 @@ def run_check(
 ) -> int:
     """Run the kit against the transport ``name`` with ``options``; print a summary; return the status."""
     global _target
-    info = next((i for i in available() if i.name == name), None)
+    info = next((i for i in available() if i.kind == "transport" and i.name == name), None)
     label = f"{name} ({info.distribution} {info.version})" if info is not None and info.distribution else name
     tally = _Tally()
     with tempfile.TemporaryDirectory(prefix="rtt-check-") as tmp:

@@ -15,7 +15,7 @@ import contextlib
 import json
 import logging
 import sys
-from collections.abc import Mapping
+from collections.abc import Callable, Mapping
 from dataclasses import dataclass
 from importlib.resources import files
 from pathlib import Path
@@ -23,12 +23,12 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .assets import BrowserLibrary, content_type
-from .cli import EXIT_FAILURE, CliError
-from .errors import ConnectionClosed, UnknownSocketError
+from .cli import EXIT_FAILURE, EXIT_USAGE, CliError
+from .errors import BrokerError, ConfigError, ConnectionClosed, UnknownSocketError
 from .server import Server, Socket
 from .transport import Transport
 
-__all__ = ["PageServer", "ServeSettings", "find_library", "serve"]
+__all__ = ["PageServer", "ServeSettings", "find_library", "serve", "start_page"]
 
 logger = logging.getLogger("rtt.serve")
 
@@ -51,6 +51,8 @@ class ServeSettings:
     page_port: int
     node_modules: Path | None
     """The npm install given with ``--node-modules``; ``None`` looks in ``./node_modules``."""
+    reuse_port: bool = False
+    """Listen with ``SO_REUSEPORT`` (a worker of ``--workers``, sharing the port with the others)."""
 
 
 # -- The apps ------------------------------------------------------------------------
@@ -71,7 +73,12 @@ def chat_app(server: Server[Any]) -> None:
     """Broadcast every message to every connected socket, the sender included."""
 
     async def relay(socket: Socket, data: str | bytes) -> None:
-        await server.broadcast(data)
+        try:
+            await server.broadcast(data)
+        except BrokerError as exc:
+            # The broker is down: this process's sockets got the message, the others did not. One
+            # line per message, rather than the traceback a handler's error is logged with.
+            logger.warning("chat: %s", exc)
 
     server.on("message", relay)
 
@@ -232,12 +239,55 @@ def _say(line: str) -> None:
     print(line, flush=True)
 
 
-async def serve(transport: Transport, settings: ServeSettings, stop: asyncio.Event) -> None:
-    """Serve ``settings.app`` on ``transport`` until ``stop`` is set, then close gracefully."""
-    server = transport.server(host=settings.host, port=settings.port)
+async def start_page(
+    transport: Transport, settings: ServeSettings, url: str
+) -> tuple[PageServer | None, str]:
+    """Start the chat page for a transport served at ``url``, saying where its libraries come from.
+
+    Returns the page server (``None`` for a transport without a browser
+    client) and what the serving line ends with: `` and the chat page at URL``.
+    """
+    if not transport.capabilities.browser_client:
+        _say(f"rtt: {transport.name} has no browser client, so no chat page; Python clients can chat")
+        return None, ""
+    libraries = [find_library(lib, settings.node_modules) for lib in transport.browser_libraries]
+    for found in libraries:
+        _say(f"rtt: {found.note}")
+    page = PageServer(chat_pages(transport, url, libraries))
+    try:
+        host, port = await page.start(settings.host, settings.page_port)
+    except OSError as exc:
+        raise CliError(
+            f"cannot serve the chat page on {settings.host}:{settings.page_port}: "
+            f"{exc.strerror or exc} (choose another with --page-port)",
+            EXIT_FAILURE,
+        ) from None
+    return page, f" and the chat page at {_http_url(settings.host or host, port)}"
+
+
+async def serve(
+    transport: Transport,
+    settings: ServeSettings,
+    stop: asyncio.Event,
+    *,
+    ready: Callable[[str], None] | None = None,
+) -> None:
+    """Serve ``settings.app`` on ``transport`` until ``stop`` is set, then close gracefully.
+
+    With ``ready`` (a worker of ``--workers``) the process prints nothing and
+    serves no page: it calls ``ready(server.url)`` once it listens, and the
+    parent does the talking.
+    """
+    options = {"reuse_port": True} if settings.reuse_port else {}
+    try:
+        server = transport.server(host=settings.host, port=settings.port, **options)
+    except ConfigError as exc:
+        raise CliError(str(exc), EXIT_USAGE) from None
     (echo_app if settings.app == "echo" else chat_app)(server)
     try:
         await server.start()
+    except BrokerError as exc:  # before OSError: a BrokerError is a ConnectionError
+        raise CliError(f"cannot serve {transport.name}: {exc}", EXIT_FAILURE) from None
     except OSError as exc:
         raise CliError(
             f"cannot serve {transport.name} on {settings.host}:{settings.port}: {exc.strerror or exc}",
@@ -245,24 +295,14 @@ async def serve(transport: Transport, settings: ServeSettings, stop: asyncio.Eve
         ) from None
     page: PageServer | None = None
     try:
+        if ready is not None:
+            ready(server.url)
+            await stop.wait()
+            return
         line = f"rtt: serving {transport.name} at {server.url}"
         if settings.app == "chat":
-            if transport.capabilities.browser_client:
-                libraries = [find_library(lib, settings.node_modules) for lib in transport.browser_libraries]
-                for found in libraries:
-                    _say(f"rtt: {found.note}")
-                page = PageServer(chat_pages(transport, server.url, libraries))
-                try:
-                    host, port = await page.start(settings.host, settings.page_port)
-                except OSError as exc:
-                    raise CliError(
-                        f"cannot serve the chat page on {settings.host}:{settings.page_port}: "
-                        f"{exc.strerror or exc} (choose another with --page-port)",
-                        EXIT_FAILURE,
-                    ) from None
-                line += f" and the chat page at {_http_url(settings.host or host, port)}"
-            else:
-                _say(f"rtt: {transport.name} has no browser client, so no chat page; Python clients can chat")
+            page, suffix = await start_page(transport, settings, server.url)
+            line += suffix
         _say(line)
         await stop.wait()
         print("rtt: shutting down", file=sys.stderr, flush=True)

@@ -2,8 +2,10 @@
 
 ::
 
-    rtt list                                   installed transports and any that failed to load
+    rtt list                                   installed transports and brokers, and any that failed to load
     rtt serve --transport ws --app chat        a chat server and its page, on any transport
+    rtt serve -t ws --app chat --workers 4 --broker redis://127.0.0.1:6379/0
+                                               the same on four processes sharing one port
     rtt check foo                              the conformance kit against the plugin "foo"
 
 Standard library only, like the rest of rtt-core (``rtt check`` needs pytest,
@@ -19,19 +21,26 @@ import argparse
 import asyncio
 import os
 import signal
+import socket
 import sys
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import fields
 from pathlib import Path
-from typing import Any, NoReturn
+from typing import TYPE_CHECKING, Any, NoReturn
 
 from . import __version__
 from .errors import ConfigError, PluginError, RttError
-from .registry import ENV_VAR, available, load
+from .registry import BROKER_ENV_VAR, ENV_VAR, PluginInfo, available, load, load_broker
 from .transport import Capabilities, Transport
 
+if TYPE_CHECKING:
+    from ._workers import WorkerLink
+
 __all__ = ["CliError", "main"]
+
+#: The hidden ``rtt serve`` flag that makes a process a worker of ``--workers`` (see :mod:`rtt._workers`).
+WORKER_FLAG = "--worker-fd"
 
 EXIT_USAGE = 2
 """Exit status for what the user typed or configured wrong (as argparse uses)."""
@@ -83,9 +92,10 @@ def _build_parser() -> _Parser:
 
     listing = commands.add_parser(
         "list",
-        help="installed transports, their capabilities, and any that failed to load",
+        help="installed transports and brokers, and any that failed to load",
         description="List the transports registered in the rtt.transports entry point group: "
-        "name, distribution, version and capabilities, then any that failed to load, with the reason.",
+        "name, distribution, version and capabilities, then any that failed to load, with the reason; "
+        "then the same for the brokers registered in the rtt.brokers group.",
     )
     listing.set_defaults(run=_cmd_list)
 
@@ -95,7 +105,10 @@ def _build_parser() -> _Parser:
         description="Serve a demo app on a transport until Ctrl-C or SIGTERM. 'echo' sends every "
         "message back to its sender; 'chat' broadcasts every message to every connected socket and "
         "serves a chat page for browsers that uses the transport's browser client. The transport "
-        f"comes from --transport, else the config file, else the {ENV_VAR} environment variable.",
+        f"comes from --transport, else the config file, else the {ENV_VAR} environment variable. "
+        "With a broker (--broker, the config file's broker key, or the "
+        f"{BROKER_ENV_VAR} environment variable) the process joins the other processes on that "
+        "broker; --workers N runs N such processes on one port.",
     )
     _transport_arguments(serve)
     serve.add_argument("--host", default="127.0.0.1", help="address to listen on (default: 127.0.0.1)")
@@ -115,6 +128,21 @@ def _build_parser() -> _Parser:
         metavar="PORT",
         help="port of the chat page's HTTP server (default: the transport's port + 1; 0: a free port)",
     )
+    serve.add_argument(
+        "--broker",
+        metavar="URL",
+        help="join other processes through this broker: a URL such as redis://127.0.0.1:6379/0 or a "
+        f"broker's name (default: the config file's broker, else {BROKER_ENV_VAR})",
+    )
+    serve.add_argument(
+        "--workers",
+        type=_workers,
+        metavar="N",
+        help="run N worker processes on one port (SO_REUSEPORT), joined through the broker, which is "
+        "then required; a worker that dies is restarted",
+    )
+    # Internal: set by the parent of --workers on each worker it runs (rtt._workers).
+    serve.add_argument(WORKER_FLAG, dest="worker_fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument(
         "--node-modules",
         type=Path,
@@ -156,8 +184,19 @@ def _transport_arguments(parser: argparse.ArgumentParser) -> None:
         "--config",
         type=Path,
         metavar="FILE",
-        help='a TOML file: transport = "NAME" and an [options] table of the transport\'s options',
+        help='a TOML file: transport = "NAME", an [options] table of the transport\'s options and '
+        'optionally broker = "URL"',
     )
+
+
+def _workers(text: str) -> int:
+    try:
+        count = int(text)
+    except ValueError:
+        raise argparse.ArgumentTypeError(f"not a number of workers: {text!r}") from None
+    if count < 1:
+        raise argparse.ArgumentTypeError(f"at least one worker, got {count}")
+    return count
 
 
 def _port(text: str) -> int:
@@ -184,24 +223,40 @@ def read_config(path: Path) -> dict[str, Any]:
         raise CliError(f"config file {path} is not valid TOML: {exc}") from None
     if "transport" in config and not isinstance(config["transport"], str):
         raise CliError(f'{path}: transport must be a string, e.g. transport = "ws"')
+    if "broker" in config and not isinstance(config["broker"], str | dict):
+        raise CliError(
+            f'{path}: broker must be a string, e.g. broker = "redis://127.0.0.1:6379/0", '
+            "or a table with a broker key and an options table"
+        )
     return config
 
 
-def load_transport(name: str | None, config_path: Path | None) -> Transport:
+def load_transport(name: str | None, config_path: Path | None, broker: str | None = None) -> Transport:
     """The transport named by ``name``, else by the config file, else by ``RTT_TRANSPORT``.
 
-    The file's options go through :func:`rtt.load` as a config mapping, so
-    they are validated exactly as the Python API validates them.
+    The file's options (and its ``broker``, which ``broker`` replaces) go
+    through :func:`rtt.load` as a config mapping, so they are validated
+    exactly as the Python API validates them; without either, ``rtt.load``
+    takes the broker from ``RTT_BROKER``.
     """
     config = read_config(config_path) if config_path is not None else {}
     chosen = name or config.get("transport") or os.environ.get(ENV_VAR, "").strip()
     if not chosen:
-        installed = ", ".join(info.name for info in available() if info.ok) or "none"
+        installed = ", ".join(info.name for info in _transports(available()) if info.ok) or "none"
         raise CliError(
             f'no transport given: use --transport NAME, transport = "NAME" in a --config file, or '
             f"the {ENV_VAR} environment variable (installed: {installed})"
         )
     where = f"{config_path}: " if config_path is not None else ""
+    if broker is not None:
+        # Checked on its own first, so that a mistake in it is not blamed on the config file.
+        try:
+            load_broker(broker)
+        except PluginError as exc:
+            raise CliError(str(exc), EXIT_FAILURE) from None
+        except ConfigError as exc:
+            raise CliError(f"--broker: {exc}") from None
+        config["broker"] = broker
     try:
         return load({**config, "transport": chosen})
     except PluginError as exc:
@@ -220,29 +275,56 @@ def capability_names(capabilities: Capabilities) -> list[str]:
     return [f.name for f in fields(capabilities) if getattr(capabilities, f.name)]
 
 
+def _transports(infos: list[PluginInfo]) -> list[PluginInfo]:
+    """The transports among :func:`rtt.available`'s plugins (it lists brokers too)."""
+    return [info for info in infos if info.kind == "transport"]
+
+
 def _cmd_list(args: argparse.Namespace) -> int:
     infos = available()
-    if not infos:
-        print("no transports installed: pip install rtt-ws (or rtt-engineio, rtt-sockjs)")
-        return 0
+    transports = _transports(infos)
+    brokers = [info for info in infos if info.kind == "broker"]
     rows = [["transport", "distribution", "version", "capabilities"]]
     failed: list[list[str]] = []
-    for info in infos:
+    for info in transports:
         row = [info.name, info.distribution or "?", info.version or "?"]
         if info.ok and info.capabilities is not None:
             rows.append([*row, ", ".join(capability_names(info.capabilities))])
         else:
             failed.append([*row, info.error or "unknown error"])
-    widths = [max(len(row[i]) for row in [*rows, *failed]) for i in range(3)]
+    broker_rows = [["broker", "distribution", "version", ""]]
+    broker_failed: list[list[str]] = []
+    for info in brokers:
+        row = [info.name, info.distribution or "?", info.version or "?"]
+        if info.ok:
+            broker_rows.append([*row, ""])
+        else:
+            broker_failed.append([*row, info.error or "unknown error"])
+    # One set of column widths for both tables, so they line up.
+    widths = [max(len(row[i]) for row in [*rows, *failed, *broker_rows, *broker_failed]) for i in range(3)]
 
     def line(row: list[str]) -> str:
-        return "  ".join([*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]])
+        cells = [*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]]
+        return "  ".join(cells).rstrip()
 
-    for row in rows:
-        print(line(row))
+    if len(rows) == 1 and not failed:
+        print("no transports installed: pip install rtt-ws (or rtt-engineio, rtt-sockjs)")
+    else:
+        for row in rows:
+            print(line(row))
     if failed:
         print("\nfailed to load:")
         for row in failed:
+            print(line(row))
+    print("\nbrokers:")
+    if len(broker_rows) == 1 and not broker_failed:
+        print("no brokers installed: pip install rtt-redis (needed for rtt serve --broker and --workers)")
+    else:
+        for row in broker_rows:
+            print(line(row))
+    if broker_failed:
+        print("\nbrokers that failed to load:")
+        for row in broker_failed:
             print(line(row))
     return 0
 
@@ -251,22 +333,112 @@ def _cmd_list(args: argparse.Namespace) -> int:
 
 
 def _cmd_serve(args: argparse.Namespace) -> int:
-    from ._serve import ServeSettings, serve  # the demo's web server is loaded only when used
+    if args.worker_fd is not None:
+        from ._workers import WorkerLink
 
-    transport = load_transport(args.transport, args.config)
-    page_port = args.page_port
+        link = WorkerLink(args.worker_fd)
+        try:
+            return _serve_one(args, link)
+        except CliError as exc:
+            # The parent prints it (once, however many workers fail alike): not on stderr here.
+            link.failed(str(exc), exc.status)
+            return exc.status
+    if args.workers is not None:
+        return _serve_workers(args)
+    return _serve_one(args, None)
+
+
+def _page_port(args: argparse.Namespace) -> int:
+    page_port: int | None = args.page_port
     if page_port is None:
         page_port = args.port + 1 if args.port else 0
         if page_port > 65535:
             raise CliError(f"no port after {args.port} for the chat page: choose one with --page-port")
+    return page_port
+
+
+def _serve_one(args: argparse.Namespace, link: WorkerLink | None) -> int:
+    """One process: plain ``rtt serve``, with or without a broker, or one worker of ``--workers``."""
+    from ._serve import ServeSettings, serve  # the demo's web server is loaded only when used
+
+    transport = load_transport(args.transport, args.config, args.broker)
     settings = ServeSettings(
         host=args.host,
         port=args.port,
         app=args.app,
-        page_port=page_port,
+        page_port=0 if link is not None else _page_port(args),
         node_modules=args.node_modules,
+        reuse_port=link is not None,
     )
-    return asyncio.run(_until_signalled(lambda stop: serve(transport, settings, stop)))
+
+    async def run(stop: asyncio.Event) -> None:
+        if link is None:
+            await serve(transport, settings, stop)
+            return
+        async with link.watching_parent(stop):
+            await serve(transport, settings, stop, ready=link.ready)
+
+    return asyncio.run(_until_signalled(run))
+
+
+def _workers_refusal(transport: Transport) -> str | None:
+    """Why ``transport`` cannot be served by several workers on one port, or ``None`` if it can.
+
+    The kernel hands each TCP connection to any of the workers, so a session
+    made of several connections (HTTP long-polling, streaming) is split among
+    workers unless the transport routes a request to the worker holding its
+    session; a transport that does declares ``routes_sessions = True``.
+    """
+    if not transport.capabilities.http_fallbacks or getattr(type(transport), "routes_sessions", False):
+        return None
+    return (
+        f"{transport.name} cannot be served by several workers yet: its HTTP fallbacks send one session's "
+        "requests over several connections, which may reach different workers; use one worker (no "
+        "--workers, or --workers 1), or several 'rtt serve --broker' processes on their own ports behind "
+        "a load balancer with sticky sessions"
+    )
+
+
+def _serve_workers(args: argparse.Namespace) -> int:
+    """``--workers N``: the parent, which runs the workers and the chat page (SPEC.md 16.2)."""
+    from ._workers import serve_workers
+
+    transport = load_transport(args.transport, args.config, args.broker)
+    if transport.options.get("broker") is None:
+        raise CliError(
+            '--workers needs a broker to join the workers: use --broker URL, broker = "URL" in a '
+            f"--config file, or the {BROKER_ENV_VAR} environment variable"
+        )
+    if args.workers > 1 and (refusal := _workers_refusal(transport)) is not None:
+        raise CliError(refusal)
+    if not hasattr(socket, "SO_REUSEPORT"):
+        raise CliError("--workers shares one port with SO_REUSEPORT, which this operating system lacks")
+    page_port = _page_port(args)
+
+    def worker_command(port: int, fd: int) -> list[str]:
+        command = ["serve", "--transport", transport.name, "--host", args.host, "--port", str(port)]
+        command += ["--app", args.app, WORKER_FLAG, str(fd)]
+        if args.config is not None:
+            command += ["--config", str(args.config.resolve())]
+        if args.broker is not None:
+            command += ["--broker", args.broker]  # else from the same file or RTT_BROKER, inherited
+        return command
+
+    return asyncio.run(
+        _until_signalled(
+            lambda stop: serve_workers(
+                transport,
+                host=args.host,
+                port=args.port,
+                count=args.workers,
+                command=worker_command,
+                app=args.app,
+                page_port=page_port,
+                node_modules=args.node_modules,
+                stop=stop,
+            )
+        )
+    )
 
 
 async def _until_signalled(run: Callable[[asyncio.Event], Any]) -> int:
