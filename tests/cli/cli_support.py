@@ -19,7 +19,10 @@ from pathlib import Path
 
 REPO = Path(__file__).resolve().parents[2]
 NODE_MODULES = REPO / "tests" / "node" / "node_modules"
-SERVING = re.compile(r"^rtt: serving (?P<name>\S+) at (?P<url>\S+)(?: and the chat page at (?P<page>\S+))?$")
+SERVING = re.compile(
+    r"^rtt: serving (?P<name>\S+) at (?P<url>\S+)(?: with (?P<workers>\d+) workers?)?"
+    r"(?: and the chat page at (?P<page>\S+))?$"
+)
 #: Seconds the command may take to start serving, or to exit.
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 20.0
@@ -48,8 +51,8 @@ def rtt_command(*args: str) -> list[str]:
 
 
 def command_env(extra: Mapping[str, str] | None = None, *, drop: tuple[str, ...] = ()) -> dict[str, str]:
-    """This process's environment without ``RTT_TRANSPORT`` (and ``drop``), plus ``extra``."""
-    env = {k: v for k, v in os.environ.items() if k not in ("RTT_TRANSPORT", *drop)}
+    """This process's environment without ``RTT_TRANSPORT``, ``RTT_BROKER`` (and ``drop``), plus ``extra``."""
+    env = {k: v for k, v in os.environ.items() if k not in ("RTT_TRANSPORT", "RTT_BROKER", *drop)}
     return {**env, **(extra or {})}
 
 

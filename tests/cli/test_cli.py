@@ -74,7 +74,8 @@ def test_no_command_is_a_one_line_error() -> None:
 def test_list_shows_transports_then_the_ones_that_failed() -> None:
     result = run("list")
     assert result.status == 0, result.err
-    table, failed = result.out.split("\nfailed to load:\n")
+    transports, brokers = result.out.split("\nbrokers:\n")
+    table, failed = transports.split("\nfailed to load:\n")
     rows = {line.split()[0]: line.split(maxsplit=3) for line in table.splitlines()}
     assert rows.pop("transport") == ["transport", "distribution", "version", "capabilities"]
     assert {"mock", "ws", "engineio", "sockjs", "tcpline"} <= set(rows)
@@ -88,6 +89,12 @@ def test_list_shows_transports_then_the_ones_that_failed() -> None:
     name, distribution, version, reason = broken.split(maxsplit=3)
     assert (name, distribution, version) == ("broken", "rtt-broken", "0.1.0")
     assert "failed to import: ModuleNotFoundError" in reason and "rtt_broken_missing_dependency" in reason
+    # Brokers (rtt.brokers) come in a section of their own, never among the transports.
+    broker_rows = {line.split()[0]: line.split() for line in brokers.splitlines()}
+    assert broker_rows.pop("broker") == ["broker", "distribution", "version"]
+    assert broker_rows["redis"] == ["redis", "rtt-redis", rtt.__version__]
+    assert broker_rows["memory"] == ["memory", "rtt-mock", rtt.__version__]
+    assert not {"redis", "memory"} & set(rows)
 
 
 # -- Errors: one line, no traceback -----------------------------------------------------------
@@ -118,6 +125,16 @@ def test_no_transport_anywhere() -> None:
         ('transport = "nope"\n', "unknown transport 'nope'"),
         ('transport = "ws\n', "is not valid TOML"),
         ("[options\n", "is not valid TOML"),
+        ('transport = "ws"\nbroker = 3\n', "broker must be a string"),
+        ('transport = "ws"\nbroker = "nope://host/0"\n', "unknown broker 'nope'"),
+        (
+            'transport = "ws"\n[broker]\nbroker = "redis://127.0.0.1:1/0"\nport = 1\n',
+            "unknown broker config keys 'port'",
+        ),
+        (
+            'transport = "ws"\n[broker]\nbroker = "redis"\noptions = { prefx = "a" }\n',
+            "unknown option 'prefx'",
+        ),
     ],
 )
 def test_bad_config_file(tmp_path: Path, config: str, expected: str) -> None:
@@ -145,6 +162,34 @@ def test_bad_arguments_are_one_line_errors() -> None:
         result = run(*args)
         assert result.status == 2, args
         assert expected in result.error_line()
+
+
+BROKEN_BROKER = """\
+    class NotABroker:
+        name = "ws"
+"""
+
+
+def test_brokers_are_listed_apart_and_never_taken_for_transports(tmp_path: Path) -> None:
+    """A broker plugin named like a transport, that fails to load, changes nothing for the transport."""
+    write(tmp_path / "rtt_oddbroker.py", BROKEN_BROKER)
+    info = tmp_path / "rtt_oddbroker-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rtt-oddbroker\nVersion: 0.1.0\n")
+    (info / "entry_points.txt").write_text("[rtt.brokers]\nws = rtt_oddbroker:NotABroker\n")
+    env = command_env({"PYTHONPATH": str(tmp_path)})
+    result = run("list", env=env)
+    assert result.status == 0, result.err
+    transports, _, brokers = result.out.partition("\nbrokers:\n")
+    assert [line.split()[:3] for line in transports.splitlines() if line.startswith("ws ")] == [
+        ["ws", "rtt-ws", rtt.__version__]
+    ]
+    _, _, failed = brokers.partition("\nbrokers that failed to load:\n")
+    name, distribution, version, reason = failed.strip().split(maxsplit=3)
+    assert (name, distribution, version) == ("ws", "rtt-oddbroker", "0.1.0")
+    assert reason == "broker 'ws' (rtt_oddbroker:NotABroker) is not a subclass of rtt.Broker"
+    served = run("serve", "-t", "ws", "--broker", "ws", env=env)
+    assert served.status == 1 and "is not a subclass of rtt.Broker" in served.error_line()
 
 
 def test_a_plugin_that_fails_to_load_is_a_failure_not_a_usage_error() -> None:

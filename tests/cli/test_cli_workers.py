@@ -1,0 +1,313 @@
+"""``rtt serve --broker`` and ``rtt serve --workers N`` on a real Redis (SPEC.md 16.2, 16.4).
+
+Each test starts its own ``redis-server`` on a free loopback port, runs the
+command as a user would, and talks to it with real Python clients. What the
+cluster looks like is read from Redis itself: every process subscribes the
+channel ``rtt:all``, and the process holding a socket subscribes one channel
+for it, so ``PUBSUB NUMSUB`` counts live processes and each subscriber
+connection's ``sub`` count (``CLIENT LIST``) tells which process holds how
+many sockets.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+from collections.abc import AsyncIterator, Iterator
+from pathlib import Path
+
+import pytest
+import redis
+from cli_support import SERVING, START_TIMEOUT, STOP_TIMEOUT, Serving, command_env, rtt_command, run, serving
+
+import rtt
+from rtt.testing import eventually
+
+REDIS_SERVER = "/usr/bin/redis-server"
+#: Seconds Redis may take to answer PING after it was started.
+REDIS_START_TIMEOUT = 10.0
+
+
+def free_port() -> int:
+    with socket.socket() as probe:
+        probe.bind(("127.0.0.1", 0))
+        return int(probe.getsockname()[1])
+
+
+class Redis:
+    """A ``redis-server`` of this test's own, and a client to look into it."""
+
+    def __init__(self, port: int) -> None:
+        self.port = port
+        self.url = f"redis://127.0.0.1:{port}/0"
+        self.client = redis.Redis(host="127.0.0.1", port=port, socket_timeout=5)
+
+    def processes(self) -> int:
+        """How many rtt processes are joined (subscribed to the broadcast channel)."""
+        ((_, count),) = self.client.pubsub_numsub("rtt:all")
+        return int(count)
+
+    def sockets_per_process(self) -> list[int]:
+        """Sockets held by each joined process: its subscriptions besides ``rtt:all``, one per socket."""
+        subs = [int(client["sub"]) for client in self.client.client_list() if int(client["sub"]) > 0]
+        return sorted(sub - 1 for sub in subs)
+
+
+@pytest.fixture
+def redis_server() -> Iterator[Redis]:
+    executable = shutil.which("redis-server") or REDIS_SERVER
+    if not Path(executable).is_file():
+        pytest.fail(f"these tests need redis-server ({REDIS_SERVER}): apt-get install redis-server")
+    port = free_port()
+    process = subprocess.Popen(
+        [executable, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1"],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    server = Redis(port)
+    try:
+        deadline = time.monotonic() + REDIS_START_TIMEOUT
+        while True:
+            try:
+                if server.client.ping():
+                    break
+            except redis.ConnectionError:
+                if process.poll() is not None or time.monotonic() > deadline:
+                    raise AssertionError(f"redis-server on port {port} did not start") from None
+                time.sleep(0.05)
+        yield server
+    finally:
+        server.client.close()
+        process.terminate()
+        try:
+            process.wait(10)
+        except subprocess.TimeoutExpired:
+            process.kill()
+            process.wait()
+
+
+def children(pid: int) -> set[int]:
+    """Pids of the live processes whose parent is ``pid`` (from /proc: Linux, as SO_REUSEPORT is)."""
+    found = set()
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit():
+            continue
+        with contextlib.suppress(OSError):
+            # The command name in parentheses may hold spaces: the fields after it are plain.
+            fields = (entry / "stat").read_text().rpartition(")")[2].split()
+            if int(fields[1]) == pid and fields[0] != "Z":
+                found.add(int(entry.name))
+    return found
+
+
+def alive(pid: int) -> bool:
+    return Path(f"/proc/{pid}").exists()
+
+
+@contextlib.asynccontextmanager
+async def cluster(*args: str, stop: int = signal.SIGTERM) -> AsyncIterator[Serving]:
+    """``rtt serve ARGS``, which must exit 0 when stopped; a worker left over is killed, even on failure."""
+    seen: set[int] = set()
+    try:
+        async with serving(*args, stop=stop) as served:
+            served_pid = served.process.pid
+            seen |= children(served_pid)
+            yield served
+            seen |= children(served_pid)
+        # serving() checked the exit status 0 and "rtt: shutting down"; no worker may outlive the parent.
+        await eventually(lambda: not any(alive(pid) for pid in seen), timeout=10)
+    finally:
+        for pid in seen:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+async def recv_all(client: rtt.Client, count: int) -> list[str | bytes]:
+    return [await asyncio.wait_for(client.recv(), 10) for _ in range(count)]
+
+
+# -- --workers: one port, several processes, one chat ----------------------------------------
+
+
+async def test_chat_on_four_workers_reaches_every_client_once(redis_server: Redis) -> None:
+    args = (
+        "--workers",
+        "4",
+        "--broker",
+        redis_server.url,
+        "--app",
+        "chat",
+        "--transport",
+        "ws",
+        "--port",
+        "0",
+    )
+    async with cluster(*args) as served:
+        assert served.lines[-1].startswith(
+            f"rtt: serving ws at {served.url} with 4 workers and the chat page"
+        )
+        assert redis_server.processes() == 4
+        assert len(children(served.process.pid)) == 4
+        ws = rtt.load("ws")
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(ws.client(served.url, reconnect=False)) for _ in range(8)
+            ]
+            # Every socket is reachable once its process subscribed its channel.
+            await eventually(lambda: sum(redis_server.sockets_per_process()) == 8, timeout=10)
+            holders = [count for count in redis_server.sockets_per_process() if count]
+            assert len(holders) >= 2, f"8 connections all went to one worker: {holders}"
+            got: list[list[str | bytes]] = [[] for _ in clients]
+            for k, client in enumerate(clients):
+                client.on("message", got[k].append)
+            for k, client in enumerate(clients):
+                await client.send(f"message {k}")
+            await eventually(lambda: all(len(messages) >= 8 for messages in got), timeout=10)
+            await asyncio.sleep(0.5)  # room for a duplicate to show up
+            expected = sorted(f"message {k}" for k in range(8))
+            assert all(sorted(map(str, messages)) == expected for messages in got), got
+
+
+async def test_a_killed_worker_is_restarted_and_the_cluster_keeps_serving(redis_server: Redis) -> None:
+    process = await asyncio.create_subprocess_exec(
+        *rtt_command(
+            "serve",
+            "--workers",
+            "2",
+            "--broker",
+            redis_server.url,
+            "--app",
+            "chat",
+            "-t",
+            "ws",
+            "--port",
+            "0",
+        ),
+        stdout=asyncio.subprocess.PIPE,
+        stderr=asyncio.subprocess.PIPE,
+        env=command_env(),
+    )
+    workers: set[int] = set()
+    try:
+        assert process.stdout is not None and process.stderr is not None
+        line = (await asyncio.wait_for(process.stdout.readline(), START_TIMEOUT)).decode()
+        match = SERVING.match(line.strip())
+        assert match is not None and match["workers"] == "2", line
+        workers = children(process.pid)
+        assert len(workers) == 2 and redis_server.processes() == 2
+        victim = min(workers)
+        index = sorted(workers).index(victim) + 1
+        os.kill(victim, signal.SIGKILL)
+        said = (await asyncio.wait_for(process.stderr.readline(), 15)).decode().strip()
+        assert said == f"rtt: worker {index} (pid {victim}) exited with status -9 (SIGKILL); restarting"
+        # Restarted after about a second (at most one restart per second per worker).
+        again = (await asyncio.wait_for(process.stderr.readline(), 15)).decode().strip()
+        assert again.startswith(f"rtt: worker {index} (pid ") and again.endswith(") is serving again"), again
+        now = children(process.pid)
+        workers |= now
+        assert len(now) == 2 and victim not in now and redis_server.processes() == 2
+        ws = rtt.load("ws")
+        async with contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(ws.client(match["url"], reconnect=False)) for _ in range(4)
+            ]
+            await eventually(lambda: sum(redis_server.sockets_per_process()) == 4, timeout=10)
+            await clients[0].send("still here")
+            for client in clients:
+                assert await asyncio.wait_for(client.recv(), 10) == "still here"
+        process.send_signal(signal.SIGINT)
+        _, err = await asyncio.wait_for(process.communicate(), STOP_TIMEOUT)
+        assert process.returncode == 0, err.decode()
+        assert err.decode().splitlines() == ["rtt: shutting down"]
+        await eventually(lambda: not any(alive(pid) for pid in workers), timeout=10)
+    finally:
+        if process.returncode is None:
+            process.kill()
+            await process.wait()
+        for pid in workers:
+            with contextlib.suppress(ProcessLookupError):
+                os.kill(pid, signal.SIGKILL)
+
+
+# -- Errors: one line each ----------------------------------------------------------------------
+
+
+def test_workers_without_a_broker_is_a_usage_error() -> None:
+    result = run("serve", "-t", "ws", "--workers", "2", "--port", "0")
+    assert result.status == 2
+    line = result.error_line()
+    assert "--workers needs a broker" in line and "--broker URL" in line and "RTT_BROKER" in line
+
+
+def test_unreachable_broker_is_a_failure(tmp_path: Path) -> None:
+    url = f"redis://127.0.0.1:{free_port()}/0"  # nothing listens there
+    for args in (["-t", "ws"], ["-t", "ws", "--workers", "3"], ["-t", "engineio"]):
+        result = run("serve", *args, "--broker", url, "--port", "0")
+        assert result.status == 1, (args, result.err)
+        line = result.error_line()
+        assert f"broker 'redis' at {url}" in line and "failed to start" in line
+
+
+def test_a_port_in_use_stops_every_worker(redis_server: Redis) -> None:
+    with socket.socket() as taken:  # without SO_REUSEPORT: no worker can share it
+        taken.bind(("127.0.0.1", 0))
+        taken.listen()
+        port = taken.getsockname()[1]
+        result = run("serve", "-t", "ws", "--workers", "3", "--broker", redis_server.url, "--port", str(port))
+    assert result.status == 1
+    line = result.error_line()
+    assert f"cannot serve ws on 127.0.0.1:{port}" in line and "in use" in line
+    assert redis_server.processes() == 0  # every worker left the broker
+
+
+def test_engineio_and_sockjs_refuse_several_workers() -> None:
+    for name in ("engineio", "sockjs"):
+        result = run("serve", "-t", name, "--workers", "2", "--broker", "redis://127.0.0.1:1/0")
+        assert result.status == 2
+        line = result.error_line()
+        assert f"{name} cannot be served by several workers" in line
+        assert "one worker" in line and "sticky sessions" in line
+
+
+def test_bad_broker_names_and_urls_are_usage_errors(tmp_path: Path) -> None:
+    for broker, expected in [("nope", "unknown broker 'nope'"), ("nope://host/0", "unknown broker 'nope'")]:
+        result = run("serve", "-t", "ws", "--broker", broker)
+        assert result.status == 2
+        assert f"--broker: {expected}" in result.error_line()
+    env = command_env({"RTT_BROKER": "nope://host/0"})
+    result = run("serve", "-t", "ws", env=env)
+    assert result.status == 2 and "unknown broker 'nope'" in result.error_line()
+
+
+# -- --broker: one process joined to a broker -----------------------------------------------------
+
+
+@pytest.mark.parametrize(("name", "source"), [("ws", "flag"), ("engineio", "config"), ("ws", "environment")])
+async def test_one_process_with_a_broker(redis_server: Redis, tmp_path: Path, name: str, source: str) -> None:
+    """The broker from --broker (over the file's), the config file's broker table, or RTT_BROKER."""
+    config = tmp_path / "rtt.toml"
+    args = ["-t", name, "--app", "chat", "--port", "0"]
+    env = command_env()
+    if source == "flag":
+        config.write_text('broker = "redis://127.0.0.1:1/0"\n')  # overridden by --broker
+        args += ["--config", str(config), "--broker", redis_server.url]
+    elif source == "config":
+        config.write_text(f'[broker]\nbroker = "{redis_server.url}"\noptions = {{ prefix = "rtt" }}\n')
+        args += ["--config", str(config)]
+    else:
+        env["RTT_BROKER"] = redis_server.url
+    async with serving(*args, env=env) as served:
+        assert served.lines[-1].startswith(f"rtt: serving {name} at {served.url} and the chat page")
+        assert redis_server.processes() == 1
+        transport = rtt.load(name)
+        async with transport.client(served.url) as one, transport.client(served.url) as two:
+            await eventually(lambda: redis_server.sockets_per_process() == [2], timeout=10)
+            await one.send("through the broker's process")
+            assert await recv_all(two, 1) == ["through the broker's process"]
+            assert await recv_all(one, 1) == ["through the broker's process"]
