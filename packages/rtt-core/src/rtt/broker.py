@@ -15,6 +15,8 @@ channel        subscribed by                        carries
 ``all``        every process                        broadcasts
 ``s.<id>``     the process holding socket ``id``    send, disconnect, join, leave
 ``g.<group>``  processes holding a member of group  group broadcasts
+``h.<key>``    the process holding HTTP session     relayed HTTP requests
+``n.<node>``   process ``node``                     relayed HTTP responses
 =============  ==================================  =============================
 
 So a broadcast costs one publish, a send one publish that reaches one
@@ -135,7 +137,9 @@ class BrokerOptions:
 class Envelope:
     """One instruction from one server process to others.
 
-    ``op`` is ``"broadcast"``, ``"send"``, ``"disconnect"``, ``"join"`` or ``"leave"``.
+    ``op`` is ``"broadcast"``, ``"send"``, ``"disconnect"``, ``"join"``, ``"leave"``,
+    or one of the HTTP relay's (SPEC.md 13.8): ``"relay"`` (a request),
+    ``"head"``, ``"chunk"``, ``"end"`` (its response), ``"cancel"``.
     """
 
     op: str
@@ -148,11 +152,15 @@ class Envelope:
     exclude: tuple[str, ...] = ()
     """Socket ids a broadcast skips, wherever they are held."""
     data: str | bytes | None = None
-    """The application's message (broadcast and send)."""
+    """The application's message (broadcast and send); the relay's request or response piece."""
+    ref: str = ""
+    """Which relayed request a relay envelope belongs to."""
 
 
 _VERSION = b"1"
-_OPS = frozenset({"broadcast", "send", "disconnect", "join", "leave"})
+_OPS = frozenset(
+    {"broadcast", "send", "disconnect", "join", "leave", "relay", "head", "chunk", "end", "cancel"}
+)
 
 
 def encode_envelope(envelope: Envelope) -> bytes:
@@ -166,6 +174,8 @@ def encode_envelope(envelope: Envelope) -> bytes:
         header["g"] = envelope.group
     if envelope.exclude:
         header["x"] = list(envelope.exclude)
+    if envelope.ref:
+        header["r"] = envelope.ref
     data = envelope.data
     if isinstance(data, str):
         header["t"] = 1
@@ -192,9 +202,15 @@ def decode_envelope(payload: bytes) -> Envelope:
     kind = header.get("t")
     data: str | bytes | None = None if kind is None else body.decode() if kind == 1 else body
     exclude = header.get("x", [])
-    origin, socket, group = header.get("o", ""), header.get("s", ""), header.get("g")
+    origin, socket, group, ref = (
+        header.get("o", ""),
+        header.get("s", ""),
+        header.get("g"),
+        header.get("r", ""),
+    )
     if (
-        not isinstance(origin, str)
+        not isinstance(ref, str)
+        or not isinstance(origin, str)
         or not isinstance(socket, str)
         or not (group is None or isinstance(group, str))
         or not isinstance(exclude, list)
@@ -202,7 +218,7 @@ def decode_envelope(payload: bytes) -> Envelope:
         or kind not in (None, 0, 1)
     ):
         raise ValueError("envelope header has fields of the wrong type")
-    return Envelope(header["op"], origin, socket, group, tuple(exclude), data)
+    return Envelope(header["op"], origin, socket, group, tuple(exclude), data, ref)
 
 
 # -- The base class ----------------------------------------------------------------

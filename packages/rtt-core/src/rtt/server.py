@@ -29,6 +29,7 @@ from .errors import BrokerError, ConnectionClosed, StateError, UnknownSocketErro
 from .events import SERVER_EVENTS, CloseReason, ServerEvent
 from .handshake import Accept, Handshake, Headers, Reject, origin_allowed
 from .options import ServerOptions
+from .relay import Relay, RelayedRequest, RelayedResponse, fetch_unix
 
 if TYPE_CHECKING:
     from .transport import Transport
@@ -169,6 +170,10 @@ class Server(abc.ABC, Generic[C]):
         """This process's id among the processes sharing a broker."""
         self.broker: Broker | None = None
         """The broker joining this server to others (SPEC.md 13), or ``None``."""
+        self._relay: Relay | None = None
+        #: A plugin that can serve relayed requests (SPEC.md 13.8) sets this to
+        #: the path of a Unix socket on which its own HTTP server listens.
+        self._relay_socket: str | None = None
         if options.broker is not None:
             from .registry import load_broker  # the registry imports this module
 
@@ -229,6 +234,12 @@ class Server(abc.ABC, Generic[C]):
                 # Before listening, so no socket exists that other processes cannot reach.
                 await self.broker.start(self.node, self._from_broker, self._sockets.__len__)
                 await self.broker.subscribe("all")
+                await self.broker.subscribe(f"n.{self.node}")
+                heartbeat = self.options.ping_interval or 25.0
+                timeout = heartbeat + self.options.ping_timeout + 5.0
+                self._relay = Relay(
+                    self.broker, self.node, self._serve_relayed, timeout, self.options.outbound_limit
+                )
             self._address = await self._start()
         except BaseException:
             self._state = ServerState.CLOSED
@@ -265,6 +276,8 @@ class Server(abc.ABC, Generic[C]):
                 for socket, _conn, reason in list(self._closing.values()):
                     await self._finish(socket, reason)
         finally:
+            if self._relay is not None:
+                await self._relay.close()
             if self.broker is not None:
                 await self.broker.close()
             await self._stop()
@@ -692,6 +705,10 @@ class Server(abc.ABC, Generic[C]):
             return
         if envelope.origin == self.node and envelope.op == "broadcast":
             return  # delivered locally before it was published
+        if envelope.op in _RELAY_OPS:
+            if self._relay is not None:
+                self._relay.received(envelope, self._spawn)
+            return
         if self._state is not ServerState.RUNNING:
             return
         self.stats.broker_received += 1
@@ -739,10 +756,47 @@ class Server(abc.ABC, Generic[C]):
             self.stats.broker_outages += 1
         self._spawn(self._emitter.emit("broker", state))
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> None:
+    # -- HTTP sessions across processes (SPEC.md 13.8) --------------------------------
+
+    async def _hold_session(self, key: str) -> None:
+        """(plugins) This process holds HTTP session ``key``: requests for it landing elsewhere come here."""
+        if self.broker is not None:
+            await self.broker.subscribe(f"h.{key}")
+
+    def _release_session(self, key: str) -> None:
+        """(plugins) HTTP session ``key`` has ended here."""
+        if self.broker is not None:
+            self._spawn(self.broker.unsubscribe(f"h.{key}"))
+
+    async def _relay_session(self, key: str, request: RelayedRequest) -> RelayedResponse | None:
+        """(plugins) Relay a request of a session this process does not hold to the one that does.
+
+        ``None`` without a broker or when no process holds ``key`` (serve it
+        here: a new session, or an unknown one). Raises
+        :class:`~rtt.errors.BrokerError` when the broker cannot carry it.
+        """
+        if self._relay is None:
+            return None
+        return await self._relay.forward(key, request)
+
+    async def _serve_relayed(self, request: RelayedRequest) -> RelayedResponse:
+        """Serve a request another process relayed here, as if it had arrived here (SPEC.md 13.8).
+
+        The default performs it against the plugin's own HTTP server on the
+        Unix socket :attr:`_relay_socket`; plugins that hold sessions with
+        :meth:`_hold_session` set that, or override this.
+        """
+        if self._relay_socket is None:
+            raise NotImplementedError(
+                f"transport {self.transport.name!r} does not serve relayed HTTP requests"
+            )
+        return await fetch_unix(self._relay_socket, request)
+
+    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         task = asyncio.get_running_loop().create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
+        return task
 
     def _task_done(self, task: asyncio.Task[Any]) -> None:
         self._tasks.discard(task)
@@ -756,6 +810,9 @@ class Server(abc.ABC, Generic[C]):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+_RELAY_OPS = frozenset({"relay", "head", "chunk", "end", "cancel"})
 
 
 def _check_group(group: object) -> None:

@@ -56,6 +56,9 @@ class Transport(abc.ABC):
     client_options: ClassVar[type[ClientOptions]] = ClientOptions
     browser_libraries: ClassVar[tuple[BrowserLibrary, ...]] = ()
     """Third-party scripts a page loads before the browser client, in order (SPEC.md 2.8)."""
+    routes_sessions: ClassVar[bool] = False
+    """With ``http_fallbacks``: its standalone servers sharing a broker relay each HTTP
+    request to the process holding its session, so no sticky sessions are needed (SPEC.md 13.8)."""
 
     def __init__(self, **options: Any) -> None:
         server_names = option_names(self.server_options)

@@ -13,7 +13,9 @@ WebSocket upgrade, heartbeats); rtt adds what it lacks or does differently:
 - received packets are decoded by rtt, so text stays text (the library would
   JSON-decode it), a long-polling payload may carry any number of packets,
   and an oversize message closes the socket with ``message too big``;
-- rtt's close reason travels as the data of the ``CLOSE`` packet.
+- rtt's close reason travels as the data of the ``CLOSE`` packet;
+- with a broker, a long-polling request whose session another process holds
+  is relayed to that process (SPEC.md 13.8), so no sticky sessions are needed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ import asyncio
 import contextlib
 import logging
 import math
-from collections.abc import Callable, Coroutine, Iterable
+import shutil
+import socket as socket_module
+import tempfile
+from collections.abc import Awaitable, Callable, Coroutine, Iterable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qsl, urlencode
 
@@ -34,6 +40,7 @@ from engineio.async_socket import AsyncSocket  # type: ignore[import-untyped, un
 
 from rtt import (
     Accept,
+    BrokerError,
     CloseReason,
     ConnectionClosed,
     Handshake,
@@ -45,6 +52,7 @@ from rtt import (
 )
 from rtt.assets import asset_headers, read_asset
 from rtt.codec import message_size
+from rtt.relay import RelayedRequest, relay_headers
 
 from ._wire import CLOSE, MESSAGE, NOOP, PONG, UPGRADE, RawJson, TrackedTasks, decode_packet, wire_limit
 
@@ -604,6 +612,8 @@ class EngineioServer(Server[EngineioConn]):
         conn = EngineioConn(self, sid, eio_socket, request.transport if request is not None else None)
         eio_socket.rtt_conn = conn
         self._by_sid[sid] = conn
+        if self._relay_socket is not None:
+            await self._hold_session(sid)
         conn.socket = await self._opened(conn, handshake, accept.identity)
         return True
 
@@ -631,6 +641,8 @@ class EngineioServer(Server[EngineioConn]):
             return
         conn.ended = True
         self._by_sid.pop(conn.sid, None)
+        if self._relay_socket is not None:
+            self._release_session(conn.sid)
         if self._eio is not None and self._eio.sockets.get(conn.sid) is conn.eio_socket:
             del self._eio.sockets[conn.sid]
         if conn.socket is not None:
@@ -653,7 +665,7 @@ class EngineioServer(Server[EngineioConn]):
         if self._eio is not None:  # mounted: the application owns the listener
             return self.host, self.port
         eio = self._engine("aiohttp")
-        app = web.Application(client_max_size=eio.max_http_buffer_size)
+        app = web.Application(client_max_size=eio.max_http_buffer_size, middlewares=[self._route])
         eio.attach(app, self.path)
         self._add_asset_route(app)
         runner = web.AppRunner(
@@ -664,12 +676,55 @@ class EngineioServer(Server[EngineioConn]):
         site = web.TCPSite(runner, self.host, self.port, reuse_port=self.options.reuse_port)
         try:
             await site.start()
+            if self.broker is not None:
+                # Relayed requests (SPEC.md 13.8) reach this process's own server here.
+                path = str(Path(tempfile.mkdtemp(prefix="rtt-relay-")) / "http.sock")
+                await web.UnixSite(runner, path).start()
+                self._relay_socket = path
         except BaseException:
             await runner.cleanup()
             self._runner = None
+            self._remove_relay_socket()
             raise
         host, port = runner.addresses[0][:2]
         return str(host), int(port)
+
+    @web.middleware
+    async def _route(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Relay a request of a session another process holds to that process (SPEC.md 13.8)."""
+        sid = request.query.get("sid")
+        if sid is None or sid in self._by_sid or self._relay_socket is None or _relayed(request):
+            return await handler(request)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            # A WebSocket cannot be relayed: the client keeps its session on long-polling.
+            return web.Response(status=400, text="Session held by another process; keep polling")
+        try:
+            body = await request.read()
+            relayed = await self._relay_session(
+                sid, RelayedRequest(request.method, request.path_qs, relay_headers(request.headers), body)
+            )
+        except BrokerError as exc:
+            logger.warning("cannot relay a request of session %s: %s", sid, exc)
+            return web.Response(status=503, text="Session held by another process, which cannot be reached")
+        if relayed is None:
+            return await handler(request)  # no process holds it: the library says so
+        response = web.StreamResponse(status=relayed.status, headers=relayed.headers)
+        try:
+            async with contextlib.aclosing(relayed.body) as body_parts:
+                await response.prepare(request)
+                async for part in body_parts:
+                    await response.write(part)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client left; closing the body told the holder to stop
+        return response
+
+    def _remove_relay_socket(self) -> None:
+        if self._relay_socket is not None:
+            shutil.rmtree(Path(self._relay_socket).parent, ignore_errors=True)
+            self._relay_socket = None
 
     def _url(self) -> str:
         host, port = self.address
@@ -747,6 +802,7 @@ class EngineioServer(Server[EngineioConn]):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self._remove_relay_socket()
         if eio is not None:
             await _cancel(eio.rtt_tasks)
 
@@ -781,6 +837,12 @@ class _LifespanRelay:
         if event_type == "lifespan.shutdown":
             await asyncio.wait({task}, timeout=5)
         return None
+
+
+def _relayed(request: web.Request) -> bool:
+    """Whether ``request`` came over the relay's Unix socket (never relayed again)."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    return sock is not None and sock.family == socket_module.AF_UNIX
 
 
 async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:

@@ -80,6 +80,7 @@ class EngineioTransport(Transport):
     capabilities = Capabilities(
         binary=True, http_fallbacks=True, python_client=True, browser_client=True, aiohttp=True, asgi=True
     )
+    routes_sessions = True
     server_options = EngineioServerOptions
     client_options = EngineioClientOptions
     browser_libraries = (

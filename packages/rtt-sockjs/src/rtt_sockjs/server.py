@@ -12,7 +12,9 @@ what it lacks, in an aiohttp sub-application at the endpoint prefix:
   strictly, enforce ``max_message_size`` and report why a connection ended;
 - a session class whose queue counts its bytes (``outbound_limit``), whose
   heartbeat is strictly periodic, and which ends a streaming response after
-  each heartbeat, so a client that stops reading is noticed (``ping timeout``).
+  each heartbeat, so a client that stops reading is noticed (``ping timeout``);
+- with a broker, a request of an HTTP session another process holds is
+  relayed to that process (SPEC.md 13.8), so no sticky sessions are needed.
 """
 
 from __future__ import annotations
@@ -22,7 +24,11 @@ import collections
 import contextlib
 import logging
 import secrets
+import shutil
+import socket as socket_module
+import tempfile
 from collections.abc import Awaitable, Callable
+from pathlib import Path
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
@@ -38,10 +44,11 @@ from sockjs.transports import transport_handlers  # type: ignore[import-untyped,
 from sockjs.transports.base import StreamingTransport  # type: ignore[import-untyped, unused-ignore]
 from sockjs.transports.websocket import WebSocketTransport  # type: ignore[import-untyped, unused-ignore]
 
-from rtt import CloseReason, ConnectionClosed, Handshake, Headers, Reject, Server, Socket
+from rtt import BrokerError, CloseReason, ConnectionClosed, Handshake, Headers, Reject, Server, Socket
 from rtt.assets import asset_headers, read_asset
 from rtt.codec import decode_text, encode_text, message_size
 from rtt.handshake import origin_allowed
+from rtt.relay import RelayedRequest, relay_headers
 
 from ._wire import (
     BATCH_CHARS,
@@ -234,6 +241,8 @@ class _RttManager(sockjs.SessionManager):  # type: ignore[misc]
                 raise _Refused()
             conn = SockjsConn(self.rtt, session, request.get("rtt.key"))
             session.rtt_conn = conn
+            if conn.key is not None and self.rtt._relay_socket is not None:
+                await self.rtt._hold_session(session.id)
         elif conn is None or conn.ended or conn.key is None or conn.key != request.get("rtt.key"):
             raise _Refused()
         session.transport_name = request["sockjs_transport_name"]
@@ -501,6 +510,10 @@ class SockjsServer(Server[SockjsConn]):
         transport = info.get("transport")
         _, manager = self._endpoint()
         session = manager.sessions.get(info["session"]) if transport is not None else None
+        if session is None and transport not in (None, "websocket") and self._relay_socket is not None:
+            relayed = await self._forward(request, info["session"])
+            if relayed is not None:
+                return relayed
         if transport is None:  # greeting, info, iframe page: public, for any origin
             if request.path.endswith("/info"):
                 self._key(request)
@@ -539,6 +552,33 @@ class SockjsServer(Server[SockjsConn]):
             orphan = manager.sessions.get(info["session"])
             if orphan is not None and orphan.rtt_conn is None:
                 del manager.sessions[orphan.id]
+
+    async def _forward(self, request: web.Request, key: str) -> web.StreamResponse | None:
+        """Relay a request of a session another process holds to that process (SPEC.md 13.8)."""
+        if _relayed(request):
+            return None  # relayed here already: never relayed again
+        body = await _read_body(request, self.body_limit)
+        if body is None:
+            return web.Response(status=413, text="Payload too large")
+        try:
+            relayed = await self._relay_session(
+                key, RelayedRequest(request.method, request.path_qs, relay_headers(request.headers), body)
+            )
+        except BrokerError as exc:
+            logger.warning("cannot relay a request of session %s: %s", key, exc)
+            return web.Response(status=503, text="Session held by another process, which cannot be reached")
+        if relayed is None:
+            return None  # no process holds it: a new session, or an unknown one
+        response = web.StreamResponse(status=relayed.status, headers=relayed.headers)
+        try:
+            async with contextlib.aclosing(relayed.body) as parts:
+                await response.prepare(request)
+                async for part in parts:
+                    await response.write(part)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client left; closing the body told the holder to stop
+        return response
 
     def _key(self, request: web.Request) -> str:
         """The request's binding key: its cookie's, or a new one its response will set."""
@@ -693,6 +733,8 @@ class SockjsServer(Server[SockjsConn]):
         session.state = SessionState.CLOSED
         session.release()  # stops the heartbeat
         session.drop_queue()
+        if conn.key is not None and self._relay_socket is not None:
+            self._release_session(session.id)
         manager = self._manager
         if manager is not None:
             if manager.sessions.get(session.id) is session:
@@ -717,8 +759,14 @@ class SockjsServer(Server[SockjsConn]):
         site = web.TCPSite(runner, self.host, self.port, reuse_port=self.options.reuse_port)
         try:
             await site.start()
+            if self.broker is not None:
+                # Relayed requests (SPEC.md 13.8) reach this process's own server here.
+                path = str(Path(tempfile.mkdtemp(prefix="rtt-relay-")) / "http.sock")
+                await web.UnixSite(runner, path).start()
+                self._relay_socket = path
         except BaseException:
             await runner.cleanup()
+            self._remove_relay_socket()
             raise
         self._runner = runner
         host, port = runner.addresses[0][:2]
@@ -786,15 +834,29 @@ class SockjsServer(Server[SockjsConn]):
         if self._runner is not None:
             await self._runner.cleanup()
             self._runner = None
+        self._remove_relay_socket()
         if manager is not None:
             await manager.clear()
+
+    def _remove_relay_socket(self) -> None:
+        if self._relay_socket is not None:
+            shutil.rmtree(Path(self._relay_socket).parent, ignore_errors=True)
+            self._relay_socket = None
+
+
+def _relayed(request: web.Request) -> bool:
+    """Whether ``request`` came over the relay's Unix socket."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    return sock is not None and sock.family == socket_module.AF_UNIX
 
 
 async def _read_body(request: web.Request, limit: int) -> bytes | None:
     """The whole request body, or None (unread) once it is past ``limit`` bytes."""
     length = request.content_length
     if length is not None:
-        return None if length > limit else await request.content.readexactly(length)
+        if length > limit:
+            return None
+        return await request.content.readexactly(length) if length else b""
     chunks: list[bytes] = []
     total = 0
     async for chunk in request.content.iter_chunked(64 * 1024):

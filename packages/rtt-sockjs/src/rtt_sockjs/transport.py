@@ -93,6 +93,7 @@ class SockjsTransport(Transport):
     capabilities = Capabilities(
         binary=False, http_fallbacks=True, python_client=True, browser_client=True, aiohttp=True
     )
+    routes_sessions = True
     server_options = SockjsServerOptions
     client_options = SockjsClientOptions
     browser_libraries = (
