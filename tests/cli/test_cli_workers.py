@@ -3,10 +3,9 @@
 Each test starts its own ``redis-server`` on a free loopback port, runs the
 command as a user would, and talks to it with real Python clients. What the
 cluster looks like is read from Redis itself: every process subscribes the
-channel ``rtt:all``, and the process holding a socket subscribes one channel
-for it, so ``PUBSUB NUMSUB`` counts live processes and each subscriber
-connection's ``sub`` count (``CLIENT LIST``) tells which process holds how
-many sockets.
+channel ``rtt:all`` and, for each socket it holds, ``rtt:s.<id>`` (SPEC.md
+13), and rtt-redis keeps each live process's socket count in the key
+``rtt:node:<node>``.
 """
 
 from __future__ import annotations
@@ -53,10 +52,14 @@ class Redis:
         ((_, count),) = self.client.pubsub_numsub("rtt:all")
         return int(count)
 
+    def sockets(self) -> int:
+        """Sockets reachable through the broker: one subscribed channel each."""
+        return len(self.client.pubsub_channels("rtt:s.*"))
+
     def sockets_per_process(self) -> list[int]:
-        """Sockets held by each joined process: its subscriptions besides ``rtt:all``, one per socket."""
-        subs = [int(client["sub"]) for client in self.client.client_list() if int(client["sub"]) > 0]
-        return sorted(sub - 1 for sub in subs)
+        """The socket count each live process announced, smallest first."""
+        keys = self.client.keys("rtt:node:*")
+        return sorted(int(count) for count in self.client.mget(keys) if count is not None) if keys else []
 
 
 @pytest.fixture
@@ -160,9 +163,10 @@ async def test_chat_on_four_workers_reaches_every_client_once(redis_server: Redi
                 await stack.enter_async_context(ws.client(served.url, reconnect=False)) for _ in range(8)
             ]
             # Every socket is reachable once its process subscribed its channel.
+            await eventually(lambda: redis_server.sockets() == 8, timeout=10)
             await eventually(lambda: sum(redis_server.sockets_per_process()) == 8, timeout=10)
-            holders = [count for count in redis_server.sockets_per_process() if count]
-            assert len(holders) >= 2, f"8 connections all went to one worker: {holders}"
+            counts = redis_server.sockets_per_process()
+            assert len(counts) == 4 and counts[-2] > 0, f"8 connections all went to one worker: {counts}"
             got: list[list[str | bytes]] = [[] for _ in clients]
             for k, client in enumerate(clients):
                 client.on("message", got[k].append)
@@ -217,7 +221,7 @@ async def test_a_killed_worker_is_restarted_and_the_cluster_keeps_serving(redis_
             clients = [
                 await stack.enter_async_context(ws.client(match["url"], reconnect=False)) for _ in range(4)
             ]
-            await eventually(lambda: sum(redis_server.sockets_per_process()) == 4, timeout=10)
+            await eventually(lambda: redis_server.sockets() == 4, timeout=10)
             await clients[0].send("still here")
             for client in clients:
                 assert await asyncio.wait_for(client.recv(), 10) == "still here"
@@ -233,6 +237,36 @@ async def test_a_killed_worker_is_restarted_and_the_cluster_keeps_serving(redis_
         for pid in workers:
             with contextlib.suppress(ProcessLookupError):
                 os.kill(pid, signal.SIGKILL)
+
+
+async def test_a_signal_while_the_workers_start_stops_them_all() -> None:
+    with socket.socket() as silent:  # accepts connections (the kernel does) and never answers
+        silent.bind(("127.0.0.1", 0))
+        silent.listen()
+        url = f"redis://127.0.0.1:{silent.getsockname()[1]}/0"
+        process = await asyncio.create_subprocess_exec(
+            *rtt_command("serve", "--workers", "2", "--broker", url, "-t", "ws", "--port", "0"),
+            stdout=asyncio.subprocess.PIPE,
+            stderr=asyncio.subprocess.PIPE,
+            env=command_env(),
+        )
+        workers: set[int] = set()
+        try:
+            # Both workers are waiting for the broker (for its connect_timeout, 5 s) once they exist.
+            await eventually(lambda: len(children(process.pid)) == 2, timeout=START_TIMEOUT)
+            workers = children(process.pid)
+            process.send_signal(signal.SIGTERM)
+            out, err = await asyncio.wait_for(process.communicate(), STOP_TIMEOUT)
+            assert process.returncode == 0, err.decode()
+            assert out.decode() == "" and err.decode().splitlines() == ["rtt: shutting down"]
+            await eventually(lambda: not any(alive(pid) for pid in workers), timeout=10)
+        finally:
+            if process.returncode is None:
+                process.kill()
+                await process.wait()
+            for pid in workers:
+                with contextlib.suppress(ProcessLookupError):
+                    os.kill(pid, signal.SIGKILL)
 
 
 # -- Errors: one line each ----------------------------------------------------------------------
@@ -266,13 +300,55 @@ def test_a_port_in_use_stops_every_worker(redis_server: Redis) -> None:
     assert redis_server.processes() == 0  # every worker left the broker
 
 
-def test_engineio_and_sockjs_refuse_several_workers() -> None:
+FALLBACK_PLUGIN = """\
+from rtt import Capabilities
+from rtt_mock import MockTransport
+
+
+class PollingTransport(MockTransport):
+    name = "polling"
+    capabilities = Capabilities(binary=True, http_fallbacks=True)
+
+
+class RoutingTransport(PollingTransport):
+    name = "routing"
+    routes_sessions = True
+"""
+
+
+def fallback_plugins(directory: Path) -> dict[str, str]:
+    """Install (on a PYTHONPATH) ``polling``, with HTTP fallbacks, and ``routing``, which also routes them."""
+    (directory / "rtt_fallbacks.py").write_text(FALLBACK_PLUGIN)
+    info = directory / "rtt_fallbacks-0.1.0.dist-info"
+    info.mkdir()
+    (info / "METADATA").write_text("Metadata-Version: 2.1\nName: rtt-fallbacks\nVersion: 0.1.0\n")
+    entry_points = "polling = rtt_fallbacks:PollingTransport\nrouting = rtt_fallbacks:RoutingTransport\n"
+    (info / "entry_points.txt").write_text(f"[rtt.transports]\n{entry_points}")
+    return command_env({"PYTHONPATH": str(directory)})
+
+
+def test_http_fallbacks_without_session_routing_refuse_several_workers(tmp_path: Path) -> None:
+    env = fallback_plugins(tmp_path)
+    result = run("serve", "-t", "polling", "--workers", "2", "--broker", "redis://127.0.0.1:1/0", env=env)
+    assert result.status == 2
+    line = result.error_line()
+    assert "polling cannot be served by several workers" in line
+    assert "one worker" in line and "sticky sessions" in line
+    # One worker, or a transport that routes its sessions, gets as far as the (unreachable) broker.
+    for args in (["-t", "polling", "--workers", "1"], ["-t", "routing", "--workers", "2"]):
+        result = run("serve", *args, "--broker", "redis://127.0.0.1:1/0", "--port", "0", env=env)
+        assert result.status == 1 and "failed to start" in result.error_line(), args
+
+
+def test_the_refusal_follows_capabilities_and_routes_sessions() -> None:
+    from rtt.cli import _workers_refusal
+
+    for name in ("ws", "mock", "tcpline"):
+        assert _workers_refusal(rtt.load(name)) is None
     for name in ("engineio", "sockjs"):
-        result = run("serve", "-t", name, "--workers", "2", "--broker", "redis://127.0.0.1:1/0")
-        assert result.status == 2
-        line = result.error_line()
-        assert f"{name} cannot be served by several workers" in line
-        assert "one worker" in line and "sticky sessions" in line
+        transport = rtt.load(name)
+        routes = getattr(type(transport), "routes_sessions", False)
+        assert (_workers_refusal(transport) is None) == routes, name
 
 
 def test_bad_broker_names_and_urls_are_usage_errors(tmp_path: Path) -> None:
@@ -307,6 +383,7 @@ async def test_one_process_with_a_broker(redis_server: Redis, tmp_path: Path, na
         assert redis_server.processes() == 1
         transport = rtt.load(name)
         async with transport.client(served.url) as one, transport.client(served.url) as two:
+            await eventually(lambda: redis_server.sockets() == 2, timeout=10)
             await eventually(lambda: redis_server.sockets_per_process() == [2], timeout=10)
             await one.send("through the broker's process")
             assert await recv_all(two, 1) == ["through the broker's process"]
