@@ -56,7 +56,10 @@ def test_help_on_every_command() -> None:
     assert top.status == 0 and all(command in top.out for command in ("list", "serve", "check"))
     for command, words in {
         "list": ["capabilities"],
-        "serve": ["--transport", "--host", "--port", "--app", "--config", "RTT_TRANSPORT", "--page-port"],
+        "serve": [
+            *("--transport", "--host", "--port", "--app", "--config", "RTT_TRANSPORT", "--page-port"),
+            *("--broker", "--workers", "RTT_BROKER"),
+        ],
         "check": ["NAME", "conformance kit", "rtt-core[testing]"],
     }.items():
         result = run(command, "--help", env=command_env({"COLUMNS": "200"}))  # no wrapped words
