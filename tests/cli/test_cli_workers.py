@@ -12,6 +12,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import json
 import os
 import shutil
 import signal
@@ -20,7 +21,9 @@ import subprocess
 import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
+from typing import Any
 
+import aiohttp
 import pytest
 import redis
 from cli_support import SERVING, START_TIMEOUT, STOP_TIMEOUT, Serving, command_env, rtt_command, run, serving
@@ -388,3 +391,77 @@ async def test_one_process_with_a_broker(redis_server: Redis, tmp_path: Path, na
             await one.send("through the broker's process")
             assert await recv_all(two, 1) == ["through the broker's process"]
             assert await recv_all(one, 1) == ["through the broker's process"]
+
+
+# -- HTTP long-polling sessions spread over the workers (SPEC.md 13.8) ---------------------------
+
+
+def fresh_connections() -> aiohttp.ClientSession:
+    """Every request on a new TCP connection, which the kernel may hand to any worker."""
+    return aiohttp.ClientSession(
+        connector=aiohttp.TCPConnector(force_close=True), cookie_jar=aiohttp.CookieJar(unsafe=True)
+    )
+
+
+async def call(
+    http: aiohttp.ClientSession, method: str, url: str, data: str | None = None
+) -> tuple[int, str]:
+    async with http.request(method, url, data=data) as response:
+        return response.status, await response.text()
+
+
+async def engineio_round_trips(http: aiohttp.ClientSession, url: str, redis_server: Redis) -> None:
+    base = f"{url.rstrip('/')}/?EIO=4&transport=polling"
+    status, text = await call(http, "GET", base)
+    assert status == 200 and text.startswith("0{"), (base, status, text)
+    sid = json.loads(text[1:])["sid"]
+    assert redis_server.client.pubsub_numsub(f"rtt:h.{sid}") == [(f"rtt:h.{sid}".encode(), 1)]
+    for k in range(12):
+        assert await call(http, "POST", f"{base}&sid={sid}", f"4message {k}") == (200, "OK")
+        received = ""
+        async with asyncio.timeout(10):
+            while f"4message {k}" not in received:
+                status, text = await call(http, "GET", f"{base}&sid={sid}")
+                assert status == 200, text
+                received += text
+
+
+async def sockjs_round_trips(http: aiohttp.ClientSession, url: str, redis_server: Redis) -> None:
+    session = f"{url}/000/workers{os.getpid()}"
+    assert await call(http, "POST", f"{session}/xhr") == (200, "o\n")
+    assert redis_server.client.pubsub_numsub(f"rtt:h.workers{os.getpid()}")[0][1] == 1
+    for k in range(12):
+        assert await call(http, "POST", f"{session}/xhr_send", json.dumps([f"message {k}"])) == (204, "")
+        received = ""
+        async with asyncio.timeout(10):
+            while f'"message {k}"' not in received:
+                status, text = await call(http, "POST", f"{session}/xhr")
+                assert status == 200, text
+                received += text
+
+
+@pytest.mark.parametrize("transport", ["engineio", "sockjs"])
+async def test_long_polling_sessions_span_four_workers(redis_server: Redis, transport: str) -> None:
+    args = ("--workers", "4", "--broker", redis_server.url, "--transport", transport, "--port", "0")
+    async with cluster(*args) as served:
+        assert redis_server.processes() == 4
+        # Raw requests, each on a fresh connection: they land on any worker, and most
+        # (three in four) not on the one holding the session, which gets them relayed.
+        async with fresh_connections() as http:
+            if transport == "engineio":
+                await engineio_round_trips(http, served.url, redis_server)
+            else:
+                await sockjs_round_trips(http, served.url, redis_server)
+        # rtt's own client on HTTP only: its poll and its posts travel on separate connections.
+        options: dict[str, Any] = {"transports": ["polling" if transport == "engineio" else "xhr-polling"]}
+        async with rtt.load(transport).client(served.url, reconnect=False, **options) as client:
+            sent = [f"rtt {k}" for k in range(20)]
+            for message in sent:
+                await client.send(message)
+            assert await recv_all(client, len(sent)) == sent
+
+
+def test_a_broker_of_one_process_cannot_join_workers() -> None:
+    result = run("serve", "-t", "mock", "--workers", "2", "--broker", "memory://x", "--port", "0")
+    assert result.status == 2
+    assert "joins servers of one process only" in result.error_line()

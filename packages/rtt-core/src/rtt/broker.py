@@ -242,6 +242,8 @@ class Broker(abc.ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     """URL schemes this broker serves (``redis``, ``rediss``); ``rtt.load_broker`` picks by scheme."""
     options_class: ClassVar[type[BrokerOptions]] = BrokerOptions
+    spans_processes: ClassVar[bool] = True
+    """Whether it joins servers of different processes (``False`` for an in-process test double)."""
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
         if url is not None:

@@ -389,7 +389,7 @@ def _workers_refusal(transport: Transport) -> str | None:
     workers unless the transport routes a request to the worker holding its
     session; a transport that does declares ``routes_sessions = True``.
     """
-    if not transport.capabilities.http_fallbacks or getattr(type(transport), "routes_sessions", False):
+    if not transport.capabilities.http_fallbacks or type(transport).routes_sessions:
         return None
     return (
         f"{transport.name} cannot be served by several workers yet: its HTTP fallbacks send one session's "
@@ -411,6 +411,12 @@ def _serve_workers(args: argparse.Namespace) -> int:
         )
     if args.workers > 1 and (refusal := _workers_refusal(transport)) is not None:
         raise CliError(refusal)
+    broker = load_broker(transport.options["broker"])
+    if args.workers > 1 and broker is not None and not broker.spans_processes:
+        raise CliError(
+            f"broker {broker.name!r} joins servers of one process only, so it cannot join workers; "
+            "use a broker such as redis (pip install rtt-redis)"
+        )
     if not hasattr(socket, "SO_REUSEPORT"):
         raise CliError("--workers shares one port with SO_REUSEPORT, which this operating system lacks")
     page_port = _page_port(args)

@@ -75,6 +75,7 @@ class MemoryBroker(Broker):
 
     name = "memory"
     schemes = ("memory",)
+    spans_processes = False
 
     def __init__(self, url: str | None = None, **options: object) -> None:
         super().__init__(url, **options)

@@ -535,7 +535,7 @@ class SockjsServer(Server[SockjsConn]):
             if conn is None or not _owns(conn, request):
                 return web.Response(status=404, text="No such session")
             request["rtt.key"] = conn.key
-            return await handler(request)
+            return await _answer(handler, request)
         # A new session: admit it before the library creates it.
         handshake = self._handshake(request)
         decision = await self._admit(handshake)
@@ -545,7 +545,7 @@ class SockjsServer(Server[SockjsConn]):
         if transport != "websocket":  # a WebSocket session lives and dies with its socket
             request["rtt.key"] = self._key(request)
         try:
-            return await handler(request)
+            return await _answer(handler, request)
         finally:
             # A request the library refused before the session opened (a JSONP
             # request without its callback, say) must not leave a session nobody owns.
@@ -842,6 +842,20 @@ class SockjsServer(Server[SockjsConn]):
         if self._relay_socket is not None:
             shutil.rmtree(Path(self._relay_socket).parent, ignore_errors=True)
             self._relay_socket = None
+
+
+async def _answer(
+    handler: Callable[[web.Request], Awaitable[web.StreamResponse]], request: web.Request
+) -> web.StreamResponse:
+    """The library's response to a receiving request, or nothing if its client has left.
+
+    A poller that gives up (a client closing, a relay cancelled) leaves the
+    library writing to a closed connection; that is no error of the server's.
+    """
+    try:
+        return await handler(request)
+    except ConnectionResetError:
+        return web.Response(status=204)
 
 
 def _relayed(request: web.Request) -> bool:
