@@ -388,6 +388,23 @@ def test_check_unknown_transport_and_no_matching_case() -> None:
     assert result.status == 2 and "no case of the conformance kit matches" in result.err
 
 
+def test_check_a_broker() -> None:
+    """The broker kit, on mock nodes by default; the memory broker overrides no outage hook."""
+    result = run("check", "--broker", "memory://check", "-v")
+    assert result.status == 0, result.out + result.err
+    assert "TestBrokerMock::test_groups_across_processes PASSED" in result.out
+    assert (
+        "rtt: broker memory (rtt-mock 0.1.0) on mock nodes passes the broker conformance kit: "
+        "11 passed, 0 failed, 2 skipped" in result.out
+    )
+    result = run("check", "--broker", "nats://127.0.0.1:4222")
+    assert result.status == 2
+    assert result.error_line() == (
+        "rtt: error: --broker: unknown broker 'nats'; installed brokers: memory, redis. "
+        "Is it installed? Try: pip install rtt-nats"
+    )
+
+
 FAULTY_PLUGIN = """
     '''A plugin that imports fine but breaks the contract twice.'''
 

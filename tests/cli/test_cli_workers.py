@@ -465,3 +465,9 @@ def test_a_broker_of_one_process_cannot_join_workers() -> None:
     result = run("serve", "-t", "mock", "--workers", "2", "--broker", "memory://x", "--port", "0")
     assert result.status == 2
     assert "joins servers of one process only" in result.error_line()
+
+
+def test_check_the_redis_broker_on_ws_nodes(redis_server: Redis) -> None:
+    result = run("check", "ws", "--broker", redis_server.url)
+    assert result.status == 0, result.out + result.err
+    assert "rtt: broker redis (rtt-redis 0.1.0) on ws nodes passes the broker conformance kit" in result.out

@@ -172,6 +172,12 @@ def _build_parser() -> _Parser:
     check.add_argument(
         "-k", dest="keyword", metavar="EXPR", help="only the cases matching this pytest -k expression"
     )
+    check.add_argument(
+        "--broker",
+        metavar="URL",
+        help="check a broker instead (rtt.testing.BrokerTests): its URL or name; the cluster's nodes "
+        "serve the transport NAME (default: mock, from rtt-mock)",
+    )
     check.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing case")
     check.add_argument("-v", "--verbose", action="store_true", help="one line per case")
     check.set_defaults(run=_cmd_check)
@@ -480,9 +486,24 @@ def _cmd_check(args: argparse.Namespace) -> int:
         ) from None
     from ._check import run_check
 
+    name = args.name
+    if args.broker is not None:
+        try:
+            load_broker(args.broker)  # a bad name or URL is one line, not a failure in every case
+        except PluginError as exc:
+            raise CliError(str(exc), EXIT_FAILURE) from None
+        except ConfigError as exc:
+            raise CliError(f"--broker: {exc}") from None
+        if name is None and args.config is None and not os.environ.get(ENV_VAR, "").strip():
+            name = "mock"  # the nodes need some transport; the broker kit's default
     # Loaded once here so that a bad name or option is one line, not a failure in every case.
-    transport = load_transport(args.name, args.config)
+    transport = load_transport(name, args.config)
     options = read_config(args.config).get("options", {}) if args.config is not None else {}
     return run_check(
-        transport.name, dict(options), keyword=args.keyword, exitfirst=args.exitfirst, verbose=args.verbose
+        transport.name,
+        dict(options),
+        keyword=args.keyword,
+        exitfirst=args.exitfirst,
+        verbose=args.verbose,
+        broker=args.broker,
     )

@@ -59,7 +59,8 @@ class BrokerTests(Kit):
         """The transport the nodes serve (default: ``mock``, from rtt-mock)."""
         from ..registry import load
 
-        return load("mock", **options)
+        # No broker of its own: the kit gives each node one, and RTT_BROKER must not.
+        return load("mock", **{"broker": None, **options})
 
     async def take_down(self) -> None:
         """Make the service unreachable for every node (override to run the outage case)."""
