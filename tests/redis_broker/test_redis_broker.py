@@ -257,6 +257,19 @@ async def test_a_unix_socket_url_works(redis_server: RedisServer) -> None:
         assert await client.recv() == "over a unix socket"
 
 
+async def test_url_options_the_broker_owns_are_overridden(redis_server: RedisServer) -> None:
+    owned = "socket_timeout=30&max_connections=9&timeout=30&decode_responses=True&protocol=3"
+    url = f"{redis_server.url}?{owned}"
+    transport = rtt.load("mock")
+    one = transport.server(broker=broker_config(url))
+    two = transport.server(broker=broker_config(url))
+    async with one, two, transport.client(two.url, reconnect=False) as client:
+        await eventually(lambda: two.sockets, 5, "the socket")
+        (socket_id,) = two.sockets
+        await one.send(socket_id, b"raw bytes")
+        assert await client.recv() == b"raw bytes"
+
+
 async def test_publishes_keep_call_order_and_are_batched(mock_cluster: Cluster) -> None:
     servers = await mock_cluster.nodes(2)
     _, far_id, got = await mock_cluster.connect(servers[1])
@@ -361,7 +374,7 @@ async def test_close_withdraws_the_node(redis_server: RedisServer) -> None:
 async def test_the_janitor_cuts_a_dead_nodes_connections(
     redis_server: RedisServer, caplog: pytest.LogCaptureFixture
 ) -> None:
-    caplog.set_level(logging.INFO, "rtt_redis")
+    caplog.set_level(logging.INFO, "rtt.broker.redis")
     async with fake_dead_node(redis_server, "ghost", "s.ghost-socket") as reader:
         server = rtt.load("mock").server(broker=broker_config(redis_server.url))
         async with server:
@@ -376,7 +389,7 @@ async def test_a_refused_client_kill_warns_once_and_carries_on(
 ) -> None:
     acl = (b"ACL", b"SETUSER", b"limited", b"on", b">pw", b"~*", b"&*", b"+@all", b"-client|kill")
     assert redis_server.command(*acl) == b"+OK"
-    caplog.set_level(logging.INFO, "rtt_redis")
+    caplog.set_level(logging.INFO, "rtt.broker.redis")
     url = f"redis://limited:pw@127.0.0.1:{redis_server.port}/0"
     server = rtt.load("mock").server(broker=broker_config(url))
     async with server, fake_dead_node(redis_server, "ghost1", "s.one"):

@@ -12,7 +12,8 @@ On Redis, with ``prefix`` ``rtt`` and node id ``N``:
 
 Each process holds two connections: one for commands and publishes, one
 subscribed (it has no read timeout, as it may rightly be silent for hours;
-a PING every heartbeat proves it is alive instead).
+a PING every heartbeat proves it is alive instead). Neither has a socket
+timeout: every wait is bounded by the broker's own ``timeout``.
 """
 
 from __future__ import annotations
@@ -35,14 +36,14 @@ from rtt.errors import BrokerError, OptionError
 
 __all__ = ["DEFAULT_URL", "MAX_PAYLOAD", "RedisBroker"]
 
-logger = logging.getLogger("rtt_redis")
+logger = logging.getLogger("rtt.broker.redis")
 
 DEFAULT_URL = "redis://127.0.0.1:6379/0"
 """Where the broker connects when its ``url`` option is not set."""
 
 MAX_PAYLOAD = 16 * 1024 * 1024
-"""Largest envelope published: half of Redis's default pub/sub output buffer hard limit (32 MB),
-which Redis enforces by silently disconnecting the subscriber."""
+"""Largest envelope published: half of Redis's default hard limit on a subscriber's output buffer
+(``client-output-buffer-limit pubsub 32mb 8mb 60``), past which Redis silently disconnects it."""
 
 _INBOX = 256
 """Messages read from Redis but not yet delivered; past it the reader waits and Redis buffers."""
@@ -70,7 +71,7 @@ class RedisBroker(Broker):
         self._reader: asyncio.Task[None] | None = None
         self._workers: list[asyncio.Task[Any]] = []
         self._reconnector: asyncio.Task[Any] | None = None
-        self._outbox: list[tuple[str, bytes, asyncio.Future[int]]] = []
+        self._outbox: list[tuple[bytes, bytes, asyncio.Future[int]]] = []
         self._outbox_ready = asyncio.Event()
         self._inbox: asyncio.Queue[tuple[str, bytes]] = asyncio.Queue(_INBOX)
         # SUBSCRIBE confirmations arrive in command order, so each channel keeps a queue of waiters.
@@ -97,23 +98,25 @@ class RedisBroker(Broker):
         connection_class: type[AbstractConnection] = kwargs.pop("connection_class", Connection)
         # These win over the URL's query string: the broker's timeouts bound every wait, redis-py's
         # own retries would hide a lost link (and could publish twice), replies must be raw bytes,
-        # and RESP2 delivers pub/sub messages as replies the reader reads.
+        # RESP2 delivers pub/sub messages as replies the reader reads, and one connection publishes.
+        for owned in ("max_connections", "timeout"):
+            kwargs.pop(owned, None)
         kwargs.update(
             client_name=self._node_key(self.node),
             socket_connect_timeout=self.options.connect_timeout,
+            # No socket timeout: every wait is bounded by an asyncio.timeout instead, since with one
+            # redis-py sends through asyncio.wait_for, which on Python 3.11 can swallow a cancellation
+            # (and so hang the broker's close).
+            socket_timeout=None,
             retry=Retry(NoBackoff(), 0),
             decode_responses=False,
             protocol=2,
         )
         pool = BlockingConnectionPool(
-            connection_class=connection_class,
-            max_connections=1,
-            timeout=self.options.timeout,
-            socket_timeout=self.options.timeout,
-            **kwargs,
+            connection_class=connection_class, max_connections=1, timeout=self.options.timeout, **kwargs
         )
         self._client = Redis(connection_pool=pool)
-        self._sub = connection_class(socket_timeout=None, **kwargs)
+        self._sub = connection_class(**kwargs)
 
     async def _open(self) -> None:
         """(Re)connect both connections and start reading the subscribed one."""
@@ -224,7 +227,8 @@ class RedisBroker(Broker):
                 pipe = self._client.pipeline(transaction=False)
                 for channel, payload, _ in batch:
                     pipe.publish(channel, payload)
-                replies = await pipe.execute(raise_on_error=False)
+                async with asyncio.timeout(self.options.timeout):
+                    replies = await pipe.execute(raise_on_error=False)
             except Exception as exc:
                 for _, _, future in batch:
                     if not future.done():
@@ -268,7 +272,7 @@ class RedisBroker(Broker):
                 "(Redis disconnects a subscriber whose pub/sub output buffer passes 32 MB)"
             )
         future: asyncio.Future[int] = asyncio.get_running_loop().create_future()
-        self._outbox.append((self._channel(channel).decode(), payload, future))
+        self._outbox.append((self._channel(channel), payload, future))
         self._outbox_ready.set()
         return await future
 
