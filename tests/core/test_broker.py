@@ -369,3 +369,40 @@ async def test_broker_failures_in_hooks_are_reported_as_broker_errors(hub_url: s
             await server.join(sid, "slow")  # logged, retried when the link comes back
             await server.leave(sid, "slow")  # unsubscribing failed: logged at debug, harmless
             await eventually(lambda: "g.slow" not in broker.channels, 5, "the unsubscribe")
+
+
+async def test_a_remote_join_waits_for_the_holder(pair: tuple[rtt.Server[Any], rtt.Server[Any]]) -> None:
+    a, b = pair
+    client = rtt.load("mock").client(b.url)
+    async with client:
+        await eventually(lambda: len(b.sockets) == 1, 5, "the socket")
+        sid = next(iter(b.sockets))
+        await a.join(sid, "room")
+        assert b.groups(sid) == {"room"}  # in effect when join returns: no waiting
+        await a.leave(sid, "room")
+        assert b.groups(sid) == frozenset()
+        # The holder lost the socket between the publish and its turn: the asker hears so.
+        conn = b._conns.pop(sid)
+        try:
+            with pytest.raises(UnknownSocketError):
+                await a.join(sid, "room")
+        finally:
+            b._conns[sid] = conn
+
+
+async def test_a_holder_that_never_confirms_is_a_broker_error(hub_url: str) -> None:
+    class Mute(MemoryBroker):
+        async def _publish(self, channel: str, payload: bytes) -> int:
+            if channel.startswith("n."):
+                return 1  # the confirmation is lost on the way
+            return await super()._publish(channel, payload)
+
+    transport = rtt.load("mock")
+    asker = transport.server(broker=MemoryBroker(hub_url, timeout=0.2))
+    holder = transport.server(broker=Mute(hub_url))
+    async with asker, holder, transport.client(holder.url):
+        await eventually(lambda: len(holder.sockets) == 1, 5, "the socket")
+        sid = next(iter(holder.sockets))
+        with pytest.raises(BrokerError, match=r"did not confirm join within 0\.2 s"):
+            await asker.join(sid, "room")
+        assert not asker._acks

@@ -23,6 +23,7 @@ import redis.asyncio
 
 import rtt
 from rtt import BrokerError, BrokerState, CloseReason, OptionError, ServerState, UnknownSocketError
+from rtt.broker import HEADER_LIMIT
 from rtt.testing import eventually
 from rtt_redis import MAX_PAYLOAD, RedisBroker
 
@@ -284,22 +285,24 @@ async def test_publishes_keep_call_order_and_are_batched(mock_cluster: Cluster) 
 
 
 async def test_a_payload_over_16_mib_is_refused(redis_server: RedisServer) -> None:
-    transport = rtt.load("mock", max_message_size=20 * MiB, outbound_limit=64 * MiB)
+    # A server whose messages could not fit is refused when its options are built...
+    with pytest.raises(OptionError, match="does not fit broker 'redis'"):
+        rtt.load("mock", max_message_size=20 * MiB, broker=redis_server.url)
+    # ... the largest message that fits crosses processes ...
+    limit = MAX_PAYLOAD - HEADER_LIMIT
+    transport = rtt.load("mock", max_message_size=limit, outbound_limit=64 * MiB)
     one = transport.server(broker=broker_config(redis_server.url, timeout=5.0))
     two = transport.server(broker=broker_config(redis_server.url, timeout=5.0))
-    async with one, two, transport.client(one.url, reconnect=False) as near, transport.client(two.url) as far:
-        await eventually(lambda: one.sockets and two.sockets, 5, "both sockets")
+    async with one, two, transport.client(two.url) as far:
+        await eventually(lambda: bool(two.sockets), 5, "the socket")
         (far_id,) = two.sockets
-        too_big = b"x" * (MAX_PAYLOAD + 1)
-        with pytest.raises(BrokerError, match="16777216 byte cap") as caught:
-            await one.broadcast(too_big)
-        assert caught.value.local == 1  # delivered to the local socket all the same
-        assert len(await near.recv()) == len(too_big)
-        with pytest.raises(BrokerError, match="byte cap"):
-            await one.send(far_id, too_big)
-        under = b"y" * (MAX_PAYLOAD - 1024)
-        await one.send(far_id, under)
-        assert await far.recv() == under
+        largest = b"y" * limit
+        await one.send(far_id, largest)
+        assert await far.recv() == largest
+        # ... and the broker itself refuses an envelope over its cap.
+        assert one.broker is not None
+        with pytest.raises(BrokerError, match="16777216 byte cap"):
+            await one.broker.publish("all", b"x" * (MAX_PAYLOAD + 1))
 
 
 @pytest.mark.parametrize(

@@ -138,6 +138,7 @@ class Envelope:
     """One instruction from one server process to others.
 
     ``op`` is ``"broadcast"``, ``"send"``, ``"disconnect"``, ``"join"``, ``"leave"``,
+    ``"ack"`` (a holder confirming a join or leave),
     or one of the HTTP relay's (SPEC.md 13.8): ``"relay"`` (a request),
     ``"head"``, ``"chunk"``, ``"end"`` (its response), ``"cancel"``.
     """
@@ -159,7 +160,7 @@ class Envelope:
 
 _VERSION = b"1"
 _OPS = frozenset(
-    {"broadcast", "send", "disconnect", "join", "leave", "relay", "head", "chunk", "end", "cancel"}
+    {"broadcast", "send", "disconnect", "join", "leave", "ack", "relay", "head", "chunk", "end", "cancel"}
 )
 
 
@@ -242,6 +243,9 @@ class Broker(abc.ABC):
     schemes: ClassVar[tuple[str, ...]] = ()
     """URL schemes this broker serves (``redis``, ``rediss``); ``rtt.load_broker`` picks by scheme."""
     options_class: ClassVar[type[BrokerOptions]] = BrokerOptions
+    max_payload: ClassVar[int | None] = None
+    """Largest envelope the service carries, if it has a cap; a server whose
+    ``max_message_size`` does not fit is refused when its options are built."""
     spans_processes: ClassVar[bool] = True
     """Whether it joins servers of different processes (``False`` for an in-process test double)."""
 
@@ -259,6 +263,8 @@ class Broker(abc.ABC):
         self._listeners: list[StateListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._announcing = False
+        # Channels whose subscription failed while the link stayed up: retried each heartbeat.
+        self._unconfirmed: set[str] = set()
 
     # -- What the server uses --------------------------------------------------
 
@@ -287,6 +293,7 @@ class Broker(abc.ABC):
                 await self._connect()
         except TimeoutError:
             self._state = BrokerState.CLOSED
+            await self._cancel_tasks()
             await self._safe_close()
             raise BrokerError(
                 f"broker {self.name!r} at {self.describe()} did not answer "
@@ -294,10 +301,12 @@ class Broker(abc.ABC):
             ) from None
         except BrokerError:
             self._state = BrokerState.CLOSED
+            await self._cancel_tasks()
             await self._safe_close()
             raise
         except Exception as exc:
             self._state = BrokerState.CLOSED
+            await self._cancel_tasks()
             await self._safe_close()
             raise BrokerError(f"broker {self.name!r} at {self.describe()} failed to start: {exc}") from exc
         self._state = BrokerState.UP
@@ -309,11 +318,18 @@ class Broker(abc.ABC):
         if self._state is BrokerState.CLOSED:
             return
         self._state = BrokerState.CLOSED
-        for task in list(self._tasks):
-            task.cancel()
-        if self._tasks:
-            await asyncio.gather(*self._tasks, return_exceptions=True)
+        await self._cancel_tasks()
         await self._safe_close()
+
+    async def _cancel_tasks(self) -> None:
+        tasks = [task for task in self._tasks if task is not asyncio.current_task()]
+        for task in tasks:
+            task.cancel()
+        if tasks:
+            # Bounded: a library that swallows a cancellation must not hang shutdown.
+            _, stuck = await asyncio.wait(tasks, timeout=self.options.timeout)
+            if stuck:
+                logger.warning("broker %s: %d tasks did not stop when cancelled", self.name, len(stuck))
 
     async def publish(self, channel: str, payload: bytes) -> int:
         """Publish ``payload``; return how many processes received it.
@@ -347,6 +363,7 @@ class Broker(abc.ABC):
             async with asyncio.timeout(self.options.timeout):
                 await self._subscribe((channel,))
         except Exception as exc:
+            self._unconfirmed.add(channel)
             logger.warning(
                 "broker %s: subscribing to %s failed (%s); retried when the link is back",
                 self.name,
@@ -363,6 +380,7 @@ class Broker(abc.ABC):
         if not count:
             return
         del self._channels[channel]
+        self._unconfirmed.discard(channel)
         if self._state is BrokerState.UP:
             try:
                 async with asyncio.timeout(self.options.timeout):
@@ -413,8 +431,11 @@ class Broker(abc.ABC):
             return "its default address"
         parts = urlsplit(url)
         host = parts.hostname or ""
-        port = f":{parts.port}" if parts.port else ""
-        return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else url
+        try:
+            port = f":{parts.port}" if parts.port else ""
+        except ValueError:  # not a number: show none rather than fail in an error message
+            port = ""
+        return f"{parts.scheme}://{host}{port}{parts.path}" if parts.scheme else "(an unparsable URL)"
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r} {self.describe()} {self._state.name}>"
@@ -422,7 +443,12 @@ class Broker(abc.ABC):
     # -- Calls a plugin makes ---------------------------------------------------
 
     async def _received(self, channel: str, payload: bytes) -> None:
-        """Hand one message, in the order the service delivered it, to the server."""
+        """Hand one message, in the order the service delivered it, to the server.
+
+        The server may :meth:`subscribe` while handling it (a remote ``join``),
+        so a plugin must not call this from the task that reads subscription
+        confirmations: hand messages to another task, in order.
+        """
         if self._deliver is not None and self._state is not BrokerState.CLOSED:
             await self._deliver(channel, payload)
 
@@ -447,12 +473,17 @@ class Broker(abc.ABC):
             return
         if self._channels:
             await self._subscribe(tuple(self._channels))
+        self._unconfirmed.clear()
         self._state = BrokerState.UP
         logger.warning(
             "broker %s at %s is back after outage %d; resubscribed", self.name, self.describe(), self.outages
         )
-        await self._announce(self._local_count())
         self._notify()
+        try:
+            async with asyncio.timeout(self.options.timeout):
+                await self._announce(self._local_count())
+        except Exception as exc:  # the heartbeat announces again; a lost link reports itself
+            logger.debug("broker %s: announcing after the outage failed: %s", self.name, exc)
 
     def _delays(self) -> Iterator[float]:
         """Backoff delays for the plugin's reconnect loop."""
@@ -495,6 +526,9 @@ class Broker(abc.ABC):
     async def _announce(self, count: int) -> None:
         """Say this node is alive and holds ``count`` sockets, for ``node_timeout`` seconds.
 
+        May run while another call of it is under way (the heartbeat and a
+        change of the count).
+
         Also the place to forget dead processes: a process that stopped
         announcing must stop receiving (and being counted) within
         ``node_timeout`` plus one ``heartbeat``.
@@ -522,13 +556,17 @@ class Broker(abc.ABC):
             raise BrokerError(f"broker {self.name!r}: {what} failed: {exc}") from exc
 
     async def _heartbeat_loop(self) -> None:
-        while True:
+        while self._state is not BrokerState.CLOSED:
             await asyncio.sleep(self.options.heartbeat)
             if self._state is not BrokerState.UP:
                 continue
             try:
                 async with asyncio.timeout(self.options.timeout):
                     await self._announce(self._local_count())
+                    retry = [c for c in self._unconfirmed if c in self._channels]
+                    self._unconfirmed.clear()
+                    if retry:
+                        await self._subscribe(retry)
             except Exception as exc:
                 logger.debug("broker %s: heartbeat failed: %s", self.name, exc)
 

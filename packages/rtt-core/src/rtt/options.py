@@ -86,11 +86,18 @@ class ServerOptions(Options):
         super().__post_init__()
         if self.broker is not None:
             # Imported here: the registry imports this module.
-            from .broker import Broker
+            from .broker import HEADER_LIMIT, Broker
             from .registry import load_broker
 
-            if not isinstance(self.broker, Broker):
-                load_broker(self.broker)  # validates the name or URL and every broker option now
+            # Built now, so a bad name, URL or broker option fails here, not at start.
+            broker = self.broker if isinstance(self.broker, Broker) else load_broker(self.broker)
+            cap = broker.max_payload if broker is not None else None
+            if broker is not None and cap is not None and self.max_message_size + HEADER_LIMIT > cap:
+                raise OptionError(
+                    f"option max_message_size={self.max_message_size} does not fit broker {broker.name!r}, "
+                    f"which carries at most {cap} bytes a message (header included): "
+                    f"use at most {cap - HEADER_LIMIT}"
+                )
         _integer("outbound_limit", self.outbound_limit, minimum=1)
         if not isinstance(self.reuse_port, bool):
             raise OptionError(f"option reuse_port must be True or False, got {self.reuse_port!r}")

@@ -171,6 +171,8 @@ class Server(abc.ABC, Generic[C]):
         self.broker: Broker | None = None
         """The broker joining this server to others (SPEC.md 13), or ``None``."""
         self._relay: Relay | None = None
+        # Operations handed to another process, awaiting its confirmation, by reference.
+        self._acks: dict[str, asyncio.Future[bool]] = {}
         #: A plugin that can serve relayed requests (SPEC.md 13.8) sets this to
         #: the path of a Unix socket on which its own HTTP server listens.
         self._relay_socket: str | None = None
@@ -404,7 +406,7 @@ class Server(abc.ABC, Generic[C]):
         self._require_running("join")
         _check_group(group)
         if socket_id not in self._conns:
-            await self._to_holder("join", socket_id, group=group)
+            await self._to_holder("join", socket_id, group=group, confirmed=True)
             return
         await self._join(socket_id, group)
 
@@ -413,7 +415,7 @@ class Server(abc.ABC, Generic[C]):
         self._require_running("leave")
         _check_group(group)
         if socket_id not in self._conns:
-            await self._to_holder("leave", socket_id, group=group)
+            await self._to_holder("leave", socket_id, group=group, confirmed=True)
             return
         self._leave(socket_id, group)
 
@@ -681,15 +683,46 @@ class Server(abc.ABC, Generic[C]):
             self.broker.count_changed()
 
     async def _to_holder(
-        self, op: str, socket_id: str, *, data: str | bytes | None = None, group: str | None = None
+        self,
+        op: str,
+        socket_id: str,
+        *,
+        data: str | bytes | None = None,
+        group: str | None = None,
+        confirmed: bool = False,
     ) -> None:
-        """Hand an operation on a socket this process does not hold to the process that does."""
-        if self.broker is None or socket_id in self._closing:
+        """Hand an operation on a socket this process does not hold to the process that does.
+
+        ``confirmed`` waits until the holder has done it (a join is then in
+        effect for any broadcast made next, from anywhere).
+        """
+        broker = self.broker
+        if broker is None or socket_id in self._closing:
             raise UnknownSocketError(socket_id)
-        envelope = _envelope(op, origin=self.node, socket=socket_id, group=group, data=data)
-        if not await self.broker.publish(f"s.{socket_id}", envelope):
-            raise UnknownSocketError(socket_id)
-        self.stats.broker_published += 1
+        ref = secrets.token_urlsafe(9) if confirmed else ""
+        envelope = _envelope(op, origin=self.node, socket=socket_id, group=group, data=data, ref=ref)
+        if not confirmed:
+            if not await broker.publish(f"s.{socket_id}", envelope):
+                raise UnknownSocketError(socket_id)
+            self.stats.broker_published += 1
+            return
+        done = self._acks[ref] = asyncio.get_running_loop().create_future()
+        try:
+            if not await broker.publish(f"s.{socket_id}", envelope):
+                raise UnknownSocketError(socket_id)
+            self.stats.broker_published += 1
+            try:
+                async with asyncio.timeout(broker.options.timeout):
+                    held = await done
+            except TimeoutError:
+                raise BrokerError(
+                    f"the process holding socket {socket_id} did not confirm {op} "
+                    f"within {broker.options.timeout} s"
+                ) from None
+        finally:
+            self._acks.pop(ref, None)
+        if not held:
+            raise UnknownSocketError(socket_id)  # it left between the publish and the holder's turn
 
     async def _from_broker(self, channel: str, payload: bytes) -> None:
         """Act on one envelope another process published (or this one's own broadcast, ignored)."""
@@ -708,6 +741,11 @@ class Server(abc.ABC, Generic[C]):
         if envelope.op in _RELAY_OPS:
             if self._relay is not None:
                 self._relay.received(envelope, self._spawn)
+            return
+        if envelope.op == "ack":
+            done = self._acks.get(envelope.ref)
+            if done is not None and not done.done():
+                done.set_result(envelope.data == "held")
             return
         if self._state is not ServerState.RUNNING:
             return
@@ -728,6 +766,8 @@ class Server(abc.ABC, Generic[C]):
         socket_id = envelope.socket
         conn = self._conns.get(socket_id)
         if conn is None:
+            if envelope.ref:
+                await self._confirm(envelope, held=False)
             return  # gone since the sender published; its disconnect is this process's to report
         if op == "send" and data is not None:
             size = message_size(data)
@@ -750,6 +790,17 @@ class Server(abc.ABC, Generic[C]):
             await self._join(socket_id, envelope.group)
         elif op == "leave" and envelope.group is not None:
             self._leave(socket_id, envelope.group)
+        if envelope.ref:
+            await self._confirm(envelope, held=True)
+
+    async def _confirm(self, envelope: Envelope, *, held: bool) -> None:
+        """Tell the process that asked that its operation is done (or that the socket is gone)."""
+        assert self.broker is not None
+        ack = _envelope("ack", origin=self.node, ref=envelope.ref, data="held" if held else "gone")
+        try:
+            await self.broker.publish(f"n.{envelope.origin}", ack)
+        except BrokerError as exc:  # the asker's wait is bounded and reports it
+            logger.debug("could not confirm %s to %s: %s", envelope.op, envelope.origin, exc)
 
     def _broker_state(self, state: BrokerState) -> None:
         if state is BrokerState.DOWN:
@@ -828,5 +879,6 @@ def _envelope(
     group: str | None = None,
     exclude: tuple[str, ...] = (),
     data: str | bytes | None = None,
+    ref: str = "",
 ) -> bytes:
-    return encode_envelope(Envelope(op, origin, socket, group, exclude, data))
+    return encode_envelope(Envelope(op, origin, socket, group, exclude, data, ref))

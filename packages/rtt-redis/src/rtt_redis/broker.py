@@ -54,6 +54,7 @@ class RedisBroker(Broker):
 
     name = "redis"
     schemes = ("redis", "rediss", "unix")
+    max_payload = MAX_PAYLOAD
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
         super().__init__(url, **options)
