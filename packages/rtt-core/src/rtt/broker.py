@@ -338,15 +338,7 @@ class Broker(abc.ABC):
         operation fails or takes longer than ``timeout``: never silently lost.
         """
         self._require_up("publish")
-        try:
-            async with asyncio.timeout(self.options.timeout):
-                return await self._publish(channel, payload)
-        except BrokerError:
-            raise
-        except TimeoutError:
-            raise BrokerError(f"broker {self.name!r}: publish took over {self.options.timeout} s") from None
-        except Exception as exc:
-            raise BrokerError(f"broker {self.name!r}: publish failed: {exc}") from exc
+        return await self._timed(self._publish(channel, payload), "publish")
 
     async def subscribe(self, channel: str) -> None:
         """Receive ``channel`` from now on (counted: subscribe twice, unsubscribe twice).

@@ -63,40 +63,35 @@ def _entry_points(group: str = ENTRY_POINT_GROUP) -> list[EntryPoint]:
     return sorted(entry_points(group=group), key=lambda ep: ep.name)
 
 
-def _import(ep: EntryPoint) -> type[Transport]:
+def _load(ep: EntryPoint, base: type[Any]) -> Any:
+    """The class behind ``ep``, checked to be a ``base`` registered under its own name."""
+    kind = base.__name__.lower()
     try:
         obj = ep.load()
     except Exception as exc:
         raise PluginError(
-            f"transport {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
+            f"{kind} {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
         ) from exc
-    if not (isinstance(obj, type) and issubclass(obj, Transport)):
-        raise PluginError(f"transport {ep.name!r} ({ep.value}) is not a subclass of rtt.Transport")
+    if not (isinstance(obj, type) and issubclass(obj, base)):
+        raise PluginError(f"{kind} {ep.name!r} ({ep.value}) is not a subclass of rtt.{base.__name__}")
     if getattr(obj, "name", None) != ep.name:
         raise PluginError(
-            f"transport {ep.name!r} ({ep.value}) declares name {getattr(obj, 'name', None)!r}; "
-            "the entry point name and Transport.name must match"
+            f"{kind} {ep.name!r} ({ep.value}) declares name {getattr(obj, 'name', None)!r}; "
+            f"the entry point name and {base.__name__}.name must match"
         )
-    if not isinstance(getattr(obj, "capabilities", None), Capabilities):
-        raise PluginError(f"transport {ep.name!r} ({ep.value}) does not declare capabilities")
     return obj
+
+
+def _import(ep: EntryPoint) -> type[Transport]:
+    cls: type[Transport] = _load(ep, Transport)
+    if not isinstance(getattr(cls, "capabilities", None), Capabilities):
+        raise PluginError(f"transport {ep.name!r} ({ep.value}) does not declare capabilities")
+    return cls
 
 
 def _import_broker(ep: EntryPoint) -> type[Broker]:
-    try:
-        obj = ep.load()
-    except Exception as exc:
-        raise PluginError(
-            f"broker {ep.name!r} ({ep.value}) failed to import: {type(exc).__name__}: {exc}"
-        ) from exc
-    if not (isinstance(obj, type) and issubclass(obj, Broker)):
-        raise PluginError(f"broker {ep.name!r} ({ep.value}) is not a subclass of rtt.Broker")
-    if getattr(obj, "name", None) != ep.name:
-        raise PluginError(
-            f"broker {ep.name!r} ({ep.value}) declares name {getattr(obj, 'name', None)!r}; "
-            "the entry point name and Broker.name must match"
-        )
-    return obj
+    cls: type[Broker] = _load(ep, Broker)
+    return cls
 
 
 def available() -> list[PluginInfo]:
@@ -107,26 +102,32 @@ def available() -> list[PluginInfo]:
     """
     infos = []
     for ep in _entry_points():
-        dist = ep.dist
-        distribution = dist.name if dist is not None else None
-        version = dist.version if dist is not None else None
         try:
-            cls = _import(ep)
+            capabilities: Capabilities | None = _import(ep).capabilities
         except PluginError as exc:
-            infos.append(PluginInfo(ep.name, distribution, version, None, str(exc)))
+            infos.append(_info(ep, None, str(exc)))
         else:
-            infos.append(PluginInfo(ep.name, distribution, version, cls.capabilities))
+            infos.append(_info(ep, capabilities, None))
     for ep in _entry_points(BROKER_ENTRY_POINT_GROUP):
-        dist = ep.dist
-        distribution = dist.name if dist is not None else None
-        version = dist.version if dist is not None else None
         try:
             _import_broker(ep)
         except PluginError as exc:
-            infos.append(PluginInfo(ep.name, distribution, version, None, str(exc), kind="broker"))
+            infos.append(_info(ep, None, str(exc), kind="broker"))
         else:
-            infos.append(PluginInfo(ep.name, distribution, version, None, kind="broker"))
+            infos.append(_info(ep, None, None, kind="broker"))
     return infos
+
+
+def _info(
+    ep: EntryPoint,
+    capabilities: Capabilities | None,
+    error: str | None,
+    kind: Literal["transport", "broker"] = "transport",
+) -> PluginInfo:
+    dist = ep.dist
+    distribution = dist.name if dist is not None else None
+    version = dist.version if dist is not None else None
+    return PluginInfo(ep.name, distribution, version, capabilities, error, kind)
 
 
 def broker_class(name: str) -> type[Broker]:
