@@ -11,10 +11,11 @@ import contextlib
 import logging
 import signal
 import socket
+import subprocess
 import sys
 import textwrap
 import time
-from collections.abc import AsyncIterator, Awaitable, Callable
+from collections.abc import AsyncIterator, Awaitable, Callable, Iterator
 from pathlib import Path
 from typing import Any
 
@@ -27,7 +28,7 @@ from rtt.broker import HEADER_LIMIT
 from rtt.testing import eventually
 from rtt_redis import MAX_PAYLOAD, RedisBroker
 
-from .conftest import FAST, RedisServer, free_port
+from .conftest import FAST, REDIS_SERVER, RedisServer, free_port
 
 MiB = 1024 * 1024
 
@@ -618,3 +619,41 @@ async def test_a_node_cut_by_redis_reconnects_and_resubscribes(mock_cluster: Clu
     await servers[0].send(far_id, "direct")
     await servers[0].broadcast("to the room", group="room")
     await eventually(lambda: got_far == ["direct", "to the room"], 5, "delivery on the resubscribed channels")
+
+
+@pytest.fixture
+def cluster_mode_redis(tmp_path: Path) -> Iterator[int]:
+    """A redis-server with cluster mode on (one node is enough to be told apart); its port."""
+    port = free_port()
+    process = subprocess.Popen(
+        [
+            REDIS_SERVER,
+            *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
+            *("--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf")),
+            *("--dir", str(tmp_path)),
+        ],
+        stdout=subprocess.DEVNULL,
+        stderr=subprocess.DEVNULL,
+    )
+    try:
+        deadline = time.monotonic() + 10
+        while True:  # until it listens
+            try:
+                with socket.create_connection(("127.0.0.1", port), timeout=1):
+                    break
+            except OSError:
+                assert time.monotonic() < deadline, "the cluster-mode redis-server did not start"
+                time.sleep(0.05)
+        yield port
+    finally:
+        process.terminate()
+        process.wait(10)
+
+
+async def test_a_redis_cluster_node_is_refused_with_one_line(cluster_mode_redis: int) -> None:
+    """Redis Cluster is not supported (SPEC.md 13.9): said at start, not found out later."""
+    url = f"redis://127.0.0.1:{cluster_mode_redis}/0"
+    server = rtt.load("mock").server(broker=broker_config(url, connect_timeout=5.0))
+    with pytest.raises(BrokerError, match="is a Redis Cluster node, which rtt-redis does not support"):
+        await server.start()
+    assert server.state is ServerState.CLOSED

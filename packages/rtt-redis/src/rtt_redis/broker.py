@@ -249,6 +249,13 @@ class RedisBroker(Broker):
     async def _connect(self) -> None:
         self._make_connections()
         await self._open()
+        assert self._client is not None
+        if (await self._client.info("cluster")).get("cluster_enabled") == 1:
+            # Plain pub/sub on a cluster reaches every shard, and the node keys span slots (SPEC.md 13.9).
+            raise BrokerError(
+                f"broker 'redis' at {self.describe()} is a Redis Cluster node, which rtt-redis does not "
+                "support: use a standalone Redis (or one per rtt cluster, by prefix)"
+            )
         self._workers = [self._spawn(self._write_loop()), self._spawn(self._deliver_loop())]
         await self._announce(self._local_count())
 
