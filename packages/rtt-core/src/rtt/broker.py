@@ -159,6 +159,8 @@ class Envelope:
 
 
 _VERSION = b"1"
+#: One encoder for every envelope: json.dumps with options builds a new one per call.
+_encode_json = json.JSONEncoder(separators=(",", ":")).encode
 _OPS = frozenset(
     {"broadcast", "send", "disconnect", "join", "leave", "ack", "relay", "head", "chunk", "end", "cancel"}
 )
@@ -186,7 +188,7 @@ def encode_envelope(envelope: Envelope) -> bytes:
         body = bytes(data)
     else:
         body = b""
-    return _VERSION + json.dumps(header, separators=(",", ":")).encode() + b"\n" + body
+    return _VERSION + _encode_json(header).encode() + b"\n" + body
 
 
 def decode_envelope(payload: bytes) -> Envelope:
