@@ -14,11 +14,8 @@ import asyncio
 import contextlib
 import json
 import os
-import shutil
 import signal
 import socket
-import subprocess
-import time
 from collections.abc import AsyncIterator, Iterator
 from pathlib import Path
 from typing import Any
@@ -27,19 +24,10 @@ import aiohttp
 import pytest
 import redis
 from cli_support import SERVING, START_TIMEOUT, STOP_TIMEOUT, Serving, command_env, rtt_command, run, serving
+from redis_support import RedisServer, free_port
 
 import rtt
 from rtt.testing import eventually
-
-REDIS_SERVER = "/usr/bin/redis-server"
-#: Seconds Redis may take to answer PING after it was started.
-REDIS_START_TIMEOUT = 10.0
-
-
-def free_port() -> int:
-    with socket.socket() as probe:
-        probe.bind(("127.0.0.1", 0))
-        return int(probe.getsockname()[1])
 
 
 class Redis:
@@ -66,36 +54,15 @@ class Redis:
 
 
 @pytest.fixture
-def redis_server() -> Iterator[Redis]:
-    executable = shutil.which("redis-server") or REDIS_SERVER
-    if not Path(executable).is_file():
-        pytest.fail(f"these tests need redis-server ({REDIS_SERVER}): apt-get install redis-server")
-    port = free_port()
-    process = subprocess.Popen(
-        [executable, "--save", "", "--appendonly", "no", "--port", str(port), "--bind", "127.0.0.1"],
-        stdout=subprocess.DEVNULL,
-        stderr=subprocess.DEVNULL,
-    )
-    server = Redis(port)
+def redis_server(tmp_path: Path) -> Iterator[Redis]:
+    server = RedisServer(tmp_path)
+    server.start()
+    looking = Redis(server.port)
     try:
-        deadline = time.monotonic() + REDIS_START_TIMEOUT
-        while True:
-            try:
-                if server.client.ping():
-                    break
-            except redis.ConnectionError:
-                if process.poll() is not None or time.monotonic() > deadline:
-                    raise AssertionError(f"redis-server on port {port} did not start") from None
-                time.sleep(0.05)
-        yield server
+        yield looking
     finally:
-        server.client.close()
-        process.terminate()
-        try:
-            process.wait(10)
-        except subprocess.TimeoutExpired:
-            process.kill()
-            process.wait()
+        looking.client.close()
+        server.stop()
 
 
 def children(pid: int) -> set[int]:
