@@ -406,3 +406,94 @@ async def test_a_holder_that_never_confirms_is_a_broker_error(hub_url: str) -> N
         with pytest.raises(BrokerError, match=r"did not confirm join within 0\.2 s"):
             await asker.join(sid, "room")
         assert not asker._acks
+
+
+async def test_the_base_class_keeps_its_promises(hub_url: str, caplog: pytest.LogCaptureFixture) -> None:
+    """Counted subscriptions, retried subscriptions, listeners, failing hooks, stuck tasks."""
+
+    class Moody(MemoryBroker):
+        announce_fails = False
+        close_fails = False
+
+        def __init__(self, url: str, **options: Any) -> None:
+            super().__init__(url, **options)
+            self.refuse: set[str] = set()
+
+        async def _subscribe(self, channels: Any) -> None:
+            if self.refuse & set(channels):
+                raise OSError("not now")
+            await super()._subscribe(channels)
+
+        async def _announce(self, count: int) -> None:
+            if self.announce_fails:
+                raise OSError("announce refused")
+            await super()._announce(count)
+
+        async def _close(self) -> None:
+            await super()._close()
+            if self.close_fails:
+                raise OSError("close refused")
+
+    broker = Moody(hub_url, heartbeat=0.05, timeout=0.2)
+    heard: list[BrokerState] = []
+
+    async def async_listener(state: BrokerState) -> None:
+        heard.append(state)
+
+    def raising_listener(state: BrokerState) -> None:
+        raise RuntimeError("a listener that breaks")
+
+    broker.add_listener(async_listener)
+    broker.add_listener(raising_listener)
+    delivered: list[str] = []
+
+    async def deliver(channel: str, payload: bytes) -> None:
+        delivered.append(channel)
+
+    hub_ = hub(hub_url.removeprefix("memory://"))
+    with caplog.at_level(logging.DEBUG, "rtt.broker"):
+        await broker.start("node-1", deliver, lambda: 0)
+        # Counted: two subscribes need two unsubscribes; an unknown channel is nothing to undo.
+        await broker.subscribe("c")
+        await broker.subscribe("c")
+        await broker.unsubscribe("c")
+        assert broker in hub_.subscribers["c"]
+        await broker.unsubscribe("c")
+        await broker.unsubscribe("never")
+        assert "c" not in hub_.subscribers
+        # A subscription refused while the link is up is retried by the heartbeat.
+        broker.refuse = {"late"}
+        await broker.subscribe("late")
+        assert "late" not in hub_.subscribers
+        broker.refuse = set()
+        await eventually(lambda: "late" in hub_.subscribers, 5, "the retried subscription")
+        # A failing heartbeat is logged and the loop goes on.
+        broker.announce_fails = True
+        await eventually(lambda: "heartbeat failed: announce refused" in caplog.text, 5, "a failed heartbeat")
+        broker.announce_fails = False
+        # Listeners hear outages; one that raises is logged, the others still hear.
+        hub_.fail()
+        await eventually(lambda: heard == [BrokerState.DOWN], 5, "the async listener")
+        assert "broker state listener" in caplog.text
+        hub_.recover()
+        await eventually(lambda: heard == [BrokerState.DOWN, BrokerState.UP], 5, "the link back")
+
+        # A failing background task is logged; one that swallows a cancellation cannot hang close().
+        async def failing() -> None:
+            raise OSError("a task that fails")
+
+        async def stubborn() -> None:
+            try:
+                await asyncio.sleep(5)
+            except asyncio.CancelledError:
+                await asyncio.sleep(0.4)
+
+        broker._spawn(failing())
+        broker._spawn(stubborn())
+        await asyncio.sleep(0.05)
+        assert "task failed" in caplog.text
+        broker.close_fails = True
+        await broker.close()
+        assert "tasks did not stop when cancelled" in caplog.text
+        assert "close failed: close refused" in caplog.text
+        await asyncio.sleep(0.5)  # the stubborn task ends by itself

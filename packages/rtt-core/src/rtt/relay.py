@@ -178,7 +178,7 @@ class _Pending:
                 self.ready.clear()
                 await self.ready.wait()
         piece = self.pieces.pop(0)
-        if isinstance(piece.data, bytes):
+        if piece.op == "chunk" and isinstance(piece.data, bytes):
             self.queued -= len(piece.data)
         return piece
 
@@ -275,7 +275,7 @@ class Relay:
         pending = self._pending.get(envelope.ref)
         if pending is None or pending.broken:
             return  # given up already; its holder has been told
-        if isinstance(envelope.data, bytes):
+        if op == "chunk" and isinstance(envelope.data, bytes):
             pending.queued += len(envelope.data)
         if pending.queued > self.limit:
             logger.warning(
