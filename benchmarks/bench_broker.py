@@ -63,7 +63,7 @@ from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
 
-from harness import HOST, PINNED_MALLOC, cpu_seconds, fmt, print_table, raise_fd_limit
+from harness import HOST, PINNED_MALLOC, cpu_seconds, fmt, positive_int, print_table, raise_fd_limit
 from websockets.asyncio.client import ClientConnection, connect
 
 import rtt
@@ -621,13 +621,6 @@ def print_send(load: Load, sends: dict[str, Figures]) -> None:
     print_table(header, rows)
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments; serve (in a child) or run the benchmark and print its figures."""
     parser = argparse.ArgumentParser(
@@ -646,7 +639,7 @@ def main(argv: list[str] | None = None) -> int:
     for field in dataclasses.fields(Load):
         parser.add_argument(
             "--" + field.name.replace("_", "-"),
-            type=float if field.name in ("rate", "timeout") else _positive,
+            type=float if field.name in ("rate", "timeout") else positive_int,
             default=None,
             help=f"default {field.default} ({getattr(QUICK, field.name)} with --quick)",
         )

@@ -27,6 +27,7 @@ from harness import (
     ServerProcess,
     compare,
     load_pairs,
+    positive_int,
     print_comparison,
     raise_fd_limit,
 )
@@ -86,13 +87,6 @@ async def self_test(pairs: dict[str, Pair]) -> None:
     print("\nself-test passed")
 
 
-def _positive(text: str) -> int:
-    value = int(text)
-    if value < 1:
-        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
-    return value
-
-
 def main(argv: list[str] | None = None) -> int:
     """Parse arguments, run the comparisons (or the self-test) and print the figures."""
     parser = argparse.ArgumentParser(
@@ -103,13 +97,15 @@ def main(argv: list[str] | None = None) -> int:
     parser.add_argument("--self-test", action="store_true", help="check the cross-process machinery")
     parser.add_argument("--quick", action="store_true", help="tiny counts: a smoke run")
     parser.add_argument(
-        "--repeat", type=_positive, help="fresh processes per side; median taken (default 5, 1 with --quick)"
+        "--repeat",
+        type=positive_int,
+        help="fresh processes per side; median taken (default 5, 1 with --quick)",
     )
     for field in dataclasses.fields(Load):
         flag = "--" + field.name.replace("_", "-")
         parser.add_argument(
             flag,
-            type=float if field.name == "timeout" else _positive,
+            type=float if field.name == "timeout" else positive_int,
             default=None,
             help=f"default {field.default} ({getattr(QUICK, field.name)} with --quick)",
         )

@@ -23,6 +23,7 @@ Pairs live in ``benchmarks/pairs/<name>.py`` and call :func:`register`.
 
 from __future__ import annotations
 
+import argparse
 import asyncio
 import contextlib
 import importlib
@@ -518,6 +519,14 @@ def print_comparison(pair: Pair, load: Load, repeat: int, figures: dict[str, Fig
         for key, label in load.labels().items()
     ]
     print_table(["metric", "wrapped", "raw", "ratio"], rows)
+
+
+def positive_int(text: str) -> int:
+    """An argparse type: an int of at least 1."""
+    value = int(text)
+    if value < 1:
+        raise argparse.ArgumentTypeError(f"must be >= 1, got {value}")
+    return value
 
 
 def fmt(value: float) -> str:
