@@ -286,52 +286,52 @@ def _transports(infos: list[PluginInfo]) -> list[PluginInfo]:
     return [info for info in infos if info.kind == "transport"]
 
 
-def _cmd_list(args: argparse.Namespace) -> int:
-    infos = available()
-    transports = _transports(infos)
-    brokers = [info for info in infos if info.kind == "broker"]
-    rows = [["transport", "distribution", "version", "capabilities"]]
+def _listing(infos: list[PluginInfo], kind: str, last_column: str) -> tuple[list[list[str]], list[list[str]]]:
+    """The rows (a header first) of the plugins of ``kind`` that load, and of those that fail to."""
+    rows = [[kind, "distribution", "version", last_column]]
     failed: list[list[str]] = []
-    for info in transports:
-        row = [info.name, info.distribution or "?", info.version or "?"]
-        if info.ok and info.capabilities is not None:
-            rows.append([*row, ", ".join(capability_names(info.capabilities))])
-        else:
-            failed.append([*row, info.error or "unknown error"])
-    broker_rows = [["broker", "distribution", "version", ""]]
-    broker_failed: list[list[str]] = []
-    for info in brokers:
+    for info in infos:
+        if info.kind != kind:
+            continue
         row = [info.name, info.distribution or "?", info.version or "?"]
         if info.ok:
-            broker_rows.append([*row, ""])
+            rows.append([*row, ", ".join(capability_names(info.capabilities)) if info.capabilities else ""])
         else:
-            broker_failed.append([*row, info.error or "unknown error"])
+            failed.append([*row, info.error or "unknown error"])
+    return rows, failed
+
+
+def _cmd_list(args: argparse.Namespace) -> int:
+    infos = available()
+    transports, failed = _listing(infos, "transport", "capabilities")
+    brokers, brokers_failed = _listing(infos, "broker", "")
     # One set of column widths for both tables, so they line up.
-    widths = [max(len(row[i]) for row in [*rows, *failed, *broker_rows, *broker_failed]) for i in range(3)]
+    widths = [max(len(row[i]) for row in [*transports, *failed, *brokers, *brokers_failed]) for i in range(3)]
 
     def line(row: list[str]) -> str:
         cells = [*(cell.ljust(width) for cell, width in zip(row, widths, strict=False)), row[3]]
         return "  ".join(cells).rstrip()
 
-    if len(rows) == 1 and not failed:
-        print("no transports installed: pip install rtt-ws (or rtt-engineio, rtt-sockjs)")
-    else:
-        for row in rows:
-            print(line(row))
-    if failed:
-        print("\nfailed to load:")
-        for row in failed:
-            print(line(row))
+    def section(rows: list[list[str]], failed: list[list[str]], empty: str, failed_title: str) -> None:
+        print(empty if len(rows) == 1 and not failed else "\n".join(map(line, rows)))
+        if failed:
+            print(f"\n{failed_title}:")
+            for row in failed:
+                print(line(row))
+
+    section(
+        transports,
+        failed,
+        "no transports installed: pip install rtt-ws (or rtt-engineio, rtt-sockjs)",
+        "failed to load",
+    )
     print("\nbrokers:")
-    if len(broker_rows) == 1 and not broker_failed:
-        print("no brokers installed: pip install rtt-redis (needed for rtt serve --broker and --workers)")
-    else:
-        for row in broker_rows:
-            print(line(row))
-    if broker_failed:
-        print("\nbrokers that failed to load:")
-        for row in broker_failed:
-            print(line(row))
+    section(
+        brokers,
+        brokers_failed,
+        "no brokers installed: pip install rtt-redis (needed for rtt serve --broker and --workers)",
+        "brokers that failed to load",
+    )
     return 0
 
 

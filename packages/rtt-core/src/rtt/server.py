@@ -701,16 +701,14 @@ class Server(abc.ABC, Generic[C]):
             raise UnknownSocketError(socket_id)
         ref = secrets.token_urlsafe(9) if confirmed else ""
         envelope = _envelope(op, origin=self.node, socket=socket_id, group=group, data=data, ref=ref)
-        if not confirmed:
-            if not await broker.publish(f"s.{socket_id}", envelope):
-                raise UnknownSocketError(socket_id)
-            self.stats.broker_published += 1
-            return
-        done = self._acks[ref] = asyncio.get_running_loop().create_future()
+        if confirmed:
+            done = self._acks[ref] = asyncio.get_running_loop().create_future()
         try:
             if not await broker.publish(f"s.{socket_id}", envelope):
                 raise UnknownSocketError(socket_id)
             self.stats.broker_published += 1
+            if not confirmed:
+                return
             try:
                 async with asyncio.timeout(broker.options.timeout):
                     held = await done
