@@ -112,7 +112,11 @@ class MockServer(Server[Link]):
     async def _stop(self) -> None:
         await self._stop_accepting()
         for link in list(self._links):
-            self._abort(link)
+            # A link accepted but not yet opened as a socket was never asked to close: like a
+            # real server going away, it tells the client ``shutdown`` before the link is cut.
+            # (Links that did not close in time were already cut by _abort; put() ignores them.)
+            link.to_client.put(Frame("close", reason=CloseReason.SHUTDOWN))
+            link.to_server.cut(CloseReason.TRANSPORT_ERROR)
 
 
 __all__ = ["MockServer"]
