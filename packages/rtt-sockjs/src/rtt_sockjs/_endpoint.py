@@ -1,0 +1,306 @@
+"""The sockjs server's aiohttp side: the sub-application, its guard, the relay glue, assets, the site.
+
+rtt serves the library's SockJS routes (:func:`rtt_sockjs._library.add_endpoint`)
+in an aiohttp sub-application at the endpoint prefix, behind a middleware
+(:meth:`Endpoint.guard`) that runs the origin check on every request and
+``authorize`` before a session exists, binds each HTTP session to the client
+that opened it with a cookie (SockJS session ids come from the client's URL,
+so anyone who learns one could otherwise poll or post as that client),
+answers message POSTs itself (strictly parsed, bounded), and, with a broker,
+relays a request of an HTTP session another process holds to that process
+(SPEC.md 13.8), so no sticky sessions are needed.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import logging
+import secrets
+import shutil
+import socket as socket_module
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Final
+from urllib.parse import parse_qsl, unquote_plus, urlencode
+
+from aiohttp import hdrs, web
+
+from rtt import BrokerError, CloseReason, Handshake, Headers, Reject
+from rtt.assets import asset_headers, read_asset
+from rtt.handshake import origin_allowed
+from rtt.relay import RelayedRequest, relay_headers
+
+from ._library import RttManager, add_endpoint
+from ._wire import BINDING_COOKIE
+
+if TYPE_CHECKING:
+    from .server import SockjsConn, SockjsServer
+
+__all__ = ["Endpoint"]
+
+logger = logging.getLogger("rtt.sockjs")
+
+#: Transports whose request opens (or resumes) a session's receiving side.
+RECEIVING: Final = frozenset({"websocket", "xhr", "xhr_streaming", "eventsource", "htmlfile", "jsonp"})
+#: Transports that post messages into an existing session.
+SENDING: Final = frozenset({"xhr_send", "jsonp_send"})
+#: Query parameters SockJS clients add themselves (cache buster, JSONP callback, iframe id).
+_PROTOCOL_QUERY: Final = frozenset({"t", "c", "i"})
+
+_Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+class Endpoint:
+    """One server's aiohttp application parts: built once, mounted or run standalone."""
+
+    def __init__(self, server: SockjsServer) -> None:
+        self.server = server
+        self.options = server.options
+        self.prefix = server.options.sockjs_prefix
+        self.sub = web.Application(middlewares=[self.guard])
+        self.manager = RttManager(server, self.sub)
+        add_endpoint(self.sub, self.manager, server.options.sockjs_client_url)
+        self.sub.on_response_prepare.append(self._decorate)
+        self.runner: web.AppRunner | None = None
+        self.relay_socket: str | None = None
+        #: Mounted into an application of the user's (which owns the listener).
+        self.mounted = False
+        self._in_app = False
+
+    # -- Mounting -----------------------------------------------------------
+
+    def attach(self, app: web.Application) -> None:
+        """Mount the endpoint (and the browser assets) into the user's ``app``."""
+        self._mount(app)
+        self.mounted = True
+
+    def _mount(self, app: web.Application) -> None:
+        if self._in_app:
+            raise RuntimeError("this server is already attached to an application")
+        app.add_subapp(self.prefix, self.sub)
+        if self.options.assets_path is not None:
+            app.router.add_get(self.options.assets_path + "{name}", self._asset)
+        self._in_app = True
+
+    async def start_site(self, host: str, port: int, *, relay: bool) -> tuple[str, int]:
+        """Run the endpoint on its own aiohttp server; with ``relay``, also on a Unix socket for relays."""
+        app = web.Application()
+        self._mount(app)
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=self.options.close_timeout
+        )
+        await runner.setup()
+        site = web.TCPSite(runner, host, port, reuse_port=self.options.reuse_port)
+        try:
+            await site.start()
+            if relay:
+                # Relayed requests (SPEC.md 13.8) reach this process's own server here.
+                path = str(Path(tempfile.mkdtemp(prefix="rtt-relay-")) / "http.sock")
+                await web.UnixSite(runner, path).start()
+                self.relay_socket = path
+        except BaseException:
+            await runner.cleanup()
+            self.remove_relay_socket()
+            raise
+        self.runner = runner
+        address, bound = runner.addresses[0][:2]
+        return str(address), int(bound)
+
+    async def stop_site(self) -> None:
+        """Stop the standalone server (if any) and remove the relay socket."""
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        self.remove_relay_socket()
+
+    def remove_relay_socket(self) -> None:
+        if self.relay_socket is not None:
+            shutil.rmtree(Path(self.relay_socket).parent, ignore_errors=True)
+            self.relay_socket = None
+
+    async def _asset(self, request: web.Request) -> web.Response:
+        found = read_asset(self.server.transport.browser_assets(), request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        content_type, body = found
+        return web.Response(body=body, headers=asset_headers(content_type))
+
+    # -- The guard: origins, authorize, binding, message POSTs ---------------
+
+    @web.middleware
+    async def guard(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """Every request of the sub-application passes here before the library sees it."""
+        server = self.server
+        info = request.match_info
+        transport = info.get("transport")
+        manager = self.manager
+        session = manager.get(info["session"], default=None) if transport is not None else None
+        if session is None and transport not in (None, "websocket") and server._relay_socket is not None:
+            relayed = await self._forward(request, info["session"])
+            if relayed is not None:
+                return relayed
+        if transport is None:  # greeting, info, iframe page: public, for any origin
+            if request.path.endswith("/info"):
+                _key(request)
+            return await handler(request)
+        opening = transport in RECEIVING and (session is None or transport == "websocket")
+        if not opening and not origin_allowed(request.headers.get(hdrs.ORIGIN), self.options.allowed_origins):
+            # (A request that opens a session has its origin checked by admit, with authorize.)
+            return web.Response(status=403, text="Origin not allowed")
+        if transport in SENDING or (transport == "jsonp" and request.method == hdrs.METH_POST):
+            conn = session.rtt_conn if session is not None else None
+            if conn is None or conn.ended or not _owns(conn, request):
+                return web.Response(status=404, text="No such session")
+            return await self._post(request, conn, jsonp=transport != "xhr_send")
+        if transport not in RECEIVING or request.method == hdrs.METH_OPTIONS:
+            return await handler(request)
+        if not opening:
+            assert session is not None
+            conn = session.rtt_conn
+            if conn is None or not _owns(conn, request):
+                return web.Response(status=404, text="No such session")
+            request["rtt.key"] = conn.key
+            return await _answer(handler, request)
+        # A new session: admit it before the library creates it.
+        handshake = self._handshake(request)
+        decision = await server._admit(handshake)
+        if isinstance(decision, Reject):
+            return web.Response(status=decision.status, text=decision.reason)
+        request["rtt.admitted"] = (handshake, decision.identity)
+        if transport != "websocket":  # a WebSocket session lives and dies with its socket
+            request["rtt.key"] = _key(request)
+        try:
+            return await _answer(handler, request)
+        finally:
+            # A request the library refused before the session opened (a JSONP
+            # request without its callback, say) must not leave a session nobody owns.
+            manager.forget_orphan(info["session"])
+
+    async def _forward(self, request: web.Request, key: str) -> web.StreamResponse | None:
+        """Relay a request of a session another process holds to that process (SPEC.md 13.8)."""
+        if _relayed(request):
+            return None  # relayed here already: never relayed again
+        body = await read_body(request, self.server.body_limit)
+        if body is None:
+            return web.Response(status=413, text="Payload too large")
+        try:
+            relayed = await self.server._relay_session(
+                key, RelayedRequest(request.method, request.path_qs, relay_headers(request.headers), body)
+            )
+        except BrokerError as exc:
+            logger.warning("cannot relay a request of session %s: %s", key, exc)
+            return web.Response(status=503, text="Session held by another process, which cannot be reached")
+        if relayed is None:
+            return None  # no process holds it: a new session, or an unknown one
+        response = web.StreamResponse(status=relayed.status, headers=relayed.headers)
+        try:
+            async with contextlib.aclosing(relayed.body) as parts:
+                await response.prepare(request)
+                async for part in parts:
+                    await response.write(part)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client left; closing the body told the holder to stop
+        return response
+
+    async def _decorate(self, request: web.Request, response: web.StreamResponse) -> None:
+        """Set the binding cookie and the CORS headers a cross-origin SockJS client needs."""
+        key = request.get("rtt.new_key")
+        if key is not None:
+            # aiohttp has already turned response.cookies into headers at this point.
+            response.headers.add(
+                hdrs.SET_COOKIE, f"{BINDING_COOKIE}={key}; Path={self.prefix}; HttpOnly; SameSite=Lax"
+            )
+        origin = request.headers.get(hdrs.ORIGIN)
+        if origin is not None and origin_allowed(origin, self.options.allowed_origins):
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+            response.headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"
+
+    def _handshake(self, request: web.Request) -> Handshake:
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        remote = (str(peer[0]), int(peer[1])) if peer else None
+        query = [
+            (k, v)
+            for k, v in parse_qsl(request.query_string, keep_blank_values=True)
+            if k not in _PROTOCOL_QUERY
+        ]
+        return Handshake(
+            headers=Headers.from_raw(request.raw_headers),
+            path=self.prefix,
+            query_string=urlencode(query),
+            remote_address=remote,
+        )
+
+    async def _post(self, request: web.Request, conn: SockjsConn, *, jsonp: bool) -> web.StreamResponse:
+        """Messages posted over HTTP (``xhr_send``, ``jsonp_send``): read strictly, bounded."""
+        server = self.server
+        body = await read_body(request, server.body_limit)
+        if body is None:
+            server.violation(conn, CloseReason.MESSAGE_TOO_BIG)
+            return web.Response(status=413, text="Payload too large")
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            server.violation(conn, CloseReason.PROTOCOL_ERROR)
+            return web.Response(status=400, text="Payload is not UTF-8")
+        if jsonp and request.content_type == "application/x-www-form-urlencoded":
+            text = unquote_plus(text[2:]) if text.startswith("d=") else ""
+        if not text:
+            return web.Response(status=500, text="Payload expected.")
+        if not await server.deliver(conn, text) and conn.detected is CloseReason.PROTOCOL_ERROR:
+            return web.Response(status=400, text="Broken payload")
+        headers = {hdrs.CONTENT_TYPE: "text/plain;charset=UTF-8", hdrs.CACHE_CONTROL: "no-store, no-cache"}
+        if jsonp:
+            return web.Response(body=b"ok", headers=headers)
+        return web.Response(status=204, headers=headers)
+
+
+def _key(request: web.Request) -> str:
+    """The request's binding key: its cookie's, or a new one its response will set."""
+    key = request.cookies.get(BINDING_COOKIE)
+    if key is None or len(key) != 22:
+        key = secrets.token_urlsafe(16)
+        request["rtt.new_key"] = key
+    return key
+
+
+async def _answer(handler: _Handler, request: web.Request) -> web.StreamResponse:
+    """The library's response to a receiving request, or nothing if its client has left.
+
+    A poller that gives up (a client closing, a relay cancelled) leaves the
+    library writing to a closed connection; that is no error of the server's.
+    """
+    try:
+        return await handler(request)
+    except ConnectionResetError:
+        return web.Response(status=204)
+
+
+def _relayed(request: web.Request) -> bool:
+    """Whether ``request`` came over the relay's Unix socket."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    return sock is not None and sock.family == socket_module.AF_UNIX
+
+
+async def read_body(request: web.Request, limit: int) -> bytes | None:
+    """The whole request body, or None (unread) once it is past ``limit`` bytes."""
+    length = request.content_length
+    if length is not None:
+        if length > limit:
+            return None
+        return await request.content.readexactly(length) if length else b""
+    chunks: list[bytes] = []
+    total = 0
+    async for chunk in request.content.iter_chunked(64 * 1024):
+        total += len(chunk)
+        if total > limit:
+            return None
+        chunks.append(chunk)
+    return b"".join(chunks)
+
+
+def _owns(conn: SockjsConn, request: web.Request) -> bool:
+    """Whether ``request`` comes from the client that opened the HTTP session ``conn``."""
+    key = conn.key
+    return key is not None and secrets.compare_digest(key, request.cookies.get(BINDING_COOKIE, ""))

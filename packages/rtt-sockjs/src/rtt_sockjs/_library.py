@@ -1,0 +1,557 @@
+"""Everything rtt-sockjs overrides or reads inside the ``sockjs`` library (SPEC.md 12.4, library coupling).
+
+Written against ``sockjs>=0.13,<0.14`` (aio-libs) on ``aiohttp>=3.11``. The
+library has no hooks for what rtt needs (a byte-counted queue, a strict
+heartbeat, strict parsing, binding sessions to their client, close reasons),
+so rtt subclasses its session, its session manager and its transports, and
+gives its route rtt's transport table. Nothing else in the plugin touches the
+library's internals: the rest uses this module and public APIs only.
+
+:data:`COUPLING` lists each override and each access of something the library
+does not document, with the reason; ``tests/sockjs_plugin/test_sockjs_canaries.py``
+checks every entry against the installed release, and SPEC.md 12.4 lists them.
+The rtt side of every decision (admitting, binding, closing) is
+:class:`~rtt_sockjs.server.SockjsServer`'s; these classes only call it.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import collections
+import contextlib
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any, Final
+
+import sockjs  # type: ignore[import-untyped, unused-ignore]
+from aiohttp import WSMsgType, hdrs, web
+from sockjs import (  # type: ignore[import-untyped, unused-ignore]
+    Frame,
+    SessionIsAcquired,
+    SessionIsClosed,
+    SessionState,
+)
+from sockjs.route import SockJSRoute  # type: ignore[import-untyped, unused-ignore]
+from sockjs.transports import transport_handlers  # type: ignore[import-untyped, unused-ignore]
+from sockjs.transports.base import (  # type: ignore[import-untyped, unused-ignore]
+    StreamingTransport,
+    Transport,
+)
+from sockjs.transports.websocket import WebSocketTransport  # type: ignore[import-untyped, unused-ignore]
+
+from rtt import CloseReason
+
+from ._wire import BATCH_CHARS, close_frame, messages_frame
+
+if TYPE_CHECKING:
+    from .server import SockjsConn, SockjsServer
+
+__all__ = [
+    "COUPLING",
+    "TRANSPORT",
+    "Coupling",
+    "Refused",
+    "RttManager",
+    "RttSession",
+    "add_endpoint",
+]
+
+#: The version range every entry of :data:`COUPLING` was written against.
+WRITTEN_AGAINST: Final = "sockjs>=0.13,<0.14 (checked on 0.13.0), aiohttp>=3.11"
+
+#: Request key under which rtt's transports name themselves before they acquire a session.
+TRANSPORT: Final = "rtt.transport"
+
+_ANOTHER_CONNECTION: Final = 'c[2010,"Another connection still open"]'
+#: Close codes of a WebSocket the client closed on purpose (normal, going away, no status).
+_CLIENT_CLOSE_CODES: Final = frozenset({1000, 1001, 1005, 0})
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """One part of the library rtt overrides, calls or reads although the library does not document it."""
+
+    owner: type
+    """The upstream class (``sockjs.session.Session``...)."""
+    name: str
+    """The method or attribute."""
+    parameters: tuple[str, ...] | None
+    """Its parameters (``self`` included) as rtt was written against; None: an attribute."""
+    instance: bool
+    """The attribute is set on instances (by the owner's ``__init__``), not on the class."""
+    why: str
+    """Why rtt touches it, and whether a public API could do instead."""
+
+
+#: Every override and every undocumented access, in the order of this module.
+COUPLING: Final[tuple[Coupling, ...]] = (
+    Coupling(sockjs.Session, "__init__", None, False, "RttSession.__init__: adds rtt's own queue and waiter"),
+    Coupling(
+        sockjs.Session,
+        "feed",
+        ("self", "frame", "data"),
+        False,
+        "RttSession.feed: a queue that counts bytes (outbound_limit) and batches under BATCH_CHARS",
+    ),
+    Coupling(
+        sockjs.Session,
+        "get_frame",
+        ("self", "pack"),
+        False,
+        "RttSession.get_frame: takes from rtt's queue; the transports' only way to read a session",
+    ),
+    Coupling(
+        sockjs.Session,
+        "release_waiters",
+        ("self",),
+        False,
+        "RttSession.release_waiters: wakes the transport waiting on rtt's queue",
+    ),
+    Coupling(
+        sockjs.Session,
+        "request",
+        None,
+        True,
+        "read by SockjsServer.drop: the receiving request, whose connection rtt aborts",
+    ),
+    Coupling(
+        sockjs.SessionManager,
+        "__init__",
+        ("self", "name", "app", "handler", "heartbeat_delay", "disconnect_delay", "debug"),
+        False,
+        "RttManager.__init__: heartbeat_delay=0 (rtt keeps time), a long disconnect_delay",
+    ),
+    Coupling(
+        sockjs.SessionManager, "factory", None, True, "set by RttManager.__init__: sessions are RttSessions"
+    ),
+    Coupling(
+        sockjs.SessionManager,
+        "started",
+        None,
+        False,
+        "RttManager.started: always True, so the library never starts its session collector",
+    ),
+    Coupling(
+        sockjs.SessionManager,
+        "clear",
+        ("self",),
+        False,
+        "RttManager.clear: ends every session as rtt's (shutdown), called by the library's stop",
+    ),
+    Coupling(
+        sockjs.SessionManager,
+        "acquire",
+        ("self", "session", "request"),
+        False,
+        "RttManager.acquire: admission and binding before the library opens or resumes a session",
+    ),
+    Coupling(
+        sockjs.SessionManager,
+        "release",
+        ("self", "s"),
+        False,
+        "RttManager.release: the heartbeat stops and an HTTP session's expiry starts",
+    ),
+    Coupling(
+        sockjs.SessionManager,
+        "remote_close",
+        ("self", "session", "exc"),
+        False,
+        "RttManager.remote_close: the library's route saw a receiving request fail",
+    ),
+    Coupling(
+        sockjs.SessionManager,
+        "remote_closed",
+        ("self", "session"),
+        False,
+        "RttManager.remote_closed: as remote_close (the library's route may call either)",
+    ),
+    Coupling(
+        sockjs.SessionManager,
+        "sessions",
+        None,
+        True,
+        "read and written by rtt: an ended session is forgotten at once, a refused one never kept",
+    ),
+    Coupling(
+        sockjs.SessionManager,
+        "acquired",
+        None,
+        True,
+        "written by rtt: an ended session is no longer acquired",
+    ),
+    Coupling(
+        Transport,
+        "__init__",
+        ("self", "manager", "session", "request"),
+        False,
+        "read: the transports' manager, session and request attributes",
+    ),
+    Coupling(
+        StreamingTransport,
+        "handle_session",
+        ("self",),
+        False,
+        "Receiving.handle_session: rtt's receiving loop (close reasons, heartbeat ends a response)",
+    ),
+    Coupling(
+        StreamingTransport,
+        "_send",
+        ("self", "text"),
+        False,
+        "called by Receiving.handle_session: each HTTP transport's own framing of a frame",
+    ),
+    Coupling(
+        WebSocketTransport,
+        "process",
+        ("self",),
+        False,
+        "RttWebSocket.process: strict frames, the size limit, close reasons, pings as heartbeats",
+    ),
+    Coupling(
+        WebSocketTransport,
+        "get_session",
+        ("manager", "session_id"),
+        False,
+        "relied on: a WebSocket presenting an existing session id gets a session of its own",
+    ),
+    Coupling(
+        SockJSRoute,
+        "handlers",
+        None,
+        True,
+        "set by add_endpoint below: add_endpoint takes no transport table, so its route gets rtt's",
+    ),
+    Coupling(
+        SockJSRoute,
+        "handler",
+        ("self", "request"),
+        False,
+        "relied on: looks the transport up in handlers, calls remote_close/remote_closed/release",
+    ),
+)
+
+
+class Refused(Exception):
+    """A request may not use this session (it belongs to another client, or was not admitted)."""
+
+
+class RttSession(sockjs.Session):  # type: ignore[misc]
+    """A library session whose queue is rtt's: it counts bytes and batches messages under a bound.
+
+    Queue entries are ``[frame, payload, bytes, characters]``; consecutive
+    messages share one entry (one ``a[...]`` frame), as in the library, up to
+    :data:`~rtt_sockjs._wire.BATCH_CHARS`. The library's own queue stays
+    empty. rtt sends the heartbeat itself (:meth:`SockjsServer.beat`), so the
+    library's heartbeat task never starts (``heartbeat_delay=0``).
+    """
+
+    rtt_conn: SockjsConn | None = None
+    transport_name = "websocket"
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.frames: collections.deque[list[Any]] = collections.deque()
+        self.waiter: asyncio.Future[None] | None = None
+
+    def feed(self, frame: Frame, data: Any, size: int = 0) -> None:
+        # The library calls feed(Frame.OPEN, "o") when a session opens; rtt feeds the rest.
+        queue = self.frames
+        if frame is Frame.MESSAGE:
+            chars = len(data) + 3
+            last = queue[-1] if queue else None
+            # Merged frames stay under BATCH_CHARS, so every client can take them (_wire.frame_limit).
+            if last is not None and last[0] is Frame.MESSAGE and last[3] + chars <= BATCH_CHARS:
+                last[1].append(data)
+                last[2] += size
+                last[3] += chars
+            else:
+                queue.append([frame, [data], size, chars])
+        else:
+            queue.append([frame, data, size, 0])
+        self.release_waiters()
+
+    async def get_frame(self, pack: bool = True) -> tuple[Frame, str]:
+        queue = self.frames
+        if not queue and self.state is not SessionState.CLOSED:
+            waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
+            self.waiter = waiter
+            try:
+                await waiter
+            finally:
+                self.waiter = None
+        if not queue:
+            raise SessionIsClosed()
+        frame, payload, size, _ = queue.popleft()
+        conn = self.rtt_conn
+        if conn is not None:
+            conn.queued -= size
+        if frame is Frame.MESSAGE:
+            return frame, messages_frame(payload)
+        return frame, payload
+
+    def release_waiters(self) -> None:
+        waiter = self.waiter
+        if waiter is not None and not waiter.done():
+            waiter.set_result(None)
+
+    def drop_queue(self) -> None:
+        """Free everything queued and wake a waiting transport."""
+        self.frames.clear()
+        if self.rtt_conn is not None:
+            self.rtt_conn.queued = 0
+        self.release_waiters()
+
+
+class RttManager(sockjs.SessionManager):  # type: ignore[misc]
+    """The library's session manager with rtt's sessions, admission, binding and close reasons.
+
+    rtt expires sessions itself (:meth:`SockjsServer.arm`), so the library's
+    periodic collector never runs, and sends heartbeats itself.
+    """
+
+    def __init__(self, rtt: SockjsServer, app: web.Application) -> None:
+        # The library drops sessions that outlive ``disconnect_delay`` in a collector
+        # that rtt never starts; a positive value only keeps new sessions valid.
+        super().__init__("rtt", app, _ignore, heartbeat_delay=0, disconnect_delay=3600)
+        self.rtt = rtt
+        self.factory = RttSession
+
+    @property
+    def started(self) -> bool:
+        return True
+
+    async def clear(self) -> None:
+        for session in list(self.sessions.values()):
+            conn = session.rtt_conn
+            if conn is not None and not conn.ended:
+                self.rtt.drop(conn)
+                await self.rtt.finish_conn(conn, conn.rtt_reason or CloseReason.SHUTDOWN)
+            session.release()
+        self.sessions.clear()
+        self.acquired.clear()
+
+    async def acquire(self, session: RttSession, request: web.Request) -> RttSession:
+        conn = session.rtt_conn
+        if session.state is SessionState.NEW:
+            conn = await self.rtt.new_conn(session, request)
+        elif conn is None or not self.rtt.resumes(conn, request):
+            raise Refused()
+        session.transport_name = request[TRANSPORT]
+        self.rtt.disarm(conn)
+        await super().acquire(session, request)
+        await self.rtt.acquired(conn, request)
+        return session
+
+    async def release(self, s: RttSession) -> None:
+        await super().release(s)
+        conn = s.rtt_conn
+        if conn is not None:
+            self.rtt.released(conn)
+
+    def forget(self, session: RttSession) -> None:
+        """Drop an ended session from the library's tables (its id opens a new session)."""
+        if self.sessions.get(session.id) is session:
+            del self.sessions[session.id]
+        self.acquired.pop(session.id, None)
+
+    def conns(self) -> list[SockjsConn]:
+        """rtt's view of every session the library holds."""
+        return [s.rtt_conn for s in list(self.sessions.values()) if s.rtt_conn is not None]
+
+    def forget_orphan(self, session_id: str) -> None:
+        """Drop a session the library created for a request that never opened it."""
+        orphan = self.sessions.get(session_id)
+        if orphan is not None and orphan.rtt_conn is None:
+            del self.sessions[session_id]
+
+    async def remote_close(self, session: RttSession, exc: BaseException | None = None) -> None:
+        # The library's route calls this when a receiving request fails (the client went away).
+        conn = session.rtt_conn
+        if conn is not None and not conn.ended:
+            self.rtt.lost(conn, CloseReason.TRANSPORT_ERROR)
+
+    async def remote_closed(self, session: RttSession) -> None:
+        await self.remote_close(session)
+
+
+async def _ignore(manager: Any, session: Any, message: Any) -> None:
+    """The library's message handler: rtt reads messages itself, before the library would."""
+
+
+class Receiving(StreamingTransport):  # type: ignore[misc]
+    """rtt's loop for the library's HTTP receiving transports (mixed into each).
+
+    Differences from the library's: a closing session still hands out what
+    was queued before its close frame; a closed one repeats rtt's reason; a
+    response ends after each heartbeat, so the client must come back (and so
+    prove it still reads) within ``ping_timeout``; a session is resumed only
+    by the client that opened it.
+    """
+
+    session: RttSession
+    manager: RttManager
+
+    async def handle_session(self) -> None:
+        session = self.session
+        manager = self.manager
+        conn = session.rtt_conn
+        if session.state is SessionState.CLOSED:
+            closed = conn.close_text if conn is not None else None
+            await self._send(closed or close_frame(CloseReason.SERVER_CLOSED))
+            return
+        self.request[TRANSPORT] = self.name
+        try:
+            await manager.acquire(session, self.request)
+        except (SessionIsAcquired, Refused):
+            await self._send(_ANOTHER_CONNECTION)
+            return
+        conn = session.rtt_conn
+        assert conn is not None
+        try:
+            while True:
+                frame, text = await session.get_frame()
+                stop = await self._send(text)
+                if frame is Frame.CLOSE:
+                    manager.rtt.close_sent(conn)
+                    break
+                if stop or frame is Frame.HEARTBEAT:
+                    break
+        except (asyncio.CancelledError, ConnectionError, web.HTTPError):
+            await manager.remote_close(session)
+            raise
+        except SessionIsClosed:
+            pass
+        finally:
+            await manager.release(session)
+
+
+def _receiving(library_class: type[StreamingTransport]) -> type[StreamingTransport]:
+    return type(f"Rtt{library_class.__name__}", (Receiving, library_class), {})
+
+
+class RttWebSocket(WebSocketTransport):  # type: ignore[misc]
+    """SockJS's framed WebSocket, read by rtt: strict frames, size limit, close reasons, pings."""
+
+    session: RttSession
+    manager: RttManager
+
+    async def process(self) -> web.StreamResponse:
+        request = self.request
+        if request.method != hdrs.METH_GET:
+            raise web.HTTPMethodNotAllowed(request.method, [hdrs.METH_GET])
+        rtt = self.manager.rtt
+        session = self.session
+        # No permessage-deflate (as rtt-ws): it costs ~90 KiB of memory per connection.
+        ws = web.WebSocketResponse(autoping=False, max_msg_size=rtt.frame_limit, compress=False)
+        await ws.prepare(request)
+        request[TRANSPORT] = self.name
+        try:
+            await self.manager.acquire(session, request)
+        except (SessionIsAcquired, Refused):
+            if session.rtt_conn is None:
+                self.manager.sessions.pop(session.id, None)
+            await ws.send_str(_ANOTHER_CONNECTION)
+            await ws.close()
+            return ws
+        conn = session.rtt_conn
+        assert conn is not None
+        conn.ws = ws
+        writer = asyncio.get_running_loop().create_task(self._write(ws, conn))
+        reason = CloseReason.TRANSPORT_ERROR
+        try:
+            reason = await self._read(ws, conn)
+        finally:
+            writer.cancel()
+            with contextlib.suppress(asyncio.CancelledError, Exception):
+                await writer
+            await self.manager.release(session)
+            await rtt.finish_conn(conn, conn.detected or reason)
+            if not ws.closed:
+                with contextlib.suppress(Exception):
+                    async with asyncio.timeout(rtt.options.close_timeout):
+                        await ws.close(code=(conn.detected or CloseReason.SERVER_CLOSED).code)
+        return ws
+
+    async def _write(self, ws: web.WebSocketResponse, conn: SockjsConn) -> None:
+        session = self.session
+        rtt = self.manager.rtt
+        try:
+            while True:
+                frame, text = await session.get_frame()
+                if frame is Frame.HEARTBEAT:
+                    await ws.ping()
+                    continue
+                await ws.send_str(text)
+                if frame is Frame.CLOSE:
+                    reason = conn.rtt_reason or CloseReason.SERVER_CLOSED
+                    await ws.close(code=reason.code, message=reason.value.encode())
+                    rtt.close_sent(conn)
+                    return
+        except (SessionIsClosed, ConnectionError, RuntimeError):
+            return
+
+    async def _read(self, ws: web.WebSocketResponse, conn: SockjsConn) -> CloseReason:
+        rtt = self.manager.rtt
+        while True:
+            msg = await ws.receive()
+            kind = msg.type
+            if kind is WSMsgType.TEXT:
+                if msg.data and not await rtt.deliver(conn, msg.data) and conn.client_closing:
+                    return CloseReason.CLIENT_CLOSED
+                # After a violation rtt is closing the session: the writer sends the
+                # close frame and closes, which ends this loop.
+            elif kind is WSMsgType.PONG:
+                rtt.disarm(conn)
+            elif kind is WSMsgType.PING:
+                await ws.pong(msg.data)
+            elif kind is WSMsgType.BINARY:
+                rtt.violation(conn, CloseReason.PROTOCOL_ERROR)  # SockJS is text only
+            elif kind is WSMsgType.CLOSE:
+                if msg.data in _CLIENT_CLOSE_CODES:
+                    return CloseReason.CLIENT_CLOSED
+                return CloseReason.from_wire(msg.data, msg.extra or "")
+            elif kind is WSMsgType.ERROR:
+                if ws.close_code == 1009:
+                    conn.detected = CloseReason.MESSAGE_TOO_BIG
+                return conn.detected or CloseReason.TRANSPORT_ERROR
+            else:  # CLOSING, CLOSED
+                return CloseReason.TRANSPORT_ERROR
+
+
+#: The library's transports with rtt's receiving loop and WebSocket; the message
+#: POSTs (``xhr_send``, ``jsonp_send``) never reach the library (rtt answers them).
+HANDLERS: Final[dict[str, type[Any]]] = {
+    name: _receiving(cls) if issubclass(cls, StreamingTransport) else cls
+    for name, cls in transport_handlers.items()
+}
+HANDLERS["websocket"] = RttWebSocket
+
+
+def add_endpoint(sub: web.Application, manager: RttManager, sockjs_cdn: str) -> None:
+    """The library's SockJS routes at the root of ``sub``, served by rtt's transports and ``manager``.
+
+    ``sockjs.add_endpoint`` takes no transport table; the one object that
+    answers its routes (a ``sockjs.route.SockJSRoute``) is found by its type,
+    not by the order of the routes, and given rtt's table. A release where it
+    is not found fails here, loudly, rather than serving the library's own
+    transports behind rtt's back.
+    """
+    routes = sockjs.add_endpoint(
+        sub,
+        _ignore,
+        name=manager.name,
+        prefix="/",
+        manager=manager,
+        sockjs_cdn=sockjs_cdn,
+        cookie_needed=True,
+        disable_transports=("websocket-raw",),
+    )
+    owners = {id(owner): owner for owner in (getattr(route.handler, "__self__", None) for route in routes)}
+    found = [owner for owner in owners.values() if isinstance(owner, SockJSRoute)]
+    if len(found) != 1 or not isinstance(getattr(found[0], "handlers", None), dict):
+        raise RuntimeError(
+            f"sockjs {sockjs.__version__}: add_endpoint's routes are not answered by one "
+            f"sockjs.route.SockJSRoute with a 'handlers' table (found {found!r}); rtt-sockjs was "
+            f"written against {WRITTEN_AGAINST}: review rtt_sockjs/_library.py"
+        )
+    found[0].handlers = HANDLERS
