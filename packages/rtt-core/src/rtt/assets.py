@@ -1,8 +1,10 @@
 """Browser client files: how a transport exposes them and a server hands them out (SPEC.md 2.7).
 
 The shared part of every browser client (events, backoff, offline queue) is
-``rtt/browser/rtt-client.js`` in rtt-core; each plugin adds a small adapter
-file. A server serves exactly these files, read from the installed packages.
+``rtt/browser/rtt-client.js`` in rtt-core, with ``rtt-client.mjs``, the ES
+module that holds its one list of named exports; each plugin adds a small
+adapter file and an ES module entry that re-exports the core's. A server
+serves exactly these files, read from the installed packages.
 """
 
 from __future__ import annotations
@@ -12,9 +14,19 @@ from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
 
-__all__ = ["CORE_SCRIPT", "BrowserLibrary", "asset_headers", "content_type", "core_script", "read_asset"]
+__all__ = [
+    "CORE_MODULE",
+    "CORE_SCRIPT",
+    "BrowserLibrary",
+    "asset_headers",
+    "content_type",
+    "core_assets",
+    "core_script",
+    "read_asset",
+]
 
 CORE_SCRIPT = "rtt-client.js"
+CORE_MODULE = "rtt-client.mjs"
 
 _TYPES = {
     ".js": "text/javascript; charset=utf-8",
@@ -49,6 +61,15 @@ class BrowserLibrary:
 def core_script() -> Traversable:
     """The shared browser client, ``rtt-client.js``."""
     return files("rtt") / "browser" / CORE_SCRIPT
+
+
+def core_assets() -> dict[str, Traversable]:
+    """The shared browser client files every transport serves: ``rtt-client.js`` and ``rtt-client.mjs``.
+
+    A plugin's ``.mjs`` entry imports ``./rtt-client.mjs``, so both are served beside its adapter.
+    """
+    browser = files("rtt") / "browser"
+    return {CORE_SCRIPT: browser / CORE_SCRIPT, CORE_MODULE: browser / CORE_MODULE}
 
 
 def content_type(name: str) -> str:

@@ -9,7 +9,7 @@ from importlib.resources.abc import Traversable
 from urllib.parse import urlsplit
 
 from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
-from rtt.assets import CORE_SCRIPT, BrowserLibrary, core_script
+from rtt.assets import BrowserLibrary, core_assets
 
 from .client import EngineioClient
 from .server import EngineioServer
@@ -96,7 +96,7 @@ class EngineioTransport(Transport):
         # engine.io-client itself is not among them: the page loads it from npm or a CDN.
         browser = files("rtt_engineio") / "browser"
         return {
-            CORE_SCRIPT: core_script(),
+            **core_assets(),
             "rtt-engineio.js": browser / "rtt-engineio.js",
             "rtt-engineio.mjs": browser / "rtt-engineio.mjs",
         }

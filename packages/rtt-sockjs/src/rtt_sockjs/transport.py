@@ -9,7 +9,7 @@ from importlib.resources.abc import Traversable
 from urllib.parse import urlsplit
 
 from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
-from rtt.assets import CORE_SCRIPT, BrowserLibrary, core_script
+from rtt.assets import BrowserLibrary, core_assets
 
 from .client import SockjsClient
 from .server import SockjsServer
@@ -109,7 +109,7 @@ class SockjsTransport(Transport):
         # sockjs-client itself is not among them: the page loads it from npm or a CDN.
         browser = files("rtt_sockjs") / "browser"
         return {
-            CORE_SCRIPT: core_script(),
+            **core_assets(),
             "rtt-sockjs.js": browser / "rtt-sockjs.js",
             "rtt-sockjs.mjs": browser / "rtt-sockjs.mjs",
         }

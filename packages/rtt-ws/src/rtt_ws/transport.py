@@ -9,7 +9,7 @@ from importlib.resources.abc import Traversable
 from urllib.parse import urlsplit
 
 from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
-from rtt.assets import CORE_SCRIPT, core_script
+from rtt.assets import core_assets
 
 from .client import WsClient
 from .server import WsServer
@@ -41,7 +41,7 @@ class WsTransport(Transport):
     def browser_assets(self) -> Mapping[str, Traversable]:
         browser = files("rtt_ws") / "browser"
         return {
-            CORE_SCRIPT: core_script(),
+            **core_assets(),
             "rtt-ws.js": browser / "rtt-ws.js",
             "rtt-ws.mjs": browser / "rtt-ws.mjs",
         }

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * rtt-client.js: the shared core of rtt's browser clients (SPEC.md sections 4, 5, 6, 7.2).
  *
@@ -7,8 +8,9 @@
  * adapter file that calls `rtt.registerTransport(name, adapter)` (rtt-ws.js for "ws").
  *
  * Plain ES2020 with no build step and no dependencies. It works as a classic script
- * (load it before the adapter) and as an imported module (a plugin's .mjs entry imports
- * it); either way it only adds `globalThis.rtt`.
+ * (load it before the adapter) and as an imported module (rtt-client.mjs imports it and
+ * holds the one list of named exports, which every plugin's .mjs entry re-exports);
+ * either way it only adds `globalThis.rtt`.
  *
  *     <script src="http://host:port/rtt/rtt-client.js"></script>
  *     <script src="http://host:port/rtt/rtt-ws.js"></script>
@@ -41,15 +43,45 @@
  * The core applies `connectTimeout`, checks message types and sizes in both
  * directions, queues while disconnected and decides whether to reconnect.
  */
-(() => {
+// `var` so that TypeScript sees the namespace's type as a global; as a classic script it
+// is the same object as `globalThis.rtt`, as a module a local name for it.
+// eslint-disable-next-line no-var
+var rtt = (() => {
   "use strict";
 
-  const rtt = globalThis.rtt || (globalThis.rtt = {});
-  if (rtt.Client) {
+  // Until this script has run, the global may be missing or hold only what a page put there.
+  const global = /** @type {{rtt?: {Client?: unknown}}} */ (/** @type {unknown} */ (globalThis));
+  const existing = global.rtt;
+  if (existing && existing.Client) {
     // Loaded twice (a script tag and a module import, say): keep the first copy, whose
     // transport registry the adapters already wrote to.
-    return;
+    return /** @type {typeof api} */ (existing);
   }
+  const namespace = existing || (global.rtt = {});
+
+  /**
+   * A message as the client hands it over: a string, or a Uint8Array for binary.
+   * @typedef {string | Uint8Array} Message
+   */
+  /**
+   * What the core tells an adapter's connection attempt (see the contract above).
+   * @typedef {{opened: () => void, message: (data: Message) => void,
+   *            closed: (reason: string) => void, failed: (error: unknown) => void}} Sink
+   */
+  /**
+   * One connection made by an adapter.
+   * @typedef {{send: (data: Message) => void, close: (code: number, reasonText: string) => void}} Connection
+   */
+  /**
+   * A transport plugin's adapter.
+   * @typedef {{open: (url: string, options: ClientOptions, sink: Sink) => Connection}} Adapter
+   */
+  /**
+   * The client's validated, frozen options.
+   * @typedef {{readonly reconnect: ReconnectPolicy | null, readonly offlineQueueSize: number,
+   *            readonly maxMessageSize: number, readonly connectTimeout: number,
+   *            readonly [name: string]: unknown}} ClientOptions
+   */
 
   // -- Close reasons (SPEC.md 6) ------------------------------------------------------
 
@@ -71,9 +103,11 @@
     TRANSPORT_ERROR: "transport error",
   });
 
+  /** @type {Set<string>} */
   const REASONS = new Set(Object.values(CloseReason));
 
   // The WebSocket close code (RFC 6455 7.4) rtt sends with each reason, as in Python.
+  /** @type {Map<string, number>} */
   const CODES = new Map([
     [CloseReason.CLIENT_CLOSED, 1000],
     [CloseReason.SERVER_CLOSED, 1000],
@@ -88,6 +122,7 @@
 
   // Codes received without rtt's reason text (a plain WebSocket server); 1000 from a
   // server means it closed this socket on purpose.
+  /** @type {Map<number, string>} */
   const FROM_CODE = new Map([
     [1000, CloseReason.SERVER_CLOSED],
     [1001, CloseReason.SHUTDOWN],
@@ -101,6 +136,7 @@
   ]);
 
   // Deliberate closes by either side and rejections are final; the rest reconnect.
+  /** @type {Set<string>} */
   const FINAL = new Set([CloseReason.CLIENT_CLOSED, CloseReason.SERVER_CLOSED, CloseReason.REJECTED]);
 
   /**
@@ -200,7 +236,11 @@
 
   // -- Options (SPEC.md 7.2) ------------------------------------------------------------
 
-  // A short description of a value for error messages (never a function's source).
+  /**
+   * A short description of a value for error messages (never a function's source).
+   * @param {unknown} value
+   * @returns {string}
+   */
   function describe(value) {
     if (typeof value === "string") return JSON.stringify(value);
     if (typeof value === "function") return `function ${value.name || "(anonymous)"}`;
@@ -208,7 +248,14 @@
     return (value.constructor && value.constructor.name) || "object";
   }
 
-  // Fill in defaults, refusing names that are not options (a typo must not pass silently).
+  /**
+   * Fill in defaults, refusing names that are not options (a typo must not pass silently).
+   * @template {object} T
+   * @param {string} context
+   * @param {T} defaults
+   * @param {unknown} given
+   * @returns {{-readonly [K in keyof T]: unknown}}
+   */
   function withDefaults(context, defaults, given) {
     if (given === null || typeof given !== "object" || Array.isArray(given)) {
       throw new TypeError(`${context} options must be an object, got ${describe(given)}`);
@@ -220,13 +267,20 @@
           `for ${context}; valid options: ${Object.keys(defaults).join(", ")}`,
       );
     }
-    const options = { ...defaults };
+    const options = /** @type {Record<string, unknown>} */ ({ ...defaults });
     for (const [name, value] of Object.entries(given)) {
       if (value !== undefined) options[name] = value;
     }
-    return options;
+    return /** @type {{-readonly [K in keyof T]: unknown}} */ (options);
   }
 
+  /**
+   * @param {string} context
+   * @param {string} name
+   * @param {unknown} value
+   * @param {{min: number, minExclusive?: boolean}} bound
+   * @returns {asserts value is number}
+   */
   function checkNumber(context, name, value, { min, minExclusive = false }) {
     if (typeof value !== "number" || Number.isNaN(value)) {
       throw new TypeError(`${context} ${name} must be a number, got ${describe(value)}`);
@@ -236,6 +290,13 @@
     }
   }
 
+  /**
+   * @param {string} context
+   * @param {string} name
+   * @param {unknown} value
+   * @param {number} min
+   * @returns {asserts value is number}
+   */
   function checkInteger(context, name, value, min) {
     if (!Number.isSafeInteger(value)) {
       throw new TypeError(`${context} ${name} must be an integer, got ${describe(value)}`);
@@ -301,6 +362,10 @@
     connectTimeout: 10,
   });
 
+  /**
+   * @param {unknown} given
+   * @returns {ClientOptions}
+   */
   function clientOptions(given) {
     const o = withDefaults("rtt client", CLIENT_DEFAULTS, given);
     const reconnect = o.reconnect;
@@ -316,16 +381,22 @@
     checkInteger("option", "offlineQueueSize", o.offlineQueueSize, 0);
     checkInteger("option", "maxMessageSize", o.maxMessageSize, 1);
     checkNumber("option", "connectTimeout", o.connectTimeout, { min: 0, minExclusive: true });
-    return Object.freeze(o);
+    return /** @type {ClientOptions} */ (Object.freeze(o));
   }
 
   // -- Messages (SPEC.md 5) -------------------------------------------------------------
 
-  // Strings stay strings; all binary becomes a Uint8Array view (no copy yet).
+  /**
+   * Strings stay strings; all binary becomes a Uint8Array view (no copy yet).
+   * @param {unknown} data
+   * @returns {Message}
+   */
   function toMessage(data) {
     if (typeof data === "string") return data;
     // toString also recognises an ArrayBuffer from another realm (an iframe).
-    if (Object.prototype.toString.call(data) === "[object ArrayBuffer]") return new Uint8Array(data);
+    if (Object.prototype.toString.call(data) === "[object ArrayBuffer]") {
+      return new Uint8Array(/** @type {ArrayBuffer} */ (data));
+    }
     if (ArrayBuffer.isView(data)) return new Uint8Array(data.buffer, data.byteOffset, data.byteLength);
     const hint =
       typeof Blob !== "undefined" && data instanceof Blob ? "; read a Blob first: await blob.arrayBuffer()" : "";
@@ -337,6 +408,7 @@
   // UTF-8 length without encoding: one byte per UTF-16 unit, plus the extra bytes.
   // A surrogate pair (two units) is four bytes; a lone surrogate goes out as U+FFFD,
   // three bytes, like any other unit from U+0800 up.
+  /** @param {string} text @returns {number} */
   function utf8Length(text) {
     let size = text.length;
     for (let i = 0; i < text.length; i++) {
@@ -355,6 +427,7 @@
 
   // The size of a message if it exceeds `limit`, else 0. UTF-8 never takes more than
   // three bytes per UTF-16 unit, so most strings need no counting at all.
+  /** @param {Message} message @param {number} limit @returns {number} */
   function oversize(message, limit) {
     if (typeof message !== "string") return message.byteLength > limit ? message.byteLength : 0;
     if (message.length * 3 <= limit) return 0;
@@ -366,11 +439,17 @@
   // Infinity); such a wait means "never", so no timer is set.
   const MAX_TIMER_MS = 2147483647;
 
+  /**
+   * @param {() => void} fn
+   * @param {number} seconds
+   * @returns {ReturnType<typeof setTimeout> | undefined}
+   */
   function later(fn, seconds) {
     const ms = seconds * 1000;
-    return ms <= MAX_TIMER_MS ? setTimeout(fn, Math.max(0, ms)) : null;
+    return ms <= MAX_TIMER_MS ? setTimeout(fn, Math.max(0, ms)) : undefined;
   }
 
+  /** @param {Connection} conn @param {string} reason a CloseReason value */
   function closeQuietly(conn, reason) {
     try {
       conn.close(closeCode(reason), reason);
@@ -381,13 +460,14 @@
 
   // -- The client (SPEC.md 4) -----------------------------------------------------------
 
+  /** @type {Map<string, Adapter>} */
   const transports = new Map();
 
   /**
    * Register a transport adapter under `name` (see the contract at the top of this file).
    * Registering the same name again replaces the adapter.
    * @param {string} name
-   * @param {{open: Function}} adapter
+   * @param {Adapter} adapter
    */
   function registerTransport(name, adapter) {
     if (typeof name !== "string" || name === "") throw new TypeError("transport name must be a non-empty string");
@@ -448,16 +528,30 @@
       this.options = clientOptions(options);
 
       // Private state: the underscore names are not part of the API.
+      /** @private */
       this._adapter = adapter;
+      /** @private @type {string} */
       this._state = "idle";
+      /** @private @type {string | null} */
       this._closeReason = null;
-      this._conn = null; // the open connection, only while "open"
-      this._cancel = null; // stops the attempt or reconnect wait in progress
-      this._queue = []; // the offline queue, oldest first
+      /** @private @type {Connection | null} the open connection, only while "open" */
+      this._conn = null;
+      /** @private @type {((error: ConnectError) => void) | null} stops the attempt or reconnect wait in progress */
+      this._cancel = null;
+      /** @private @type {Message[]} the offline queue, oldest first */
+      this._queue = [];
+      /** @private @type {Map<string, Function[]>} */
       this._handlers = new Map(EVENTS.map((event) => [event, []]));
+      /** @private */
+      this._warnedUnhandled = false;
+      /** @type {(reason: string) => void} */
+      let resolveClosed = () => {};
+      /** @private @type {Promise<string>} */
       this._closed = new Promise((resolve) => {
-        this._resolveClosed = resolve;
+        resolveClosed = resolve;
       });
+      /** @private */
+      this._resolveClosed = resolveClosed;
     }
 
     /** "idle", "connecting", "open", "reconnecting" or "closed". @type {string} */
@@ -556,7 +650,7 @@
       const size = oversize(message, this.options.maxMessageSize);
       if (size > 0) throw new MessageTooBigError(size, this.options.maxMessageSize);
       const state = this._state;
-      if (state === "open") {
+      if (state === "open" && this._conn !== null) {
         try {
           this._conn.send(message);
           return;
@@ -601,27 +695,36 @@
 
     // -- Internals ------------------------------------------------------------------
 
-    // One connection attempt. Exactly one of onOpen(conn) / onFail(error) is called;
-    // `this._cancel` fails the attempt early (close() uses it).
+    /**
+     * One connection attempt. Exactly one of onOpen(conn) / onFail(error) is called;
+     * `this._cancel` fails the attempt early (close() uses it).
+     * @private
+     * @param {(conn: Connection) => void} onOpen
+     * @param {(error: ConnectError) => void} onFail
+     */
     _attempt(onOpen, onFail) {
       let settled = false;
+      /** @type {Connection | null} */
       let conn = null;
-      let timer = null;
+      /** @type {ReturnType<typeof later>} */
+      let timer = undefined;
       const settle = () => {
         if (settled) return false;
         settled = true;
         clearTimeout(timer);
         return true;
       };
+      /** @param {unknown} error */
       const fail = (error) => {
         if (!settle()) return;
         if (conn !== null) closeQuietly(conn, CloseReason.CLIENT_CLOSED);
         onFail(
           error instanceof ConnectError
             ? error
-            : new ConnectError(`cannot connect to ${this.url}: ${(error && error.message) || error}`, error),
+            : new ConnectError(`cannot connect to ${this.url}: ${errorText(error)}`, error),
         );
       };
+      /** @type {Sink} */
       const sink = Object.freeze({
         opened: () => {
           if (settled) return;
@@ -651,8 +754,14 @@
       }
     }
 
-    // Take a new connection: flush the queue, then open. Returns null, or the error that
-    // ended the connection during the flush (the connection is then closed).
+    /**
+     * Take a new connection: flush the queue, then open. Returns null, or the error that
+     * ended the connection during the flush (the connection is then closed).
+     * @private
+     * @param {Connection} conn
+     * @param {number} attempt
+     * @returns {unknown}
+     */
     _adopt(conn, attempt) {
       // Flush while the state is still "connecting"/"reconnecting" (SPEC.md 4.4): the
       // queue goes out in order and before anything sent after `open`. A message leaves
@@ -674,15 +783,16 @@
       return null;
     }
 
+    /** @private @param {Message} data */
     _received(data) {
       // The same limit as the Python client's (SPEC.md 5.2): an oversized message is not
       // delivered and the connection is closed with "message too big".
       if (oversize(data, this.options.maxMessageSize) > 0) {
-        closeQuietly(this._conn, CloseReason.MESSAGE_TOO_BIG);
+        if (this._conn !== null) closeQuietly(this._conn, CloseReason.MESSAGE_TOO_BIG);
         this._lost(CloseReason.MESSAGE_TOO_BIG);
         return;
       }
-      if (this._handlers.get("message").length === 0 && !this._warnedUnhandled) {
+      if (this._listeners("message").length === 0 && !this._warnedUnhandled) {
         // Never lose a message without a word: say so once, not once per message.
         this._warnedUnhandled = true;
         console.warn("rtt: a message arrived with no 'message' handler registered; it was dropped");
@@ -690,7 +800,11 @@
       this._emit("message", data);
     }
 
-    // The open connection ended: close for good, or reconnect (SPEC.md 4.4, 6).
+    /**
+     * The open connection ended: close for good, or reconnect (SPEC.md 4.4, 6).
+     * @private
+     * @param {string} reason a CloseReason value
+     */
     _lost(reason) {
       this._conn = null;
       const policy = this.options.reconnect;
@@ -704,7 +818,12 @@
       if (this._state === "reconnecting") this._reconnect(policy.delays(), 0);
     }
 
-    // Wait for the next delay, then try; `attempts` is how many were made already.
+    /**
+     * Wait for the next delay, then try; `attempts` is how many were made already.
+     * @private
+     * @param {Iterator<number, void>} delays
+     * @param {number} attempts
+     */
     _reconnect(delays, attempts) {
       const next = delays.next();
       if (next.done) {
@@ -716,6 +835,7 @@
       const delay = next.value;
       this._emit("reconnecting", attempt, delay);
       if (this._state !== "reconnecting") return; // a handler closed the client
+      /** @param {unknown} error */
       const retry = (error) => {
         if (this._state !== "reconnecting") return; // close() cancelled the attempt
         this._emit("error", error);
@@ -736,6 +856,7 @@
       this._cancel = () => clearTimeout(timer);
     }
 
+    /** @private @param {string} reason a CloseReason value */
     _finalise(reason) {
       this._state = "closed";
       this._closeReason = reason;
@@ -744,15 +865,21 @@
       this._resolveClosed(reason);
     }
 
-    // Call every handler, then report each one that threw (as the Python client does,
-    // `error` fires after the event's other handlers ran, and never recursively).
+    /**
+     * Call every handler, then report each one that threw (as the Python client does,
+     * `error` fires after the event's other handlers ran, and never recursively).
+     * @private
+     * @param {string} event
+     * @param {...unknown} args
+     */
     _emit(event, ...args) {
+      /** @type {unknown[]} */
       const failures = [];
-      for (const handler of this._handlers.get(event).slice()) {
+      for (const handler of this._listeners(event).slice()) {
         try {
           const result = handler.apply(this, args);
           if (result && typeof result.then === "function") {
-            result.then(undefined, (error) => this._handlerFailed(event, error));
+            result.then(undefined, (/** @type {unknown} */ error) => this._handlerFailed(event, error));
           }
         } catch (error) {
           failures.push(error);
@@ -761,6 +888,17 @@
       for (const error of failures) this._handlerFailed(event, error);
     }
 
+    /**
+     * The handlers of one of the seven events.
+     * @private
+     * @param {string} event
+     * @returns {Function[]}
+     */
+    _listeners(event) {
+      return this._handlers.get(event) || [];
+    }
+
+    /** @private @param {string} event @param {unknown} error */
     _handlerFailed(event, error) {
       console.error(`rtt: a handler for "${event}" threw`, error);
       if (event !== "error") this._emit("error", error);
@@ -771,14 +909,25 @@
    * Make an unconnected client: `rtt.client("ws", "ws://host:port/", options)`.
    * @param {string} transport
    * @param {string | URL} url
-   * @param {object} [options]
+   * @param {ConstructorParameters<typeof Client>[2]} [options]
    * @returns {Client}
    */
   function client(transport, url, options) {
     return new Client(transport, url, options);
   }
 
-  Object.assign(rtt, {
+  /**
+   * The message of an error, or the value itself.
+   * @param {unknown} error
+   * @returns {string}
+   */
+  function errorText(error) {
+    const message = error ? /** @type {{message?: unknown}} */ (error).message : undefined;
+    return String(message || error);
+  }
+
+  // The one list of what rtt exports; rtt-client.mjs re-exports exactly these names.
+  const api = {
     version: "0.1.0",
     registerTransport,
     client,
@@ -795,5 +944,6 @@
     ConnectError,
     RejectedError,
     ConnectionClosed,
-  });
+  };
+  return Object.assign(namespace, api);
 })();

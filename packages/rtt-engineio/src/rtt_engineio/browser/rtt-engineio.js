@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * rtt-engineio.js: the "engineio" transport for rtt's browser client, over the official
  * engine.io-client (npm package "engine.io-client", version 6; Engine.IO protocol v4).
@@ -56,19 +57,42 @@
  * long-polling (a refused WebSocket looks like any network failure); no handshake
  * headers (use the URL's query).
  */
+
+/**
+ * What this script adds to the namespace as `rtt.engineio`.
+ * @typedef {Readonly<{register: (name: string, settings?: EngineioSettings) => void}>} RttEngineio
+ */
+/**
+ * `transports`: "polling" and/or "websocket"; `Socket`: engine.io-client's Socket class.
+ * @typedef {{transports?: readonly string[], Socket?: Function}} EngineioSettings
+ */
+
 (() => {
   "use strict";
 
-  const rtt = globalThis.rtt;
+  /**
+   * The parts of engine.io-client 6 this adapter uses: a Transport and a Socket.
+   * @typedef {{name: string, onData: (data: unknown) => unknown}} EioTransport
+   * @typedef {{transport: EioTransport, readyState: string, binaryType: string,
+   *            createTransport: (name: string) => EioTransport,
+   *            on: (event: string, listener: (...args: any[]) => void) => unknown,
+   *            send: (data: string | Uint8Array) => void, close: () => void}} EioSocket
+   * @typedef {new (uri: string, options: object) => EioSocket} EioSocketClass
+   * @typedef {Parameters<typeof globalThis.rtt.registerTransport>[1]} Adapter
+   */
+
+  const rtt = /** @type {typeof globalThis.rtt & {engineio?: RttEngineio}} */ (globalThis.rtt);
   if (!rtt || typeof rtt.registerTransport !== "function") {
     throw new Error("rtt-engineio.js needs rtt-client.js: load it first");
   }
   const { CloseReason, ConnectError, RejectedError, ConnectionClosed } = rtt;
+  /** @type {Set<string>} */
   const REASONS = new Set(Object.values(CloseReason));
   const TRANSPORTS = ["polling", "websocket"];
   const RECORD_SEPARATOR = "\x1e"; // between packets of a long-polling payload
 
   // engine.io-client's close reasons (Socket "close" event) -> CloseReason.
+  /** @type {Map<string, string>} */
   const FROM_EIO = new Map([
     ["ping timeout", CloseReason.PING_TIMEOUT],
     ["parse error", CloseReason.PROTOCOL_ERROR],
@@ -77,11 +101,19 @@
     ["forced close", CloseReason.CLIENT_CLOSED],
   ]);
 
-  // The reason in a CLOSE packet's data: rtt's text, else a deliberate close.
+  /**
+   * The reason in a CLOSE packet's data: rtt's text, else a deliberate close.
+   * @param {string} text
+   * @returns {string} a CloseReason value
+   */
   function serverReason(text) {
     return REASONS.has(text) ? text : CloseReason.SERVER_CLOSED;
   }
 
+  /**
+   * @param {unknown} value
+   * @returns {readonly string[]}
+   */
   function checkTransports(value) {
     if (
       !Array.isArray(value) ||
@@ -96,8 +128,13 @@
     return Object.freeze([...value]);
   }
 
-  // The data of a CLOSE packet in raw transport data, or undefined if there is none.
-  // A WebSocket frame is one packet; a long-polling payload is packets joined by \x1e.
+  /**
+   * The data of a CLOSE packet in raw transport data, or undefined if there is none.
+   * A WebSocket frame is one packet; a long-polling payload is packets joined by \x1e.
+   * @param {string} transportName
+   * @param {unknown} data
+   * @returns {string | undefined}
+   */
   function closePacketData(transportName, data) {
     if (typeof data !== "string") return undefined;
     const packets = transportName === "polling" ? data.split(RECORD_SEPARATOR) : [data];
@@ -108,6 +145,12 @@
   // Watch the raw data of `transport` for a CLOSE packet (engine.io-client drops its
   // data): `seen(text)` runs before engine.io-client handles the data (the messages in
   // front of the CLOSE, then the close itself), `after()` once it has.
+  /**
+   * @param {EioTransport} transport
+   * @param {(text: string) => void} seen
+   * @param {() => void} after
+   * @returns {EioTransport}
+   */
   function watchTransport(transport, seen, after) {
     if (!transport || typeof transport.onData !== "function") return transport;
     const onData = transport.onData;
@@ -126,8 +169,12 @@
 
   // engine.io-client's Socket class (the ES module's export), or the `eio(uri, opts)`
   // factory of its UMD bundle: either is called with `new`.
+  /**
+   * @param {EngineioSettings} settings
+   * @returns {EioSocketClass}
+   */
   function findSocket(settings) {
-    const eio = globalThis.eio;
+    const eio = /** @type {{eio?: {Socket?: Function}}} */ (/** @type {unknown} */ (globalThis)).eio;
     const Socket = settings.Socket || (eio && (eio.Socket || eio));
     if (typeof Socket !== "function") {
       throw new ConnectError(
@@ -135,15 +182,19 @@
           'or pass its Socket class: rtt.engineio.register("engineio", { Socket })',
       );
     }
-    return Socket;
+    return /** @type {EioSocketClass} */ (Socket);
   }
 
+  /**
+   * @param {{transports: readonly string[], Socket?: Function}} settings
+   * @returns {Adapter}
+   */
   function makeAdapter(settings) {
     return {
       /**
        * @param {string} url the endpoint, http(s)://HOST:PORT/engine.io/
-       * @param {object} options the client's options
-       * @param {{opened: Function, message: Function, closed: Function, failed: Function}} sink
+       * @param {Parameters<Adapter["open"]>[1]} options the client's options
+       * @param {Parameters<Adapter["open"]>[2]} sink
        */
       open(url, options, sink) {
         const parsed = new URL(url, globalThis.location ? globalThis.location.href : undefined);
@@ -162,6 +213,7 @@
           withCredentials: false,
         });
         socket.binaryType = "arraybuffer";
+        /** @param {string} reason */
         const finish = (reason) => {
           if (done) return;
           done = true;
@@ -170,7 +222,9 @@
         // rtt's server says why in its CLOSE packet. Long-polling closes on it by itself
         // (the "close" handler below then uses the text); over WebSocket engine.io-client
         // would wait for the server to drop the connection, so close at once.
-        let closeText; // the data of the CLOSE packet received, if any
+        /** @type {string | undefined} the data of the CLOSE packet received, if any */
+        let closeText;
+        /** @param {string} text */
         const seen = (text) => {
           if (opened && closeText === undefined) closeText = text;
         };
@@ -183,19 +237,19 @@
         // later task); the WebSocket of an upgrade is made by createTransport.
         watchTransport(socket.transport, seen, after);
         const createTransport = socket.createTransport;
-        socket.createTransport = (name) => watchTransport(createTransport.call(socket, name), seen, after);
+        socket.createTransport = (/** @type {string} */ name) => watchTransport(createTransport.call(socket, name), seen, after);
 
         socket.on("open", () => {
           opened = true;
           sink.opened();
         });
-        socket.on("message", (data) => {
+        socket.on("message", (/** @type {string | ArrayBuffer | undefined} */ data) => {
           if (done) return;
           // engine.io-parser leaves `data` undefined for an empty text message ("4").
           if (data === undefined || typeof data === "string") sink.message(data ?? "");
           else sink.message(new Uint8Array(data));
         });
-        socket.on("close", (reason, description) => {
+        socket.on("close", (/** @type {string} */ reason, /** @type {{description?: unknown} | undefined} */ description) => {
           if (opened) {
             finish(closeText !== undefined ? serverReason(closeText) : (FROM_EIO.get(reason) ?? CloseReason.TRANSPORT_ERROR));
             return;
@@ -214,12 +268,14 @@
         socket.on("error", () => {});
 
         return {
+          /** @param {string | Uint8Array} data */
           send(data) {
             // engine.io-client buffers writes while closing; throw instead, so the
             // client keeps the message for the next connection.
             if (done || socket.readyState !== "open") throw new ConnectionClosed(null);
             socket.send(data);
           },
+          /** @param {number} code @param {string} reasonText */
           close(code, reasonText) {
             // Engine.IO's CLOSE from a client carries no reason: code and text stay here.
             done = true;
@@ -234,7 +290,7 @@
   /**
    * Register an "engineio" flavour under `name`.
    * @param {string} name
-   * @param {{transports?: string[], Socket?: Function}} [settings]
+   * @param {EngineioSettings} [settings]
    */
   function register(name, settings = {}) {
     if (settings === null || typeof settings !== "object") throw new TypeError("settings must be an object");

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * rtt-engineio.mjs: rtt's browser client with the "engineio" transport, as an ES module.
  *
@@ -10,33 +11,16 @@
  * `globalThis.eio`), or hand its Socket class over with
  * `rtt.engineio.register("engineio", { Socket })` (see rtt-engineio.js).
  *
- * The two scripts below are plain scripts that set up `globalThis.rtt`; importing them
- * runs them once, in order. (A module is fetched with CORS, so a page on another origin
- * needs the server to send Access-Control-Allow-Origin for these files.)
+ * The names are rtt-client.mjs's, re-exported, plus `engineio`; the adapter is the
+ * plain script rtt-engineio.js, run once after the core. (A module is fetched with
+ * CORS, so a page on another origin needs the server to send
+ * Access-Control-Allow-Origin for these files.)
  */
-import "./rtt-client.js";
+import "./rtt-client.mjs";
 import "./rtt-engineio.js";
 
-const rtt = globalThis.rtt;
+export * from "./rtt-client.mjs";
+export { default } from "./rtt-client.mjs";
 
-export default rtt;
-
-export const {
-  version,
-  registerTransport,
-  client,
-  Client,
-  ReconnectPolicy,
-  CloseReason,
-  closeReasonFromWire,
-  closeCode,
-  RttError,
-  StateError,
-  InvalidMessageError,
-  MessageTooBigError,
-  OfflineQueueFullError,
-  ConnectError,
-  RejectedError,
-  ConnectionClosed,
-  engineio,
-} = rtt;
+/** `rtt.engineio`, which rtt-engineio.js has just set. */
+export const engineio = /** @type {typeof globalThis.rtt & {engineio: RttEngineio}} */ (globalThis.rtt).engineio;

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * rtt-sockjs.js: the "sockjs" transport for rtt's browser client, over the official
  * sockjs-client (npm package "sockjs-client", version 1.6).
@@ -86,14 +87,40 @@
  * reason the page gives does not travel (the server sees "client closed"); no handshake
  * headers (use the URL's query, which sockjs-client keeps on every request).
  */
+
+/**
+ * What this script adds to the namespace as `rtt.sockjs`.
+ * @typedef {Readonly<{register: (name: string, settings?: SockjsSettings) => void,
+ *   encodeText: (data: string | ArrayBuffer | ArrayBufferView) => string,
+ *   decodeText: (text: string) => string | Uint8Array}>} RttSockjs
+ */
+/**
+ * `transports`: sockjs-client transport names; `SockJS`: sockjs-client's SockJS class.
+ * @typedef {{transports?: readonly string[], SockJS?: Function}} SockjsSettings
+ */
+
 (() => {
   "use strict";
 
-  const rtt = globalThis.rtt;
+  /**
+   * The parts of sockjs-client 1.x this adapter uses: a SockJS and, inside it, one of
+   * its HTTP transports.
+   * @typedef {{sender: (url: string, payload: string, callback: (error: unknown) => void) => void,
+   *            sendBuffer: unknown[], poll: {pollIsClosing: boolean}}} SockjsHttpTransport
+   * @typedef {{readyState: number, _transport?: unknown,
+   *            onopen: (() => void) | null, onmessage: ((event: {data: unknown}) => void) | null,
+   *            onclose: ((event: {code: number, reason: string}) => void) | null,
+   *            send: (data: string) => void, close: (code: number, reason: string) => void}} SockjsSocket
+   * @typedef {new (url: string, reserved: null, options: object) => SockjsSocket} SockjsClass
+   * @typedef {Parameters<typeof globalThis.rtt.registerTransport>[1]} Adapter
+   */
+
+  const rtt = /** @type {typeof globalThis.rtt & {sockjs?: RttSockjs}} */ (globalThis.rtt);
   if (!rtt || typeof rtt.registerTransport !== "function") {
     throw new Error("rtt-sockjs.js needs rtt-client.js: load it first");
   }
   const { CloseReason, ConnectError, ConnectionClosed, closeReasonFromWire } = rtt;
+  /** @type {Set<string>} */
   const REASONS = new Set(Object.values(CloseReason));
 
   // sockjs-client 1.6's transport names, in the order it tries them.
@@ -129,14 +156,16 @@
   const BASE64 = /^(?:[A-Za-z0-9+/]{4})*(?:[A-Za-z0-9+/]{2}==|[A-Za-z0-9+/]{3}=)?$/;
   const CHUNK = 0x8000; // bytes per String.fromCharCode call (argument count limits)
 
+  /** @param {Uint8Array} bytes @returns {string} */
   function toBase64(bytes) {
     let binary = "";
     for (let i = 0; i < bytes.length; i += CHUNK) {
-      binary += String.fromCharCode.apply(null, bytes.subarray(i, i + CHUNK));
+      binary += String.fromCharCode(...bytes.subarray(i, i + CHUNK));
     }
     return btoa(binary);
   }
 
+  /** @param {string} text @returns {Uint8Array} */
   function fromBase64(text) {
     const binary = atob(text);
     const bytes = new Uint8Array(binary.length);
@@ -174,6 +203,7 @@
   // SockJS's own close codes, which come without rtt's text: 3000 "Go away!" is a server
   // closing the session, 2010 a second receiving request for one session, 1002 an
   // interrupted session (as rtt_sockjs/_wire.py's reason_from_close).
+  /** @type {Map<number, string>} */
   const FROM_SOCKJS = new Map([
     [3000, CloseReason.SERVER_CLOSED],
     [2010, CloseReason.PROTOCOL_ERROR],
@@ -182,11 +212,20 @@
 
   // The CloseReason of a close event after the connection opened: rtt's text wins, then
   // SockJS's codes, then the WebSocket codes (1001 "shutdown", 1006 "transport error", ...).
+  /**
+   * @param {number} code
+   * @param {string} text
+   * @returns {string} a CloseReason value
+   */
   function closeReason(code, text) {
     if (REASONS.has(text)) return text;
     return FROM_SOCKJS.get(code) ?? closeReasonFromWire(code, text);
   }
 
+  /**
+   * @param {unknown} value
+   * @returns {readonly string[]}
+   */
   function checkTransports(value) {
     if (
       !Array.isArray(value) ||
@@ -207,14 +246,18 @@
   // callback)` posts a batch of messages, `sendBuffer` holds the next batch (one POST at
   // a time, in order) and `poll` runs the receiving requests. Anything else (WebSocket,
   // the iframe transports, another sockjs-client): null.
+  /**
+   * @param {SockjsSocket} sock
+   * @returns {SockjsHttpTransport | null}
+   */
   function httpTransport(sock) {
-    const transport = sock._transport;
+    const transport = /** @type {Partial<SockjsHttpTransport> | undefined} */ (sock._transport);
     return transport &&
       typeof transport.sender === "function" &&
       Array.isArray(transport.sendBuffer) &&
       transport.poll &&
       typeof transport.poll === "object"
-      ? transport
+      ? /** @type {SockjsHttpTransport} */ (transport)
       : null;
   }
 
@@ -224,8 +267,14 @@
   // the notice arrives. So the receiving request in progress stays open (what it brings
   // is ignored) but no new one starts, and sockjs-client closes once the last POST has
   // been answered, or after NOTICE_TIMEOUT_MS.
+  /**
+   * @param {SockjsSocket} sock
+   * @param {SockjsHttpTransport} transport
+   * @param {string} reasonText
+   */
   function closeAfterNotice(sock, transport, reasonText) {
-    let timer = null;
+    /** @type {ReturnType<typeof setTimeout> | undefined} */
+    let timer = undefined;
     const close = () => {
       clearTimeout(timer);
       if (sock.readyState < CLOSING) sock.close(1000, reasonText);
@@ -241,23 +290,31 @@
     sock.send(CLIENT_CLOSING);
   }
 
+  /**
+   * @param {{SockJS?: Function}} settings
+   * @returns {SockjsClass}
+   */
   function findSockJS(settings) {
-    const SockJS = settings.SockJS || globalThis.SockJS;
+    const SockJS = settings.SockJS || /** @type {{SockJS?: Function}} */ (/** @type {unknown} */ (globalThis)).SockJS;
     if (typeof SockJS !== "function") {
       throw new ConnectError(
         "rtt-sockjs.js needs sockjs-client 1.6: load its dist/sockjs.min.js first (it defines SockJS), " +
           'or pass its class: rtt.sockjs.register("sockjs", { SockJS })',
       );
     }
-    return SockJS;
+    return /** @type {SockjsClass} */ (SockJS);
   }
 
+  /**
+   * @param {{transports: readonly string[] | null, SockJS?: Function}} settings
+   * @returns {Adapter}
+   */
   function makeAdapter(settings) {
     return {
       /**
        * @param {string} url the endpoint, http(s)://HOST:PORT/sockjs
-       * @param {object} options the client's options
-       * @param {{opened: Function, message: Function, closed: Function, failed: Function}} sink
+       * @param {Parameters<Adapter["open"]>[1]} options the client's options
+       * @param {Parameters<Adapter["open"]>[2]} sink
        */
       open(url, options, sink) {
         const SockJS = findSockJS(settings);
@@ -267,6 +324,7 @@
         let opened = false;
         let done = false; // the sink has heard the end, or the client closed: ignore the rest
 
+        /** @param {string} reason */
         const finish = (reason) => {
           if (done) return;
           done = true;
@@ -301,12 +359,14 @@
         };
 
         return {
+          /** @param {string | Uint8Array} data */
           send(data) {
             // sockjs-client drops what is sent while closing; throw instead, so the
             // client keeps the message for the next connection.
             if (done || sock.readyState !== OPEN) throw new ConnectionClosed(null);
             sock.send(encodeText(data));
           },
+          /** @param {number} code @param {string} reasonText */
           close(code, reasonText) {
             done = true;
             if (sock.readyState >= CLOSING) return;
@@ -332,7 +392,7 @@
   /**
    * Register a "sockjs" flavour under `name`.
    * @param {string} name
-   * @param {{transports?: string[], SockJS?: Function}} [settings]
+   * @param {SockjsSettings} [settings]
    */
   function register(name, settings = {}) {
     if (settings === null || typeof settings !== "object") throw new TypeError("settings must be an object");

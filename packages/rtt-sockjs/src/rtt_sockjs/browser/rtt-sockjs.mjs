@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * rtt-sockjs.mjs: rtt's browser client with the "sockjs" transport, as an ES module.
  *
@@ -10,33 +11,16 @@
  * `globalThis.SockJS`), or hand its class over with
  * `rtt.sockjs.register("sockjs", { SockJS })` (see rtt-sockjs.js).
  *
- * The two scripts below are plain scripts that set up `globalThis.rtt`; importing them
- * runs them once, in order. (A module is fetched with CORS, so a page on another origin
- * needs the server to send Access-Control-Allow-Origin for these files.)
+ * The names are rtt-client.mjs's, re-exported, plus `sockjs`; the adapter is the plain
+ * script rtt-sockjs.js, run once after the core. (A module is fetched with CORS, so a
+ * page on another origin needs the server to send Access-Control-Allow-Origin for
+ * these files.)
  */
-import "./rtt-client.js";
+import "./rtt-client.mjs";
 import "./rtt-sockjs.js";
 
-const rtt = globalThis.rtt;
+export * from "./rtt-client.mjs";
+export { default } from "./rtt-client.mjs";
 
-export default rtt;
-
-export const {
-  version,
-  registerTransport,
-  client,
-  Client,
-  ReconnectPolicy,
-  CloseReason,
-  closeReasonFromWire,
-  closeCode,
-  RttError,
-  StateError,
-  InvalidMessageError,
-  MessageTooBigError,
-  OfflineQueueFullError,
-  ConnectError,
-  RejectedError,
-  ConnectionClosed,
-  sockjs,
-} = rtt;
+/** `rtt.sockjs`, which rtt-sockjs.js has just set. */
+export const sockjs = /** @type {typeof globalThis.rtt & {sockjs: RttSockjs}} */ (globalThis.rtt).sockjs;

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * rtt-ws.js: the "ws" transport for rtt's browser client, over the native WebSocket.
  *
@@ -25,9 +26,12 @@
   }
   const { ConnectError, ConnectionClosed, closeReasonFromWire } = rtt;
 
+  /** @typedef {Parameters<typeof rtt.registerTransport>[1]} Adapter */
+
   // Browsers may only send close code 1000 or 3000-4999 (anything else throws), so the
   // other rtt codes go out as 4000 + (code - 1000), e.g. 1009 as 4009. rtt's reason text
   // travels with them, and the server recovers the reason from the text.
+  /** @param {number} code @returns {number} */
   function sendableCode(code) {
     return code === 1000 || (code >= 3000 && code <= 4999) ? code : 4000 + (code % 1000);
   }
@@ -35,8 +39,8 @@
   rtt.registerTransport("ws", {
     /**
      * @param {string} url a ws:// or wss:// URL
-     * @param {object} options the client's options (the browser WebSocket has none to set)
-     * @param {{opened: Function, message: Function, closed: Function, failed: Function}} sink
+     * @param {Parameters<Adapter["open"]>[1]} options the client's options (the browser WebSocket has none to set)
+     * @param {Parameters<Adapter["open"]>[2]} sink
      */
     open(url, options, sink) {
       const ws = new WebSocket(url); // a malformed URL throws here: a failed attempt

@@ -1,3 +1,4 @@
+// @ts-check
 /**
  * rtt-ws.mjs: rtt's browser client with the "ws" transport, as an ES module.
  *
@@ -6,32 +7,12 @@
  *
  * or with named imports: `import { client, CloseReason } from ".../rtt-ws.mjs"`.
  *
- * The two scripts below are plain scripts that set up `globalThis.rtt`; importing them
- * runs them once, in order. (A module is fetched with CORS, so a page on another origin
- * needs the server to send Access-Control-Allow-Origin for these files.)
+ * The names are rtt-client.mjs's, re-exported; the adapter is the plain script
+ * rtt-ws.js, run once after the core. (A module is fetched with CORS, so a page on
+ * another origin needs the server to send Access-Control-Allow-Origin for these files.)
  */
-import "./rtt-client.js";
+import "./rtt-client.mjs";
 import "./rtt-ws.js";
 
-const rtt = globalThis.rtt;
-
-export default rtt;
-
-export const {
-  version,
-  registerTransport,
-  client,
-  Client,
-  ReconnectPolicy,
-  CloseReason,
-  closeReasonFromWire,
-  closeCode,
-  RttError,
-  StateError,
-  InvalidMessageError,
-  MessageTooBigError,
-  OfflineQueueFullError,
-  ConnectError,
-  RejectedError,
-  ConnectionClosed,
-} = rtt;
+export * from "./rtt-client.mjs";
+export { default } from "./rtt-client.mjs";
