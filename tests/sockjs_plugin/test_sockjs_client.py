@@ -91,7 +91,10 @@ class Fake:
     ``later`` is None they wait forever, and so does the first streaming
     response once its frames are sent. ``status`` answers an endpoint (``info``, ``websocket``,
     ``xhr``, ``xhr_streaming``, ``xhr_send``) with that HTTP status instead;
-    ``hang`` names endpoints that never answer.
+    ``hang`` names endpoints that never answer. While ``gate`` is set to an
+    unset event, a later HTTP receiving request waits for it before it is
+    answered; ``held`` is set once one waits there, and ``answered`` once such
+    a request's answer is written.
     """
 
     def __init__(self, frames: Sequence[str | bytes] = ("o",), *, websocket: bool = True) -> None:
@@ -102,6 +105,9 @@ class Fake:
         self.status: dict[str, int] = {}
         self.later_status: int | None = None
         self.hang: set[str] = set()
+        self.gate: asyncio.Event | None = None
+        self.held = asyncio.Event()
+        self.answered = asyncio.Event()
         #: (endpoint, Cookie header) of every request, in order.
         self.cookies: list[tuple[str, str]] = []
         #: xhr_send bodies and WebSocket text frames, in order.
@@ -192,12 +198,18 @@ class Fake:
         await response.prepare(request)
         if name == "xhr_streaming":
             await response.write(self.prelude)
+        gate = None if opening else self.gate
+        if gate is not None:
+            self.held.set()
+            await gate.wait()
         frames = self.frames if opening else self.later(self.receiving) if self.later else []
         for frame in frames:
             await response.write(frame.encode() + b"\n" if isinstance(frame, str) else frame)
         if self.later is None and (name == "xhr_streaming" or not opening):
             await asyncio.Event().wait()
         await response.write_eof()
+        if gate is not None:
+            self.answered.set()
         return response
 
 
@@ -626,13 +638,17 @@ async def test_pause_reading_leaves_websocket_pings_unanswered() -> None:
 async def test_pause_reading_stops_polling() -> None:
     fake = Fake()
     fake.later = lambda n: ["h"]
+    fake.gate = asyncio.Event()
     async with fake_server(fake) as url, make_client(url, "xhr-polling") as client:
-        await eventually(lambda: fake.receiving > 3)
+        async with asyncio.timeout(5):
+            await fake.held.wait()  # a poll waits for its answer: the client has no other one out
         connection(client).pause_reading()
-        await asyncio.sleep(0.1)
         paused = fake.receiving
-        await asyncio.sleep(0.3)
-        assert fake.receiving == paused
+        fake.gate.set()
+        async with asyncio.timeout(5):
+            await fake.answered.wait()  # the paused client has its frame, and must not poll again
+        await asyncio.sleep(0.3)  # the bounded window in which nothing more may happen
+        assert fake.receiving == paused >= 2
 
 
 async def test_close_returns_within_close_timeout_when_the_server_hangs() -> None:

@@ -19,6 +19,7 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
@@ -186,6 +187,9 @@ COUPLING: Final[tuple[Coupling, ...]] = (
         False,
         "read: the transports' manager, session and request attributes",
     ),
+    Coupling(Transport, "manager", None, True, "read by rtt's transports: the RttManager"),
+    Coupling(Transport, "session", None, True, "read by rtt's transports: the RttSession"),
+    Coupling(Transport, "request", None, True, "read by rtt's transports: the aiohttp request"),
     Coupling(
         StreamingTransport,
         "handle_session",
@@ -546,6 +550,11 @@ def add_endpoint(sub: web.Application, manager: RttManager, sockjs_cdn: str) -> 
         cookie_needed=True,
         disable_transports=("websocket-raw",),
     )
+    library_route(routes).handlers = HANDLERS
+
+
+def library_route(routes: Iterable[web.AbstractRoute]) -> Any:
+    """The one ``sockjs.route.SockJSRoute`` whose methods answer ``routes``; RuntimeError if there is none."""
     owners = {id(owner): owner for owner in (getattr(route.handler, "__self__", None) for route in routes)}
     found = [owner for owner in owners.values() if isinstance(owner, SockJSRoute)]
     if len(found) != 1 or not isinstance(getattr(found[0], "handlers", None), dict):
@@ -554,4 +563,4 @@ def add_endpoint(sub: web.Application, manager: RttManager, sockjs_cdn: str) -> 
             f"sockjs.route.SockJSRoute with a 'handlers' table (found {found!r}); rtt-sockjs was "
             f"written against {WRITTEN_AGAINST}: review rtt_sockjs/_library.py"
         )
-    found[0].handlers = HANDLERS
+    return found[0]
