@@ -34,7 +34,8 @@ from rtt import (
 from rtt.client import Inbox
 from rtt.codec import message_size
 
-from ._wire import CLOSE, MESSAGE, RawJson, TrackedTasks, message_data, reason_from_close_text, wire_limit
+from ._library import LibraryClient, forget_client, let_client_go, raw_text, send_close_packet
+from ._wire import CLOSE, MESSAGE, message_data, reason_from_close_text, wire_limit
 
 if TYPE_CHECKING:
     from .transport import EngineioClientOptions
@@ -47,61 +48,6 @@ INBOX_SIZE = 16
 POLLING_BATCH = 8
 #: Messages sent over WebSocket but not yet written to it before ``send()`` waits.
 WEBSOCKET_QUEUE = 64
-
-
-class _SendQueue(asyncio.Queue[Any]):
-    """python-engineio's send queue, telling how many packets are not yet written.
-
-    The library's write loop takes every queued packet at once and marks each
-    done once written, so the queue's own size says nothing about backlog.
-    """
-
-    @property
-    def unwritten(self) -> int:
-        """Packets put and not yet marked done by the write loop."""
-        return self._unfinished_tasks  # type: ignore[attr-defined,no-any-return]
-
-
-class _RttAsyncClient(TrackedTasks, engineio.AsyncClient):  # type: ignore[misc]
-    """``engineio.AsyncClient`` that hands messages and close reasons to rtt and tracks its tasks."""
-
-    def __init__(self, conn: EngineioConnection, **kwargs: Any) -> None:
-        super().__init__(**kwargs)
-        self.rtt_conn = conn
-        self.rtt_tasks: set[asyncio.Task[Any]] = set()
-
-    def create_queue(self, *args: Any, **kwargs: Any) -> _SendQueue:
-        return _SendQueue(*args, **kwargs)
-
-    async def _send_request(
-        self, method: str, url: str, headers: Any = None, body: Any = None, timeout: Any = None
-    ) -> Any:
-        response = await super()._send_request(method, url, headers=headers, body=body, timeout=timeout)
-        if isinstance(response, aiohttp.ClientResponse) and (method == "POST" or response.status >= 300):
-            # The library never reads a POST's answer, nor an error's, which keeps their
-            # connections checked out.
-            with contextlib.suppress(aiohttp.ClientError):
-                await response.read()
-            response.release()
-        return response
-
-    async def _receive_packet(self, pkt: packet.Packet) -> None:
-        conn = self.rtt_conn
-        stalled = conn.stalled
-        if stalled is not None:
-            await stalled.wait()  # a paused client takes nothing, heartbeats included
-        kind = pkt.packet_type
-        if kind == MESSAGE:
-            data = message_data(pkt.data)
-            if message_size(data) > conn.max_message_size:
-                conn.detected = CloseReason.MESSAGE_TOO_BIG
-                await self.disconnect(abort=True, reason=self.reason.TRANSPORT_ERROR)
-                return
-            await conn.inbox.put(data)
-            return
-        if kind == CLOSE:
-            conn.close_text = pkt.data
-        await super()._receive_packet(pkt)
 
 
 class EngineioConnection(ClientConnection):
@@ -119,10 +65,9 @@ class EngineioConnection(ClientConnection):
         self.ended = asyncio.Event()
         self._batch = 0
         self._batch_limit = wire_limit(options.max_message_size)
-        self.eio = _RttAsyncClient(
-            self,
+        self.eio = LibraryClient(
+            self._on_packet,
             logger=False,
-            json=RawJson,
             request_timeout=max(options.connect_timeout, options.close_timeout, 5.0),
             http_session=session,
             handle_sigint=False,
@@ -133,13 +78,31 @@ class EngineioConnection(ClientConnection):
     @property
     def transport(self) -> str | None:
         """``"polling"`` or ``"websocket"``: what the session runs on now."""
-        current: str | None = self.eio.current_transport
+        current: str | None = self.eio.transport()
         return current
 
     def pause_reading(self) -> None:
         """Stop taking packets from the server: messages pile up, heartbeats go unanswered."""
         if self.stalled is None:
             self.stalled = asyncio.Event()
+
+    async def _on_packet(self, pkt: packet.Packet) -> bool:
+        """A packet from the server, before the library sees it; True if it was rtt's alone."""
+        stalled = self.stalled
+        if stalled is not None:
+            await stalled.wait()  # a paused client takes nothing, heartbeats included
+        kind = pkt.packet_type
+        if kind == MESSAGE:
+            data = message_data(pkt.data)
+            if message_size(data) > self.max_message_size:
+                self.detected = CloseReason.MESSAGE_TOO_BIG
+                await self.eio.disconnect(abort=True, reason=self.eio.reason.TRANSPORT_ERROR)
+            else:
+                await self.inbox.put(data)
+            return True
+        if kind == CLOSE:
+            self.close_text = pkt.data
+        return False
 
     def _on_disconnect(self, reason: str) -> None:
         if self.reason is None:
@@ -151,7 +114,7 @@ class EngineioConnection(ClientConnection):
             elif reason == eio.reason.SERVER_DISCONNECT:
                 self.reason = reason_from_close_text(self.close_text, CloseReason.SERVER_CLOSED)
             else:
-                ws = eio.ws
+                ws = eio.websocket
                 code = ws.close_code if ws is not None else None
                 self.reason = CloseReason.MESSAGE_TOO_BIG if code == 1009 else CloseReason.TRANSPORT_ERROR
         self.ended.set()
@@ -166,21 +129,21 @@ class EngineioConnection(ClientConnection):
 
     async def send(self, data: str | bytes) -> None:
         eio = self.eio
-        if self.reason is not None or eio.state != "connected":
+        if self.reason is not None or not eio.session_open:
             raise ConnectionClosed(self.reason or CloseReason.TRANSPORT_ERROR)
-        if eio.current_transport == "polling":
+        if eio.transport() == "polling":
             await self._bound_batch(data)
-        elif eio.queue.unwritten >= WEBSOCKET_QUEUE:
+        elif eio.send_queue.unwritten >= WEBSOCKET_QUEUE:
             # python-engineio's send queue is unbounded: wait for the write loop to catch
             # up, so a server that stops reading pushes back instead of growing our memory.
-            await _first(eio.queue.join(), self.ended.wait())
+            await _first(eio.send_queue.join(), self.ended.wait())
             if self.reason is not None:
                 raise ConnectionClosed(self.reason)
         await eio.send(data)
 
     async def _bound_batch(self, data: str | bytes) -> None:
         """Keep one long-polling POST within the server's limits (python-engineio batches all it has)."""
-        queue = self.eio.queue
+        queue = self.eio.send_queue
         size = 4 * len(data) // 3 + 2 if isinstance(data, bytes) else message_size(data) + 1
         if queue.qsize() == 0:
             self._batch = 0
@@ -199,11 +162,10 @@ class EngineioConnection(ClientConnection):
             self.stalled.set()
         try:
             async with asyncio.timeout(self.options.close_timeout):
-                if eio.state == "connected" and eio.write_loop_task is not None:
-                    await eio._send_packet(packet.Packet(CLOSE))
+                if await send_close_packet(eio):
                     # Once the server has our CLOSE it reports ``client closed``; a
                     # connection that died meanwhile ends the wait as well.
-                    await _first(eio.queue.join(), self.ended.wait())
+                    await _first(eio.send_queue.join(), self.ended.wait())
         except (TimeoutError, OSError, aiohttp.ClientError):
             pass
         finally:
@@ -212,11 +174,10 @@ class EngineioConnection(ClientConnection):
     async def dispose(self) -> None:
         """Drop whatever is left of the session: tasks, sockets, the HTTP session."""
         eio = self.eio
-        if eio.state == "connected":
-            eio.state = "disconnected"  # no more handshakes: just let go
+        if let_client_go(eio):
             self._on_disconnect(eio.reason.CLIENT_DISCONNECT)
-        eio.queue.put_nowait(None)  # ends the library's write loop
-        ws = eio.ws
+        eio.send_queue.put_nowait(None)  # ends the library's write loop
+        ws = eio.websocket
         if ws is not None and not ws.closed:
             with contextlib.suppress(Exception):
                 async with asyncio.timeout(min(1.0, self.options.close_timeout)):
@@ -230,8 +191,7 @@ class EngineioConnection(ClientConnection):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
-        with contextlib.suppress(ValueError):
-            engineio.base_client.connected_clients.remove(eio)
+        forget_client(eio)
         await self.session.close()
         self.ended.set()
         self.inbox.close()
@@ -295,12 +255,13 @@ class EngineioClient(Client):
         session = aiohttp.ClientSession(trace_configs=[trace])
         conn = EngineioConnection(self.options, session)
         try:
-            await conn.eio.connect(
-                base,
-                headers=dict(self.options.headers),
-                transports=list(self.options.transports),
-                engineio_path=path,
-            )
+            with raw_text():  # messages that come with the handshake keep their text
+                await conn.eio.connect(
+                    base,
+                    headers=dict(self.options.headers),
+                    transports=list(self.options.transports),
+                    engineio_path=path,
+                )
         except BaseException as exc:
             await conn.dispose()
             if isinstance(exc, eio_exceptions.ConnectionError):

@@ -1,0 +1,258 @@
+"""The HTTP side of the engineio server: where requests come from (SPEC.md 12.3, 13.8).
+
+Three ways to serve (standalone aiohttp site, mounted in an aiohttp
+application, ASGI), the browser assets, the ASGI lifespan, the relay of a
+long-polling request whose session another process holds, and what rtt
+reads of a handshake request. No protocol and no rtt hooks: those are in
+``server.py``; nothing here touches python-engineio's private parts.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import logging
+import shutil
+import socket as socket_module
+import tempfile
+from collections.abc import Awaitable, Callable
+from pathlib import Path
+from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qsl, urlencode
+
+import engineio  # type: ignore[import-untyped, unused-ignore]
+from aiohttp import web
+
+from rtt import BrokerError, Handshake, Headers, ServerState
+from rtt.assets import asset_headers, read_asset
+from rtt.relay import RelayedRequest, relay_headers
+
+from ._library import aiohttp_request, asgi_scope
+
+if TYPE_CHECKING:
+    from .server import EngineioServer
+
+__all__ = ["HttpFront", "handshake_of"]
+
+logger = logging.getLogger("rtt.server")
+
+#: Query parameters that belong to the Engine.IO protocol, not to the application.
+_PROTOCOL_QUERY = frozenset({"EIO", "transport", "t", "sid", "j"})
+
+
+def handshake_of(environ: dict[str, Any]) -> Handshake:
+    """What rtt knows of a handshake request, from either driver's environ."""
+    request = aiohttp_request(environ)
+    scope = asgi_scope(environ)
+    remote: tuple[str, int] | None = None
+    if request is not None:
+        headers = Headers.from_raw(request.raw_headers)
+        peer = request.transport.get_extra_info("peername") if request.transport is not None else None
+        if peer:
+            remote = (str(peer[0]), int(peer[1]))
+        path = request.path
+    elif scope is not None:
+        headers = Headers.from_raw(scope["headers"])
+        client = scope.get("client")
+        if client:
+            remote = (str(client[0]), int(client[1]))
+        path = scope["path"]
+    else:  # pragma: no cover - only the aiohttp and asgi drivers are used
+        headers = Headers(
+            [(k[5:].replace("_", "-").title(), v) for k, v in environ.items() if k.startswith("HTTP_")]
+        )
+        path = environ.get("PATH_INFO", "/")
+    query = [
+        (k, v)
+        for k, v in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+        if k not in _PROTOCOL_QUERY
+    ]
+    return Handshake(headers=headers, path=path, query_string=urlencode(query), remote_address=remote)
+
+
+class HttpFront:
+    """The web server side of one :class:`~rtt_engineio.EngineioServer`."""
+
+    def __init__(self, server: EngineioServer) -> None:
+        self.server = server
+        self.runner: web.AppRunner | None = None
+
+    # -- aiohttp --------------------------------------------------------------
+
+    def attach(self, app: web.Application) -> None:
+        """Serve Engine.IO (and the assets) under the server's paths of an aiohttp application."""
+        eio = self.server._engine("aiohttp")
+        eio.attach(app, self.server.path)
+        self._add_asset_route(app)
+
+    def _add_asset_route(self, app: web.Application) -> None:
+        # GET <assets_path><name>: exactly the files of transport.browser_assets() (SPEC 2.7).
+        assets_path = self.server.options.assets_path
+        if assets_path is not None:
+            app.router.add_get(assets_path + "{name}", self._asset)
+
+    async def _asset(self, request: web.Request) -> web.Response:
+        found = read_asset(self.server.transport.browser_assets(), request.match_info["name"])
+        if found is None:
+            raise web.HTTPNotFound()
+        content_type, body = found
+        return web.Response(body=body, headers=asset_headers(content_type))
+
+    async def start(self) -> tuple[str, int]:
+        """Run a standalone aiohttp site (and the relay's Unix socket with a broker); its address."""
+        server = self.server
+        eio = server._engine("aiohttp")
+        app = web.Application(client_max_size=eio.max_http_buffer_size, middlewares=[self._route])
+        eio.attach(app, server.path)
+        self._add_asset_route(app)
+        runner = web.AppRunner(
+            app, handle_signals=False, access_log=None, shutdown_timeout=server.options.close_timeout
+        )
+        await runner.setup()
+        self.runner = runner
+        site = web.TCPSite(runner, server.host, server.port, reuse_port=server.options.reuse_port)
+        try:
+            await site.start()
+            if server.broker is not None:
+                # Relayed requests (SPEC.md 13.8) reach this process's own server here.
+                path = str(Path(tempfile.mkdtemp(prefix="rtt-relay-")) / "http.sock")
+                await web.UnixSite(runner, path).start()
+                server._relay_socket = path
+        except BaseException:
+            await runner.cleanup()
+            self.runner = None
+            self._remove_relay_socket()
+            raise
+        host, port = runner.addresses[0][:2]
+        return str(host), int(port)
+
+    async def stop(self) -> None:
+        """Close the standalone site (if any) and remove the relay's socket."""
+        if self.runner is not None:
+            await self.runner.cleanup()
+            self.runner = None
+        self._remove_relay_socket()
+
+    @web.middleware
+    async def _route(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Relay a request of a session another process holds to that process (SPEC.md 13.8)."""
+        server = self.server
+        sid = request.query.get("sid")
+        if sid is None or server.holds(sid) or server._relay_socket is None or _relayed(request):
+            return await handler(request)
+        if request.headers.get("Upgrade", "").lower() == "websocket":
+            # A WebSocket cannot be relayed: the client keeps its session on long-polling.
+            return web.Response(status=400, text="Session held by another process; keep polling")
+        try:
+            body = await request.read()
+            relayed = await server._relay_session(
+                sid, RelayedRequest(request.method, request.path_qs, relay_headers(request.headers), body)
+            )
+        except BrokerError as exc:
+            logger.warning("cannot relay a request of session %s: %s", sid, exc)
+            return web.Response(status=503, text="Session held by another process, which cannot be reached")
+        if relayed is None:
+            return await handler(request)  # no process holds it: the library says so
+        response = web.StreamResponse(status=relayed.status, headers=relayed.headers)
+        try:
+            async with contextlib.aclosing(relayed.body) as body_parts:
+                await response.prepare(request)
+                async for part in body_parts:
+                    await response.write(part)
+            await response.write_eof()
+        except ConnectionResetError:
+            pass  # the client left; closing the body told the holder to stop
+        return response
+
+    def _remove_relay_socket(self) -> None:
+        server = self.server
+        if server._relay_socket is not None:
+            shutil.rmtree(Path(server._relay_socket).parent, ignore_errors=True)
+            server._relay_socket = None
+
+    # -- ASGI -----------------------------------------------------------------
+
+    def asgi_app(self, other_app: Callable[..., Any] | None) -> Callable[..., Any]:
+        """An ASGI application: Engine.IO under the path, ``other_app`` elsewhere, rtt's lifespan."""
+        eio = self.server._engine("asgi")
+        app = engineio.ASGIApp(eio, other_app, engineio_path=self.server.path)
+
+        async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
+            if scope["type"] == "lifespan":
+                await self._lifespan(scope, receive, send, other_app)
+            else:
+                await app(scope, receive, send)
+
+        return asgi
+
+    async def _lifespan(self, scope: dict[str, Any], receive: Any, send: Any, other: Any) -> None:
+        """Start and close the server with the ASGI application, and run ``other``'s lifespan too.
+
+        ``other`` gets its startup before the server starts and its shutdown
+        after the server closed; an app without lifespan support (it raises
+        or returns on the lifespan scope) is left out, as ASGI servers do.
+        """
+        server = self.server
+        relay = _LifespanRelay(other, scope) if other is not None else None
+        while True:
+            event = await receive()
+            if event["type"] == "lifespan.startup":
+                failure = await relay.ask("lifespan.startup") if relay is not None else None
+                if failure is None:
+                    try:
+                        if server.state is ServerState.NEW:
+                            await server.start()
+                    except Exception as exc:
+                        failure = str(exc) or repr(exc)
+                if failure is not None:
+                    await send({"type": "lifespan.startup.failed", "message": failure})
+                    return
+                await send({"type": "lifespan.startup.complete"})
+            elif event["type"] == "lifespan.shutdown":
+                await server.close()
+                failure = await relay.ask("lifespan.shutdown") if relay is not None else None
+                if failure is not None:
+                    await send({"type": "lifespan.shutdown.failed", "message": failure})
+                else:
+                    await send({"type": "lifespan.shutdown.complete"})
+                return
+
+
+class _LifespanRelay:
+    """Runs another ASGI application's lifespan beside rtt's, one event at a time."""
+
+    def __init__(self, app: Callable[..., Any], scope: dict[str, Any]) -> None:
+        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
+        self._task: asyncio.Task[Any] | None = asyncio.get_running_loop().create_task(
+            app(scope, self._inbox.get, self._outbox.put)
+        )
+
+    async def ask(self, event_type: str) -> str | None:
+        """Send ``event_type``; return the failure message, or ``None`` if it completed."""
+        task = self._task
+        if task is None:
+            return None
+        await self._inbox.put({"type": event_type})
+        answer = asyncio.ensure_future(self._outbox.get())
+        await asyncio.wait({answer, task}, return_when=asyncio.FIRST_COMPLETED)
+        if not answer.done():
+            answer.cancel()
+            self._task = None  # no lifespan support: it raised or returned
+            if not task.cancelled():
+                task.exception()  # retrieved: an app may refuse the lifespan scope
+            return None
+        message = answer.result()
+        if message["type"].endswith(".failed"):
+            return str(message.get("message", ""))
+        if event_type == "lifespan.shutdown":
+            await asyncio.wait({task}, timeout=5)
+        return None
+
+
+def _relayed(request: web.Request) -> bool:
+    """Whether ``request`` came over the relay's Unix socket (never relayed again)."""
+    sock = request.transport.get_extra_info("socket") if request.transport is not None else None
+    return sock is not None and sock.family == socket_module.AF_UNIX

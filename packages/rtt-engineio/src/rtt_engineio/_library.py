@@ -1,0 +1,837 @@
+"""Everything rtt-engineio does inside python-engineio's (and asyncio's) private parts.
+
+python-engineio has no hooks for what rtt needs (admission with rtt's HTTP
+status before a session exists, raw text, byte-counted and batched queues,
+rtt's close reasons, knowing its tasks), so this module subclasses its server,
+socket and client and reads or writes some of their attributes. Nothing else
+in rtt-engineio touches a private part of python-engineio or asyncio: the rest
+of the plugin uses this module and public APIs only.
+
+Written against python-engineio 4.15.1 and checked against 4.13.0 (the range
+the distribution allows is :data:`ENGINEIO_RANGE`). :data:`COUPLING` lists
+every override and access, with the upstream symbol and the reason; the
+canary tests (``tests/engineio_plugin/test_engineio_canaries.py``) check each
+entry against the installed release and SPEC.md 12.3 lists them.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import json
+import logging
+from collections.abc import Callable, Coroutine, Iterator
+from contextvars import ContextVar
+from dataclasses import dataclass
+from typing import TYPE_CHECKING, Any
+
+import aiohttp
+import engineio  # type: ignore[import-untyped, unused-ignore]
+import engineio.async_drivers.aiohttp  # type: ignore[import-untyped, unused-ignore]
+import engineio.async_drivers.asgi  # type: ignore[import-untyped, unused-ignore]
+import engineio.async_server  # type: ignore[import-untyped, unused-ignore]
+import engineio.base_client  # type: ignore[import-untyped, unused-ignore]
+from aiohttp import WSMsgType, web
+from engineio import exceptions as eio_exceptions  # type: ignore[import-untyped, unused-ignore]
+from engineio import packet  # type: ignore[import-untyped, unused-ignore]
+from engineio.async_socket import AsyncSocket  # type: ignore[import-untyped, unused-ignore]
+
+from rtt import CloseReason
+
+from ._wire import CLOSE, MESSAGE, NOOP, PONG, UPGRADE, decode_packet
+
+if TYPE_CHECKING:
+    from .server import EngineioConn, EngineioServer
+
+__all__ = [
+    "COUPLING",
+    "ENGINEIO_RANGE",
+    "Coupling",
+    "LibraryClient",
+    "LibraryServer",
+    "RttSocket",
+    "SendQueue",
+    "TrackedTasks",
+    "aiohttp_request",
+    "asgi_scope",
+    "forget_client",
+    "let_client_go",
+    "raw_text",
+    "send_close_packet",
+]
+
+#: The python-engineio releases this module was written and checked against.
+ENGINEIO_RANGE = ">=4.13,<4.16"
+
+#: Packets in one long-polling response: python-engineio's client refuses a payload of more than 16.
+PACKETS_PER_POLL = 16
+
+#: Close codes of a deliberate client close: normal, going away (a page left),
+#: and a close frame with no status (what engine.io-client's close() sends),
+#: which ASGI servers report as 1005 and aiohttp as 0.
+CLIENT_CLOSE_CODES = frozenset({1000, 1001, 1005, 0})
+
+
+@dataclass(frozen=True)
+class Coupling:
+    """One private part of a library that rtt-engineio overrides, calls, reads or writes."""
+
+    owner: Any
+    """The upstream class, module or function."""
+    names: tuple[str, ...]
+    """The attributes touched (for ``how="environ key"``: the keys the driver puts in the environ)."""
+    how: str
+    """``overrides``, ``calls``, ``reads``, ``writes`` or ``environ key``."""
+    why: str
+    """Why rtt touches it, and why no public API does instead."""
+    parameters: tuple[str, ...] | None = None
+    """A method's parameters (``self`` included) as written against; ``None``: presence only."""
+    instance: bool = False
+    """The names are set on instances (in ``__init__``), so are checked on one."""
+
+
+_Server = engineio.AsyncServer
+_Client = engineio.AsyncClient
+
+#: Every override and private access of this module (SPEC.md 12.3, library coupling).
+COUPLING: tuple[Coupling, ...] = (
+    # -- The server -----------------------------------------------------------
+    Coupling(
+        _Server,
+        ("_handle_connect",),
+        "overrides",
+        "LibraryServer: admission (origins, authorize) before a session exists, refused with rtt's "
+        "status; the library's only hook, the connect event, runs after and can only answer 401",
+        ("self", "environ", "transport", "jsonp_index"),
+    ),
+    Coupling(
+        engineio.async_server.async_socket,
+        ("AsyncSocket",),
+        "reads",
+        "adopt(): _handle_connect builds async_socket.AsyncSocket by name (no factory), so the new "
+        "socket's __class__ is switched to RttSocket in the connect event, before any packet arrives",
+    ),
+    Coupling(
+        _Server,
+        ("sockets",),
+        "writes",
+        "the session table: find the new session's socket, forget an ended one, empty it on stop",
+        instance=True,
+    ),
+    Coupling(
+        _Server,
+        ("_trigger_event",),
+        "calls",
+        "RttSocket.close fires the disconnect event as the library's close does",
+        ("self", "event", "args", "kwargs"),
+    ),
+    Coupling(
+        _Server,
+        ("ping_interval", "ping_timeout", "max_http_buffer_size", "reason"),
+        "reads",
+        "RttSocket's timeouts and limits, and the library's disconnect reasons",
+        instance=True,
+    ),
+    Coupling(
+        _Server,
+        ("start_background_task",),
+        "overrides",
+        "TrackedTasks: the library forgets its tasks; rtt keeps them to cancel them on close",
+        ("self", "target", "args", "kwargs"),
+    ),
+    # -- The server's socket --------------------------------------------------
+    Coupling(
+        AsyncSocket,
+        ("poll",),
+        "overrides",
+        "at most 16 packets per long-poll (python-engineio's client refuses more), no task per "
+        "WebSocket packet, and the outgoing bytes counted as the client takes them",
+        ("self",),
+    ),
+    Coupling(
+        AsyncSocket,
+        ("close",),
+        "overrides",
+        "rtt's close reason as the data of the CLOSE packet, and the queue freed on abort",
+        ("self", "wait", "abort", "reason"),
+    ),
+    Coupling(
+        AsyncSocket,
+        ("handle_post_request",),
+        "overrides",
+        "rtt decodes long-polling bodies: text stays text, any number of packets, oversize and "
+        "malformed bodies close the session with rtt's reason (the library answers 200 and goes on)",
+        ("self", "environ"),
+    ),
+    Coupling(
+        AsyncSocket,
+        ("receive",),
+        "overrides",
+        "messages go to rtt in order, an unknown packet is a protocol error",
+        ("self", "pkt"),
+    ),
+    Coupling(
+        AsyncSocket,
+        ("_websocket_handler",),
+        "overrides",
+        "reads frames through rtt's decoder and tells why the WebSocket ended (client close, "
+        "oversize, malformed, ping timeout); the library's loop dies on a bad packet",
+        ("self", "ws"),
+    ),
+    Coupling(
+        AsyncSocket,
+        ("send", "schedule_ping"),
+        "calls",
+        "what the library's own receive and handler call: queue a packet, restart the heartbeat",
+    ),
+    Coupling(
+        AsyncSocket,
+        ("queue", "connected", "upgrading", "upgraded", "closing", "closed"),
+        "writes",
+        "the socket's queue and state flags, as the library's own methods use them",
+        instance=True,
+    ),
+    Coupling(
+        engineio.async_drivers.aiohttp.WebSocket,
+        ("_sock",),
+        "reads",
+        "the aiohttp WebSocketResponse under the driver's wrapper, to tell a client close and an "
+        "oversize frame (1009) from a failure",
+        instance=True,
+    ),
+    Coupling(
+        engineio.async_drivers.asgi.WebSocket,
+        ("asgi_receive",),
+        "reads",
+        "the ASGI receive callable, for the close code of websocket.disconnect",
+        instance=True,
+    ),
+    Coupling(
+        engineio.async_drivers.aiohttp.translate_request,
+        ("aiohttp.request",),
+        "environ key",
+        "the aiohttp request: headers, peer address and path of a handshake, the transport to "
+        "abort, the body of a POST",
+    ),
+    Coupling(
+        engineio.async_drivers.asgi.translate_request,
+        ("asgi.scope",),
+        "environ key",
+        "the ASGI scope: headers, client address and path of a handshake",
+    ),
+    # -- The client -----------------------------------------------------------
+    Coupling(
+        _Client,
+        ("_receive_packet",),
+        "overrides",
+        "messages go to rtt's bounded inbox (a full one stops the read loop), the CLOSE packet's "
+        "data is rtt's reason, a paused client takes nothing",
+        ("self", "pkt"),
+    ),
+    Coupling(
+        _Client,
+        ("_send_request",),
+        "overrides",
+        "reads and releases POST and error responses, which the library leaves checked out",
+        ("self", "method", "url", "headers", "body", "timeout"),
+    ),
+    Coupling(
+        _Client,
+        ("_send_packet",),
+        "calls",
+        "close() queues CLOSE and waits for it to be written; disconnect() would not wait",
+        ("self", "pkt"),
+    ),
+    Coupling(
+        _Client,
+        ("create_queue",),
+        "overrides",
+        "SendQueue, which counts the packets the write loop has not written yet",
+        ("self", "args", "kwargs"),
+    ),
+    Coupling(
+        _Client,
+        ("state", "queue", "ws", "write_loop_task"),
+        "writes",
+        "the session's state (set to disconnected to let go without a handshake), its send queue, "
+        "its WebSocket (for the close code), whether its write loop runs",
+        instance=True,
+    ),
+    Coupling(
+        _Client,
+        ("start_background_task",),
+        "overrides",
+        "TrackedTasks, as for the server; the client's tasks decode packets as raw text",
+        ("self", "target", "args", "kwargs"),
+    ),
+    Coupling(
+        engineio.base_client,
+        ("connected_clients",),
+        "writes",
+        "a client rtt lets go leaves the library's list (kept for its SIGINT handler)",
+    ),
+    Coupling(
+        packet.Packet,
+        ("json",),
+        "writes",
+        "the client's json= option sets this class attribute for the whole process; rtt installs "
+        "a module that keeps text raw only in rtt clients' tasks and is json elsewhere",
+    ),
+    # -- asyncio --------------------------------------------------------------
+    Coupling(
+        asyncio.Queue,
+        ("put", "put_nowait", "task_done"),
+        "overrides",
+        "SendQueue counts puts and task_done() calls (public methods) instead of reading "
+        "CPython's private Queue._unfinished_tasks",
+    ),
+)
+
+
+# -- Tasks --------------------------------------------------------------------
+
+
+class TrackedTasks:
+    """Mixin for python-engineio's client and server: the background tasks it starts.
+
+    The library fires and forgets its tasks; rtt keeps them in ``rtt_tasks`` so
+    that closing a client or server can wait for or cancel every one of them.
+    """
+
+    rtt_tasks: set[asyncio.Task[Any]]
+
+    def start_background_task(
+        self, target: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        task = asyncio.get_running_loop().create_task(target(*args, **kwargs))
+        self.rtt_tasks.add(task)
+        task.add_done_callback(self._rtt_task_done)
+        return task
+
+    def _rtt_task_done(self, task: asyncio.Task[Any]) -> None:
+        self.rtt_tasks.discard(task)
+        if not task.cancelled() and task.exception() is not None:
+            # e.g. a heartbeat task that found its socket closed
+            logging.getLogger("rtt.engineio").debug("engine.io task ended: %r", task.exception())
+
+
+# -- JSON -----------------------------------------------------------------------
+
+_HANDSHAKE_KEYS = frozenset({"sid", "upgrades", "pingInterval", "pingTimeout"})
+
+#: True in the tasks of an rtt client: packets they decode keep their text.
+_RAW_TEXT: ContextVar[bool] = ContextVar("rtt_engineio_raw_text", default=False)
+
+
+class _ScopedJson:
+    """python-engineio's JSON module while an rtt client exists: raw text in rtt's tasks only.
+
+    python-engineio decodes every text packet as JSON when it can (``'"a"'``
+    arrives as ``'a'``), and its ``json=`` option replaces the module for
+    the whole process (a class attribute of ``Packet``). Inside an rtt
+    client's tasks (:func:`raw_text`) ``loads`` returns the text unchanged
+    unless it is the handshake object the library needs as a dict; anywhere
+    else it is the module that was installed before, so other python-engineio
+    clients and servers in the process see no difference.
+    """
+
+    def __init__(self, fallback: Any) -> None:
+        self.fallback = fallback
+
+    def dumps(self, obj: Any, **kwargs: Any) -> str:
+        text: str = self.fallback.dumps(obj, **kwargs)
+        return text
+
+    def loads(self, text: str | bytes, **kwargs: Any) -> Any:
+        if not _RAW_TEXT.get():
+            return self.fallback.loads(text, **kwargs)
+        if isinstance(text, str) and text.startswith('{"sid":'):
+            try:
+                value = json.loads(text, **kwargs)
+            except ValueError:
+                return text
+            if isinstance(value, dict) and value.keys() >= _HANDSHAKE_KEYS:
+                return value
+        return text
+
+
+def _scoped_json() -> _ScopedJson:
+    current = packet.Packet.json
+    return current if isinstance(current, _ScopedJson) else _ScopedJson(current)
+
+
+@contextlib.contextmanager
+def raw_text() -> Iterator[None]:
+    """Packets decoded in this block (and in tasks started from it) keep their text."""
+    token = _RAW_TEXT.set(True)
+    try:
+        yield
+    finally:
+        _RAW_TEXT.reset(token)
+
+
+# -- The server -------------------------------------------------------------------
+
+
+class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
+    """``engineio.AsyncServer`` that asks rtt before it opens a session and tracks its tasks."""
+
+    def __init__(self, rtt: EngineioServer, **kwargs: Any) -> None:
+        super().__init__(**kwargs)
+        self.rtt = rtt
+        self.rtt_tasks: set[asyncio.Task[Any]] = set()
+
+    async def _handle_connect(self, environ: dict[str, Any], transport: str, jsonp_index: Any = None) -> Any:
+        refused = await self.rtt._admit_handshake(environ)
+        if refused is not None:
+            return {
+                "status": f"{refused.status} {refused.reason}",
+                "headers": [("Content-Type", "text/plain; charset=utf-8")],
+                "response": f"{refused.reason}\n".encode(),
+            }
+        return await super()._handle_connect(environ, transport, jsonp_index)
+
+    def adopt(self, sid: str, conn: EngineioConn) -> RttSocket:
+        """Make the socket of a session being opened (in its connect event) rtt's socket."""
+        sock = self.sockets[sid]
+        sock.__class__ = RttSocket
+        sock.rtt_conn = conn
+        assert isinstance(sock, RttSocket)
+        return sock
+
+    def forget(self, sid: str, sock: RttSocket) -> None:
+        """Remove an ended session from the library's table (unless a new one took its id)."""
+        if self.sockets.get(sid) is sock:
+            del self.sockets[sid]
+
+    def drop_all(self) -> None:
+        """Mark every socket closed, free its queue, and forget it: the server is stopping."""
+        for sock in list(self.sockets.values()):
+            sock.closed = True
+            drop_queue(sock)
+        self.sockets.clear()
+
+
+def aiohttp_request(environ: dict[str, Any]) -> web.Request | None:
+    """The aiohttp request python-engineio's aiohttp driver put in ``environ``."""
+    request: web.Request | None = environ.get("aiohttp.request")
+    return request
+
+
+def asgi_scope(environ: dict[str, Any]) -> dict[str, Any] | None:
+    """The ASGI scope python-engineio's ASGI driver put in ``environ``."""
+    scope: dict[str, Any] | None = environ.get("asgi.scope")
+    return scope
+
+
+def drop_queue(sock: AsyncSocket) -> None:
+    """Free everything queued for a socket and wake its pending poll or writer."""
+    queue: asyncio.Queue[Any] = sock.queue
+    while True:
+        try:
+            queue.get_nowait()
+        except asyncio.QueueEmpty:
+            break
+        queue.task_done()
+    queue.put_nowait(None)
+    if isinstance(sock, RttSocket):
+        sock.rtt_conn.queued = 0
+
+
+def message_packet(data: str | bytes, size: int) -> packet.Packet:
+    """A ``MESSAGE`` packet carrying rtt's size of its message, for the outgoing byte count."""
+    pkt = packet.Packet(MESSAGE, data)
+    pkt.rtt_size = size
+    return pkt
+
+
+class RttSocket(AsyncSocket):  # type: ignore[misc]
+    """python-engineio's socket with rtt's accounting, decoding and close reasons.
+
+    The library creates a plain ``AsyncSocket``; :meth:`LibraryServer.adopt`
+    switches its class to this one in the ``connect`` event, before any
+    message can arrive.
+    """
+
+    rtt_conn: EngineioConn
+    server: LibraryServer
+    closed: bool
+    closing: bool
+    connected: bool
+    upgraded: bool
+    upgrading: bool
+
+    # -- What rtt's server uses -------------------------------------------
+
+    @property
+    def open(self) -> bool:
+        """Not closing or closed: messages may still be queued."""
+        return not (self.closing or self.closed)
+
+    @property
+    def on_websocket(self) -> bool:
+        """Upgraded to (or opened as) WebSocket."""
+        return self.upgraded
+
+    def put(self, pkt: packet.Packet) -> None:
+        """Queue ``pkt`` without waiting (the queue is unbounded; rtt measures it)."""
+        self.queue.put_nowait(pkt)
+
+    def cut(self) -> None:
+        """Closing: free the queue at once and wake whoever waits on it."""
+        self.closing = True
+        drop_queue(self)
+
+    # -- Overrides ----------------------------------------------------------
+
+    async def poll(self) -> list[packet.Packet]:
+        """Next packets to send: all queued on WebSocket, at most :data:`PACKETS_PER_POLL` on long-polling.
+
+        python-engineio's client refuses a polling payload of more than 16
+        packets; a WebSocket writer sends each packet as its own frame.
+        """
+        queue = self.queue
+        try:
+            if self.upgraded:
+                # The WebSocket writer needs no timeout (the reader watches the
+                # heartbeat), and wait_for would cost a task per message.
+                first = await queue.get()
+            else:
+                async with asyncio.timeout(self.server.ping_interval + self.server.ping_timeout):
+                    first = await queue.get()
+            queue.task_done()
+        except (TimeoutError, asyncio.CancelledError):
+            raise eio_exceptions.QueueEmpty() from None
+        if first is None:
+            return []
+        packets = [first]
+        limit = None if self.upgraded else PACKETS_PER_POLL
+        while limit is None or len(packets) < limit:
+            try:
+                pkt = queue.get_nowait()
+            except asyncio.QueueEmpty:
+                break
+            queue.task_done()
+            if pkt is None:
+                queue.put_nowait(None)
+                break
+            packets.append(pkt)
+        if not self.upgraded:
+            # Long-polling: these are the answer to a poll, taken now. (On WebSocket
+            # the writer counts each packet once it is written.)
+            conn = self.rtt_conn
+            for pkt in packets:
+                conn.queued -= getattr(pkt, "rtt_size", 0)
+        return packets
+
+    async def close(self, wait: bool = True, abort: bool = False, reason: str | None = None) -> None:
+        if self.closed or self.closing:
+            return
+        self.closing = True
+        await self.server._trigger_event(
+            "disconnect", self.sid, reason or self.server.reason.SERVER_DISCONNECT, run_async=False
+        )
+        if not abort:
+            chosen = self.rtt_conn.rtt_reason
+            await self.send(packet.Packet(CLOSE, chosen.value if chosen is not None else None))
+            if wait:
+                # Still open meanwhile: a long-polling client must be able to fetch the CLOSE.
+                await self.queue.join()
+        self.closed = True
+        if abort:
+            drop_queue(self)
+
+    async def handle_post_request(self, environ: dict[str, Any]) -> None:
+        conn = self.rtt_conn
+        length = int(environ.get("CONTENT_LENGTH") or "0")
+        if length > self.server.max_http_buffer_size:
+            conn.server._wire_violation(conn, CloseReason.MESSAGE_TOO_BIG)
+            return
+        request = aiohttp_request(environ)
+        if request is not None:
+            body: bytes = await request.content.readexactly(length)
+        else:
+            body = await environ["wsgi.input"].read(length)
+        try:
+            text = body.decode("utf-8")
+        except UnicodeDecodeError:
+            conn.server._wire_violation(conn, CloseReason.PROTOCOL_ERROR)
+            return
+        if not text:
+            return
+        for encoded in text.split("\x1e"):
+            pkt = decode_packet(encoded)
+            if pkt is None:
+                conn.server._wire_violation(conn, CloseReason.PROTOCOL_ERROR)
+                return
+            await self.receive(pkt)
+            if self.closing or self.closed:
+                return
+
+    async def receive(self, pkt: packet.Packet) -> None:
+        kind = pkt.packet_type
+        if kind == MESSAGE:
+            await self.rtt_conn.server._on_message(self.rtt_conn, pkt.data)
+        elif kind == PONG:
+            self.schedule_ping()
+        elif kind == CLOSE:
+            await self.close(wait=False, abort=True, reason=self.server.reason.CLIENT_DISCONNECT)
+        elif kind == UPGRADE:
+            await self.send(packet.Packet(NOOP))
+        elif kind != NOOP:
+            self.rtt_conn.server._wire_violation(self.rtt_conn, CloseReason.PROTOCOL_ERROR)
+
+    async def _websocket_handler(self, ws: Any) -> None:
+        """The library's WebSocket loop, reading through rtt's decoder and reporting why it ended."""
+        conn = self.rtt_conn
+        server = self.server
+        receive = _frame_reader(ws)
+        if self.connected:  # an upgrade from long-polling
+            self.upgrading = True
+            try:
+                probe = await receive()
+                if probe != "2probe":
+                    self.upgrading = False
+                    return
+                await ws.send("3probe")
+                await self.queue.put(packet.Packet(NOOP))  # ends the pending poll
+                if await receive() != "5":
+                    self.upgrading = False
+                    return
+            except (OSError, _FrameError):
+                self.upgrading = False
+                return
+            self.upgraded = True
+            self.upgrading = False
+        else:
+            self.connected = True
+            self.upgraded = True
+        conn.ws = ws
+        ended = conn.ws_ended = asyncio.get_running_loop().create_future()
+
+        async def writer() -> None:
+            try:
+                while True:
+                    try:
+                        packets = await self.poll()
+                    except eio_exceptions.QueueEmpty:
+                        break
+                    if not packets:
+                        break
+                    for pkt in packets:
+                        await ws.send(pkt.encode())
+                        conn.queued -= getattr(pkt, "rtt_size", 0)
+            except Exception:  # the peer went away
+                pass
+            with contextlib.suppress(Exception):
+                await ws.close()
+
+        writer_task = server.start_background_task(writer)
+        reason = server.reason.TRANSPORT_CLOSE
+        timeout = server.ping_interval + server.ping_timeout
+        try:
+            while True:
+                try:
+                    async with asyncio.timeout(timeout):  # a timer, not a task per frame
+                        frame = await receive()
+                except TimeoutError:
+                    reason = server.reason.PING_TIMEOUT
+                    break
+                except _FrameError as exc:
+                    if exc.reason is not None:
+                        conn.detected = exc.reason
+                    break
+                except OSError:
+                    break
+                pkt = decode_packet(frame)
+                if pkt is None:
+                    conn.detected = CloseReason.PROTOCOL_ERROR
+                    break
+                try:
+                    await self.receive(pkt)
+                except eio_exceptions.SocketIsClosedError:
+                    break
+                if self.closed:
+                    break
+        finally:
+            await self.queue.put(None)  # lets the writer finish
+            await asyncio.wait({writer_task}, timeout=server.rtt.options.close_timeout)
+            writer_task.cancel()
+            await self.close(wait=False, abort=True, reason=reason)
+            ended.set_result(None)
+
+
+class _FrameError(Exception):
+    """The WebSocket ended; ``reason`` says why when rtt can tell."""
+
+    def __init__(self, reason: CloseReason | None) -> None:
+        super().__init__(reason)
+        self.reason = reason
+
+
+def _frame_reader(ws: Any) -> Callable[[], Coroutine[Any, Any, str | bytes]]:
+    """Read WebSocket frames from either driver, telling a clean close from an oversize frame."""
+    sock = getattr(ws, "_sock", None)
+    if isinstance(sock, web.WebSocketResponse):
+        return _AiohttpFrames(sock).receive
+    return _AsgiFrames(ws.asgi_receive).receive
+
+
+class _AiohttpFrames:
+    # A slotted object rather than a closure: one lives as long as each connection.
+    __slots__ = ("sock",)
+
+    def __init__(self, sock: web.WebSocketResponse) -> None:
+        self.sock = sock
+
+    async def receive(self) -> str | bytes:
+        sock = self.sock
+        msg = await sock.receive()
+        if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
+            data: str | bytes = msg.data
+            return data
+        if msg.type is WSMsgType.ERROR and 1009 in (sock.close_code, getattr(msg.data, "code", None)):
+            raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
+        if msg.type is WSMsgType.CLOSE and msg.data in CLIENT_CLOSE_CODES:
+            raise _FrameError(CloseReason.CLIENT_CLOSED)
+        raise _FrameError(None)
+
+
+class _AsgiFrames:
+    __slots__ = ("asgi_receive",)
+
+    def __init__(self, asgi_receive: Callable[[], Coroutine[Any, Any, dict[str, Any]]]) -> None:
+        self.asgi_receive = asgi_receive
+
+    async def receive(self) -> str | bytes:
+        event = await self.asgi_receive()
+        if event["type"] == "websocket.receive":
+            if event.get("bytes") is not None:
+                data: bytes = event["bytes"]
+                return data
+            if event.get("text") is not None:
+                text: str = event["text"]
+                return text
+        elif event["type"] == "websocket.disconnect":
+            code = event.get("code")
+            if code in CLIENT_CLOSE_CODES:
+                raise _FrameError(CloseReason.CLIENT_CLOSED)
+            if code == 1009:
+                raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
+        raise _FrameError(None)
+
+
+# -- The client -------------------------------------------------------------------
+
+
+class SendQueue(asyncio.Queue[Any]):
+    """python-engineio's client send queue, telling how many packets are not yet written.
+
+    The library's write loop takes every queued packet at once and marks each
+    done once written, so the queue's own size says nothing about backlog;
+    counting puts and ``task_done()`` calls does. The queue is unbounded, so
+    ``put`` never waits.
+    """
+
+    def __init__(self) -> None:
+        super().__init__()
+        self._rtt_unwritten = 0
+
+    @property
+    def unwritten(self) -> int:
+        """Packets put and not yet marked done by the write loop."""
+        return self._rtt_unwritten
+
+    async def put(self, item: Any) -> None:
+        self.put_nowait(item)
+
+    def put_nowait(self, item: Any) -> None:
+        super().put_nowait(item)
+        self._rtt_unwritten += 1
+
+    def task_done(self) -> None:
+        super().task_done()
+        self._rtt_unwritten -= 1
+
+
+class LibraryClient(TrackedTasks, engineio.AsyncClient):  # type: ignore[misc]
+    """``engineio.AsyncClient`` that hands packets to rtt first and tracks its tasks.
+
+    ``on_packet`` sees every packet the server sends; when it returns True
+    the packet is rtt's (a message), else the library handles it too.
+    """
+
+    def __init__(
+        self, on_packet: Callable[[packet.Packet], Coroutine[Any, Any, bool]], **kwargs: Any
+    ) -> None:
+        super().__init__(json=_scoped_json(), **kwargs)
+        self.rtt_on_packet = on_packet
+        self.rtt_tasks: set[asyncio.Task[Any]] = set()
+
+    def start_background_task(
+        self, target: Callable[..., Any], *args: Any, **kwargs: Any
+    ) -> asyncio.Task[Any]:
+        with raw_text():  # the task copies this context: its packets keep their text
+            return super().start_background_task(target, *args, **kwargs)
+
+    def create_queue(self, *args: Any, **kwargs: Any) -> SendQueue:
+        assert not args and not kwargs, "rtt's send queue is unbounded, as the library's"
+        return SendQueue()
+
+    @property
+    def session_open(self) -> bool:
+        """Whether the library considers the session connected."""
+        return bool(self.state == "connected")
+
+    @property
+    def websocket(self) -> aiohttp.ClientWebSocketResponse | None:
+        """The session's WebSocket, once it has one."""
+        ws: aiohttp.ClientWebSocketResponse | None = self.ws
+        return ws
+
+    @property
+    def send_queue(self) -> SendQueue:
+        """The library's send queue (made by :meth:`create_queue`)."""
+        queue: SendQueue = self.queue
+        return queue
+
+    async def _send_request(
+        self, method: str, url: str, headers: Any = None, body: Any = None, timeout: Any = None
+    ) -> Any:
+        response = await super()._send_request(method, url, headers=headers, body=body, timeout=timeout)
+        if isinstance(response, aiohttp.ClientResponse) and (method == "POST" or response.status >= 300):
+            # The library never reads a POST's answer, nor an error's, which keeps their
+            # connections checked out.
+            with contextlib.suppress(aiohttp.ClientError):
+                await response.read()
+            response.release()
+        return response
+
+    async def _receive_packet(self, pkt: packet.Packet) -> None:
+        if not await self.rtt_on_packet(pkt):
+            await super()._receive_packet(pkt)
+
+
+async def send_close_packet(eio: LibraryClient) -> bool:
+    """Queue the client's ``CLOSE`` packet if its session runs; False if it does not.
+
+    ``disconnect()`` would not let rtt wait for the packet to be written.
+    """
+    if eio.state != "connected" or eio.write_loop_task is None:
+        return False
+    await eio._send_packet(packet.Packet(CLOSE))
+    return True
+
+
+def let_client_go(eio: LibraryClient) -> bool:
+    """Mark a connected client disconnected without a closing handshake; True if it was connected."""
+    if eio.state != "connected":
+        return False
+    eio.state = "disconnected"  # no more handshakes: the loops end at their next turn
+    return True
+
+
+def forget_client(eio: LibraryClient) -> None:
+    """Take a client rtt let go off the library's list of connected clients."""
+    with contextlib.suppress(ValueError):
+        engineio.base_client.connected_clients.remove(eio)
