@@ -528,29 +528,29 @@ var rtt = (() => {
       this.options = clientOptions(options);
 
       // Private state: the underscore names are not part of the API.
-      /** @private */
+      /** @internal */
       this._adapter = adapter;
-      /** @private @type {string} */
+      /** @internal @type {string} */
       this._state = "idle";
-      /** @private @type {string | null} */
+      /** @internal @type {string | null} */
       this._closeReason = null;
-      /** @private @type {Connection | null} the open connection, only while "open" */
+      /** @internal @type {Connection | null} the open connection, only while "open" */
       this._conn = null;
-      /** @private @type {((error: ConnectError) => void) | null} stops the attempt or reconnect wait in progress */
+      /** @internal @type {((error: ConnectError) => void) | null} stops the attempt or reconnect wait in progress */
       this._cancel = null;
-      /** @private @type {Message[]} the offline queue, oldest first */
+      /** @internal @type {Message[]} the offline queue, oldest first */
       this._queue = [];
-      /** @private @type {Map<string, Function[]>} */
+      /** @internal @type {Map<string, Function[]>} */
       this._handlers = new Map(EVENTS.map((event) => [event, []]));
-      /** @private */
+      /** @internal */
       this._warnedUnhandled = false;
       /** @type {(reason: string) => void} */
       let resolveClosed = () => {};
-      /** @private @type {Promise<string>} */
+      /** @internal @type {Promise<string>} */
       this._closed = new Promise((resolve) => {
         resolveClosed = resolve;
       });
-      /** @private */
+      /** @internal */
       this._resolveClosed = resolveClosed;
     }
 
@@ -698,7 +698,7 @@ var rtt = (() => {
     /**
      * One connection attempt. Exactly one of onOpen(conn) / onFail(error) is called;
      * `this._cancel` fails the attempt early (close() uses it).
-     * @private
+     * @internal
      * @param {(conn: Connection) => void} onOpen
      * @param {(error: ConnectError) => void} onFail
      */
@@ -757,7 +757,7 @@ var rtt = (() => {
     /**
      * Take a new connection: flush the queue, then open. Returns null, or the error that
      * ended the connection during the flush (the connection is then closed).
-     * @private
+     * @internal
      * @param {Connection} conn
      * @param {number} attempt
      * @returns {unknown}
@@ -783,7 +783,7 @@ var rtt = (() => {
       return null;
     }
 
-    /** @private @param {Message} data */
+    /** @internal @param {Message} data */
     _received(data) {
       // The same limit as the Python client's (SPEC.md 5.2): an oversized message is not
       // delivered and the connection is closed with "message too big".
@@ -802,7 +802,7 @@ var rtt = (() => {
 
     /**
      * The open connection ended: close for good, or reconnect (SPEC.md 4.4, 6).
-     * @private
+     * @internal
      * @param {string} reason a CloseReason value
      */
     _lost(reason) {
@@ -820,7 +820,7 @@ var rtt = (() => {
 
     /**
      * Wait for the next delay, then try; `attempts` is how many were made already.
-     * @private
+     * @internal
      * @param {Iterator<number, void>} delays
      * @param {number} attempts
      */
@@ -856,7 +856,7 @@ var rtt = (() => {
       this._cancel = () => clearTimeout(timer);
     }
 
-    /** @private @param {string} reason a CloseReason value */
+    /** @internal @param {string} reason a CloseReason value */
     _finalise(reason) {
       this._state = "closed";
       this._closeReason = reason;
@@ -868,7 +868,7 @@ var rtt = (() => {
     /**
      * Call every handler, then report each one that threw (as the Python client does,
      * `error` fires after the event's other handlers ran, and never recursively).
-     * @private
+     * @internal
      * @param {string} event
      * @param {...unknown} args
      */
@@ -890,7 +890,7 @@ var rtt = (() => {
 
     /**
      * The handlers of one of the seven events.
-     * @private
+     * @internal
      * @param {string} event
      * @returns {Function[]}
      */
@@ -898,7 +898,7 @@ var rtt = (() => {
       return this._handlers.get(event) || [];
     }
 
-    /** @private @param {string} event @param {unknown} error */
+    /** @internal @param {string} event @param {unknown} error */
     _handlerFailed(event, error) {
       console.error(`rtt: a handler for "${event}" threw`, error);
       if (event !== "error") this._emit("error", error);

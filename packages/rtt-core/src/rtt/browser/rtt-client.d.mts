@@ -1,0 +1,833 @@
+export default rtt;
+export const version: string;
+export const registerTransport: (name: string, adapter: {
+    open: (url: string, options: {
+        readonly [name: string]: unknown;
+        readonly reconnect: {
+            minDelay: number;
+            maxDelay: number;
+            factor: number;
+            jitter: number;
+            maxAttempts: number | null;
+            delays(random?: () => number): Generator<number, void, void>;
+        } | null;
+        readonly offlineQueueSize: number;
+        readonly maxMessageSize: number;
+        readonly connectTimeout: number;
+    }, sink: {
+        opened: () => void;
+        message: (data: string | Uint8Array<ArrayBufferLike>) => void;
+        closed: (reason: string) => void;
+        failed: (error: unknown) => void;
+    }) => {
+        send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+        close: (code: number, reasonText: string) => void;
+    };
+}) => void;
+export const client: (transport: string, url: string | URL, options?: ConstructorParameters<{
+    new (transport: string, url: string | URL, options?: {
+        reconnect?: boolean | {
+            minDelay: number;
+            maxDelay: number;
+            factor: number;
+            jitter: number;
+            maxAttempts: number | null;
+            delays(random?: () => number): Generator<number, void, void>;
+        } | object;
+        offlineQueueSize?: number;
+        maxMessageSize?: number;
+        connectTimeout?: number;
+    }): {
+        transport: string;
+        url: string;
+        options: {
+            readonly [name: string]: unknown;
+            readonly reconnect: {
+                minDelay: number;
+                maxDelay: number;
+                factor: number;
+                jitter: number;
+                maxAttempts: number | null;
+                delays(random?: () => number): Generator<number, void, void>;
+            } | null;
+            readonly offlineQueueSize: number;
+            readonly maxMessageSize: number;
+            readonly connectTimeout: number;
+        };
+        _adapter: {
+            open: (url: string, options: {
+                readonly [name: string]: unknown;
+                readonly reconnect: {
+                    minDelay: number;
+                    maxDelay: number;
+                    factor: number;
+                    jitter: number;
+                    maxAttempts: number | null;
+                    delays(random?: () => number): Generator<number, void, void>;
+                } | null;
+                readonly offlineQueueSize: number;
+                readonly maxMessageSize: number;
+                readonly connectTimeout: number;
+            }, sink: {
+                opened: () => void;
+                message: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                closed: (reason: string) => void;
+                failed: (error: unknown) => void;
+            }) => {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            };
+        };
+        _state: string;
+        _closeReason: string | null;
+        _conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        } | null;
+        _cancel: ((error: {
+            cause: unknown;
+            name: string;
+            message: string;
+            stack?: string;
+        }) => void) | null;
+        _queue: (string | Uint8Array<ArrayBufferLike>)[];
+        _handlers: Map<string, Function[]>;
+        _warnedUnhandled: boolean;
+        _closed: Promise<string>;
+        _resolveClosed: (reason: string) => void;
+        get state(): string;
+        get closeReason(): string | null;
+        get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+        on(event: string, handler: Function): /*elided*/ any;
+        off(event: string, handler: Function): /*elided*/ any;
+        connect(): Promise<void>;
+        send(data: string | ArrayBuffer | ArrayBufferView): void;
+        close(): void;
+        waitClosed(): Promise<string>;
+        _attempt(onOpen: (conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }) => void, onFail: (error: {
+            cause: unknown;
+            name: string;
+            message: string;
+            stack?: string;
+        }) => void): void;
+        _adopt(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, attempt: number): unknown;
+        _received(data: string | Uint8Array<ArrayBufferLike>): void;
+        _lost(reason: string): void;
+        _reconnect(delays: Iterator<number, void>, attempts: number): void;
+        _finalise(reason: string): void;
+        _emit(event: string, ...args: unknown[]): void;
+        _listeners(event: string): Function[];
+        _handlerFailed(event: string, error: unknown): void;
+    };
+}>[2]) => {
+    transport: string;
+    url: string;
+    options: {
+        readonly [name: string]: unknown;
+        readonly reconnect: {
+            minDelay: number;
+            maxDelay: number;
+            factor: number;
+            jitter: number;
+            maxAttempts: number | null;
+            delays(random?: () => number): Generator<number, void, void>;
+        } | null;
+        readonly offlineQueueSize: number;
+        readonly maxMessageSize: number;
+        readonly connectTimeout: number;
+    };
+    _adapter: {
+        open: (url: string, options: {
+            readonly [name: string]: unknown;
+            readonly reconnect: {
+                minDelay: number;
+                maxDelay: number;
+                factor: number;
+                jitter: number;
+                maxAttempts: number | null;
+                delays(random?: () => number): Generator<number, void, void>;
+            } | null;
+            readonly offlineQueueSize: number;
+            readonly maxMessageSize: number;
+            readonly connectTimeout: number;
+        }, sink: {
+            opened: () => void;
+            message: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            closed: (reason: string) => void;
+            failed: (error: unknown) => void;
+        }) => {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        };
+    };
+    _state: string;
+    _closeReason: string | null;
+    _conn: {
+        send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+        close: (code: number, reasonText: string) => void;
+    } | null;
+    _cancel: ((error: {
+        cause: unknown;
+        name: string;
+        message: string;
+        stack?: string;
+    }) => void) | null;
+    _queue: (string | Uint8Array<ArrayBufferLike>)[];
+    _handlers: Map<string, Function[]>;
+    _warnedUnhandled: boolean;
+    _closed: Promise<string>;
+    _resolveClosed: (reason: string) => void;
+    get state(): string;
+    get closeReason(): string | null;
+    get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+    on(event: string, handler: Function): /*elided*/ any;
+    off(event: string, handler: Function): /*elided*/ any;
+    connect(): Promise<void>;
+    send(data: string | ArrayBuffer | ArrayBufferView): void;
+    close(): void;
+    waitClosed(): Promise<string>;
+    _attempt(onOpen: (conn: {
+        send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+        close: (code: number, reasonText: string) => void;
+    }) => void, onFail: (error: {
+        cause: unknown;
+        name: string;
+        message: string;
+        stack?: string;
+    }) => void): void;
+    _adopt(conn: {
+        send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+        close: (code: number, reasonText: string) => void;
+    }, attempt: number): unknown;
+    _received(data: string | Uint8Array<ArrayBufferLike>): void;
+    _lost(reason: string): void;
+    _reconnect(delays: Iterator<number, void>, attempts: number): void;
+    _finalise(reason: string): void;
+    _emit(event: string, ...args: unknown[]): void;
+    _listeners(event: string): Function[];
+    _handlerFailed(event: string, error: unknown): void;
+};
+export const Client: {
+    new (transport: string, url: string | URL, options?: {
+        reconnect?: boolean | {
+            minDelay: number;
+            maxDelay: number;
+            factor: number;
+            jitter: number;
+            maxAttempts: number | null;
+            delays(random?: () => number): Generator<number, void, void>;
+        } | object;
+        offlineQueueSize?: number;
+        maxMessageSize?: number;
+        connectTimeout?: number;
+    }): {
+        transport: string;
+        url: string;
+        options: {
+            readonly [name: string]: unknown;
+            readonly reconnect: {
+                minDelay: number;
+                maxDelay: number;
+                factor: number;
+                jitter: number;
+                maxAttempts: number | null;
+                delays(random?: () => number): Generator<number, void, void>;
+            } | null;
+            readonly offlineQueueSize: number;
+            readonly maxMessageSize: number;
+            readonly connectTimeout: number;
+        };
+        _adapter: {
+            open: (url: string, options: {
+                readonly [name: string]: unknown;
+                readonly reconnect: {
+                    minDelay: number;
+                    maxDelay: number;
+                    factor: number;
+                    jitter: number;
+                    maxAttempts: number | null;
+                    delays(random?: () => number): Generator<number, void, void>;
+                } | null;
+                readonly offlineQueueSize: number;
+                readonly maxMessageSize: number;
+                readonly connectTimeout: number;
+            }, sink: {
+                opened: () => void;
+                message: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                closed: (reason: string) => void;
+                failed: (error: unknown) => void;
+            }) => {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            };
+        };
+        _state: string;
+        _closeReason: string | null;
+        _conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        } | null;
+        _cancel: ((error: {
+            cause: unknown;
+            name: string;
+            message: string;
+            stack?: string;
+        }) => void) | null;
+        _queue: (string | Uint8Array<ArrayBufferLike>)[];
+        _handlers: Map<string, Function[]>;
+        _warnedUnhandled: boolean;
+        _closed: Promise<string>;
+        _resolveClosed: (reason: string) => void;
+        get state(): string;
+        get closeReason(): string | null;
+        get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+        on(event: string, handler: Function): /*elided*/ any;
+        off(event: string, handler: Function): /*elided*/ any;
+        connect(): Promise<void>;
+        send(data: string | ArrayBuffer | ArrayBufferView): void;
+        close(): void;
+        waitClosed(): Promise<string>;
+        _attempt(onOpen: (conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }) => void, onFail: (error: {
+            cause: unknown;
+            name: string;
+            message: string;
+            stack?: string;
+        }) => void): void;
+        _adopt(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, attempt: number): unknown;
+        _received(data: string | Uint8Array<ArrayBufferLike>): void;
+        _lost(reason: string): void;
+        _reconnect(delays: Iterator<number, void>, attempts: number): void;
+        _finalise(reason: string): void;
+        _emit(event: string, ...args: unknown[]): void;
+        _listeners(event: string): Function[];
+        _handlerFailed(event: string, error: unknown): void;
+    };
+};
+export const ReconnectPolicy: {
+    new (fields?: {
+        minDelay?: number;
+        maxDelay?: number;
+        factor?: number;
+        jitter?: number;
+        maxAttempts?: number | null;
+    }): {
+        minDelay: number;
+        maxDelay: number;
+        factor: number;
+        jitter: number;
+        maxAttempts: number | null;
+        delays(random?: () => number): Generator<number, void, void>;
+    };
+};
+export const CloseReason: Readonly<{
+    CLIENT_CLOSED: "client closed";
+    SERVER_CLOSED: "server closed";
+    SHUTDOWN: "shutdown";
+    PING_TIMEOUT: "ping timeout";
+    MESSAGE_TOO_BIG: "message too big";
+    SLOW_CONSUMER: "slow consumer";
+    REJECTED: "rejected";
+    PROTOCOL_ERROR: "protocol error";
+    TRANSPORT_ERROR: "transport error";
+}>;
+export const closeReasonFromWire: (code: number | null | undefined, text?: string) => string;
+export const closeCode: (reason: string) => number;
+export const RttError: {
+    new (message: string): {
+        name: string;
+        message: string;
+        stack?: string;
+        cause?: unknown;
+    };
+};
+export const StateError: {
+    new (message: string): {
+        name: string;
+        message: string;
+        stack?: string;
+        cause?: unknown;
+    };
+};
+export const InvalidMessageError: {
+    new (message: string): {
+        name: string;
+        message: string;
+        stack?: string;
+        cause?: unknown;
+    };
+};
+export const MessageTooBigError: {
+    new (size: number, limit: number): {
+        size: number;
+        limit: number;
+        name: string;
+        message: string;
+        stack?: string;
+        cause?: unknown;
+    };
+};
+export const OfflineQueueFullError: {
+    new (size: number): {
+        size: number;
+        name: string;
+        message: string;
+        stack?: string;
+        cause?: unknown;
+    };
+};
+export const ConnectError: {
+    new (message: string, cause?: unknown): {
+        cause: unknown;
+        name: string;
+        message: string;
+        stack?: string;
+    };
+};
+export const RejectedError: {
+    new (status: number, reason?: string): {
+        status: number;
+        reason: string;
+        cause: unknown;
+        name: string;
+        message: string;
+        stack?: string;
+    };
+};
+export const ConnectionClosed: {
+    new (reason: string | null): {
+        reason: string | null;
+        name: string;
+        message: string;
+        stack?: string;
+        cause?: unknown;
+    };
+};
+declare const rtt: {
+    version: string;
+    registerTransport: (name: string, adapter: {
+        open: (url: string, options: {
+            readonly [name: string]: unknown;
+            readonly reconnect: {
+                minDelay: number;
+                maxDelay: number;
+                factor: number;
+                jitter: number;
+                maxAttempts: number | null;
+                delays(random?: () => number): Generator<number, void, void>;
+            } | null;
+            readonly offlineQueueSize: number;
+            readonly maxMessageSize: number;
+            readonly connectTimeout: number;
+        }, sink: {
+            opened: () => void;
+            message: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            closed: (reason: string) => void;
+            failed: (error: unknown) => void;
+        }) => {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        };
+    }) => void;
+    client: (transport: string, url: string | URL, options?: ConstructorParameters<{
+        new (transport: string, url: string | URL, options?: {
+            reconnect?: boolean | {
+                minDelay: number;
+                maxDelay: number;
+                factor: number;
+                jitter: number;
+                maxAttempts: number | null;
+                delays(random?: () => number): Generator<number, void, void>;
+            } | object;
+            offlineQueueSize?: number;
+            maxMessageSize?: number;
+            connectTimeout?: number;
+        }): {
+            transport: string;
+            url: string;
+            options: {
+                readonly [name: string]: unknown;
+                readonly reconnect: {
+                    minDelay: number;
+                    maxDelay: number;
+                    factor: number;
+                    jitter: number;
+                    maxAttempts: number | null;
+                    delays(random?: () => number): Generator<number, void, void>;
+                } | null;
+                readonly offlineQueueSize: number;
+                readonly maxMessageSize: number;
+                readonly connectTimeout: number;
+            };
+            _adapter: {
+                open: (url: string, options: {
+                    readonly [name: string]: unknown;
+                    readonly reconnect: {
+                        minDelay: number;
+                        maxDelay: number;
+                        factor: number;
+                        jitter: number;
+                        maxAttempts: number | null;
+                        delays(random?: () => number): Generator<number, void, void>;
+                    } | null;
+                    readonly offlineQueueSize: number;
+                    readonly maxMessageSize: number;
+                    readonly connectTimeout: number;
+                }, sink: {
+                    opened: () => void;
+                    message: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                    closed: (reason: string) => void;
+                    failed: (error: unknown) => void;
+                }) => {
+                    send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                    close: (code: number, reasonText: string) => void;
+                };
+            };
+            _state: string;
+            _closeReason: string | null;
+            _conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            } | null;
+            _cancel: ((error: {
+                cause: unknown;
+                name: string;
+                message: string;
+                stack?: string;
+            }) => void) | null;
+            _queue: (string | Uint8Array<ArrayBufferLike>)[];
+            _handlers: Map<string, Function[]>;
+            _warnedUnhandled: boolean;
+            _closed: Promise<string>;
+            _resolveClosed: (reason: string) => void;
+            get state(): string;
+            get closeReason(): string | null;
+            get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+            on(event: string, handler: Function): /*elided*/ any;
+            off(event: string, handler: Function): /*elided*/ any;
+            connect(): Promise<void>;
+            send(data: string | ArrayBuffer | ArrayBufferView): void;
+            close(): void;
+            waitClosed(): Promise<string>;
+            _attempt(onOpen: (conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            }) => void, onFail: (error: {
+                cause: unknown;
+                name: string;
+                message: string;
+                stack?: string;
+            }) => void): void;
+            _adopt(conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            }, attempt: number): unknown;
+            _received(data: string | Uint8Array<ArrayBufferLike>): void;
+            _lost(reason: string): void;
+            _reconnect(delays: Iterator<number, void>, attempts: number): void;
+            _finalise(reason: string): void;
+            _emit(event: string, ...args: unknown[]): void;
+            _listeners(event: string): Function[];
+            _handlerFailed(event: string, error: unknown): void;
+        };
+    }>[2]) => {
+        transport: string;
+        url: string;
+        options: {
+            readonly [name: string]: unknown;
+            readonly reconnect: {
+                minDelay: number;
+                maxDelay: number;
+                factor: number;
+                jitter: number;
+                maxAttempts: number | null;
+                delays(random?: () => number): Generator<number, void, void>;
+            } | null;
+            readonly offlineQueueSize: number;
+            readonly maxMessageSize: number;
+            readonly connectTimeout: number;
+        };
+        _adapter: {
+            open: (url: string, options: {
+                readonly [name: string]: unknown;
+                readonly reconnect: {
+                    minDelay: number;
+                    maxDelay: number;
+                    factor: number;
+                    jitter: number;
+                    maxAttempts: number | null;
+                    delays(random?: () => number): Generator<number, void, void>;
+                } | null;
+                readonly offlineQueueSize: number;
+                readonly maxMessageSize: number;
+                readonly connectTimeout: number;
+            }, sink: {
+                opened: () => void;
+                message: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                closed: (reason: string) => void;
+                failed: (error: unknown) => void;
+            }) => {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            };
+        };
+        _state: string;
+        _closeReason: string | null;
+        _conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        } | null;
+        _cancel: ((error: {
+            cause: unknown;
+            name: string;
+            message: string;
+            stack?: string;
+        }) => void) | null;
+        _queue: (string | Uint8Array<ArrayBufferLike>)[];
+        _handlers: Map<string, Function[]>;
+        _warnedUnhandled: boolean;
+        _closed: Promise<string>;
+        _resolveClosed: (reason: string) => void;
+        get state(): string;
+        get closeReason(): string | null;
+        get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+        on(event: string, handler: Function): /*elided*/ any;
+        off(event: string, handler: Function): /*elided*/ any;
+        connect(): Promise<void>;
+        send(data: string | ArrayBuffer | ArrayBufferView): void;
+        close(): void;
+        waitClosed(): Promise<string>;
+        _attempt(onOpen: (conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }) => void, onFail: (error: {
+            cause: unknown;
+            name: string;
+            message: string;
+            stack?: string;
+        }) => void): void;
+        _adopt(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, attempt: number): unknown;
+        _received(data: string | Uint8Array<ArrayBufferLike>): void;
+        _lost(reason: string): void;
+        _reconnect(delays: Iterator<number, void>, attempts: number): void;
+        _finalise(reason: string): void;
+        _emit(event: string, ...args: unknown[]): void;
+        _listeners(event: string): Function[];
+        _handlerFailed(event: string, error: unknown): void;
+    };
+    Client: {
+        new (transport: string, url: string | URL, options?: {
+            reconnect?: boolean | {
+                minDelay: number;
+                maxDelay: number;
+                factor: number;
+                jitter: number;
+                maxAttempts: number | null;
+                delays(random?: () => number): Generator<number, void, void>;
+            } | object;
+            offlineQueueSize?: number;
+            maxMessageSize?: number;
+            connectTimeout?: number;
+        }): {
+            transport: string;
+            url: string;
+            options: {
+                readonly [name: string]: unknown;
+                readonly reconnect: {
+                    minDelay: number;
+                    maxDelay: number;
+                    factor: number;
+                    jitter: number;
+                    maxAttempts: number | null;
+                    delays(random?: () => number): Generator<number, void, void>;
+                } | null;
+                readonly offlineQueueSize: number;
+                readonly maxMessageSize: number;
+                readonly connectTimeout: number;
+            };
+            _adapter: {
+                open: (url: string, options: {
+                    readonly [name: string]: unknown;
+                    readonly reconnect: {
+                        minDelay: number;
+                        maxDelay: number;
+                        factor: number;
+                        jitter: number;
+                        maxAttempts: number | null;
+                        delays(random?: () => number): Generator<number, void, void>;
+                    } | null;
+                    readonly offlineQueueSize: number;
+                    readonly maxMessageSize: number;
+                    readonly connectTimeout: number;
+                }, sink: {
+                    opened: () => void;
+                    message: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                    closed: (reason: string) => void;
+                    failed: (error: unknown) => void;
+                }) => {
+                    send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                    close: (code: number, reasonText: string) => void;
+                };
+            };
+            _state: string;
+            _closeReason: string | null;
+            _conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            } | null;
+            _cancel: ((error: {
+                cause: unknown;
+                name: string;
+                message: string;
+                stack?: string;
+            }) => void) | null;
+            _queue: (string | Uint8Array<ArrayBufferLike>)[];
+            _handlers: Map<string, Function[]>;
+            _warnedUnhandled: boolean;
+            _closed: Promise<string>;
+            _resolveClosed: (reason: string) => void;
+            get state(): string;
+            get closeReason(): string | null;
+            get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+            on(event: string, handler: Function): /*elided*/ any;
+            off(event: string, handler: Function): /*elided*/ any;
+            connect(): Promise<void>;
+            send(data: string | ArrayBuffer | ArrayBufferView): void;
+            close(): void;
+            waitClosed(): Promise<string>;
+            _attempt(onOpen: (conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            }) => void, onFail: (error: {
+                cause: unknown;
+                name: string;
+                message: string;
+                stack?: string;
+            }) => void): void;
+            _adopt(conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            }, attempt: number): unknown;
+            _received(data: string | Uint8Array<ArrayBufferLike>): void;
+            _lost(reason: string): void;
+            _reconnect(delays: Iterator<number, void>, attempts: number): void;
+            _finalise(reason: string): void;
+            _emit(event: string, ...args: unknown[]): void;
+            _listeners(event: string): Function[];
+            _handlerFailed(event: string, error: unknown): void;
+        };
+    };
+    ReconnectPolicy: {
+        new (fields?: {
+            minDelay?: number;
+            maxDelay?: number;
+            factor?: number;
+            jitter?: number;
+            maxAttempts?: number | null;
+        }): {
+            minDelay: number;
+            maxDelay: number;
+            factor: number;
+            jitter: number;
+            maxAttempts: number | null;
+            delays(random?: () => number): Generator<number, void, void>;
+        };
+    };
+    CloseReason: Readonly<{
+        CLIENT_CLOSED: "client closed";
+        SERVER_CLOSED: "server closed";
+        SHUTDOWN: "shutdown";
+        PING_TIMEOUT: "ping timeout";
+        MESSAGE_TOO_BIG: "message too big";
+        SLOW_CONSUMER: "slow consumer";
+        REJECTED: "rejected";
+        PROTOCOL_ERROR: "protocol error";
+        TRANSPORT_ERROR: "transport error";
+    }>;
+    closeReasonFromWire: (code: number | null | undefined, text?: string) => string;
+    closeCode: (reason: string) => number;
+    RttError: {
+        new (message: string): {
+            name: string;
+            message: string;
+            stack?: string;
+            cause?: unknown;
+        };
+    };
+    StateError: {
+        new (message: string): {
+            name: string;
+            message: string;
+            stack?: string;
+            cause?: unknown;
+        };
+    };
+    InvalidMessageError: {
+        new (message: string): {
+            name: string;
+            message: string;
+            stack?: string;
+            cause?: unknown;
+        };
+    };
+    MessageTooBigError: {
+        new (size: number, limit: number): {
+            size: number;
+            limit: number;
+            name: string;
+            message: string;
+            stack?: string;
+            cause?: unknown;
+        };
+    };
+    OfflineQueueFullError: {
+        new (size: number): {
+            size: number;
+            name: string;
+            message: string;
+            stack?: string;
+            cause?: unknown;
+        };
+    };
+    ConnectError: {
+        new (message: string, cause?: unknown): {
+            cause: unknown;
+            name: string;
+            message: string;
+            stack?: string;
+        };
+    };
+    RejectedError: {
+        new (status: number, reason?: string): {
+            status: number;
+            reason: string;
+            cause: unknown;
+            name: string;
+            message: string;
+            stack?: string;
+        };
+    };
+    ConnectionClosed: {
+        new (reason: string | null): {
+            reason: string | null;
+            name: string;
+            message: string;
+            stack?: string;
+            cause?: unknown;
+        };
+    };
+};
