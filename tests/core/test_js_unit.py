@@ -30,12 +30,13 @@ DECLARATIONS = "rtt-client.d.mts"
 NODE_TIMEOUT = 120
 """Seconds for one node run; the suite takes about two."""
 
-# Each npm package (a browser folder's package.json) and the distribution whose version it carries.
+# The distributions with an npm package (a package.json in their browser folder) and their import name:
+# each package carries its distribution's version.
 NPM_PACKAGES = {
-    "packages/rtt-core/src/rtt/browser/package.json": "packages/rtt-core/src/rtt/__init__.py",
-    "packages/rtt-ws/src/rtt_ws/browser/package.json": "packages/rtt-ws/src/rtt_ws/__init__.py",
-    "packages/rtt-engineio/src/rtt_engineio/browser/package.json": "packages/rtt-engineio/src/rtt_engineio/__init__.py",
-    "packages/rtt-sockjs/src/rtt_sockjs/browser/package.json": "packages/rtt-sockjs/src/rtt_sockjs/__init__.py",
+    "rtt-core": "rtt",
+    "rtt-ws": "rtt_ws",
+    "rtt-engineio": "rtt_engineio",
+    "rtt-sockjs": "rtt_sockjs",
 }
 
 
@@ -95,7 +96,12 @@ def python_figures() -> dict[str, Any]:
     return {
         "version": rtt.__version__,
         "distributionVersion": version("rtt-core"),
-        "packageJsons": {str(ROOT / name): _source_version(source) for name, source in NPM_PACKAGES.items()},
+        "packageJsons": {
+            str(ROOT / f"packages/{dist}/src/{module}/browser/package.json"): _source_version(
+                f"packages/{dist}/src/{module}/__init__.py"
+            )
+            for dist, module in NPM_PACKAGES.items()
+        },
         "defaults": {
             "reconnect": {
                 "minDelay": policy.min_delay,
