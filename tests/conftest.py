@@ -1,4 +1,8 @@
-"""Shared fixtures: every test gets its own in-memory network, so nothing leaks between tests."""
+"""Shared fixtures and factories: every test gets its own in-memory network, so nothing leaks between tests.
+
+Test modules import :func:`echo_server` and :class:`FreshVenv` from here;
+``browser_support`` is loaded as a plugin for the Chromium tests' fixtures.
+"""
 
 from __future__ import annotations
 
@@ -6,12 +10,17 @@ import gc
 import importlib.util
 import subprocess
 import sys
-from collections.abc import Callable, Iterator
+from collections.abc import AsyncIterator, Callable, Iterator
+from contextlib import asynccontextmanager
 from pathlib import Path
+from typing import Any
 
 import pytest
 
+import rtt
 from rtt_mock import MockNetwork, MockTransport
+
+pytest_plugins = ["browser_support"]
 
 
 def pytest_configure(config: pytest.Config) -> None:
@@ -33,6 +42,29 @@ def _collect_garbage() -> Iterator[None]:
     """Collect after each test so an unclosed socket or transport fails the test that leaked it."""
     yield
     gc.collect()
+
+
+@asynccontextmanager
+async def echo_server(
+    transport: rtt.Transport | str, **options: Any
+) -> AsyncIterator[tuple[rtt.Server[Any], list[str | bytes]]]:
+    """A started server of ``transport`` that sends every message back to its sender.
+
+    ``transport`` is a transport, or a name for :func:`rtt.load`; ``options`` go
+    to its ``server()`` (``port=`` too). Yields the server and the list of the
+    messages it received, in order; closes the server on exit.
+    """
+    if isinstance(transport, str):
+        transport = rtt.load(transport)
+    received: list[str | bytes] = []
+    async with transport.server(**options) as server:
+
+        @server.on("message")
+        async def echo(socket: rtt.Socket, data: str | bytes) -> None:
+            received.append(data)
+            await server.send(socket.id, data)
+
+        yield server, received
 
 
 ROOT = Path(__file__).resolve().parents[1]

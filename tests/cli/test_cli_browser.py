@@ -11,12 +11,11 @@ from __future__ import annotations
 
 import asyncio
 import json
-from collections.abc import AsyncIterator, Iterator
+from collections.abc import Iterator
 from pathlib import Path
 
 import pytest
-import pytest_asyncio
-from browser_support import launch, new_context
+from browser_support import new_context
 from cli_support import NODE_MODULES, serving
 from playwright.async_api import Browser, Page
 from redis_support import RedisServer
@@ -31,11 +30,10 @@ STATE = "document.getElementById('status').dataset.state"
 """The page's connection state: connecting, open, reconnecting, closed or failed."""
 
 
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def browser() -> AsyncIterator[Browser]:
+@pytest.fixture(autouse=True)
+def _browser_libraries() -> None:
+    """The pages load the transport libraries from the npm install (Chromium is ``browser_support``'s)."""
     assert NODE_MODULES.is_dir(), f"no browser libraries: run npm ci in {NODE_MODULES.parent}"
-    async with launch() as browser:
-        yield browser
 
 
 async def say(page: Page, text: str) -> None:

@@ -1,16 +1,14 @@
 """The browser client (rtt-client.js + rtt-sockjs.js over sockjs-client 1.6) in headless Chromium.
 
-Pages are fulfilled by Playwright (``page.route``) at the rtt-sockjs server's
-own origin, and so are the scripts they load: sockjs-client's UMD bundle from
-the npm install in ``tests/node`` (``dist/sockjs.js``, which defines
-``SockJS``), ``rtt-client.js`` from rtt-core (``rtt.assets.core_script()``)
-and ``rtt-sockjs.js`` from the rtt-sockjs package, each read from disk in the
-route handler. Being same-origin, the page's requests carry the server's
-session cookie like any page's would. A fulfilled page counts as public to
-Chromium's local network access check, which would block its requests to
-127.0.0.1, so each context is granted that permission. One Chromium serves
-the whole module and each test gets a fresh context; servers run in the
-test's event loop and listen on 127.0.0.1 only.
+Pages are fulfilled by Playwright at the rtt-sockjs server's own origin, and
+so are the scripts they load: sockjs-client's UMD bundle from the npm install
+in ``tests/node`` (``dist/sockjs.js``, which defines ``SockJS``) and
+rtt-sockjs's browser assets, read from the installed packages in the route
+handler (``browser_support`` has the browser, the context and the pages).
+Being same-origin, the page's requests carry the server's session cookie like
+any page's would. One Chromium serves the whole module and each test gets a
+fresh context; servers run in the test's event loop and listen on 127.0.0.1
+only.
 
 The HTTP fallbacks are forced with variants registered through
 ``rtt.sockjs.register``, and the server's own record of each session's
@@ -23,31 +21,33 @@ import asyncio
 import re
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from pathlib import Path
+from functools import partial
 from typing import Any
 
+import conftest
 import pytest
-import pytest_asyncio
-from browser_support import FAST_RECONNECT, Message, from_js, launch, new_context, summary, to_js
-from playwright.async_api import Browser, BrowserContext, Page, Route
+from browser_support import (
+    FAST_RECONNECT,
+    NODE_MODULES,
+    BrowserClient,
+    Message,
+    Pages,
+    from_js,
+    messages,
+    send_all_and_check,
+    summary,
+    to_js,
+    wait_for_event,
+)
+from playwright.async_api import Page
 
 import rtt
-import rtt.assets
 import rtt_sockjs
 from rtt.codec import decode_text, encode_text
 from rtt.testing import ROUND_TRIP as KIT_ROUND_TRIP
 from rtt.testing import Recorder, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
-
-WAIT_MS = 8000
-"""Every wait in the page is bounded by this many milliseconds."""
-
-REPO = Path(__file__).resolve().parents[2]
-SOCKJS_CLIENT = REPO / "tests" / "node" / "node_modules" / "sockjs-client"
-SOCKJS_BUNDLE = SOCKJS_CLIENT / "dist" / "sockjs.js"
-ADAPTER = Path(rtt_sockjs.__file__).parent / "browser" / "rtt-sockjs.js"
-MODULE_ENTRY = ADAPTER.with_name("rtt-sockjs.mjs")
 
 # The kit's round trip set (empty, NUL-starting and unicode text, all 256 byte values),
 # text that looks like SockJS frames, rtt's closing notice as an ordinary message (it must
@@ -66,109 +66,19 @@ ROUND_TRIP: list[Message] = [
 # The HTTP fallbacks, by sockjs-client's names (which the server's session reports too).
 FALLBACKS = ["xhr-streaming", "xhr-polling", "eventsource"]
 
-
-# -- Fixtures and helpers -----------------------------------------------------------
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    assert SOCKJS_BUNDLE.is_file(), f"sockjs-client is not installed: run npm ci in {REPO / 'tests' / 'node'}"
-    async with launch() as browser:
-        yield browser
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    async with new_context(browser) as context:
-        yield context
-
-
-class Pages:
-    """Opens pages in one context and keeps every console message they print."""
-
-    def __init__(self, context: BrowserContext) -> None:
-        self.context = context
-        self.console: list[tuple[str, str]] = []
-
-    async def _open(self, base: str, html: str) -> Page:
-        """A page at ``base``/page.html; the scripts under /vendor/ and /rtt/ come from disk."""
-        page = await self.context.new_page()
-        page.on("console", lambda message: self.console.append((message.type, message.text)))
-        files = {
-            "/vendor/sockjs.js": SOCKJS_BUNDLE.read_bytes(),
-            "/rtt/rtt-client.js": rtt.assets.core_script().read_bytes(),
-            "/rtt/rtt-sockjs.js": ADAPTER.read_bytes(),
-            "/rtt/rtt-sockjs.mjs": MODULE_ENTRY.read_bytes(),
-        }
-
-        async def page_html(route: Route) -> None:
-            await route.fulfill(content_type="text/html; charset=utf-8", body=html)
-
-        async def script(route: Route) -> None:
-            path = "/" + route.request.url.split("/", 3)[3]
-            await route.fulfill(content_type="text/javascript; charset=utf-8", body=files[path])
-
-        await page.route(f"{base}/page.html", page_html)
-        for path in files:
-            await page.route(f"{base}{path}", script)
-        await page.goto(f"{base}/page.html")
-        return page
-
-    async def classic(self, base: str) -> Page:
-        """A page that loads sockjs-client, rtt-client.js and rtt-sockjs.js as classic scripts."""
-        html = (
-            '<!doctype html><meta charset="utf-8"><title>classic</title>\n'
-            '<script src="/vendor/sockjs.js"></script>\n'
-            '<script src="/rtt/rtt-client.js"></script>\n'
-            '<script src="/rtt/rtt-sockjs.js"></script>\n'
-        )
-        page = await self._open(base, html)
-        types = await page.evaluate("[typeof SockJS, typeof rtt.client, typeof rtt.sockjs.register]")
-        assert types == ["function", "function", "function"]
-        return page
-
-    async def module(self, base: str) -> Page:
-        """A page that loads sockjs-client's bundle, then imports rtt-sockjs.mjs."""
-        entry = f"{base}/rtt/rtt-sockjs.mjs"
-        html = (
-            '<!doctype html><meta charset="utf-8"><title>module</title>\n'
-            '<script src="/vendor/sockjs.js"></script>\n'
-            '<script type="module">\n'
-            f'import rtt, {{ client, CloseReason, sockjs }} from "{entry}";\n'
-            "window.imported = { rtt, client, CloseReason, sockjs };\n"
-            "</script>\n"
-        )
-        page = await self._open(base, html)
-        await page.wait_for_function("window.imported !== undefined", timeout=WAIT_MS)
-        return page
-
-    def rtt_errors(self) -> list[str]:
-        """What rtt printed to the console itself (first lines; rtt's own start with "rtt:")."""
-        return [text.splitlines()[0] for _, text in self.console if text.startswith("rtt:")]
+echo_server = partial(conftest.echo_server, "sockjs")
+"""A sockjs server that records and echoes every message (``conftest.echo_server``)."""
 
 
 @pytest.fixture
-def pages(context: BrowserContext) -> Pages:
-    return Pages(context)
-
-
-def http_base(server: rtt.Server[Any]) -> str:
-    host, port = server.address
-    return f"http://{host}:{port}"
-
-
-@asynccontextmanager
-async def echo_server(port: int = 0, **options: Any) -> AsyncIterator[tuple[rtt.Server[Any], list[Message]]]:
-    """A sockjs server that records and echoes every message."""
-    received: list[Message] = []
-    async with rtt.load("sockjs").server(host="127.0.0.1", port=port, **options) as server:
-
-        @server.on("message")
-        async def echo(socket: rtt.Socket, data: Message) -> None:
-            received.append(data)
-            await server.send(socket.id, data)
-
-        yield server, received
+def browser_client() -> BrowserClient:
+    return BrowserClient(
+        "sockjs",
+        exports=("client", "CloseReason", "sockjs"),
+        functions=("SockJS", "rtt.client", "rtt.sockjs.register"),
+        library=NODE_MODULES / "sockjs-client" / "dist" / "sockjs.js",
+        assets_from_disk=True,
+    )
 
 
 async def use_transport(page: Page, transport: str) -> str:
@@ -180,45 +90,10 @@ async def use_transport(page: Page, transport: str) -> str:
     return name
 
 
-async def connect(
-    page: Page, url: str, options: dict[str, Any] | None = None, transport: str = "sockjs"
-) -> None:
-    """Make `window.client`, record its events and connect it."""
-    await page.evaluate(
-        """async ([transport, url, options]) => {
-            window.client = record(rtt.client(transport, url, options));
-            await client.connect();
-        }""",
-        [transport, url, options or {}],
-    )
-
-
-async def wait_for_event(page: Page, name: str, count: int = 1) -> None:
-    await page.wait_for_function(
-        "([name, count]) => log.filter((event) => event[0] === name).length >= count",
-        arg=[name, count],
-        timeout=WAIT_MS,
-    )
-
-
-async def messages(page: Page) -> list[Message]:
-    return [from_js(event[1]) for event in await page.evaluate("log") if event[0] == "message"]
-
-
 def transport_names(server: rtt.Server[Any]) -> set[str]:
     """The SockJS transport of each of ``server``'s sessions ("websocket", "xhr-polling", ...)."""
     assert isinstance(server, rtt_sockjs.SockjsServer)
     return {conn.transport_name for conn in server._conns.values()}
-
-
-async def send_all_and_check(page: Page, received: list[Message]) -> None:
-    await page.evaluate(
-        "(all) => all.forEach((message) => client.send(fromPlain(message)))",
-        [to_js(message) for message in ROUND_TRIP],
-    )
-    await wait_for_event(page, "message", len(ROUND_TRIP))
-    assert received == ROUND_TRIP  # list equality also compares str vs bytes
-    assert await messages(page) == ROUND_TRIP
 
 
 # -- Tests ----------------------------------------------------------------------------
@@ -227,7 +102,7 @@ async def send_all_and_check(page: Page, received: list[Message]) -> None:
 async def test_text_encoding_matches_python(pages: Pages) -> None:
     """rtt.sockjs.encodeText/decodeText agree with rtt.codec on messages and on foreign text."""
     async with echo_server() as (server, _):
-        page = await pages.classic(http_base(server))
+        page = await pages.classic(server)
         encoded = await page.evaluate(
             "(all) => all.map((message) => rtt.sockjs.encodeText(fromPlain(message)))",
             [to_js(message) for message in ROUND_TRIP],
@@ -251,7 +126,7 @@ async def test_text_encoding_matches_python(pages: Pages) -> None:
 
 async def test_register_checks_its_settings(pages: Pages) -> None:
     async with echo_server() as (server, _):
-        page = await pages.classic(http_base(server))
+        page = await pages.classic(server)
         errors = await page.evaluate(
             """() => [
                 thrown(() => rtt.sockjs.register("x", { transport: ["websocket"] })),
@@ -289,12 +164,12 @@ async def test_register_checks_its_settings(pages: Pages) -> None:
 async def test_echoes_text_and_binary_over_websocket(pages: Pages) -> None:
     async with echo_server() as (server, received):
         rec = Recorder().listen(server, "disconnect")
-        page = await pages.classic(http_base(server))
-        await connect(page, server.url)
+        page = await pages.classic(server)
+        await pages.connect(page, server.url)
         assert await page.evaluate("[client.state, client.closeReason]") == ["open", None]
         assert await page.evaluate("log") == [["open"]]
         assert transport_names(server) == {"websocket"}  # sockjs-client's first choice
-        await send_all_and_check(page, received)
+        await send_all_and_check(page, received, ROUND_TRIP)
         # Received binary is always a Uint8Array.
         binary = sum(isinstance(message, bytes) for message in ROUND_TRIP)
         assert await page.evaluate("log.filter((e) => e[0] === 'message' && e[1].bytes).length") == binary
@@ -309,7 +184,7 @@ async def test_echoes_text_and_binary_over_websocket(pages: Pages) -> None:
 
 async def test_es_module_entry(pages: Pages) -> None:
     async with echo_server() as (server, received):
-        page = await pages.module(http_base(server))
+        page = await pages.module(server)
         exports = await page.evaluate(
             """() => {
                 const { rtt, client, CloseReason, sockjs } = window.imported;
@@ -335,11 +210,11 @@ async def test_es_module_entry(pages: Pages) -> None:
 @pytest.mark.parametrize("transport", FALLBACKS)
 async def test_http_fallback_echoes(pages: Pages, transport: str) -> None:
     async with echo_server() as (server, received):
-        page = await pages.classic(http_base(server))
+        page = await pages.classic(server)
         variant = await use_transport(page, transport)
-        await connect(page, server.url, transport=variant)
+        await pages.connect(page, server.url, transport=variant)
         assert transport_names(server) == {transport}
-        await send_all_and_check(page, received)
+        await send_all_and_check(page, received, ROUND_TRIP)
         assert transport_names(server) == {transport}
     assert pages.rtt_errors() == []
 
@@ -408,7 +283,7 @@ async def test_large_messages_over_a_slow_upload(pages: Pages, transport: str) -
     async with echo_server() as (server, received), slow_upload_proxy(server.address) as base:
         page = await pages.classic(base)
         variant = await use_transport(page, transport)
-        await connect(page, f"{base}/sockjs", transport=variant)
+        await pages.connect(page, f"{base}/sockjs", transport=variant)
         # One at a time: two queued at once would pass the server's outbound_limit (1 MiB).
         await page.evaluate("() => client.send('ü'.repeat(500000))")
         await wait_for_event(page, "message", 1)
@@ -436,13 +311,12 @@ async def test_broadcast_reaches_the_other_page(pages: Pages) -> None:
         async def relay(socket: rtt.Socket, data: Message) -> None:
             await server.broadcast(data, exclude=socket.id)
 
-        base = http_base(server)
-        sender = await pages.classic(base)
-        listener = await pages.classic(base)
-        other = await pages.classic(base)
-        await connect(sender, server.url)
-        await connect(listener, server.url)
-        await connect(other, server.url, transport=await use_transport(other, "xhr-polling"))
+        sender = await pages.classic(server)
+        listener = await pages.classic(server)
+        other = await pages.classic(server)
+        await pages.connect(sender, server.url)
+        await pages.connect(listener, server.url)
+        await pages.connect(other, server.url, transport=await use_transport(other, "xhr-polling"))
         await eventually(lambda: len(server.sockets) == 3, what="all pages connected")
 
         await sender.evaluate("() => { client.send('to everyone'); client.send(new Uint8Array([1, 2, 3])); }")
@@ -456,9 +330,9 @@ async def test_broadcast_reaches_the_other_page(pages: Pages) -> None:
 @pytest.mark.parametrize("transport", ["websocket", "xhr-polling", "xhr-streaming"])
 async def test_server_closed_is_final_and_comes_after_the_last_message(pages: Pages, transport: str) -> None:
     async with echo_server() as (server, _):
-        page = await pages.classic(http_base(server))
+        page = await pages.classic(server)
         variant = await use_transport(page, transport)
-        await connect(page, server.url, {"reconnect": FAST_RECONNECT}, transport=variant)
+        await pages.connect(page, server.url, {"reconnect": FAST_RECONNECT}, transport=variant)
         socket_id = next(iter(server.sockets))
         await server.send(socket_id, "last words")
         await server.disconnect(socket_id)
@@ -475,9 +349,9 @@ async def test_server_closed_is_final_and_comes_after_the_last_message(pages: Pa
 async def test_client_close_is_client_closed_on_the_server(pages: Pages, transport: str) -> None:
     async with echo_server() as (server, received):
         rec = Recorder().listen(server, "disconnect")
-        page = await pages.classic(http_base(server))
+        page = await pages.classic(server)
         variant = await use_transport(page, transport)
-        await connect(page, server.url, transport=variant)
+        await pages.connect(page, server.url, transport=variant)
         # Sent just before the close: the closing notice goes after it.
         await page.evaluate("() => { client.send('before closing'); client.close(); }")
         ((_, reason),) = await rec.wait("disconnect")
@@ -491,7 +365,7 @@ async def test_client_close_is_client_closed_on_the_server(pages: Pages, transpo
 async def test_refused_connection_is_a_connect_error(pages: Pages) -> None:
     """sockjs-client hides the HTTP status of a refusal: ConnectError, not RejectedError."""
     async with echo_server(authorize=lambda handshake: False) as (server, _):
-        page = await pages.classic(http_base(server))
+        page = await pages.classic(server)
         variant = await page.evaluate(
             "() => { rtt.sockjs.register('sockjs-two', { transports: ['websocket', 'xhr-polling'] }); "
             "return 'sockjs-two'; }"
@@ -514,9 +388,9 @@ async def test_refused_connection_is_a_connect_error(pages: Pages) -> None:
 async def test_server_restart_reconnects_and_flushes_the_offline_queue(pages: Pages, transport: str) -> None:
     async with echo_server() as (first, _):
         port = first.address[1]
-        page = await pages.classic(http_base(first))
+        page = await pages.classic(first)
         variant = await use_transport(page, transport)
-        await connect(page, first.url, {"reconnect": FAST_RECONNECT}, transport=variant)
+        await pages.connect(page, first.url, {"reconnect": FAST_RECONNECT}, transport=variant)
         # Leaving the block shuts the server down: the page sees "shutdown" and reconnects.
     await wait_for_event(page, "reconnecting")
     await page.evaluate(

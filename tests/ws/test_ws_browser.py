@@ -1,145 +1,45 @@
 """The browser client (rtt-client.js + rtt-ws.js) in real headless Chromium (SPEC.md 4, 5, 6, 7.2).
 
-Pages are fulfilled by Playwright (``page.route``) at the rtt-ws server's own
-origin and load the client files the server hands out under ``/rtt/``, so no
-other HTTP server is needed. A fulfilled page counts as public to Chromium's
-local network access check, which would block its requests to 127.0.0.1, so
-each context is granted that permission (``browser_support.new_context``).
-One Chromium serves the whole module and each test gets a fresh context;
-servers run in the test's event loop and listen on 127.0.0.1 only.
+Pages are fulfilled by Playwright at the rtt-ws server's own origin and load
+the client files the server hands out under ``/rtt/`` (``browser_support``
+has the browser, the context and the pages). One Chromium serves the whole
+module and each test gets a fresh context; servers run in the test's event
+loop and listen on 127.0.0.1 only.
 """
 
 from __future__ import annotations
 
 import asyncio
 import re
-from collections.abc import AsyncIterator
-from contextlib import asynccontextmanager
-from typing import Any
+from functools import partial
 
+import conftest
 import pytest
-import pytest_asyncio
-from browser_support import FAST_RECONNECT, Message, from_js, launch, new_context, summary, to_js
-from playwright.async_api import Browser, BrowserContext, Page, Route
+from browser_support import (
+    FAST_RECONNECT,
+    WAIT_MS,
+    BrowserClient,
+    Message,
+    Pages,
+    from_js,
+    messages,
+    summary,
+    to_js,
+    wait_for_event,
+)
 
 import rtt
 from rtt.testing import ROUND_TRIP, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-WAIT_MS = 5000
-"""Every wait in the page is bounded by this many milliseconds."""
-
-
-# -- Fixtures and helpers -----------------------------------------------------------
-
-
-@pytest_asyncio.fixture(loop_scope="module", scope="module")
-async def browser() -> AsyncIterator[Browser]:
-    async with launch() as browser:
-        yield browser
-
-
-@pytest_asyncio.fixture(loop_scope="module")
-async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    async with new_context(browser) as context:
-        yield context
-
-
-class Pages:
-    """Opens pages in one context and keeps every console message they print."""
-
-    def __init__(self, context: BrowserContext) -> None:
-        self.context = context
-        self.console: list[tuple[str, str]] = []
-
-    async def _open(self, url: str, html: str) -> Page:
-        page = await self.context.new_page()
-        page.on("console", lambda message: self.console.append((message.type, message.text)))
-
-        async def fulfil(route: Route) -> None:
-            await route.fulfill(content_type="text/html; charset=utf-8", body=html)
-
-        await page.route(url, fulfil)
-        await page.goto(url)
-        return page
-
-    async def classic(self, server: rtt.Server[Any]) -> Page:
-        """A page that loads the client with two classic script tags."""
-        html = (
-            '<!doctype html><meta charset="utf-8"><title>classic</title>\n'
-            '<script src="/rtt/rtt-client.js"></script>\n'
-            '<script src="/rtt/rtt-ws.js"></script>\n'
-        )
-        page = await self._open(f"{http_base(server)}/classic.html", html)
-        assert await page.evaluate("typeof rtt.client") == "function"
-        return page
-
-    async def module(self, server: rtt.Server[Any]) -> Page:
-        """A page that imports rtt-ws.mjs by its full URL, default and named exports."""
-        entry = f"{http_base(server)}/rtt/rtt-ws.mjs"
-        html = (
-            '<!doctype html><meta charset="utf-8"><title>module</title>\n'
-            '<script type="module">\n'
-            f'import rtt from "{entry}";\n'
-            f'import {{ client, Client, CloseReason, StateError }} from "{entry}";\n'
-            "window.imported = { rtt, client, Client, CloseReason, StateError };\n"
-            "</script>\n"
-        )
-        page = await self._open(f"{http_base(server)}/page.html", html)
-        await page.wait_for_function("window.imported !== undefined", timeout=WAIT_MS)
-        return page
-
-    def rtt_errors(self) -> list[str]:
-        """What rtt printed to the console itself (first lines; rtt's own start with "rtt:")."""
-        return [text.splitlines()[0] for _, text in self.console if text.startswith("rtt:")]
+echo_server = partial(conftest.echo_server, "ws")
+"""A ws server that records and echoes every message (``conftest.echo_server``)."""
 
 
 @pytest.fixture
-def pages(context: BrowserContext) -> Pages:
-    return Pages(context)
-
-
-def http_base(server: rtt.Server[Any]) -> str:
-    host, port = server.address
-    return f"http://{host}:{port}"
-
-
-@asynccontextmanager
-async def echo_server(port: int = 0, **options: Any) -> AsyncIterator[tuple[rtt.Server[Any], list[Message]]]:
-    """A ws server that records and echoes every message."""
-    received: list[Message] = []
-    async with rtt.load("ws").server(port=port, **options) as server:
-
-        @server.on("message")
-        async def echo(socket: rtt.Socket, data: Message) -> None:
-            received.append(data)
-            await server.send(socket.id, data)
-
-        yield server, received
-
-
-async def connect(page: Page, url: str, options: dict[str, Any] | None = None) -> None:
-    """Make `window.client`, record its events and connect it."""
-    await page.evaluate(
-        """async ([url, options]) => {
-            window.client = record(rtt.client("ws", url, options));
-            await client.connect();
-        }""",
-        [url, options or {}],
-    )
-
-
-async def wait_for_event(page: Page, name: str, count: int = 1) -> None:
-    await page.wait_for_function(
-        "([name, count]) => log.filter((event) => event[0] === name).length >= count",
-        arg=[name, count],
-        timeout=WAIT_MS,
-    )
-
-
-async def messages(page: Page) -> list[Message]:
-    return [from_js(event[1]) for event in await page.evaluate("log") if event[0] == "message"]
+def browser_client() -> BrowserClient:
+    return BrowserClient("ws", exports=("client", "Client", "CloseReason", "StateError"))
 
 
 # -- Connecting and messages (SPEC.md 4.1, 5) ----------------------------------------
@@ -148,7 +48,7 @@ async def messages(page: Page) -> list[Message]:
 async def test_classic_script_echoes_text_and_binary(pages: Pages) -> None:
     async with echo_server() as (server, received):
         page = await pages.classic(server)
-        await connect(page, server.url)
+        await pages.connect(page, server.url)
         assert await page.evaluate("[client.state, client.closeReason]") == ["open", None]
         assert await page.evaluate("log") == [["open"]]
 
@@ -166,7 +66,7 @@ async def test_classic_script_echoes_text_and_binary(pages: Pages) -> None:
 async def test_every_binary_view_is_sent_as_its_bytes(pages: Pages) -> None:
     async with echo_server() as (server, received):
         page = await pages.classic(server)
-        await connect(page, server.url)
+        await pages.connect(page, server.url)
         await page.evaluate(
             """() => {
                 const all = new Uint8Array(256).map((_, i) => i);
@@ -235,8 +135,8 @@ async def test_broadcast_reaches_the_other_page(pages: Pages) -> None:
 
         sender = await pages.classic(server)
         listener = await pages.classic(server)
-        await connect(sender, server.url)
-        await connect(listener, server.url)
+        await pages.connect(sender, server.url)
+        await pages.connect(listener, server.url)
         await eventually(lambda: len(server.sockets) == 2, what="both pages connected")
 
         await sender.evaluate("() => { client.send('to everyone'); client.send(new Uint8Array([1, 2, 3])); }")
@@ -275,7 +175,7 @@ async def test_server_restart_reconnects_and_flushes_the_offline_queue(pages: Pa
     async with echo_server() as (first, _):
         port = first.address[1]
         page = await pages.classic(first)
-        await connect(page, first.url, {"reconnect": FAST_RECONNECT})
+        await pages.connect(page, first.url, {"reconnect": FAST_RECONNECT})
         # Leaving the block shuts the server down: the page sees "shutdown" and reconnects.
     await wait_for_event(page, "reconnecting")
     await page.evaluate(
@@ -315,7 +215,7 @@ async def test_server_restart_reconnects_and_flushes_the_offline_queue(pages: Pa
 async def test_reconnect_failed_after_max_attempts(pages: Pages) -> None:
     async with echo_server() as (server, _):
         page = await pages.classic(server)
-        await connect(page, server.url, {"reconnect": {**FAST_RECONNECT, "maxAttempts": 3}})
+        await pages.connect(page, server.url, {"reconnect": {**FAST_RECONNECT, "maxAttempts": 3}})
         # Queue a message while reconnecting (from the page: the attempts are quick).
         await page.evaluate("client.on('reconnecting', (n) => n === 1 && client.send('never sent'))")
     await wait_for_event(page, "reconnect_failed")
@@ -343,7 +243,7 @@ async def test_reconnect_failed_after_max_attempts(pages: Pages) -> None:
 async def test_server_closed_is_final(pages: Pages) -> None:
     async with echo_server() as (server, _):
         page = await pages.classic(server)
-        await connect(page, server.url, {"reconnect": FAST_RECONNECT})
+        await pages.connect(page, server.url, {"reconnect": FAST_RECONNECT})
         await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
         await server.disconnect(next(iter(server.sockets)))
         await wait_for_event(page, "close")
@@ -360,7 +260,7 @@ async def test_deliberate_close_fires_close_and_nothing_after(pages: Pages) -> N
     async with echo_server() as (server, _):
         server.on("disconnect", lambda socket, reason: reasons.append(reason))
         page = await pages.classic(server)
-        await connect(page, server.url, {"reconnect": FAST_RECONNECT})
+        await pages.connect(page, server.url, {"reconnect": FAST_RECONNECT})
         await page.evaluate("() => { client.close(); client.close(); }")
         assert await page.evaluate("[log, client.state, client.closeReason]") == [
             [["open"], ["close", "client closed"]],
@@ -430,7 +330,7 @@ async def test_connect_timeout(pages: Pages) -> None:
 async def test_close_while_reconnecting_stops_for_good(pages: Pages, close: str) -> None:
     async with echo_server() as (server, _):
         page = await pages.classic(server)
-        await connect(page, server.url, {"reconnect": {"minDelay": 0.2, "maxDelay": 0.2, "jitter": 0}})
+        await pages.connect(page, server.url, {"reconnect": {"minDelay": 0.2, "maxDelay": 0.2, "jitter": 0}})
         # Closing from the page, so that it surely happens before the 0.2 s wait ends.
         await page.evaluate(f"client.on('reconnecting', () => {{ {close}; }})")
     await page.wait_for_function("client.state === 'closed'", timeout=WAIT_MS)
@@ -448,7 +348,7 @@ async def test_message_size_limits_in_both_directions(pages: Pages) -> None:
     async with echo_server() as (server, received):
         server.on("disconnect", lambda socket, reason: reasons.append(reason))
         page = await pages.classic(server)
-        await connect(page, server.url, {"maxMessageSize": 1000, "reconnect": FAST_RECONNECT})
+        await pages.connect(page, server.url, {"maxMessageSize": 1000, "reconnect": FAST_RECONNECT})
         errors = await page.evaluate(
             """() => [
                 thrown(() => client.send("x".repeat(1000))),
