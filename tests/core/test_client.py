@@ -4,9 +4,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
-from typing import Any
 
 import pytest
+from conftest import echo_server
 
 import rtt
 from rtt import (
@@ -18,19 +18,13 @@ from rtt import (
     RejectedError,
     StateError,
 )
-from rtt.testing import Recorder, echo, eventually
+from rtt.testing import Recorder, eventually
 from rtt_mock import Link, MockClient, MockTransport
 
 
 def link_of(client: rtt.Client) -> Link:
     assert isinstance(client, MockClient) and client.link is not None
     return client.link
-
-
-async def echo_server(mock: MockTransport, **options: Any) -> rtt.Server[Any]:
-    server = echo(mock.server(**options))
-    await server.start()
-    return server
 
 
 async def test_connect_twice_is_a_state_error(mock: MockTransport) -> None:
@@ -65,36 +59,32 @@ async def test_connect_timeout(mock: MockTransport) -> None:
 
 
 async def test_close_from_inside_a_handler(mock: MockTransport) -> None:
-    server = await echo_server(mock)
-    client = mock.client(server.url)
-    rec = Recorder()
-    client.on("close", rec.handler("close"))
+    async with echo_server(mock) as (server, _):
+        client = mock.client(server.url)
+        rec = Recorder()
+        client.on("close", rec.handler("close"))
 
-    @client.on("message")
-    async def on_message(data: str | bytes) -> None:
-        await client.close()
+        @client.on("message")
+        async def on_message(data: str | bytes) -> None:
+            await client.close()
 
-    await client.connect()
-    await client.send("bye")
-    assert await client.wait_closed() is CloseReason.CLIENT_CLOSED
-    assert rec.of("close") == [(CloseReason.CLIENT_CLOSED,)]
-    await server.close()
+        await client.connect()
+        await client.send("bye")
+        assert await client.wait_closed() is CloseReason.CLIENT_CLOSED
+        assert rec.of("close") == [(CloseReason.CLIENT_CLOSED,)]
 
 
 async def test_send_on_a_broken_link_is_queued_and_flushed(mock: MockTransport) -> None:
-    server = await echo_server(mock)
-    got: list[str | bytes] = []
-    server.on("message", lambda socket, data: got.append(data))
-    client = mock.client(server.url)
-    rec = Recorder()
-    client.on("reconnected", rec.handler("reconnected"))
-    await client.connect()
-    link_of(client).sever()
-    await client.send("written after the cut")  # the reader has not noticed yet
-    await rec.wait("reconnected")
-    await eventually(lambda: got == ["written after the cut"])
-    await client.close()
-    await server.close()
+    async with echo_server(mock) as (server, received):
+        client = mock.client(server.url)
+        rec = Recorder()
+        client.on("reconnected", rec.handler("reconnected"))
+        await client.connect()
+        link_of(client).sever()
+        await client.send("written after the cut")  # the reader has not noticed yet
+        await rec.wait("reconnected")
+        await eventually(lambda: received == ["written after the cut"])
+        await client.close()
 
 
 async def test_send_on_a_broken_link_without_reconnect_raises(mock: MockTransport) -> None:

@@ -7,19 +7,17 @@ import urllib.error
 import urllib.request
 from collections.abc import Callable
 from email.message import Message
-from typing import TYPE_CHECKING, Any
+from typing import Any
 
 import pytest
+from conftest import FreshVenv, echo_server
 from websockets.asyncio.client import connect
 from websockets.asyncio.server import ServerConnection, serve
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
 import rtt
-from rtt.testing import Recorder, echo, eventually
+from rtt.testing import Recorder, eventually
 from rtt_ws import WsClient, WsServer, WsTransport
-
-if TYPE_CHECKING:
-    from conftest import FreshVenv
 
 
 @pytest.fixture
@@ -32,15 +30,8 @@ def plain(url: str, **kwargs: Any) -> Any:
     return connect(url, compression=None, proxy=None, **kwargs)
 
 
-async def echo_server(ws: rtt.Transport, **options: Any) -> rtt.Server[Any]:
-    server = echo(ws.server(**options))
-    await server.start()
-    return server
-
-
 async def test_plain_websocket_client_gets_plain_frames(ws: rtt.Transport) -> None:
-    server = await echo_server(ws)
-    try:
+    async with echo_server(ws) as (server, _):
         async with plain(server.url + "room?x=1") as conn:
             await conn.send("text frame")
             assert await conn.recv() == "text frame"
@@ -52,14 +43,11 @@ async def test_plain_websocket_client_gets_plain_frames(ws: rtt.Transport) -> No
             (socket,) = server.sockets.values()
             assert socket.path == "/room" and socket.query == {"x": "1"}
         await eventually(lambda: not server.sockets)
-    finally:
-        await server.close()
 
 
 async def test_close_codes_seen_by_a_plain_client(ws: rtt.Transport) -> None:
-    server = await echo_server(ws, max_message_size=100)
-    rec = Recorder().listen(server, "disconnect")
-    try:
+    async with echo_server(ws, max_message_size=100) as (server, _):
+        rec = Recorder().listen(server, "disconnect")
         async with plain(server.url) as conn:
             await eventually(lambda: server.sockets)
             (socket_id,) = server.sockets
@@ -85,13 +73,10 @@ async def test_close_codes_seen_by_a_plain_client(ws: rtt.Transport) -> None:
             rtt.CloseReason.TRANSPORT_ERROR,
             rtt.CloseReason.CLIENT_CLOSED,
         ]
-    finally:
-        await server.close()
 
 
 async def test_shutdown_is_1001_and_origins_are_refused_before_the_upgrade(ws: rtt.Transport) -> None:
-    server = await echo_server(ws, allowed_origins=["https://app.example"])
-    try:
+    async with echo_server(ws, allowed_origins=["https://app.example"]) as (server, _):
         with pytest.raises(InvalidStatus) as info:
             async with plain(server.url, origin="https://evil.example"):
                 pass
@@ -104,8 +89,6 @@ async def test_shutdown_is_1001_and_origins_are_refused_before_the_upgrade(ws: r
                 await conn.recv()
             assert closed.value.rcvd is not None
             assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "shutdown")
-    finally:
-        await server.close()
 
 
 async def test_rtt_client_talks_to_a_plain_websockets_server(ws: rtt.Transport) -> None:
@@ -139,7 +122,7 @@ def fetch(url: str) -> tuple[int, Message | None, bytes]:
 
 async def test_browser_assets_are_served_and_nothing_else(ws: rtt.Transport) -> None:
     assets = ws.browser_assets()
-    assert set(assets) == {"rtt-client.js", "rtt-ws.js", "rtt-ws.mjs"}
+    assert set(assets) == {"rtt-client.js", "rtt-client.mjs", "rtt-ws.js", "rtt-ws.mjs"}
     assert ws.capabilities.browser_client
     async with ws.server() as server:
         base = server.url.replace("ws://", "http://")
