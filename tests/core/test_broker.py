@@ -482,18 +482,24 @@ async def test_the_base_class_keeps_its_promises(hub_url: str, caplog: pytest.Lo
         async def failing() -> None:
             raise OSError("a task that fails")
 
+        stubborn_waits, stubborn_ended = asyncio.Event(), asyncio.Event()
+
         async def stubborn() -> None:
             try:
+                stubborn_waits.set()
                 await asyncio.sleep(5)
             except asyncio.CancelledError:
                 await asyncio.sleep(0.4)
+            finally:
+                stubborn_ended.set()
 
         broker._spawn(failing())
         broker._spawn(stubborn())
-        await asyncio.sleep(0.05)
-        assert "task failed" in caplog.text
+        # Cancelled inside its try, not before it ran, so that it swallows the cancellation.
+        await asyncio.wait_for(stubborn_waits.wait(), 5)
+        await eventually(lambda: "task failed" in caplog.text, 5, "the failing task's log")
         broker.close_fails = True
         await broker.close()
         assert "tasks did not stop when cancelled" in caplog.text
         assert "close failed: close refused" in caplog.text
-        await asyncio.sleep(0.5)  # the stubborn task ends by itself
+        await asyncio.wait_for(stubborn_ended.wait(), 5)  # the stubborn task ends by itself

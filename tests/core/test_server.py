@@ -99,9 +99,10 @@ async def test_shutdown_aborts_sockets_that_do_not_close_in_time(
 
 
 async def test_handshake_during_shutdown_is_refused(mock: MockTransport) -> None:
-    gate = asyncio.Event()
+    authorizing, gate = asyncio.Event(), asyncio.Event()
 
     async def slow_authorize(handshake: rtt.Handshake) -> bool:
+        authorizing.set()
         await gate.wait()
         return True
 
@@ -109,10 +110,10 @@ async def test_handshake_during_shutdown_is_refused(mock: MockTransport) -> None
     await server.start()
     client = mock.client(server.url)
     connecting = asyncio.ensure_future(client.connect())
-    await asyncio.sleep(0.05)
+    await asyncio.wait_for(authorizing.wait(), 5)
     closing = asyncio.ensure_future(server.close())
-    await asyncio.sleep(0.05)
-    gate.set()
+    await eventually(lambda: server.state is not ServerState.RUNNING, what="the shutdown to begin")
+    gate.set()  # authorize returns only now, after the shutdown began
     await closing
     with pytest.raises(RejectedError):
         await connecting
@@ -146,11 +147,17 @@ async def test_info_logs_never_carry_message_bodies(
 async def test_concurrent_close_waits_for_the_first(mock: MockTransport) -> None:
     server = mock.server()
     await server.start()
-    async with mock.client(server.url):
+    async with mock.client(server.url) as client:
         await eventually(lambda: server.sockets)
+        assert isinstance(client, MockClient) and client.link is not None
+        client.link.stall()  # the close is not acknowledged yet: the first close stays under way
         first = asyncio.ensure_future(server.close())
-        await asyncio.sleep(0)
-        await server.close()
+        await eventually(lambda: server.state is ServerState.CLOSING, what="the first close to begin")
+        second = asyncio.ensure_future(server.close())
+        done, _ = await asyncio.wait({second}, timeout=0.1)
+        assert not done, "the second close returned while the first was under way"
+        client.link.resume()
+        await second
         assert server.state is ServerState.CLOSED
         await first
 
