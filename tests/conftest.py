@@ -11,9 +11,9 @@ import importlib.util
 import subprocess
 import sys
 from collections.abc import AsyncIterator, Callable, Iterator
-from contextlib import asynccontextmanager
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from pathlib import Path
-from typing import Any
+from typing import Any, TypeVar, overload
 
 import pytest
 
@@ -44,20 +44,41 @@ def _collect_garbage() -> Iterator[None]:
     gc.collect()
 
 
-@asynccontextmanager
-async def echo_server(
+ServerT = TypeVar("ServerT", bound=rtt.Server[Any])
+
+
+@overload
+def echo_server(
+    transport: rtt.Transport | str, *, kind: type[ServerT], **options: Any
+) -> AbstractAsyncContextManager[tuple[ServerT, list[str | bytes]]]: ...
+@overload
+def echo_server(
     transport: rtt.Transport | str, **options: Any
-) -> AsyncIterator[tuple[rtt.Server[Any], list[str | bytes]]]:
+) -> AbstractAsyncContextManager[tuple[rtt.Server[Any], list[str | bytes]]]: ...
+def echo_server(
+    transport: rtt.Transport | str, *, kind: type[rtt.Server[Any]] = rtt.Server, **options: Any
+) -> AbstractAsyncContextManager[tuple[rtt.Server[Any], list[str | bytes]]]:
     """A started server of ``transport`` that sends every message back to its sender.
 
     ``transport`` is a transport, or a name for :func:`rtt.load`; ``options`` go
-    to its ``server()`` (``port=`` too). Yields the server and the list of the
-    messages it received, in order; closes the server on exit.
+    to its ``server()`` (``port=`` too). ``kind`` is the server class the test
+    expects (``EngineioServer``, say), checked and kept for the type checker.
+    Yields the server and the list of the messages it received, in order;
+    closes the server on exit.
     """
-    if isinstance(transport, str):
-        transport = rtt.load(transport)
+    return _echo_server(rtt.load(transport) if isinstance(transport, str) else transport, kind, options)
+
+
+@asynccontextmanager
+async def _echo_server(
+    transport: rtt.Transport, kind: type[rtt.Server[Any]], options: dict[str, Any]
+) -> AsyncIterator[tuple[rtt.Server[Any], list[str | bytes]]]:
     received: list[str | bytes] = []
-    async with transport.server(**options) as server:
+    server = transport.server(**options)
+    assert isinstance(server, kind), (
+        f"{transport.name} makes a {type(server).__name__}, not a {kind.__name__}"
+    )
+    async with server:
 
         @server.on("message")
         async def echo(socket: rtt.Socket, data: str | bytes) -> None:
