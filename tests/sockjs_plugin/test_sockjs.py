@@ -446,7 +446,7 @@ def _get(url: str) -> tuple[int, str | None, bytes]:
 async def test_browser_assets_are_served() -> None:
     transport = rtt.load("sockjs")
     assets = transport.browser_assets()
-    assert set(assets) == {"rtt-client.js", "rtt-sockjs.js", "rtt-sockjs.mjs"}
+    assert set(assets) == {"rtt-client.js", "rtt-client.mjs", "rtt-sockjs.js", "rtt-sockjs.mjs"}
     async with transport.server() as server:
         host, port = server.address
         for name, file in assets.items():

@@ -163,9 +163,7 @@ class SockjsServer(Server[SockjsConn]):
 
     def released(self, conn: SockjsConn) -> None:
         """No transport holds the session: no heartbeat; an HTTP session must come back in time."""
-        if conn.beat is not None:
-            conn.beat.cancel()
-            conn.beat = None
+        _stop_beat(conn)
         if not conn.ended and conn.key is not None:
             options = self.options
             self.arm(conn, (options.ping_interval or 0.0) + options.ping_timeout)
@@ -273,9 +271,7 @@ class SockjsServer(Server[SockjsConn]):
         session = conn.session
         session.state = SessionState.CLOSED
         session.release()
-        if conn.beat is not None:
-            conn.beat.cancel()
-            conn.beat = None
+        _stop_beat(conn)
         session.drop_queue()
         if conn.key is not None and self._relay_socket is not None:
             self._release_session(session.id)
@@ -355,6 +351,12 @@ class SockjsServer(Server[SockjsConn]):
         await endpoint.stop_site()
         self._relay_socket = None
         await endpoint.manager.clear()
+
+
+def _stop_beat(conn: SockjsConn) -> None:
+    if conn.beat is not None:
+        conn.beat.cancel()
+        conn.beat = None
 
 
 async def _quietly(coro: Awaitable[Any]) -> None:

@@ -1,0 +1,142 @@
+"""The sockjs server's aiohttp side: the guard's answers, the site's failures, the application's shutdown.
+
+Raw HTTP with aiohttp, as in ``test_sockjs.py``: each test checks what the
+endpoint answers (SPEC.md 12.4) to a request no rtt client would send.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import json
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import rtt
+from rtt.testing import Recorder
+from rtt_sockjs import SockjsServer
+
+# sockjs 0.13 stores its state under string keys of the aiohttp application.
+pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
+
+
+@asynccontextmanager
+async def echo_server(**options: Any) -> AsyncIterator[SockjsServer]:
+    server = rtt.load("sockjs").server(close_timeout=0.5, **options)
+    assert isinstance(server, SockjsServer)
+
+    @server.on("message")
+    async def echo(socket: rtt.Socket, data: str | bytes) -> None:
+        await server.send(socket.id, data)
+
+    async with server:
+        yield server
+
+
+@asynccontextmanager
+async def browser_like() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client with its own cookie jar, cookies for 127.0.0.1 included."""
+    async with asyncio.timeout(20), aiohttp.ClientSession(cookie_jar=aiohttp.CookieJar(unsafe=True)) as http:
+        yield http
+
+
+async def open_xhr(http: aiohttp.ClientSession, base: str, **headers: str) -> str:
+    """Fetch /info (the binding cookie), open an xhr-polling session, return its URL."""
+    async with http.get(base + "/info") as response:
+        assert response.status == 200
+    url = f"{base}/{secrets.randbelow(1000):03d}/{secrets.token_urlsafe(8)}"
+    async with http.post(url + "/xhr", headers=headers) as response:
+        assert await response.text() == "o\n"
+    return url
+
+
+async def answer(response: aiohttp.ClientResponse) -> tuple[int, str]:
+    return response.status, await response.text()
+
+
+async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
+    """A request body without Content-Length (sent chunked)."""
+    for part in parts:
+        yield part
+
+
+async def test_posts_are_read_strictly_with_or_without_a_length() -> None:
+    async with echo_server(max_message_size=1024) as server, browser_like() as http:
+        rec = Recorder().listen(server, "disconnect")
+        url = await open_xhr(http, server.url)
+        async with http.post(url + "/xhr_send", data=b"") as response:
+            assert await answer(response) == (500, "Payload expected.")
+        async with http.post(url + "/xhr_send", data=chunks(b'["chun', b'ked"]')) as response:
+            assert response.status == 204
+        async with http.post(url + "/xhr") as response:
+            assert await answer(response) == (200, 'a["chunked"]\n')
+        async with http.post(url + "/xhr_send", data=b'["\xff"]') as response:
+            assert await answer(response) == (400, "Payload is not UTF-8")
+        async with http.post(url + "/xhr") as response:
+            assert await answer(response) == (200, 'c[1002,"protocol error"]\n')
+        # Past the bound without a length: read only until the bound, then refused.
+        url = await open_xhr(http, server.url)
+        big = json.dumps(["z" * server.body_limit]).encode()
+        async with http.post(url + "/xhr_send", data=chunks(big[:65536], big[65536:])) as response:
+            assert response.status == 413
+        async with http.post(url + "/xhr") as response:
+            assert await answer(response) == (200, 'c[1009,"message too big"]\n')
+        await rec.wait("disconnect", 2)
+        assert [reason for _, reason in rec.of("disconnect")] == [
+            rtt.CloseReason.PROTOCOL_ERROR,
+            rtt.CloseReason.MESSAGE_TOO_BIG,
+        ]
+
+
+async def test_a_session_is_used_from_allowed_origins_only() -> None:
+    good = {"Origin": "https://app.example"}
+    async with echo_server(allowed_origins=["https://app.example"]) as server, browser_like() as http:
+        url = await open_xhr(http, server.url, **good)
+        evil = {"Origin": "https://evil.example"}
+        async with http.post(url + "/xhr_send", data='["x"]', headers=evil) as response:
+            assert await answer(response) == (403, "Origin not allowed")
+        async with http.post(url + "/xhr", headers=evil) as response:
+            assert await answer(response) == (403, "Origin not allowed")
+        async with http.post(url + "/carrier_pigeon", headers=good) as response:
+            assert response.status == 404
+        async with http.post(url + "/xhr_send", data='["still here"]', headers=good) as response:
+            assert response.status == 204
+        async with http.post(url + "/xhr", headers=good) as response:
+            assert await answer(response) == (200, 'a["still here"]\n')
+
+
+async def test_a_port_in_use_fails_start_and_leaves_nothing() -> None:
+    async with echo_server() as first:
+        second = rtt.load("sockjs").server(port=first.address[1])
+        with pytest.raises(OSError):
+            await second.start()
+        assert second.manager.sessions == {}
+
+
+async def test_an_application_that_stops_first_ends_its_sessions_as_shutdown() -> None:
+    """Mounted, the application's cleanup stops the library's manager: rtt ends each session once."""
+    app = web.Application()
+    server = rtt.load("sockjs").server(port=0)
+    assert isinstance(server, SockjsServer)
+    server.attach(app)
+    rec = Recorder().listen(server, "connect", "disconnect")
+    runner = web.AppRunner(app)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    port = runner.addresses[0][1]
+    try:
+        async with server:
+            async with browser_like() as http:
+                await open_xhr(http, f"http://127.0.0.1:{port}/sockjs")
+            await rec.wait("connect", 1)
+            await runner.cleanup()
+            await rec.wait("disconnect", 1)
+            assert [reason for _, reason in rec.of("disconnect")] == [rtt.CloseReason.SHUTDOWN]
+            assert server.sockets == {} and server.manager.sessions == {}
+    finally:
+        await runner.cleanup()
