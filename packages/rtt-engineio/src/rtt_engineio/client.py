@@ -48,6 +48,8 @@ INBOX_SIZE = 16
 POLLING_BATCH = 8
 #: Messages sent over WebSocket but not yet written to it before ``send()`` waits.
 WEBSOCKET_QUEUE = 64
+#: Smallest WebSocket frame the client accepts, so the server's handshake always fits.
+HANDSHAKE_ROOM = 1024
 
 
 class EngineioConnection(ClientConnection):
@@ -71,7 +73,9 @@ class EngineioConnection(ClientConnection):
             request_timeout=max(options.connect_timeout, options.close_timeout, 5.0),
             http_session=session,
             handle_sigint=False,
-            websocket_extra_options={"max_msg_size": self._batch_limit + 16},
+            # The frame bound leaves room for the handshake packet (about 120 bytes), which a
+            # small max_message_size would otherwise refuse; messages are checked one by one.
+            websocket_extra_options={"max_msg_size": max(self._batch_limit, HANDSHAKE_ROOM) + 16},
         )
         self.eio.on("disconnect", self._on_disconnect)
 
