@@ -32,7 +32,8 @@ from rtt_engineio._library import COUPLING, ENGINEIO_RANGE, Coupling
 
 LIBRARY = "rtt_engineio/_library.py"
 ENGINEIO = version("python-engineio")
-PACKAGE = Path(rtt_engineio.__file__).parent
+PACKAGE = Path(rtt_engineio.__file__).parent  # the installed package (a wheel under tox)
+ROOT = Path(__file__).resolve().parents[2]
 
 
 def _instance(owner: type) -> Any:
@@ -145,7 +146,7 @@ def test_only_library_reaches_into_python_engineio() -> None:
 
 
 def test_the_declared_range_is_the_one_installed_and_required() -> None:
-    pyproject = tomllib.loads((PACKAGE.parents[1] / "pyproject.toml").read_text(encoding="utf-8"))
+    pyproject = tomllib.loads((ROOT / "packages/rtt-engineio/pyproject.toml").read_text(encoding="utf-8"))
     (required,) = [d for d in pyproject["project"]["dependencies"] if d.startswith("python-engineio")]
     assert SpecifierSet(required.split("]", 1)[-1]) == SpecifierSet(ENGINEIO_RANGE), (
         f"pyproject requires {required}, {LIBRARY} was written for {ENGINEIO_RANGE}"
@@ -176,3 +177,18 @@ def test_a_canary_names_the_symbol_that_moved() -> None:
     gone = Touch(AsyncSocket, "no_such_method", None, "somewhere")
     with pytest.raises(AssertionError, match=r"has no engineio\.async_socket\.AsyncSocket\.no_such_method"):
         gone.check("python-engineio", "9.9")
+
+
+def test_spec_lists_every_entry() -> None:
+    """SPEC.md 12.3's library coupling paragraph names every symbol of COUPLING."""
+    spec = (ROOT / "SPEC.md").read_text(encoding="utf-8")
+    section = spec[spec.index("\n12.3. ") : spec.index("\n12.4. ")]
+    coupling = section[section.index("- Library coupling:") :]
+    missing = [
+        name
+        for c in COUPLING
+        for name in c.names
+        if f"`{name}`" not in coupling and f".{name}`" not in coupling
+    ]
+    assert not missing, f"SPEC.md 12.3 (library coupling) does not list {missing}"
+    assert ENGINEIO_RANGE in coupling
