@@ -45,7 +45,6 @@
  */
 // `var` so that TypeScript sees the namespace's type as a global; as a classic script it
 // is the same object as `globalThis.rtt`, as a module a local name for it.
-// eslint-disable-next-line no-var
 var rtt = (() => {
   "use strict";
 
