@@ -1,7 +1,8 @@
-"""The sockjs server's aiohttp side: the guard's answers, the site's failures, the application's shutdown.
+"""The sockjs server at its edges: the guard's answers, the site's failures, the application's shutdown,
+WebSocket pings and close codes, a client that vanishes.
 
-Raw HTTP with aiohttp, as in ``test_sockjs.py``: each test checks what the
-endpoint answers (SPEC.md 12.4) to a request no rtt client would send.
+Raw HTTP and WebSocket with aiohttp, as in ``test_sockjs.py``: each test
+checks what the endpoint does (SPEC.md 12.4) with what no rtt client sends.
 """
 
 from __future__ import annotations
@@ -113,6 +114,7 @@ async def test_a_session_is_used_from_allowed_origins_only() -> None:
 async def test_a_port_in_use_fails_start_and_leaves_nothing() -> None:
     async with echo_server() as first:
         second = rtt.load("sockjs").server(port=first.address[1])
+        assert isinstance(second, SockjsServer)
         with pytest.raises(OSError):
             await second.start()
         assert second.manager.sessions == {}
@@ -140,3 +142,35 @@ async def test_an_application_that_stops_first_ends_its_sessions_as_shutdown() -
             assert server.sockets == {} and server.manager.sessions == {}
     finally:
         await runner.cleanup()
+
+
+async def test_websocket_edges_ping_close_codes_and_methods() -> None:
+    async with echo_server() as server, browser_like() as http:
+        rec = Recorder().listen(server, "disconnect")
+        session = f"{server.url}/000/{secrets.token_urlsafe(8)}"
+        async with http.post(session + "/websocket") as response:
+            assert response.status == 405  # a WebSocket session opens with GET only
+        ws = await http.ws_connect(session.replace("http", "ws", 1) + "/websocket", autoping=False)
+        assert await ws.receive_str() == "o"
+        await ws.ping(b"are you there")
+        pong = await asyncio.wait_for(ws.receive(), 5)
+        assert (pong.type, pong.data) == (aiohttp.WSMsgType.PONG, b"are you there")
+        await ws.close(code=4321, message=b"my own reason")
+        await rec.wait("disconnect", 1)
+        ((_, reason),) = rec.of("disconnect")
+        assert reason is rtt.CloseReason.from_wire(4321, "my own reason")
+
+
+async def test_a_streaming_client_that_vanishes_is_a_transport_error() -> None:
+    """The next heartbeat finds the stream's connection gone, long before any ping timeout."""
+    async with echo_server(ping_interval=0.2, ping_timeout=30) as server, browser_like() as http:
+        rec = Recorder().listen(server, "connect", "disconnect")
+        url = await open_xhr(http, server.url)
+        response = await http.post(url + "/xhr_streaming")
+        assert response.status == 200
+        await response.content.readline()  # the prelude: the stream is open
+        connection = response.connection
+        assert connection is not None and connection.transport is not None
+        connection.transport.abort()
+        await rec.wait("disconnect", 1)
+        assert [reason for _, reason in rec.of("disconnect")] == [rtt.CloseReason.TRANSPORT_ERROR]
