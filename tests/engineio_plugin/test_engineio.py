@@ -18,6 +18,7 @@ import engineio  # type: ignore[import-untyped, unused-ignore]
 import pytest
 import uvicorn
 from aiohttp import web
+from conftest import echo_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -37,18 +38,6 @@ ROOT = Path(__file__).resolve().parents[2]
 @pytest.fixture
 def eio() -> rtt.Transport:
     return rtt.load("engineio", reconnect={"min_delay": 0.02, "max_delay": 0.05, "jitter": 0})
-
-
-async def echo_server(transport: rtt.Transport, **options: Any) -> EngineioServer:
-    server = transport.server(**options)
-    assert isinstance(server, EngineioServer)
-
-    @server.on("message")
-    async def echo(socket: rtt.Socket, data: str | bytes) -> None:
-        await server.send(socket.id, data)
-
-    await server.start()
-    return server
 
 
 def state_of(server: rtt.Server[Any]) -> rtt.ServerState:
@@ -82,8 +71,7 @@ async def handshake(session: aiohttp.ClientSession, url: str, **headers: str) ->
 
 
 async def test_url_and_polling_to_websocket_upgrade(eio: rtt.Transport) -> None:
-    server = await echo_server(eio)
-    try:
+    async with echo_server(eio, kind=EngineioServer) as (server, _):
         host, port = server.address
         assert server.url == f"http://{host}:{port}/engine.io/"
         async with eio.client(server.url + "?room=1") as client:
@@ -97,28 +85,24 @@ async def test_url_and_polling_to_websocket_upgrade(eio: rtt.Transport) -> None:
             for message in ("after the upgrade", b"\x00\xff"):
                 await client.send(message)
                 assert await client.recv() == message
-    finally:
-        await server.close()
 
 
 @pytest.mark.parametrize("transports", [("polling",), ("websocket",)])
 async def test_client_transports_are_selectable(eio: rtt.Transport, transports: tuple[str, ...]) -> None:
-    server = await echo_server(eio)
-    try:
-        async with eio.client(server.url, transports=transports) as client:
-            assert isinstance(client, EngineioClient) and client.connection is not None
-            await client.send("x")
-            assert await client.recv() == "x"
-            assert client.connection.transport == transports[0]
-            (socket_id,) = server.sockets
-            assert conn_of(server, socket_id).transport_name == transports[0]
-    finally:
-        await server.close()
+    async with (
+        echo_server(eio, kind=EngineioServer) as (server, _),
+        eio.client(server.url, transports=transports) as client,
+    ):
+        assert isinstance(client, EngineioClient) and client.connection is not None
+        await client.send("x")
+        assert await client.recv() == "x"
+        assert client.connection.transport == transports[0]
+        (socket_id,) = server.sockets
+        assert conn_of(server, socket_id).transport_name == transports[0]
 
 
 async def test_server_transports_option_refuses_the_other_transport(eio: rtt.Transport) -> None:
-    server = await echo_server(eio, transports=("polling",))
-    try:
+    async with echo_server(eio, transports=("polling",), kind=EngineioServer) as (server, _):
         with pytest.raises(rtt.ConnectError):
             await eio.client(server.url, transports=("websocket",), reconnect=False).connect()
         async with eio.client(server.url) as client:  # polling, and no upgrade is offered
@@ -126,23 +110,20 @@ async def test_server_transports_option_refuses_the_other_transport(eio: rtt.Tra
             assert await client.recv() == "still polling"
             assert isinstance(client, EngineioClient) and client.connection is not None
             assert client.connection.transport == "polling"
-    finally:
-        await server.close()
 
 
 async def test_plain_engineio_client_talks_to_the_rtt_server(eio: rtt.Transport) -> None:
-    server = await echo_server(eio)
-    rec = Recorder().listen(server, "connect", "disconnect", "message")
-    # The server keeps text as text; the plain client decodes what looks like JSON, as
-    # python-engineio does: rtt's clients elsewhere in the process do not change that.
-    sent_and_echoed: list[tuple[str | bytes, object]] = [
-        ('{"a": [1, 2]}', {"a": [1, 2]}),
-        ('"quoted"', "quoted"),
-        ("[1]", [1]),
-        ("plain", "plain"),
-        (b"\x00\x01", b"\x00\x01"),
-    ]
-    try:
+    async with echo_server(eio, kind=EngineioServer) as (server, _):
+        rec = Recorder().listen(server, "connect", "disconnect", "message")
+        # The server keeps text as text; the plain client decodes what looks like JSON, as
+        # python-engineio does: rtt's clients elsewhere in the process do not change that.
+        sent_and_echoed: list[tuple[str | bytes, object]] = [
+            ('{"a": [1, 2]}', {"a": [1, 2]}),
+            ('"quoted"', "quoted"),
+            ("[1]", [1]),
+            ("plain", "plain"),
+            (b"\x00\x01", b"\x00\x01"),
+        ]
         async with eio.client(server.url, reconnect=False) as rtt_client:  # installs rtt's JSON module
             await rtt_client.send('"quoted"')
             assert await asyncio.wait_for(rtt_client.recv(), 5) == '"quoted"'
@@ -167,18 +148,19 @@ async def test_plain_engineio_client_talks_to_the_rtt_server(eio: rtt.Transport)
             rtt.CloseReason.SERVER_CLOSED,
             rtt.CloseReason.CLIENT_CLOSED,
         ] * 3
-    finally:
-        await server.close()
 
 
 async def test_origins_and_authorize_refuse_with_the_chosen_status(eio: rtt.Transport) -> None:
     async def authorize(hs: rtt.Handshake) -> rtt.Reject | bool:
         return True if hs.query.get("token") == "ok" else rtt.Reject(401, "Unauthorized")
 
-    server = await echo_server(
-        eio, close_timeout=0.5, allowed_origins=["https://app.example"], authorize=authorize
-    )
-    try:
+    async with echo_server(
+        eio,
+        close_timeout=0.5,
+        allowed_origins=["https://app.example"],
+        authorize=authorize,
+        kind=EngineioServer,
+    ) as (server, _):
         async with aiohttp.ClientSession() as session:
             status, body = await handshake(session, server.url, Origin="https://evil.example")
             assert (status, body) == (403, "Origin not allowed\n")
@@ -198,19 +180,16 @@ async def test_origins_and_authorize_refuse_with_the_chosen_status(eio: rtt.Tran
             assert info.value.status == 401
         assert server.stats.rejected == 4
         assert server.stats.connections == 1
-    finally:
-        await server.close()
 
 
 async def test_cross_origin_passes_when_the_allow_list_is_off(eio: rtt.Transport) -> None:
     # python-engineio alone would refuse any origin but its own; rtt's default checks nothing.
-    server = await echo_server(eio, close_timeout=0.5)
-    try:
-        async with aiohttp.ClientSession() as session:
-            status, _ = await handshake(session, server.url, Origin="https://elsewhere.example")
-            assert status == 200
-    finally:
-        await server.close()
+    async with (
+        echo_server(eio, close_timeout=0.5, kind=EngineioServer) as (server, _),
+        aiohttp.ClientSession() as session,
+    ):
+        status, _ = await handshake(session, server.url, Origin="https://elsewhere.example")
+        assert status == 200
 
 
 @pytest.mark.parametrize(
@@ -219,22 +198,20 @@ async def test_cross_origin_passes_when_the_allow_list_is_off(eio: rtt.Transport
 async def test_ping_interval_is_advertised_rounded_up(
     eio: rtt.Transport, interval: float | None, advertised: int
 ) -> None:
-    server = await echo_server(eio, close_timeout=0.5, ping_interval=interval, ping_timeout=0.5)
-    try:
+    async with echo_server(
+        eio, close_timeout=0.5, ping_interval=interval, ping_timeout=0.5, kind=EngineioServer
+    ) as (server, _):
         async with aiohttp.ClientSession() as session:
             status, body = await handshake(session, server.url)
         assert status == 200
         opened = json.loads(body[1:])
         assert (opened["pingInterval"], opened["pingTimeout"]) == (advertised, 500)
-    finally:
-        await server.close()
 
 
 async def test_oversize_far_past_the_limit_is_message_too_big(eio: rtt.Transport) -> None:
     limit = 1024
-    server = await echo_server(eio, max_message_size=limit)
-    rec = Recorder().listen(server, "disconnect", "message")
-    try:
+    async with echo_server(eio, max_message_size=limit, kind=EngineioServer) as (server, _):
+        rec = Recorder().listen(server, "disconnect", "message")
         # Past the library's own packet limit, where python-engineio would just drop the session.
         for transports in (["polling"], ["websocket"]):
             async with raw_client(server.url, transports=transports) as (client, received):
@@ -250,15 +227,12 @@ async def test_oversize_far_past_the_limit_is_message_too_big(eio: rtt.Transport
             await client.send(b"\x01" * (limit + 1))
             assert await client.wait_closed() is rtt.CloseReason.MESSAGE_TOO_BIG
             await client.close()
-    finally:
-        await server.close()
 
 
 async def test_a_polling_client_that_stops_polling_is_a_slow_consumer(eio: rtt.Transport) -> None:
     limit, chunk = 128 * 1024, b"\xab" * (32 * 1024)
-    server = await echo_server(eio, close_timeout=0.5, outbound_limit=limit)
-    rec = Recorder().listen(server, "disconnect")
-    try:
+    async with echo_server(eio, close_timeout=0.5, outbound_limit=limit, kind=EngineioServer) as (server, _):
+        rec = Recorder().listen(server, "disconnect")
         async with aiohttp.ClientSession() as session:
             status, _ = await handshake(session, server.url)  # opens a session, then never polls
             assert status == 200
@@ -271,15 +245,12 @@ async def test_a_polling_client_that_stops_polling_is_a_slow_consumer(eio: rtt.T
             ((_, reason),) = await rec.wait("disconnect")
             assert reason is rtt.CloseReason.SLOW_CONSUMER
             assert server.engineio_server.sockets == {}, "the library's session is gone too"
-    finally:
-        await server.close()
 
 
 async def test_a_stalled_rtt_polling_client_is_a_slow_consumer(eio: rtt.Transport) -> None:
     limit, chunk = 128 * 1024, "y" * (32 * 1024)
-    server = await echo_server(eio, outbound_limit=limit)
-    rec = Recorder().listen(server, "disconnect")
-    try:
+    async with echo_server(eio, outbound_limit=limit, kind=EngineioServer) as (server, _):
+        rec = Recorder().listen(server, "disconnect")
         async with eio.client(server.url, transports=("polling",), reconnect=False) as client:
             assert isinstance(client, EngineioClient) and client.connection is not None
             client.connection.pause_reading()
@@ -291,13 +262,10 @@ async def test_a_stalled_rtt_polling_client_is_a_slow_consumer(eio: rtt.Transpor
                 await asyncio.sleep(0.01)  # let the client take what it still takes
             ((_, reason),) = await rec.wait("disconnect")
             assert reason is rtt.CloseReason.SLOW_CONSUMER
-    finally:
-        await server.close()
 
 
 async def test_broadcast_reaches_every_transport_once(eio: rtt.Transport) -> None:
-    server = await echo_server(eio)
-    try:
+    async with echo_server(eio, kind=EngineioServer) as (server, _):
         clients = [
             eio.client(server.url, transports=transports, reconnect=False)
             for transports in (("polling",), ("websocket",), ("polling", "websocket"), ("polling",))
@@ -317,13 +285,10 @@ async def test_broadcast_reaches_every_transport_once(eio: rtt.Transport) -> Non
         assert all(server._buffered(conn_of(server, sid)) == 0 for sid in server.sockets)
         for client in clients:
             await client.close()
-    finally:
-        await server.close()
 
 
 async def test_broadcast_encodes_once_and_starts_no_task(eio: rtt.Transport, monkeypatch: Any) -> None:
-    server = await echo_server(eio)
-    try:
+    async with echo_server(eio, kind=EngineioServer) as (server, _):
         clients = [eio.client(server.url, transports=("websocket",), reconnect=False) for _ in range(20)]
         for client in clients:
             await client.connect()
@@ -346,8 +311,6 @@ async def test_broadcast_encodes_once_and_starts_no_task(eio: rtt.Transport, mon
         assert all(p is packets[0] for p in packets), "one shared packet, so one encoding"
         for client in clients:
             await client.close()
-    finally:
-        await server.close()
 
 
 async def test_mounted_in_an_aiohttp_application_beside_other_routes(eio: rtt.Transport) -> None:
