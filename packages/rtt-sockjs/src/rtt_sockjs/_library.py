@@ -48,12 +48,17 @@ if TYPE_CHECKING:
 
 __all__ = [
     "COUPLING",
+    "HANDLERS",
     "TRANSPORT",
+    "WRITTEN_AGAINST",
     "Coupling",
+    "Receiving",
     "Refused",
     "RttManager",
     "RttSession",
+    "RttWebSocket",
     "add_endpoint",
+    "library_route",
 ]
 
 #: The version range every entry of :data:`COUPLING` was written against.
@@ -245,7 +250,7 @@ class RttSession(sockjs.Session):  # type: ignore[misc]
     Queue entries are ``[frame, payload, bytes, characters]``; consecutive
     messages share one entry (one ``a[...]`` frame), as in the library, up to
     :data:`~rtt_sockjs._wire.BATCH_CHARS`. The library's own queue stays
-    empty. rtt sends the heartbeat itself (:meth:`SockjsServer.beat`), so the
+    empty. rtt sends the heartbeat itself (:meth:`SockjsServer.acquired`), so the
     library's heartbeat task never starts (``heartbeat_delay=0``).
     """
 
