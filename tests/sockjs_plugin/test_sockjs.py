@@ -19,6 +19,7 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from conftest import echo_server
 
 import rtt
 from rtt.codec import encode_text
@@ -33,18 +34,6 @@ PRELUDE = b"h" * 2048 + b"\n"
 @pytest.fixture
 def sockjs() -> rtt.Transport:
     return rtt.load("sockjs", reconnect={"min_delay": 0.02, "max_delay": 0.05, "jitter": 0})
-
-
-async def echo_server(transport: rtt.Transport, **options: Any) -> SockjsServer:
-    server = transport.server(**options)
-    assert isinstance(server, SockjsServer)
-
-    @server.on("message")
-    async def echo(socket: rtt.Socket, data: str | bytes) -> None:
-        await server.send(socket.id, data)
-
-    await server.start()
-    return server
 
 
 def conn_of(server: SockjsServer, socket_id: str) -> SockjsConn:
@@ -85,8 +74,7 @@ async def open_xhr(http: aiohttp.ClientSession, server: SockjsServer) -> str:
 
 
 async def test_url_info_and_binding_cookie(sockjs: rtt.Transport) -> None:
-    server = await echo_server(sockjs)
-    try:
+    async with echo_server(sockjs, kind=SockjsServer) as (server, _):
         host, port = server.address
         assert server.url == f"http://{host}:{port}/sockjs"
         async with browser_like() as http, http.get(server.url + "/info") as response:
@@ -98,14 +86,11 @@ async def test_url_info_and_binding_cookie(sockjs: rtt.Transport) -> None:
             assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/sockjs" in cookie
         async with aiohttp.ClientSession() as http, http.get(server.url + "/") as response:
             assert await response.text() == "Welcome to SockJS!\n"
-    finally:
-        await server.close()
 
 
 async def test_raw_xhr_session_text_bytes_and_handshake(sockjs: rtt.Transport) -> None:
-    server = await echo_server(sockjs)
-    rec = Recorder().listen(server, "connect", "message")
-    try:
+    async with echo_server(sockjs, kind=SockjsServer) as (server, _):
+        rec = Recorder().listen(server, "connect", "message")
         async with browser_like() as http:
             async with http.get(server.url + "/info") as response:
                 assert response.status == 200
@@ -123,15 +108,12 @@ async def test_raw_xhr_session_text_bytes_and_handshake(sockjs: rtt.Transport) -
             assert received == [*plain, b"\x00\xff", "\x00nul"]
             status, body = await poll(http, url)
             assert status == 200 and json.loads(body[1:]) == plain + rtt_peer
-    finally:
-        await server.close()
 
 
 async def test_second_client_with_an_existing_session_id_gets_nothing(sockjs: rtt.Transport) -> None:
     """A second client presenting a live session id gets neither its messages nor its socket."""
-    server = await echo_server(sockjs)
-    rec = Recorder().listen(server, "connect", "message")
-    try:
+    async with echo_server(sockjs, kind=SockjsServer) as (server, _):
+        rec = Recorder().listen(server, "connect", "message")
         async with browser_like() as owner, browser_like() as intruder:
             url = await open_xhr(owner, server)
             ((socket,),) = rec.of("connect")
@@ -166,16 +148,15 @@ async def test_second_client_with_an_existing_session_id_gets_nothing(sockjs: rt
             assert await poll(owner, url) == (200, 'a["for the owner only"]\n')
             assert await post(owner, url, '["owner"]') == 204
             assert await poll(owner, url) == (200, 'a["owner"]\n')
-    finally:
-        await server.close()
 
 
 async def test_origins_and_authorize_refuse_before_a_session(sockjs: rtt.Transport) -> None:
     async def authorize(hs: rtt.Handshake) -> rtt.Reject | bool:
         return True if hs.query.get("token") == "ok" else rtt.Reject(401, "Unauthorized")
 
-    server = await echo_server(sockjs, allowed_origins=["https://app.example"], authorize=authorize)
-    try:
+    async with echo_server(
+        sockjs, allowed_origins=["https://app.example"], authorize=authorize, kind=SockjsServer
+    ) as (server, _):
         async with browser_like() as http:
             evil = {"Origin": "https://evil.example"}
             async with http.get(server.url + "/info", headers=evil) as response:
@@ -198,15 +179,15 @@ async def test_origins_and_authorize_refuse_before_a_session(sockjs: rtt.Transpo
                 assert response.headers["Access-Control-Allow-Origin"] == "https://app.example"
                 assert response.headers["Access-Control-Allow-Credentials"] == "true"
         assert server.stats.rejected == 3 and server.stats.connections == 1
-    finally:
-        await server.close()
 
 
 async def test_oversize_messages_are_message_too_big(sockjs: rtt.Transport) -> None:
     limit = 1024
-    server = await echo_server(sockjs, max_message_size=limit, close_timeout=0.5)
-    rec = Recorder().listen(server, "disconnect", "message")
-    try:
+    async with echo_server(sockjs, max_message_size=limit, close_timeout=0.5, kind=SockjsServer) as (
+        server,
+        _,
+    ):
+        rec = Recorder().listen(server, "disconnect", "message")
         async with browser_like() as http:
             url = await open_xhr(http, server)
             assert await post(http, url, json.dumps(["x" * limit, "y" * (limit + 1)])) == 204
@@ -227,14 +208,11 @@ async def test_oversize_messages_are_message_too_big(sockjs: rtt.Transport) -> N
         await rec.wait("disconnect", 3)
         assert [reason for _, reason in rec.of("disconnect")] == [rtt.CloseReason.MESSAGE_TOO_BIG] * 3
         assert [data for _, data in rec.of("message")] == ["x" * limit]
-    finally:
-        await server.close()
 
 
 async def test_malformed_payloads_are_protocol_errors(sockjs: rtt.Transport) -> None:
-    server = await echo_server(sockjs, close_timeout=0.5)
-    rec = Recorder().listen(server, "disconnect", "message")
-    try:
+    async with echo_server(sockjs, close_timeout=0.5, kind=SockjsServer) as (server, _):
+        rec = Recorder().listen(server, "disconnect", "message")
         async with browser_like() as http:
             for payload in ('{"a": 1}', "[1, 2]", "not json", '["ok", null]'):
                 url = await open_xhr(http, server)
@@ -253,15 +231,14 @@ async def test_malformed_payloads_are_protocol_errors(sockjs: rtt.Transport) -> 
         await rec.wait("disconnect", 6)
         assert {reason for _, reason in rec.of("disconnect")} == {rtt.CloseReason.PROTOCOL_ERROR}
         assert rec.of("message") == []
-    finally:
-        await server.close()
 
 
 async def test_a_polling_client_that_stops_polling(sockjs: rtt.Transport) -> None:
     limit, chunk = 128 * 1024, "q" * (32 * 1024)
-    server = await echo_server(sockjs, outbound_limit=limit, ping_interval=0.2, ping_timeout=0.3)
-    rec = Recorder().listen(server, "disconnect")
-    try:
+    async with echo_server(
+        sockjs, outbound_limit=limit, ping_interval=0.2, ping_timeout=0.3, kind=SockjsServer
+    ) as (server, _):
+        rec = Recorder().listen(server, "disconnect")
         async with browser_like() as http:
             await open_xhr(http, server)  # and never polls again
             (socket_id,) = server.sockets
@@ -274,15 +251,14 @@ async def test_a_polling_client_that_stops_polling(sockjs: rtt.Transport) -> Non
             ((_, first), (_, second)) = await rec.wait("disconnect", 2, timeout=5)
             assert (first, second) == (rtt.CloseReason.SLOW_CONSUMER, rtt.CloseReason.PING_TIMEOUT)
             assert server.manager.sessions == {}, "the library's sessions are gone too"
-    finally:
-        await server.close()
 
 
 async def test_a_streaming_client_that_stops_reading(sockjs: rtt.Transport) -> None:
     limit, chunk = 256 * 1024, "s" * (64 * 1024)
-    server = await echo_server(sockjs, outbound_limit=limit, ping_interval=0.2, ping_timeout=0.3)
-    rec = Recorder().listen(server, "disconnect")
-    try:
+    async with echo_server(
+        sockjs, outbound_limit=limit, ping_interval=0.2, ping_timeout=0.3, kind=SockjsServer
+    ) as (server, _):
+        rec = Recorder().listen(server, "disconnect")
         async with browser_like() as http:
             async with http.get(server.url + "/info"):
                 pass
@@ -305,43 +281,39 @@ async def test_a_streaming_client_that_stops_reading(sockjs: rtt.Transport) -> N
                     await asyncio.sleep(0)
                 await rec.wait("disconnect", 2, timeout=5)
                 assert rec.of("disconnect")[1][1] is rtt.CloseReason.SLOW_CONSUMER
-    finally:
-        await server.close()
 
 
 async def test_receiving_transports_of_the_library_stay_usable(sockjs: rtt.Transport) -> None:
-    server = await echo_server(sockjs, ping_interval=0.3, ping_timeout=1)
-    try:
-        async with browser_like() as http:
-            async with http.get(server.url + "/info"):
-                pass
-            url = new_session(server)
-            async with http.get(url + "/eventsource") as response:
-                assert response.headers["Content-Type"] == "text/event-stream"
-                assert await response.content.readline() == b"\r\n"
-                assert await response.content.readline() == b"data: o\r\n"
-                assert await post(http, url, '["via eventsource"]') == 204
-                assert await response.content.readline() == b"\r\n"
-                assert await response.content.readline() == b'data: a["via eventsource"]\r\n'
-            url = new_session(server)
-            async with http.get(url + "/jsonp?c=cb") as response:
-                assert await response.text() == '/**/cb("o");\r\n'
-            async with http.post(url + "/jsonp_send", data={"d": '["via jsonp"]'}) as response:
-                assert (response.status, await response.text()) == (200, "ok")
-            async with http.get(url + "/jsonp?c=cb") as response:
-                assert await response.text() == '/**/cb("a[\\"via jsonp\\"]");\r\n'
-            # A JSONP request the library refuses leaves no session behind.
-            async with http.get(new_session(server) + "/jsonp") as response:
-                assert response.status == 500
-            assert len(server.manager.sessions) == 2
-    finally:
-        await server.close()
+    async with (
+        echo_server(sockjs, ping_interval=0.3, ping_timeout=1, kind=SockjsServer) as (server, _),
+        browser_like() as http,
+    ):
+        async with http.get(server.url + "/info"):
+            pass
+        url = new_session(server)
+        async with http.get(url + "/eventsource") as response:
+            assert response.headers["Content-Type"] == "text/event-stream"
+            assert await response.content.readline() == b"\r\n"
+            assert await response.content.readline() == b"data: o\r\n"
+            assert await post(http, url, '["via eventsource"]') == 204
+            assert await response.content.readline() == b"\r\n"
+            assert await response.content.readline() == b'data: a["via eventsource"]\r\n'
+        url = new_session(server)
+        async with http.get(url + "/jsonp?c=cb") as response:
+            assert await response.text() == '/**/cb("o");\r\n'
+        async with http.post(url + "/jsonp_send", data={"d": '["via jsonp"]'}) as response:
+            assert (response.status, await response.text()) == (200, "ok")
+        async with http.get(url + "/jsonp?c=cb") as response:
+            assert await response.text() == '/**/cb("a[\\"via jsonp\\"]");\r\n'
+        # A JSONP request the library refuses leaves no session behind.
+        async with http.get(new_session(server) + "/jsonp") as response:
+            assert response.status == 500
+        assert len(server.manager.sessions) == 2
 
 
 async def test_close_reasons_reach_the_client(sockjs: rtt.Transport) -> None:
-    server = await echo_server(sockjs, close_timeout=1)
-    rec = Recorder().listen(server, "connect", "disconnect")
-    try:
+    async with echo_server(sockjs, close_timeout=1, kind=SockjsServer) as (server, _):
+        rec = Recorder().listen(server, "connect", "disconnect")
         async with browser_like() as http:
             url = await open_xhr(http, server)
             ((socket,),) = await rec.wait("connect")
@@ -360,8 +332,6 @@ async def test_close_reasons_reach_the_client(sockjs: rtt.Transport) -> None:
             await eventually(lambda: len(server.sockets) == 1)
             await server.close()
             assert await pending == (200, 'c[1001,"shutdown"]\n')
-    finally:
-        await server.close()
 
 
 async def test_mounted_in_an_aiohttp_application_beside_other_routes(sockjs: rtt.Transport) -> None:
@@ -396,8 +366,7 @@ async def test_mounted_in_an_aiohttp_application_beside_other_routes(sockjs: rtt
 
 
 async def test_broadcast_encodes_once(sockjs: rtt.Transport, monkeypatch: pytest.MonkeyPatch) -> None:
-    server = await echo_server(sockjs)
-    try:
+    async with echo_server(sockjs, kind=SockjsServer) as (server, _):
         clients = [sockjs.client(server.url, transports=(t,)) for t in ("websocket", "xhr-polling") * 2]
         for client in clients:
             await client.connect()
@@ -414,8 +383,6 @@ async def test_broadcast_encodes_once(sockjs: rtt.Transport, monkeypatch: pytest
         for client in clients:
             assert await asyncio.wait_for(client.recv(), 5) == b"\x01\x02"
             await client.close()
-    finally:
-        await server.close()
 
 
 def test_sockjs_options_are_validated() -> None:
@@ -488,17 +455,13 @@ asyncio.run(main())
 
 async def test_websocket_compression_is_never_negotiated(sockjs: rtt.Transport) -> None:
     # permessage-deflate would cost ~90 KiB per connection (browsers offer it); rtt-ws refuses it too.
-    server = await echo_server(sockjs)
-    try:
-        async with aiohttp.ClientSession() as http:
-            url = new_session(server).replace("http", "ws", 1) + "/websocket"
-            async with http.ws_connect(url, compress=15) as ws:
-                assert ws.compress == 0
-                assert await ws.receive_str() == "o"
-                await ws.send_str('["plain"]')
-                assert await asyncio.wait_for(ws.receive_str(), 5) == 'a["plain"]'
-    finally:
-        await server.close()
+    async with echo_server(sockjs, kind=SockjsServer) as (server, _), aiohttp.ClientSession() as http:
+        url = new_session(server).replace("http", "ws", 1) + "/websocket"
+        async with http.ws_connect(url, compress=15) as ws:
+            assert ws.compress == 0
+            assert await ws.receive_str() == "o"
+            await ws.send_str('["plain"]')
+            assert await asyncio.wait_for(ws.receive_str(), 5) == 'a["plain"]'
 
 
 async def test_reuse_port_lets_two_servers_share_a_port(sockjs: rtt.Transport) -> None:

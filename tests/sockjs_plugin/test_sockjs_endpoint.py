@@ -12,11 +12,11 @@ import json
 import secrets
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
-from typing import Any
 
 import aiohttp
 import pytest
 from aiohttp import web
+from conftest import echo_server
 
 import rtt
 from rtt.testing import Recorder
@@ -24,19 +24,6 @@ from rtt_sockjs import SockjsServer
 
 # sockjs 0.13 stores its state under string keys of the aiohttp application.
 pytestmark = pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning")
-
-
-@asynccontextmanager
-async def echo_server(**options: Any) -> AsyncIterator[SockjsServer]:
-    server = rtt.load("sockjs").server(close_timeout=0.5, **options)
-    assert isinstance(server, SockjsServer)
-
-    @server.on("message")
-    async def echo(socket: rtt.Socket, data: str | bytes) -> None:
-        await server.send(socket.id, data)
-
-    async with server:
-        yield server
 
 
 @asynccontextmanager
@@ -67,7 +54,10 @@ async def chunks(*parts: bytes) -> AsyncIterator[bytes]:
 
 
 async def test_posts_are_read_strictly_with_or_without_a_length() -> None:
-    async with echo_server(max_message_size=1024) as server, browser_like() as http:
+    async with (
+        echo_server("sockjs", kind=SockjsServer, close_timeout=0.5, max_message_size=1024) as (server, _),
+        browser_like() as http,
+    ):
         rec = Recorder().listen(server, "disconnect")
         url = await open_xhr(http, server.url)
         async with http.post(url + "/xhr_send", data=b"") as response:
@@ -96,7 +86,12 @@ async def test_posts_are_read_strictly_with_or_without_a_length() -> None:
 
 async def test_a_session_is_used_from_allowed_origins_only() -> None:
     good = {"Origin": "https://app.example"}
-    async with echo_server(allowed_origins=["https://app.example"]) as server, browser_like() as http:
+    async with (
+        echo_server(
+            "sockjs", kind=SockjsServer, close_timeout=0.5, allowed_origins=["https://app.example"]
+        ) as (server, _),
+        browser_like() as http,
+    ):
         url = await open_xhr(http, server.url, **good)
         evil = {"Origin": "https://evil.example"}
         async with http.post(url + "/xhr_send", data='["x"]', headers=evil) as response:
@@ -112,7 +107,7 @@ async def test_a_session_is_used_from_allowed_origins_only() -> None:
 
 
 async def test_a_port_in_use_fails_start_and_leaves_nothing() -> None:
-    async with echo_server() as first:
+    async with echo_server("sockjs", kind=SockjsServer, close_timeout=0.5) as (first, _):
         second = rtt.load("sockjs").server(port=first.address[1])
         assert isinstance(second, SockjsServer)
         with pytest.raises(OSError):
@@ -145,7 +140,10 @@ async def test_an_application_that_stops_first_ends_its_sessions_as_shutdown() -
 
 
 async def test_websocket_edges_ping_close_codes_and_methods() -> None:
-    async with echo_server() as server, browser_like() as http:
+    async with (
+        echo_server("sockjs", kind=SockjsServer, close_timeout=0.5) as (server, _),
+        browser_like() as http,
+    ):
         rec = Recorder().listen(server, "disconnect")
         session = f"{server.url}/000/{secrets.token_urlsafe(8)}"
         async with http.post(session + "/websocket") as response:
@@ -163,7 +161,13 @@ async def test_websocket_edges_ping_close_codes_and_methods() -> None:
 
 async def test_a_streaming_client_that_vanishes_is_a_transport_error() -> None:
     """The next heartbeat finds the stream's connection gone, long before any ping timeout."""
-    async with echo_server(ping_interval=0.2, ping_timeout=30) as server, browser_like() as http:
+    async with (
+        echo_server("sockjs", kind=SockjsServer, close_timeout=0.5, ping_interval=0.2, ping_timeout=30) as (
+            server,
+            _,
+        ),
+        browser_like() as http,
+    ):
         rec = Recorder().listen(server, "connect", "disconnect")
         url = await open_xhr(http, server.url)
         response = await http.post(url + "/xhr_streaming")
