@@ -1,0 +1,56 @@
+"""The fault and bad-input suite (issue 12): every case runs on every wire rtt serves.
+
+A case takes the ``wire`` fixture and builds its server and clients from it, so
+the same assertion is made of raw WebSocket, Engine.IO over WebSocket and
+long-polling, and SockJS over WebSocket and xhr. A case that only means
+something on some wires (an Engine.IO packet, a SockJS payload) says so with
+``wire.name``/``wire.http`` or takes its own plugin's fixture instead.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass, field
+from typing import Any
+
+import pytest
+
+import rtt
+
+
+@dataclass(frozen=True)
+class Wire:
+    """One transport, restricted to one of its wire transports."""
+
+    name: str
+    """The rtt transport: ``ws``, ``engineio`` or ``sockjs``."""
+    client_transports: tuple[str, ...] = ()
+    """The plugin's wire transports its Python client may use (empty: the only one)."""
+    http: bool = False
+    """Whether messages travel in HTTP requests (long-polling, xhr)."""
+    options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def id(self) -> str:
+        return "-".join((self.name, *self.client_transports))
+
+    def transport(self, **options: Any) -> rtt.Transport:
+        """The transport, with its client restricted to this wire; ``options`` as for :func:`rtt.load`."""
+        if self.client_transports:
+            options.setdefault("transports", self.client_transports)
+        return rtt.load(self.name, **{**self.options, **options})
+
+
+WIRES = (
+    Wire("ws"),
+    Wire("engineio", ("websocket",)),
+    Wire("engineio", ("polling",), http=True),
+    Wire("sockjs", ("websocket",)),
+    Wire("sockjs", ("xhr-polling",), http=True),
+)
+
+
+@pytest.fixture(params=WIRES, ids=[wire.id for wire in WIRES])
+def wire(request: pytest.FixtureRequest) -> Wire:
+    """Each wire in turn."""
+    wire: Wire = request.param
+    return wire
