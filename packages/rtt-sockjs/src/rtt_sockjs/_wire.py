@@ -33,6 +33,7 @@ __all__ = [
     "close_frame",
     "encode_payload",
     "frame_limit",
+    "load_json",
     "messages_frame",
     "parse_client_payload",
     "parse_server_frame",
@@ -65,6 +66,18 @@ _dumps = json.JSONEncoder(separators=(",", ":")).encode  # ASCII only, as SockJS
 
 class FrameError(ValueError):
     """A SockJS frame or payload that does not follow the protocol."""
+
+
+def load_json(text: str | bytes) -> Any:
+    """``json.loads``, with nesting too deep to decode as a ``ValueError`` like any other bad JSON.
+
+    A payload or frame rtt accepts nests one level (an array of strings), but the
+    decoder meets the depth before the shape: ``[`` x 50000 raises RecursionError.
+    """
+    try:
+        return json.loads(text)
+    except RecursionError:
+        raise ValueError("JSON nested too deeply") from None
 
 
 def frame_limit(max_message_size: int) -> int:
@@ -104,7 +117,7 @@ def reason_from_close(code: int, text: str) -> CloseReason:
 def parse_client_payload(text: str) -> list[str]:
     """Messages in a client's WebSocket frame or POST body; raise :class:`FrameError` if malformed."""
     try:
-        value: Any = json.loads(text)
+        value: Any = load_json(text)
     except ValueError:
         raise FrameError(f"payload is not JSON: {text[:60]!r}") from None
     if isinstance(value, str):
@@ -126,7 +139,7 @@ def parse_server_frame(frame: str) -> tuple[str, list[str] | tuple[int, str] | N
     if kind not in ("a", "c"):
         raise FrameError(f"unknown SockJS frame: {frame[:60]!r}")
     try:
-        value: Any = json.loads(body)
+        value: Any = load_json(body)
     except ValueError:
         raise FrameError(f"SockJS {kind!r} frame is not JSON: {frame[:60]!r}") from None
     if kind == "a":

@@ -18,7 +18,6 @@ from __future__ import annotations
 import abc
 import asyncio
 import contextlib
-import json
 import logging
 import secrets
 from typing import TYPE_CHECKING, Any, Final, NoReturn
@@ -44,6 +43,7 @@ from ._wire import (
     FrameError,
     encode_payload,
     frame_limit,
+    load_json,
     parse_server_frame,
     reason_from_close,
 )
@@ -546,7 +546,7 @@ async def _info(http: aiohttp.ClientSession, endpoint: _Endpoint) -> dict[str, A
     except (aiohttp.ClientError, ValueError) as exc:
         raise ConnectError(f"cannot connect to {url}: {exc}") from exc
     try:
-        info = json.loads(body)
+        info = load_json(body)
     except ValueError:
         info = None
     if not isinstance(info, dict):
