@@ -47,6 +47,9 @@ RECEIVING: Final = frozenset({"websocket", "xhr", "xhr_streaming", "eventsource"
 SENDING: Final = frozenset({"xhr_send", "jsonp_send"})
 #: Query parameters SockJS clients add themselves (cache buster, JSONP callback, iframe id).
 _PROTOCOL_QUERY: Final = frozenset({"t", "c", "i"})
+#: SockJS's answers to a malformed message POST and its ``Cache-Control`` for private answers.
+_BROKEN_JSON: Final = "Broken JSON encoding."
+_NOT_CACHED: Final = "no-store, no-cache, must-revalidate, max-age=0"
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -148,6 +151,9 @@ class Endpoint:
         if not opening and not origin_allowed(request.headers.get(hdrs.ORIGIN), self.options.allowed_origins):
             # (A request that opens a session has its origin checked by admit, with authorize.)
             return web.Response(status=403, text="Origin not allowed")
+        if transport == "websocket" and request.method != hdrs.METH_GET:
+            # SockJS's 405: no body, no content type; nothing is admitted or opened.
+            return web.Response(status=405, headers={hdrs.ALLOW: hdrs.METH_GET})
         if transport in SENDING or (transport == "jsonp" and request.method == hdrs.METH_POST):
             conn = session.rtt_conn if session is not None else None
             if conn is None or conn.ended or not _owns(conn, request):
@@ -233,27 +239,37 @@ class Endpoint:
         )
 
     async def _post(self, request: web.Request, conn: SockjsConn, *, jsonp: bool) -> web.StreamResponse:
-        """Messages posted over HTTP (``xhr_send``, ``jsonp_send``): read strictly, bounded."""
+        """Messages posted over HTTP (``xhr_send``, ``jsonp_send``): read strictly, bounded.
+
+        The answers are SockJS 0.3.3's (500 ``Payload expected.`` for nothing,
+        500 ``Broken JSON encoding.`` for a malformed payload), never cached; a
+        malformed payload also ends the session as ``protocol error`` (SPEC.md 12.4).
+        """
         server = self.server
         body = await read_body(request, server.body_limit)
         if body is None:
             server.violation(conn, CloseReason.MESSAGE_TOO_BIG)
-            return web.Response(status=413, text="Payload too large")
+            return _post_answer(413, "Payload too large")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             server.violation(conn, CloseReason.PROTOCOL_ERROR)
-            return web.Response(status=400, text="Payload is not UTF-8")
+            return _post_answer(500, _BROKEN_JSON)
         if jsonp and request.content_type == "application/x-www-form-urlencoded":
             text = unquote_plus(text[2:]) if text.startswith("d=") else ""
         if not text:
-            return web.Response(status=500, text="Payload expected.")
+            return _post_answer(500, "Payload expected.")
         if not await server.deliver(conn, text) and conn.detected is CloseReason.PROTOCOL_ERROR:
-            return web.Response(status=400, text="Broken payload")
-        headers = {hdrs.CONTENT_TYPE: "text/plain;charset=UTF-8", hdrs.CACHE_CONTROL: "no-store, no-cache"}
+            return _post_answer(500, _BROKEN_JSON)
         if jsonp:
-            return web.Response(body=b"ok", headers=headers)
-        return web.Response(status=204, headers=headers)
+            return _post_answer(200, "ok")
+        return _post_answer(204, None)
+
+
+def _post_answer(status: int, text: str | None) -> web.Response:
+    """An answer to a message POST: plain text, never cached (SockJS 0.3.3: iOS 6 caches POSTs)."""
+    headers = {hdrs.CONTENT_TYPE: "text/plain;charset=UTF-8", hdrs.CACHE_CONTROL: _NOT_CACHED}
+    return web.Response(status=status, body=text.encode() if text is not None else None, headers=headers)
 
 
 def _key(request: web.Request) -> str:

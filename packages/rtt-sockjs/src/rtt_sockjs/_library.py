@@ -24,7 +24,7 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
 import sockjs  # type: ignore[import-untyped, unused-ignore]
-from aiohttp import WSMsgType, hdrs, web
+from aiohttp import WSMsgType, web
 from sockjs import (  # type: ignore[import-untyped, unused-ignore]
     Frame,
     SessionIsAcquired,
@@ -445,9 +445,7 @@ class RttWebSocket(WebSocketTransport):  # type: ignore[misc]
     manager: RttManager
 
     async def process(self) -> web.StreamResponse:
-        request = self.request
-        if request.method != hdrs.METH_GET:
-            raise web.HTTPMethodNotAllowed(request.method, [hdrs.METH_GET])
+        request = self.request  # a GET: the guard answers any other method (405)
         rtt = self.manager.rtt
         session = self.session
         # No permessage-deflate (as rtt-ws): it costs ~90 KiB of memory per connection.

@@ -1,0 +1,296 @@
+"""Bad input on the SockJS wire (issue 12: defects 4 and 5, SockJS 0.3.3 points; SPEC.md 12.4).
+
+Raw aiohttp clients send what no rtt client sends, over SockJS's framed
+WebSocket and its xhr transports, and each case checks the answer (status,
+body, headers, close frame), the server's ``disconnect`` reason and the log.
+The last cases turn it around: a hand-written server sends the same input to
+rtt's Python client. Every case runs on the SockJS wires it applies to
+(WebSocket, xhr): the payloads and statuses are SockJS's own.
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+import secrets
+from collections.abc import AsyncIterator
+from contextlib import asynccontextmanager
+from typing import Any
+
+import aiohttp
+import pytest
+from aiohttp import web
+
+import rtt
+from rtt.testing import Recorder
+from rtt_sockjs import SockjsServer
+
+# sockjs 0.13 stores its state under string keys of the aiohttp application.
+pytestmark = [
+    pytest.mark.filterwarnings("ignore::aiohttp.web_exceptions.NotAppKeyWarning"),
+    pytest.mark.timeout(60),
+]
+
+#: 50000 levels of arrays: valid JSON, far past Python's recursion limit, well within the frame bound.
+DEEP = "[" * 50_000 + "]" * 50_000
+#: What SockJS 0.3.3 asks of every answer to a message POST: never cached.
+NOT_CACHED = "no-store, no-cache, must-revalidate, max-age=0"
+#: Every bound on the network below; generous for a loaded 2-core machine.
+BOUND = 20
+
+
+@asynccontextmanager
+async def sockjs_server(**options: Any) -> AsyncIterator[tuple[SockjsServer, Recorder]]:
+    """A started sockjs server that echoes every message, and a recorder of its disconnects."""
+    server = rtt.load("sockjs").server(port=0, close_timeout=0.5, **options)
+    assert isinstance(server, SockjsServer)
+    async with server:
+
+        @server.on("message")
+        async def echo(socket: rtt.Socket, data: str | bytes) -> None:
+            await server.send(socket.id, data)
+
+        yield server, Recorder().listen(server, "disconnect")
+
+
+@asynccontextmanager
+async def http_client() -> AsyncIterator[aiohttp.ClientSession]:
+    """An HTTP client with a cookie jar (cookies for 127.0.0.1 too), every wait bounded."""
+    jar = aiohttp.CookieJar(unsafe=True)
+    async with asyncio.timeout(BOUND), aiohttp.ClientSession(cookie_jar=jar) as http:
+        yield http
+
+
+def session_url(server: SockjsServer) -> str:
+    return f"{server.url}/000/{secrets.token_urlsafe(8)}"
+
+
+async def open_xhr(http: aiohttp.ClientSession, server: SockjsServer) -> str:
+    """Fetch /info (the binding cookie), open an xhr-polling session, return its URL."""
+    async with http.get(server.url + "/info") as response:
+        assert response.status == 200
+    url = session_url(server)
+    async with http.post(url + "/xhr") as response:
+        assert await response.text() == "o\n"
+    return url
+
+
+async def answer(response: aiohttp.ClientResponse) -> tuple[int, str]:
+    return response.status, await response.text()
+
+
+def no_tracebacks(caplog: pytest.LogCaptureFixture, most: int = 0) -> None:
+    """Nothing logged at ERROR, no traceback at all, and at most ``most`` short lines at WARNING."""
+    loud = [r for r in caplog.records if r.levelno >= logging.WARNING]
+    assert not [r for r in loud if r.levelno >= logging.ERROR or r.exc_info], [r.getMessage() for r in loud]
+    assert len(loud) <= most and all(len(r.getMessage()) < 200 for r in loud), [r.getMessage() for r in loud]
+
+
+# -- Defect 4: deeply nested JSON ----------------------------------------------
+
+
+@pytest.mark.parametrize("kind", ["websocket", "xhr"])
+async def test_deeply_nested_json_closes_the_session_as_a_protocol_error(
+    kind: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with sockjs_server() as (server, rec), http_client() as http:
+        assert len(DEEP) < server.frame_limit  # refused for its shape, not its size
+        if kind == "websocket":
+            ws = await http.ws_connect(session_url(server).replace("http", "ws", 1) + "/websocket")
+            assert await ws.receive_str() == "o"
+            await ws.send_str(DEEP)
+            assert await ws.receive_str() == 'c[1002,"protocol error"]'
+            closing = await ws.receive()
+            assert (closing.type, closing.data, closing.extra) == (
+                aiohttp.WSMsgType.CLOSE,
+                1002,
+                "protocol error",
+            )
+            await ws.close()
+        else:
+            url = await open_xhr(http, server)
+            async with http.post(url + "/xhr_send", data=DEEP) as response:
+                assert await answer(response) == (500, "Broken JSON encoding.")
+            async with http.post(url + "/xhr") as response:
+                assert await answer(response) == (200, 'c[1002,"protocol error"]\n')
+        ((_, reason),) = await rec.wait("disconnect", 1, timeout=BOUND)
+        assert reason is rtt.CloseReason.PROTOCOL_ERROR
+        assert server.sockets == {}
+    no_tracebacks(caplog)
+
+
+# -- SockJS 0.3.3: malformed and empty message POSTs -----------------------------
+
+
+@pytest.mark.parametrize(
+    ("endpoint", "body", "content_type"),
+    [
+        ("xhr_send", b'["x', "text/plain"),
+        ("xhr_send", b'["\xff"]', "text/plain"),
+        ("xhr_send", b"[1]", "text/plain"),
+        ("xhr_send", b'{"x": "y"}', "text/plain"),
+        ("jsonp_send", b"d=%5B%22x", "application/x-www-form-urlencoded"),
+        ("jsonp_send", b'["x', "text/plain"),
+    ],
+    ids=["truncated", "not-utf8", "not-strings", "object", "jsonp-form", "jsonp-text"],
+)
+async def test_a_malformed_payload_is_500_broken_json_and_ends_the_session(
+    endpoint: str, body: bytes, content_type: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    """The protocol's answer; rtt then closes the session as ``protocol error`` (SPEC 12.4)."""
+    caplog.set_level(logging.INFO)
+    async with sockjs_server() as (server, rec), http_client() as http:
+        url = await open_xhr(http, server)
+        headers = {"Content-Type": content_type}
+        async with http.post(f"{url}/{endpoint}", data=body, headers=headers) as response:
+            assert await answer(response) == (500, "Broken JSON encoding.")
+            assert response.headers["Cache-Control"] == NOT_CACHED
+        async with http.post(url + "/xhr") as response:
+            assert await answer(response) == (200, 'c[1002,"protocol error"]\n')
+        ((_, reason),) = await rec.wait("disconnect", 1, timeout=BOUND)
+        assert reason is rtt.CloseReason.PROTOCOL_ERROR
+    no_tracebacks(caplog)
+
+
+async def _chunked_nothing() -> AsyncIterator[bytes]:
+    """A request body sent chunked, with no chunk at all."""
+    nothing: tuple[bytes, ...] = ()
+    for part in nothing:
+        yield part
+
+
+async def test_an_empty_payload_is_500_payload_expected_and_the_session_lives(
+    caplog: pytest.LogCaptureFixture,
+) -> None:
+    """Defect 5: SockJS's answer to an empty POST, no traceback, and the session goes on."""
+    caplog.set_level(logging.INFO)
+    form = {"Content-Type": "application/x-www-form-urlencoded"}
+    async with sockjs_server() as (server, rec), http_client() as http:
+        url = await open_xhr(http, server)
+        empties: list[tuple[str, object, dict[str, str]]] = [
+            ("xhr_send", b"", {}),  # Content-Length: 0
+            ("xhr_send", _chunked_nothing(), {}),  # chunked, no chunk
+            ("jsonp_send", b"", form),
+            ("jsonp_send", b"d=", form),
+            ("jsonp_send", b"p=p", form),
+        ]
+        for endpoint, body, headers in empties:
+            async with http.post(f"{url}/{endpoint}", data=body, headers=headers) as response:
+                assert await answer(response) == (500, "Payload expected."), endpoint
+                assert response.headers["Cache-Control"] == NOT_CACHED
+        async with http.post(url + "/xhr_send", data='["still here"]') as response:
+            assert response.status == 204
+        async with http.post(url + "/xhr") as response:
+            assert await answer(response) == (200, 'a["still here"]\n')
+        assert len(server.sockets) == 1 and rec.of("disconnect") == []
+    no_tracebacks(caplog)
+
+
+async def test_message_posts_are_answered_never_cached() -> None:
+    async with sockjs_server() as (server, _), http_client() as http:
+        url = await open_xhr(http, server)
+        async with http.post(url + "/xhr_send", data='["x"]') as response:
+            assert await answer(response) == (204, "")
+            xhr_send = response.headers
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        async with http.post(url + "/jsonp_send", data="d=%5B%22y%22%5D", headers=form) as response:
+            assert await answer(response) == (200, "ok")
+            jsonp_send = response.headers
+        for headers in (xhr_send, jsonp_send):
+            assert headers["Cache-Control"] == NOT_CACHED
+            assert headers["Content-Type"].replace(" ", "") == "text/plain;charset=UTF-8"
+            assert "Expires" not in headers and "Last-Modified" not in headers
+        async with http.post(url + "/xhr") as response:
+            assert await answer(response) == (200, 'a["x","y"]\n')
+
+
+# -- SockJS 0.3.3: a POST to the WebSocket endpoint ----------------------------
+
+
+async def test_a_post_to_websocket_is_405_with_no_body_and_opens_nothing() -> None:
+    """The protocol's 405 (``Allow``, no body, no content type), before ``authorize`` runs."""
+    asked: list[rtt.Handshake] = []
+
+    async def authorize(handshake: rtt.Handshake) -> None:
+        asked.append(handshake)
+
+    async with sockjs_server(authorize=authorize) as (server, _), http_client() as http:
+        upgrade = {"Upgrade": "WebSocket", "Connection": "Upgrade"}
+        for headers in ({}, upgrade):
+            async with http.post(session_url(server) + "/websocket", headers=headers) as response:
+                assert response.status == 405
+                assert response.headers["Allow"] == "GET"
+                assert "Content-Type" not in response.headers
+                assert await response.read() == b""
+        assert asked == [] and server.sockets == {} and server.manager.sessions == {}
+
+
+# -- The Python client reading the same input from a server --------------------
+
+
+@asynccontextmanager
+async def hostile_server(frame: str, *, info: str | None = None) -> AsyncIterator[str]:
+    """A SockJS endpoint at ``/sockjs`` that opens every session and then sends ``frame``.
+
+    ``info`` replaces the ``/info`` answer.
+    """
+    polls: dict[str, int] = {}
+
+    async def info_page(request: web.Request) -> web.Response:
+        if info is not None:
+            return web.Response(text=info, content_type="application/json")
+        return web.json_response({"websocket": True, "cookie_needed": False, "entropy": 1})
+
+    async def websocket(request: web.Request) -> web.WebSocketResponse:
+        ws = web.WebSocketResponse()
+        await ws.prepare(request)
+        await ws.send_str("o")
+        await ws.send_str(frame)
+        async for _ in ws:  # until the client goes
+            pass
+        return ws
+
+    async def xhr(request: web.Request) -> web.Response:
+        session = request.match_info["session"]
+        polls[session] = polls.get(session, 0) + 1
+        return web.Response(text=("o" if polls[session] == 1 else frame) + "\n")
+
+    app = web.Application()
+    app.router.add_get("/sockjs/info", info_page)
+    app.router.add_get("/sockjs/{server}/{session}/websocket", websocket)
+    app.router.add_post("/sockjs/{server}/{session}/xhr", xhr)
+    runner = web.AppRunner(app, shutdown_timeout=0.5, handler_cancellation=True)
+    await runner.setup()
+    await web.TCPSite(runner, "127.0.0.1", 0).start()
+    host, port = runner.addresses[0][:2]
+    try:
+        yield f"http://{host}:{port}/sockjs"
+    finally:
+        await runner.cleanup()
+
+
+@pytest.mark.parametrize("transport", ["websocket", "xhr-polling"])
+async def test_the_client_reads_a_deeply_nested_frame_as_a_protocol_error(
+    transport: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.INFO)
+    async with hostile_server("a" + DEEP) as url:
+        client = rtt.load("sockjs").client(url, transports=(transport,), reconnect=None, connect_timeout=5)
+        async with asyncio.timeout(BOUND):
+            await client.connect()
+            assert await client.wait_closed() is rtt.CloseReason.PROTOCOL_ERROR
+            await client.close()
+    no_tracebacks(caplog)
+
+
+async def test_the_client_refuses_a_deeply_nested_info_answer(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.INFO)
+    deep_info = "[" * 30_000 + "]" * 30_000  # within the client's bound on an /info answer
+    async with hostile_server("h", info=deep_info) as url:
+        client = rtt.load("sockjs").client(url, reconnect=None, connect_timeout=5)
+        async with asyncio.timeout(BOUND):
+            with pytest.raises(rtt.ConnectError, match="not a SockJS endpoint"):
+                await client.connect()
+            await client.close()
+    no_tracebacks(caplog)
