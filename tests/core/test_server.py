@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 
 import pytest
@@ -117,6 +118,76 @@ async def test_handshake_during_shutdown_is_refused(mock: MockTransport) -> None
     await closing
     with pytest.raises(RejectedError):
         await connecting
+
+
+async def test_shutdown_refuses_a_handshake_in_authorize_at_once(mock: MockTransport) -> None:
+    # SPEC 3.9 and 8.2: shutdown does not wait for a slow authorize; the hook is cancelled.
+    authorizing, outcome = asyncio.Event(), []
+
+    async def endless_authorize(handshake: rtt.Handshake) -> bool:
+        authorizing.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            outcome.append("cancelled")
+            raise
+        return True  # pragma: no cover - never set
+
+    server = mock.server(authorize=endless_authorize, close_timeout=30)
+    await server.start()
+    connecting = asyncio.ensure_future(mock.client(server.url, reconnect=False).connect())
+    await asyncio.wait_for(authorizing.wait(), 5)
+    await asyncio.wait_for(server.close(), 5)  # far below close_timeout: nothing waited for it
+    with pytest.raises(RejectedError) as info:
+        await asyncio.wait_for(connecting, 5)
+    assert (info.value.status, outcome, server.stats.rejected) == (503, ["cancelled"], 1)
+
+
+async def test_an_authorize_that_ignores_cancellation_is_still_refused(mock: MockTransport) -> None:
+    authorizing = asyncio.Event()
+
+    async def stubborn_authorize(handshake: rtt.Handshake) -> bool:
+        authorizing.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        return True
+
+    server = mock.server(authorize=stubborn_authorize)
+    await server.start()
+    connecting = asyncio.ensure_future(mock.client(server.url, reconnect=False).connect())
+    await asyncio.wait_for(authorizing.wait(), 5)
+    await asyncio.wait_for(server.close(), 5)
+    with pytest.raises(RejectedError) as info:
+        await asyncio.wait_for(connecting, 5)
+    assert info.value.status == 503
+    assert server.stats.connections == 0
+
+
+async def test_a_handshake_cancelled_in_authorize_is_cancelled_not_refused(mock: MockTransport) -> None:
+    # The plugin's handler being cancelled (a client that went away) propagates, at any state.
+    authorizing = asyncio.Event()
+
+    async def endless_authorize(handshake: rtt.Handshake) -> bool:
+        authorizing.set()
+        await asyncio.Event().wait()
+        return True  # pragma: no cover - never set
+
+    async with mock.server(authorize=endless_authorize) as server:
+        connecting = asyncio.ensure_future(mock.client(server.url, reconnect=False).connect())
+        await asyncio.wait_for(authorizing.wait(), 5)
+        connecting.cancel()
+        with pytest.raises(asyncio.CancelledError):
+            await connecting
+        assert server.stats.rejected == 0
+
+
+async def test_an_authorize_raising_cancelled_error_itself_propagates(mock: MockTransport) -> None:
+    async def odd_authorize(handshake: rtt.Handshake) -> bool:
+        raise asyncio.CancelledError
+
+    async with mock.server(authorize=odd_authorize) as server:
+        with pytest.raises(asyncio.CancelledError):
+            await mock.client(server.url, reconnect=False).connect()
 
 
 async def test_sockets_opened_while_closing_are_closed_with_shutdown(mock: MockTransport) -> None:

@@ -161,6 +161,12 @@ class Server(abc.ABC, Generic[C]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # Handshakes inside ``_admit`` and the tasks running their async ``authorize``
+        # hooks: shutdown refuses them with 503 at once instead of waiting for the hooks.
+        self._admitting = 0
+        self._admitted = asyncio.Event()
+        self._admitted.set()
+        self._authorizing: set[asyncio.Future[Any]] = set()
         self._address: tuple[str, int] | None = None
         self._done = asyncio.Event()
         # Groups (SPEC.md 3.10): members held by this process, both ways round.
@@ -254,8 +260,10 @@ class Server(abc.ABC, Generic[C]):
     async def close(self) -> None:
         """Shut down: close every socket with ``shutdown``, drain, release everything.
 
-        Waits at most ``close_timeout`` for sockets to close cleanly, then
-        aborts the rest. Every socket still gets its ``disconnect`` event.
+        Handshakes still waiting for an async ``authorize`` are refused with
+        503 at once (their hooks are cancelled). Waits at most
+        ``close_timeout`` for sockets to close cleanly, then aborts the rest.
+        Every socket still gets its ``disconnect`` event.
         """
         if self._state is ServerState.NEW:
             self._state = ServerState.CLOSED
@@ -265,11 +273,16 @@ class Server(abc.ABC, Generic[C]):
             return
         self._state = ServerState.CLOSING
         try:
+            for hook in self._authorizing:
+                hook.cancel()  # its handshake is answered 503 (see _decide)
             await self._stop_accepting()
             for socket_id in list(self._sockets):
                 self._begin_close(socket_id, CloseReason.SHUTDOWN)
             try:
-                await asyncio.wait_for(self._idle.wait(), self.options.close_timeout)
+                async with asyncio.timeout(self.options.close_timeout):
+                    # The refusals are made before the listener goes, so their 503s are sent.
+                    await self._admitted.wait()
+                    await self._idle.wait()
             except TimeoutError:
                 if self._closing:
                     logger.warning("%d sockets did not close in time; aborting them", len(self._closing))
@@ -453,7 +466,14 @@ class Server(abc.ABC, Generic[C]):
         A plugin calls this before it upgrades or starts a session and, on
         :class:`Reject`, refuses with ``status`` so no socket ever exists.
         """
-        decision = await self._decide(handshake)
+        self._admitting += 1
+        self._admitted.clear()
+        try:
+            decision = await self._decide(handshake)
+        finally:
+            self._admitting -= 1
+            if not self._admitting:
+                self._admitted.set()
         if isinstance(decision, Reject):
             self.stats.rejected += 1
             logger.info(
@@ -480,7 +500,17 @@ class Server(abc.ABC, Generic[C]):
         try:
             result: Any = authorize(handshake)
             if inspect.isawaitable(result):
-                result = await result
+                hook = asyncio.ensure_future(result)
+                self._authorizing.add(hook)
+                try:
+                    result = await hook
+                except asyncio.CancelledError:
+                    # Cancelled by close() (SPEC.md 8.2), not the plugin's handler cancelled.
+                    if self._accepting() or _cancelling():
+                        raise
+                    return Reject(503, "Server shutting down")
+                finally:
+                    self._authorizing.discard(hook)
         except Exception:
             logger.exception("authorize hook raised; rejecting the handshake")
             return Reject(500, "Authorization failed")
@@ -859,6 +889,12 @@ class Server(abc.ABC, Generic[C]):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+def _cancelling() -> bool:
+    """Whether the current task itself is being cancelled."""
+    task = asyncio.current_task()
+    return task is not None and task.cancelling() > 0
 
 
 _RELAY_OPS = frozenset({"relay", "head", "chunk", "end", "cancel"})
