@@ -4,13 +4,15 @@ Raw aiohttp clients send what no rtt client sends, over SockJS's framed
 WebSocket and its xhr transports, and each case checks the answer (status,
 body, headers, close frame), the server's ``disconnect`` reason and the log.
 The last cases turn it around: a hand-written server sends the same input to
-rtt's Python client. Every case runs on the SockJS wires it applies to
+rtt's Python client, and hypothesis feeds both parsers (``rtt_sockjs._wire``)
+whatever it likes. Every case runs on the SockJS wires it applies to
 (WebSocket, xhr): the payloads and statuses are SockJS's own.
 """
 
 from __future__ import annotations
 
 import asyncio
+import json
 import logging
 import secrets
 from collections.abc import AsyncIterator
@@ -20,10 +22,13 @@ from typing import Any
 import aiohttp
 import pytest
 from aiohttp import web
+from hypothesis import given
+from hypothesis import strategies as st
 
 import rtt
 from rtt.testing import Recorder
 from rtt_sockjs import SockjsServer
+from rtt_sockjs._wire import FrameError, parse_client_payload, parse_server_frame
 
 # sockjs 0.13 stores its state under string keys of the aiohttp application.
 pytestmark = [
@@ -117,7 +122,7 @@ async def test_deeply_nested_json_closes_the_session_as_a_protocol_error(
         ((_, reason),) = await rec.wait("disconnect", 1, timeout=BOUND)
         assert reason is rtt.CloseReason.PROTOCOL_ERROR
         assert server.sockets == {}
-    no_tracebacks(caplog)
+        no_tracebacks(caplog)
 
 
 # -- SockJS 0.3.3: malformed and empty message POSTs -----------------------------
@@ -150,7 +155,7 @@ async def test_a_malformed_payload_is_500_broken_json_and_ends_the_session(
             assert await answer(response) == (200, 'c[1002,"protocol error"]\n')
         ((_, reason),) = await rec.wait("disconnect", 1, timeout=BOUND)
         assert reason is rtt.CloseReason.PROTOCOL_ERROR
-    no_tracebacks(caplog)
+        no_tracebacks(caplog)
 
 
 async def _chunked_nothing() -> AsyncIterator[bytes]:
@@ -184,7 +189,7 @@ async def test_an_empty_payload_is_500_payload_expected_and_the_session_lives(
         async with http.post(url + "/xhr") as response:
             assert await answer(response) == (200, 'a["still here"]\n')
         assert len(server.sockets) == 1 and rec.of("disconnect") == []
-    no_tracebacks(caplog)
+        no_tracebacks(caplog)  # while it runs: its shutdown warns about the session left open
 
 
 async def test_message_posts_are_answered_never_cached() -> None:
@@ -294,3 +299,56 @@ async def test_the_client_refuses_a_deeply_nested_info_answer(caplog: pytest.Log
                 await client.connect()
             await client.close()
     no_tracebacks(caplog)
+
+
+# -- Fuzzing the parsers both sides use ----------------------------------------
+
+#: Any JSON value, nested a little.
+JSON = st.recursive(
+    st.none() | st.booleans() | st.integers() | st.floats(allow_nan=False) | st.text(),
+    lambda inner: st.lists(inner, max_size=4) | st.dictionaries(st.text(max_size=4), inner, max_size=4),
+    max_leaves=12,
+)
+
+
+def nested(depth: int, opener: str) -> str:
+    closer = "]" if opener == "[" else "}"
+    return opener * depth + closer * depth
+
+
+@given(JSON)
+def test_a_client_payload_is_an_array_of_strings_or_a_frame_error(value: object) -> None:
+    text = json.dumps(value)
+    try:
+        messages = parse_client_payload(text)
+    except FrameError:
+        assert not (isinstance(value, str) or _strings(value))
+    else:
+        assert messages == ([value] if isinstance(value, str) else value)
+
+
+@given(st.sampled_from(["", "a", "c", "o", "h", "x"]), st.one_of(st.text(), JSON.map(json.dumps)))
+def test_a_server_frame_parses_to_its_shape_or_is_a_frame_error(kind: str, body: str) -> None:
+    try:
+        parsed, content = parse_server_frame(kind + body)
+    except FrameError:
+        return
+    assert parsed in ("o", "h", "a", "c")
+    if parsed == "a":
+        assert _strings(content)
+    elif parsed == "c":
+        assert isinstance(content, tuple) and type(content[0]) is int and type(content[1]) is str
+    else:
+        assert content is None and kind + body == parsed
+
+
+@given(st.integers(2, 200_000), st.sampled_from("[{"), st.sampled_from(["", "a", "c"]))
+def test_nesting_of_any_depth_is_a_frame_error(depth: int, opener: str, kind: str) -> None:
+    with pytest.raises(FrameError):
+        parse_client_payload(nested(depth, opener))
+    with pytest.raises(FrameError):
+        parse_server_frame((kind or "a") + nested(depth, opener))
+
+
+def _strings(value: object) -> bool:
+    return isinstance(value, list) and all(type(item) is str for item in value)
