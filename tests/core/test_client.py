@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import asyncio
 import logging
+from typing import Any
 
 import pytest
 from conftest import echo_server
@@ -19,7 +20,7 @@ from rtt import (
     StateError,
 )
 from rtt.testing import Recorder, eventually
-from rtt_mock import Link, MockClient, MockTransport
+from rtt_mock import Link, MockClient, MockServer, MockTransport
 
 
 def link_of(client: rtt.Client) -> Link:
@@ -273,3 +274,68 @@ async def test_close_from_a_reconnection_handler_stops_reconnecting(mock: MockTr
     assert client.state is ClientState.CLOSED
     if event == "open":
         await again.close()
+
+
+def sever(server: rtt.Server[Any], socket_id: str) -> None:
+    """Cut a mock socket's link at once, as a crashed peer would (the client sees ``transport error``)."""
+    assert isinstance(server, MockServer)
+    server.link(socket_id).sever()
+
+
+async def test_connections_that_die_at_once_do_not_reset_the_backoff(mock: MockTransport) -> None:
+    # SPEC 4.4: a server that accepts and drops every connection (a crash loop) is
+    # retried ever more slowly, and max_attempts still bounds the attempts.
+    async with mock.server() as server:
+        server.on("connect", lambda socket: sever(server, socket.id))
+        policy = {"min_delay": 0.01, "max_delay": 0.16, "factor": 2, "jitter": 0, "max_attempts": 6}
+        client = mock.client(server.url, reconnect={**policy, "stable_after": 30})
+        rec = Recorder()
+        rec.listen(client, "reconnecting", "reconnected", "reconnect_failed")
+        await client.connect()
+        assert await rec.wait("reconnect_failed", timeout=10) == [(6,)]
+        assert rec.of("reconnecting") == [(1, 0.01), (2, 0.02), (3, 0.04), (4, 0.08), (5, 0.16), (6, 0.16)]
+        assert rec.of("reconnected") == [(n,) for n in range(1, 7)]
+        assert client.close_reason is CloseReason.TRANSPORT_ERROR
+        assert server.stats.connections == 7
+
+
+async def test_a_connection_that_stays_up_resets_the_backoff(mock: MockTransport) -> None:
+    stable_after = 0.2
+    async with mock.server() as server:
+        client = mock.client(
+            server.url,
+            reconnect={"min_delay": 0.01, "max_delay": 1, "jitter": 0, "stable_after": stable_after},
+        )
+        rec = Recorder()
+        rec.listen(client, "reconnecting", "reconnected")
+        server.on("connect", rec.handler("connect"))
+        await client.connect()
+        for outages in range(1, 4):
+            (socket,) = (await rec.wait("connect", outages))[-1]
+            # The rule is about time: the connection must have been up for stable_after.
+            await asyncio.sleep(stable_after * 1.5)
+            sever(server, socket.id)
+            await rec.wait("reconnected", outages)
+        assert rec.of("reconnecting") == [(1, 0.01)] * 3
+        assert rec.of("reconnected") == [(1,)] * 3
+        await client.close()
+
+
+async def test_stable_after_zero_restarts_the_count_at_every_outage(mock: MockTransport) -> None:
+    async with mock.server() as server:
+        severed = 0
+
+        def sever_three(socket: rtt.Socket) -> None:
+            nonlocal severed
+            if severed < 3:
+                severed += 1
+                sever(server, socket.id)
+
+        server.on("connect", sever_three)
+        client = mock.client(server.url, reconnect={"min_delay": 0.01, "jitter": 0, "stable_after": 0})
+        rec = Recorder()
+        rec.listen(client, "reconnecting", "reconnected")
+        await client.connect()
+        await rec.wait("reconnected", 3)
+        assert rec.of("reconnecting") == [(1, 0.01)] * 3
+        await client.close()

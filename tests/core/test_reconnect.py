@@ -12,13 +12,14 @@ from rtt import OptionError, ReconnectPolicy
 
 def test_defaults_are_documented_values() -> None:
     policy = ReconnectPolicy()
-    assert (policy.min_delay, policy.max_delay, policy.factor, policy.jitter, policy.max_attempts) == (
-        1.0,
-        30.0,
-        2.0,
-        0.5,
-        None,
-    )
+    assert (
+        policy.min_delay,
+        policy.max_delay,
+        policy.factor,
+        policy.jitter,
+        policy.max_attempts,
+        policy.stable_after,
+    ) == (1.0, 30.0, 2.0, 0.5, None, 5.0)
 
 
 def test_exponential_without_jitter() -> None:
@@ -52,6 +53,8 @@ def test_jitter_is_proportional_and_capped() -> None:
         ({"max_attempts": 0}, "max_attempts must be a positive int"),
         ({"max_attempts": True}, "max_attempts"),
         ({"min_delay": "1"}, "min_delay must be a number"),
+        ({"stable_after": -0.5}, "stable_after must be >= 0"),
+        ({"stable_after": None}, "stable_after must be a number"),
     ],
 )
 def test_invalid_values(kwargs: dict[str, object], message: str) -> None:

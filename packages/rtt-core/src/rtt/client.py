@@ -13,7 +13,7 @@ import collections
 import inspect
 import logging
 import random
-from collections.abc import AsyncIterator, Callable
+from collections.abc import AsyncIterator, Callable, Iterator
 from enum import Enum
 from types import CoroutineType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
@@ -152,6 +152,11 @@ class Client(abc.ABC):
         self._close_reason: CloseReason | None = None
         self._closed = asyncio.Event()
         self._rng = random.Random()
+        # The backoff of the current run of outages and the attempts made in it: kept
+        # across a connection that did not stay up ``stable_after`` seconds (SPEC.md 4.4).
+        self._delays: Iterator[float] | None = None
+        self._attempts = 0
+        self._opened_at = 0.0
 
     # -- Public API ------------------------------------------------------
 
@@ -200,6 +205,7 @@ class Client(abc.ABC):
             raise
         self._conn = conn
         self._state = ClientState.OPEN
+        self._opened_at = asyncio.get_running_loop().time()
         self._reader = asyncio.get_running_loop().create_task(self._run(conn))
         await self._emit("open")
 
@@ -384,14 +390,18 @@ class Client(abc.ABC):
     async def _reconnect(self) -> ClientConnection | None:
         policy = self.options.reconnect
         assert policy is not None
-        attempt = 0
+        loop = asyncio.get_running_loop()
+        if self._delays is None or loop.time() - self._opened_at >= policy.stable_after:
+            self._delays = policy.delays(self._rng)
+            self._attempts = 0
         final = CloseReason.TRANSPORT_ERROR
         # Handlers run in this task and may call close(): after each event the
         # loop checks ``_closing`` and stops, leaving close() to finish the client.
-        for delay in policy.delays(self._rng):
+        for delay in self._delays:
             if self._stopping():
                 return None
-            attempt += 1
+            self._attempts += 1
+            attempt = self._attempts
             await self._emit("reconnecting", attempt, delay)
             if self._stopping():
                 return None
@@ -414,13 +424,14 @@ class Client(abc.ABC):
                 continue
             self._conn = conn
             self._state = ClientState.OPEN
+            self._opened_at = loop.time()
             await self._emit("open")
             if self._stopping():
                 return None
             await self._emit("reconnected", attempt)
             return conn
         self._finalise(final)
-        await self._emit("reconnect_failed", attempt)
+        await self._emit("reconnect_failed", self._attempts)
         return None
 
     def _stopping(self) -> bool:

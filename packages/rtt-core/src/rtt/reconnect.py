@@ -24,6 +24,14 @@ class ReconnectPolicy:
     seconds, moved by a random amount of up to ``jitter`` times itself in either
     direction (so 0.5 means anywhere from half to one and a half times), then
     capped at ``max_delay`` again. ``max_attempts=None`` retries forever.
+
+    A connection that ends less than ``stable_after`` seconds after it opened
+    does not restart the count: the next outage goes on from the attempt (and
+    delay) where the last one succeeded, so a server that accepts and then
+    drops every connection (a crash loop, a refusal after open) is retried
+    ever more slowly and ``max_attempts`` still bounds the attempts. A
+    connection that stays up that long starts the next outage at attempt 1;
+    ``stable_after=0`` always does.
     """
 
     min_delay: float = 1.0
@@ -31,9 +39,10 @@ class ReconnectPolicy:
     factor: float = 2.0
     jitter: float = 0.5
     max_attempts: int | None = None
+    stable_after: float = 5.0
 
     def __post_init__(self) -> None:
-        for name in ("min_delay", "max_delay", "factor", "jitter"):
+        for name in ("min_delay", "max_delay", "factor", "jitter", "stable_after"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):
                 raise OptionError(f"reconnect {name} must be a number, got {value!r}")
@@ -47,6 +56,8 @@ class ReconnectPolicy:
             raise OptionError(f"reconnect factor must be >= 1, got {self.factor!r}")
         if not 0 <= self.jitter <= 1:
             raise OptionError(f"reconnect jitter must be between 0 and 1, got {self.jitter!r}")
+        if self.stable_after < 0:
+            raise OptionError(f"reconnect stable_after must be >= 0, got {self.stable_after!r}")
         if self.max_attempts is not None and (
             isinstance(self.max_attempts, bool)
             or not isinstance(self.max_attempts, int)
