@@ -1,8 +1,11 @@
-"""Close frames to rtt close reasons, shared by the ws server and client (SPEC.md 6, 12.2)."""
+"""Close frames to and from rtt close reasons, shared by the ws server and client (SPEC.md 6, 12.2)."""
 
 from __future__ import annotations
 
-from websockets.frames import Close
+from websockets.client import ClientProtocol
+from websockets.frames import Close, CloseCode
+from websockets.protocol import Protocol
+from websockets.server import ServerProtocol
 
 from rtt import CloseReason
 
@@ -26,3 +29,33 @@ def close_reason(
             return CloseReason.PING_TIMEOUT
         return CloseReason.from_wire(sent.code, sent.reason)
     return CloseReason.TRANSPORT_ERROR
+
+
+def _rtt_text(code: int, text: str) -> str:
+    # websockets words a size violation its own way ("frame with 1001 bytes exceeds
+    # limit of 1000 bytes"); the peer must read rtt's reason (SPEC.md 6).
+    return CloseReason.MESSAGE_TOO_BIG.value if code == CloseCode.MESSAGE_TOO_BIG else text
+
+
+class _ServerProtocol(ServerProtocol):
+    def fail(self, code: CloseCode | int, reason: str = "") -> None:
+        super().fail(code, _rtt_text(code, reason))
+
+
+class _ClientProtocol(ClientProtocol):
+    def fail(self, code: CloseCode | int, reason: str = "") -> None:
+        super().fail(code, _rtt_text(code, reason))
+
+
+def speak_rtt_reasons(protocol: Protocol) -> None:
+    """Make the close frames websockets sends by itself on ``protocol`` carry rtt's text.
+
+    ``serve()`` and ``connect()`` build their Sans-I/O protocol without a
+    factory hook, so the connection (made through ``create_connection``)
+    moves its protocol to a subclass that only rewords ``fail()``; the
+    subclasses add no state, so the instance is unchanged otherwise.
+    """
+    if isinstance(protocol, ServerProtocol):
+        protocol.__class__ = _ServerProtocol
+    elif isinstance(protocol, ClientProtocol):
+        protocol.__class__ = _ClientProtocol

@@ -2,8 +2,11 @@
 
 from __future__ import annotations
 
+from typing import Any
+
 from websockets.asyncio.client import ClientConnection as WsClientConnection
 from websockets.asyncio.client import connect
+from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
 from websockets.protocol import State
@@ -19,9 +22,17 @@ from rtt import (
     StateError,
 )
 
-from ._frames import close_reason
+from ._frames import close_reason, speak_rtt_reasons
 
 __all__ = ["WsClient", "WsConnection"]
+
+
+class _Connection(WsClientConnection):
+    """A websockets client connection whose own close frames carry rtt's reasons."""
+
+    def __init__(self, protocol: ClientProtocol, *args: Any, **kwargs: Any) -> None:
+        speak_rtt_reasons(protocol)
+        super().__init__(protocol, *args, **kwargs)
 
 
 def _reason(exc: WsConnectionClosed) -> CloseReason:
@@ -84,6 +95,7 @@ class WsClient(Client):
                 open_timeout=None,  # rtt applies connect_timeout to the whole attempt
                 close_timeout=options.close_timeout,
                 max_size=options.max_message_size,
+                create_connection=_Connection,
             )
         except InvalidStatus as exc:
             response = exc.response

@@ -1,17 +1,22 @@
 """The ws server: rtt's server template over the ``websockets`` asyncio server.
 
 Mapping of the normalised options (SPEC.md 12.2): ``max_message_size`` is
-websockets' ``max_size`` (oversize closes with 1009); origins and ``authorize``
-run in ``process_request``, before the upgrade, and refuse with an HTTP
-status; ``ping_interval``/``ping_timeout``/``close_timeout`` are websockets'
-own; ``outbound_limit`` is the write buffer's high-water mark: rtt writes with
-websockets' ``broadcast()`` (no backpressure), and a connection whose buffer
-passes the mark is closed as a slow consumer as soon as that write returns.
+websockets' ``max_size`` (oversize closes with 1009 and rtt's text);
+origins and ``authorize`` run in ``process_request``, before the upgrade, and
+refuse with an HTTP status; ``close_timeout`` is websockets' own;
+``ping_interval``/``ping_timeout`` drive rtt's own keepalive on websockets'
+``ping()``, which drops a peer that misses a pong at once (websockets'
+keepalive would first wait ``close_timeout`` for a closing handshake the
+silent peer never answers); ``outbound_limit`` is the write buffer's
+high-water mark: rtt writes with websockets' ``broadcast()`` (no
+backpressure), and a connection whose buffer passes the mark is closed as a
+slow consumer as soon as that write returns.
 """
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+import asyncio
+from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
@@ -19,6 +24,7 @@ from websockets.datastructures import Headers as WsHeaders
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.http11 import Request, Response
 from websockets.protocol import State
+from websockets.server import ServerProtocol
 
 from rtt import (
     Accept,
@@ -51,6 +57,10 @@ def close_reason(conn: ServerConnection) -> CloseReason:
 
 class _Connection(ServerConnection):
     """A websockets connection that tells rtt when its write buffer passes the high-water mark."""
+
+    def __init__(self, protocol: ServerProtocol, *args: Any, **kwargs: Any) -> None:
+        _frames.speak_rtt_reasons(protocol)
+        super().__init__(protocol, *args, **kwargs)
 
     rtt_server: WsServer | None = None
     rtt_socket_id: str | None = None
@@ -122,12 +132,34 @@ class WsServer(Server[ServerConnection]):
         socket = await self._opened(conn, handshake, accept.identity)
         conn.rtt_socket_id = socket.id
         del handshake, accept  # the socket keeps what it needs
+        keepalive = None
+        if self.options.ping_interval is not None:
+            keepalive = asyncio.create_task(self._keepalive(conn, socket.id, self.options.ping_interval))
         try:
             async for data in conn:
                 await self._received(socket, data)
         except WsConnectionClosed:
             pass
+        finally:
+            if keepalive is not None:
+                keepalive.cancel()
         await self._closed(socket, close_reason(conn))
+
+    async def _keepalive(self, conn: ServerConnection, socket_id: str, interval: float) -> None:
+        """Ping every ``interval``; no pong within ``ping_timeout`` drops the socket at once (SPEC 6)."""
+        while True:
+            await asyncio.sleep(interval)
+            try:
+                pong = await conn.ping()
+                async with asyncio.timeout(self.options.ping_timeout):
+                    await pong
+            except WsConnectionClosed:
+                return  # the handler reports how it ended
+            except TimeoutError:
+                # Core aborts the connection for ping timeout: the peer is not reading, so
+                # a closing handshake would only hold the socket for close_timeout more.
+                self._begin_close(socket_id, CloseReason.PING_TIMEOUT)
+                return
 
     def _check_over_limit(self) -> None:
         over, self._over_limit = self._over_limit, []
@@ -151,8 +183,7 @@ class WsServer(Server[ServerConnection]):
             process_request=self._process_request,
             compression=None,
             max_size=options.max_message_size,
-            ping_interval=options.ping_interval,
-            ping_timeout=options.ping_timeout,
+            ping_interval=None,  # rtt's own keepalive, see _keepalive
             close_timeout=options.close_timeout,
             write_limit=(options.outbound_limit, options.outbound_limit // 4),
             create_connection=Connection,
