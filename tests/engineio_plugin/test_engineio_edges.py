@@ -71,18 +71,18 @@ async def test_a_malformed_polling_body_is_a_protocol_error(body: bytes) -> None
     async with served() as (server, rec), aiohttp.ClientSession() as session:
         peer = Polling(session, server.url)
         await peer.open()
-        assert await peer.post(body) == 200
+        assert await peer.post(body) == 400
         # rtt's reason in the CLOSE packet (after the echo of a good packet before the bad one)
         assert (await peer.poll()).split("\x1e")[-1] == "1protocol error"
         (event,) = await rec.wait("disconnect")
         assert event[1] is rtt.CloseReason.PROTOCOL_ERROR
 
 
-async def test_noop_upgrade_and_empty_posts_leave_a_polling_session_open() -> None:
+async def test_noop_and_upgrade_posts_leave_a_polling_session_open() -> None:
+    # (An empty body is no payload: 400 and a protocol error, tests/faults/test_engineio_wire.py.)
     async with served() as (server, rec), aiohttp.ClientSession() as session:
         peer = Polling(session, server.url)
         await peer.open()
-        assert await peer.post(b"") == 200
         assert await peer.post(b"6") == 200  # NOOP
         assert await peer.post(b"5") == 200  # UPGRADE without a WebSocket: the server answers NOOP
         assert await peer.poll() == "6"

@@ -77,7 +77,7 @@ async def test_raw_requests_are_relayed_to_the_holder(pair: Pair) -> None:
         response = await http.get(base(a))
         sid = json.loads((await response.text())[1:])["sid"]
         response = await http.post(base(b) + f"&sid={sid}", data="4hello via b")
-        assert (response.status, await response.text()) == (200, "OK")
+        assert (response.status, await response.text()) == (200, "ok")
         await eventually(lambda: got == ["hello via b"], 5, "the relayed message")
         await b.send(next(iter(a.sockets)), "from b")
         response = await http.get(base(b) + f"&sid={sid}")

@@ -81,9 +81,15 @@ class HttpFront:
 
     def attach(self, app: web.Application) -> None:
         """Serve Engine.IO (and the assets) under the server's paths of an aiohttp application."""
+        self._attach_endpoint(app)
+        self._add_asset_route(app)
+
+    def _attach_endpoint(self, app: web.Application) -> None:
         eio = self.server._engine("aiohttp")
         eio.attach(app, self.server.path)
-        self._add_asset_route(app)
+        # The library routes GET, POST and OPTIONS only, so aiohttp would answer any other
+        # method 405; the library's own answer (made 400, as the protocol says) is given instead.
+        app.router.add_route("*", self.server.path, eio.handle_request)
 
     def _add_asset_route(self, app: web.Application) -> None:
         # GET <assets_path><name>: exactly the files of transport.browser_assets() (SPEC 2.7).
@@ -103,7 +109,7 @@ class HttpFront:
         server = self.server
         eio = server._engine("aiohttp")
         app = web.Application(client_max_size=eio.max_http_buffer_size, middlewares=[self._route])
-        eio.attach(app, server.path)
+        self._attach_endpoint(app)
         self._add_asset_route(app)
         runner = web.AppRunner(
             app, handle_signals=False, access_log=None, shutdown_timeout=server.options.close_timeout

@@ -24,6 +24,7 @@ from collections.abc import Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any
+from urllib.parse import parse_qs
 
 import aiohttp
 import engineio  # type: ignore[import-untyped, unused-ignore]
@@ -38,7 +39,7 @@ from engineio.async_socket import AsyncSocket  # type: ignore[import-untyped, un
 
 from rtt import CloseReason
 
-from ._wire import CLOSE, MESSAGE, NOOP, PONG, UPGRADE, decode_packet
+from ._wire import CLOSE, MESSAGE, NOOP, OPEN, PONG, UPGRADE, decode_packet
 
 if TYPE_CHECKING:
     from .server import EngineioConn, EngineioServer
@@ -105,6 +106,15 @@ COUPLING: tuple[Coupling, ...] = (
         ("self", "environ", "transport", "jsonp_index"),
     ),
     Coupling(
+        _Server,
+        ("_make_response",),
+        "overrides",
+        "every HTTP answer passes here with its environ: a POST rtt refused is 400 (the library "
+        "answers 200 whatever its body), another method 400 (the library: 405), a POST `ok` (the "
+        "library: `OK`), as Engine.IO v4 says; no public hook sees the response",
+        ("self", "response_dict", "environ"),
+    ),
+    Coupling(
         engineio.async_server.async_socket,
         ("AsyncSocket",),
         "reads",
@@ -154,6 +164,13 @@ COUPLING: tuple[Coupling, ...] = (
         "overrides",
         "rtt's close reason as the data of the CLOSE packet, and the queue freed on abort",
         ("self", "wait", "abort", "reason"),
+    ),
+    Coupling(
+        AsyncSocket,
+        ("handle_get_request",),
+        "overrides",
+        "a poll without the mandatory transport parameter is 400 (the library defaults it to polling)",
+        ("self", "environ"),
     ),
     Coupling(
         AsyncSocket,
@@ -382,6 +399,9 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
         self.rtt_tasks: set[asyncio.Task[Any]] = set()
 
     async def _handle_connect(self, environ: dict[str, Any], transport: str, jsonp_index: Any = None) -> Any:
+        if not transport_given(environ):
+            # The library defaults a missing transport to polling; the protocol makes it mandatory.
+            return bad_request("Missing transport")
         refused = await self.rtt._admit_handshake(environ)
         if refused is not None:
             return {
@@ -391,12 +411,43 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
             }
         return await super()._handle_connect(environ, transport, jsonp_index)
 
+    async def _make_response(self, response_dict: dict[str, Any], environ: dict[str, Any]) -> Any:
+        """Every HTTP answer of the library passes here: rtt's refusals and the protocol's statuses.
+
+        A POST rtt refused (:func:`refuse_request`) is 400 (the library would answer 200); a
+        method the protocol does not use is 400 (the library: 405); a POST is answered ``ok``
+        (the library: ``OK``).
+        """
+        refused: str | None = environ.pop(_REFUSED, None)
+        status = str(response_dict["status"])
+        if refused is not None:
+            response_dict = bad_request(refused)
+        elif status.startswith("405"):
+            response_dict = bad_request("Method not allowed")
+        elif status.startswith("200") and response_dict["response"] == b"OK":
+            response_dict = {**response_dict, "response": b"ok"}
+        return await super()._make_response(response_dict, environ)
+
     def adopt(self, sid: str, conn: EngineioConn) -> RttSocket:
-        """Make the socket of a session being opened (in its connect event) rtt's socket."""
+        """Make the socket of a session being opened (in its connect event) rtt's socket.
+
+        The handshake's ``OPEN`` packet, queued just before the event, gets the real
+        ``pingInterval`` in ms: the library advertises ``int(seconds) * 1000`` (0.3 s as 0).
+        """
         sock = self.sockets[sid]
         sock.__class__ = RttSocket
         sock.rtt_conn = conn
         assert isinstance(sock, RttSocket)
+        queue: asyncio.Queue[Any] = sock.queue
+        queued = []
+        while not queue.empty():
+            queued.append(queue.get_nowait())
+            queue.task_done()
+        for pkt in queued:
+            if pkt is not None and pkt.packet_type == OPEN and isinstance(pkt.data, dict):
+                pkt.data["pingInterval"] = round(self.ping_interval * 1000)
+                pkt.data["pingTimeout"] = round(self.ping_timeout * 1000)
+            queue.put_nowait(pkt)
         return sock
 
     def forget(self, sid: str, sock: RttSocket) -> None:
@@ -410,6 +461,30 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
             sock.closed = True
             drop_queue(sock)
         self.sockets.clear()
+
+
+#: The environ key of a request rtt refused while the library handled it: the reason, answered 400.
+_REFUSED = "rtt.refused"
+
+
+def bad_request(reason: str) -> dict[str, Any]:
+    """A 400 answer in the library's response form, with ``reason`` as a plain-text body."""
+    return {
+        "status": "400 BAD REQUEST",
+        "headers": [("Content-Type", "text/plain; charset=utf-8")],
+        "response": f"{reason}\n".encode(),
+    }
+
+
+def refuse_request(environ: dict[str, Any], reason: str) -> None:
+    """Answer the request of ``environ`` with 400 and ``reason`` once the library has handled it."""
+    environ[_REFUSED] = reason
+
+
+def transport_given(environ: dict[str, Any]) -> bool:
+    """Whether the request names its transport (mandatory in Engine.IO v4; the library defaults it)."""
+    query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
+    return bool(query.get("transport", [""])[0])
 
 
 def aiohttp_request(environ: dict[str, Any]) -> web.Request | None:
@@ -541,32 +616,67 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
         if abort:
             drop_queue(self)
 
+    async def handle_get_request(self, environ: dict[str, Any]) -> Any:
+        """A poll or an upgrade; 400 without the ``transport`` parameter (the library defaults it)."""
+        if not transport_given(environ):
+            return bad_request("Missing transport")
+        return await super().handle_get_request(environ)
+
     async def handle_post_request(self, environ: dict[str, Any]) -> None:
+        """Decode a long-polling body; an undecodable one is 400 and closes with ``protocol error``."""
         conn = self.rtt_conn
+        if not transport_given(environ):
+            refuse_request(environ, "Missing transport")
+            return
+        limit = self.server.max_http_buffer_size
         length = int(environ.get("CONTENT_LENGTH") or "0")
-        if length > self.server.max_http_buffer_size:
+        if length > limit:
             conn.server._wire_violation(conn, CloseReason.MESSAGE_TOO_BIG)
             return
         request = aiohttp_request(environ)
-        if request is not None:
-            body: bytes = await request.content.readexactly(length)
-        else:
+        body: bytes | None
+        if request is None:
             body = await environ["wsgi.input"].read(length)
+        elif length:
+            body = await request.content.readexactly(length)
+        elif request.body_exists:  # chunked: no Content-Length
+            body = await _read_at_most(request, limit)
+            if body is None:
+                conn.server._wire_violation(conn, CloseReason.MESSAGE_TOO_BIG)
+                return
+        else:
+            body = b""
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
-            conn.server._wire_violation(conn, CloseReason.PROTOCOL_ERROR)
+            self._refuse(environ, "Payload is not UTF-8")
             return
         if not text:
+            # No packet at all (a payload has at least one); the library's read of it raised.
+            self._refuse(environ, "Empty payload")
             return
         for encoded in text.split("\x1e"):
             pkt = decode_packet(encoded)
             if pkt is None:
-                conn.server._wire_violation(conn, CloseReason.PROTOCOL_ERROR)
+                self._refuse(environ, "Malformed packet")
                 return
             await self.receive(pkt)
+            if conn.detected is CloseReason.PROTOCOL_ERROR:  # a packet a client must not send
+                self._refuse(environ, "Unexpected packet", closed=True)
+                return
             if self.closing or self.closed:
                 return
+
+    def _refuse(self, environ: dict[str, Any], reason: str, *, closed: bool = False) -> None:
+        """An undecodable POST: 400, and the session closed with ``protocol error`` unless ``closed``."""
+        socket = self.rtt_conn.socket
+        # The socket's rtt id, never the Engine.IO sid: whoever reads the log must not get a session.
+        logging.getLogger("rtt.engineio").info(
+            "refused a POST of socket %s: %s", socket.id if socket is not None else "?", reason
+        )
+        refuse_request(environ, reason)
+        if not closed:
+            self.rtt_conn.server._wire_violation(self.rtt_conn, CloseReason.PROTOCOL_ERROR)
 
     async def receive(self, pkt: packet.Packet) -> None:
         kind = pkt.packet_type
@@ -643,10 +753,14 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
                     break
                 except OSError:
                     break
+                if self.closing:
+                    continue  # rtt is closing it: the rest is read and dropped until the peer closes
                 pkt = decode_packet(frame)
                 if pkt is None:
-                    conn.detected = CloseReason.PROTOCOL_ERROR
-                    break
+                    # rtt's CLOSE packet (``protocol error``), as for a packet receive() refuses;
+                    # ending here would close with 1000 and no reason (``server closed``).
+                    conn.server._wire_violation(conn, CloseReason.PROTOCOL_ERROR)
+                    continue
                 try:
                     await self.receive(pkt)
                 except eio_exceptions.SocketIsClosedError:
@@ -659,6 +773,18 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
             writer_task.cancel()
             await self.close(wait=False, abort=True, reason=reason)
             ended.set_result(None)
+
+
+async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
+    """A request body without ``Content-Length``; ``None`` once it passes ``limit`` bytes."""
+    parts: list[bytes] = []
+    size = 0
+    async for chunk in request.content.iter_any():
+        size += len(chunk)
+        if size > limit:
+            return None
+        parts.append(chunk)
+    return b"".join(parts)
 
 
 class _FrameError(Exception):

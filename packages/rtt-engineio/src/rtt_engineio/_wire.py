@@ -21,6 +21,7 @@ __all__ = [
     "CLOSE",
     "MESSAGE",
     "NOOP",
+    "OPEN",
     "PING",
     "PONG",
     "UPGRADE",

@@ -26,7 +26,6 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-import math
 from collections.abc import Callable, Coroutine, Iterable
 from typing import TYPE_CHECKING, Any
 
@@ -174,14 +173,11 @@ class EngineioServer(Server[EngineioConn]):
             return self._eio
         options = self.options
         interval = NO_HEARTBEAT if options.ping_interval is None else options.ping_interval
-        # python-engineio advertises int(interval + grace) * 1000 ms: round the
-        # advertised value up to whole seconds so a client never expects
-        # heartbeats sooner than they come (the sub-second interval bug).
-        grace = math.ceil(interval) - interval
         self._eio = LibraryServer(
             self,
             async_mode=mode,
-            ping_interval=(interval, grace),
+            # Advertised in ms as it is (LibraryServer.adopt), not as the library's int(seconds) * 1000.
+            ping_interval=interval,
             ping_timeout=options.ping_timeout,
             # Per packet on WebSocket, per request body on long-polling; rtt
             # checks each message against max_message_size itself.
