@@ -109,6 +109,7 @@ def python_figures() -> dict[str, Any]:
                 "factor": policy.factor,
                 "jitter": policy.jitter,
                 "maxAttempts": policy.max_attempts,
+                "stableAfter": policy.stable_after,
             },
             "offlineQueueSize": options.offline_queue_size,
             "maxMessageSize": options.max_message_size,

@@ -221,6 +221,73 @@ describe("backoff", () => {
     );
   });
 
+  // Issue 12, section 4: a connection that opens and dies at once must not reset the backoff.
+  test("connections that die at once do not reset the backoff; maxAttempts still ends it", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const policy = { minDelay: 1, maxDelay: 4, factor: 2, jitter: 0, maxAttempts: 4, stableAfter: 10 };
+    const { fake, client } = setup({ reconnect: policy });
+    await client.connect();
+    fake.conns[0].sink.closed("shutdown");
+    for (let attempt = 1; attempt <= 4; attempt++) {
+      const [name, number, delay] = client.log.at(-1);
+      assert.deepEqual([name, number], ["reconnecting", attempt]);
+      t.mock.timers.tick(delay * 1000);
+      await settle();
+      assert.deepEqual(client.log.at(-1), ["reconnected", attempt]);
+      t.mock.timers.tick(1000); // up for a second only: less than stableAfter
+      fake.conns.at(-1).sink.closed("shutdown"); // as a crash-looping server does
+    }
+    const waits = client.log.filter(([name]) => name === "reconnecting").map(([, , delay]) => delay);
+    assert.deepEqual(waits, [1, 2, 4, 4]);
+    assert.deepEqual(client.log.at(-1), ["reconnect_failed", 4]);
+    assert.equal(client.state, "closed");
+    assert.equal(client.closeReason, "transport error");
+    assert.equal(fake.conns.length, 5);
+  });
+
+  test("a connection that stays up stableAfter seconds restarts the count at 1", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const { fake, client } = setup({ reconnect: { minDelay: 1, jitter: 0, stableAfter: 3 } });
+    await client.connect();
+    const outage = async () => {
+      fake.conns.at(-1).sink.closed("transport error");
+      const [, attempt, delay] = client.log.at(-1);
+      t.mock.timers.tick(delay * 1000);
+      await settle();
+      return attempt;
+    };
+    assert.equal(await outage(), 1);
+    assert.equal(await outage(), 2); // died at once: the count goes on
+    t.mock.timers.tick(2999);
+    assert.equal(await outage(), 3); // not quite stable
+    t.mock.timers.tick(3000);
+    assert.equal(await outage(), 1); // stable: a new run of outages
+    assert.deepEqual(
+      client.log.filter(([name]) => name === "reconnecting").map(([, attempt, delay]) => [attempt, delay]),
+      [
+        [1, 1],
+        [2, 2],
+        [3, 4],
+        [1, 1],
+      ],
+    );
+    client.close();
+  });
+
+  test("stableAfter 0 restarts the count at every outage", async (t) => {
+    t.mock.timers.enable({ apis: ["setTimeout"] });
+    const { fake, client } = setup({ reconnect: { minDelay: 1, jitter: 0, stableAfter: 0 } });
+    await client.connect();
+    for (let outage = 0; outage < 3; outage++) {
+      fake.conns.at(-1).sink.closed("transport error");
+      assert.deepEqual(client.log.at(-1), ["reconnecting", 1, 1]);
+      t.mock.timers.tick(1000);
+      await settle();
+      assert.deepEqual(client.log.at(-1), ["reconnected", 1]);
+    }
+    client.close();
+  });
+
   test("a refused reconnection (4xx) is final, a 5xx is retried", async () => {
     for (const [status, final] of [
       [403, true],
@@ -468,6 +535,8 @@ describe("errors and options", () => {
       unknownPolicyField: thrown(make({ reconnect: { retries: 3 } })),
       jitter: thrown(make({ reconnect: { jitter: 2 } })),
       maxAttempts: thrown(make({ reconnect: { maxAttempts: 0 } })),
+      stableAfter: thrown(make({ reconnect: { stableAfter: -1 } })),
+      stableAfterType: thrown(make({ reconnect: { stableAfter: "5" } })),
       queueSize: thrown(make({ offlineQueueSize: 1.5 })),
       timeout: thrown(make({ connectTimeout: 0 })),
       reconnectType: thrown(make({ reconnect: "yes" })),
@@ -486,7 +555,13 @@ describe("errors and options", () => {
       'unknown option "maxQueue" for rtt client; ' +
         "valid options: reconnect, offlineQueueSize, maxMessageSize, connectTimeout",
     );
-    assert.ok(errors.unknownPolicyField.message.includes("valid options: minDelay, maxDelay, factor, jitter, maxAttempts"));
+    assert.ok(
+      errors.unknownPolicyField.message.includes(
+        "valid options: minDelay, maxDelay, factor, jitter, maxAttempts, stableAfter",
+      ),
+    );
+    assert.equal(errors.stableAfter.message, "reconnect stableAfter must be >= 0, got -1");
+    assert.equal(errors.stableAfterType.message, 'reconnect stableAfter must be a number, got "5"');
     assert.ok(errors.transport.message.includes("registered transports: ws"));
     assert.ok(
       errors.event.message.includes(
@@ -574,7 +649,8 @@ describe("errors and options", () => {
 describe("the adapter contract", () => {
   // Moved from tests/ws/test_ws_browser.py (test_adapter_contract).
   test("failed writes, reconnection, stale connections, rejections", async () => {
-    const { rtt, fake, client } = setup({ reconnect: { minDelay: 0, maxDelay: 0, jitter: 0 } });
+    // stableAfter 0: each outage below counts its attempts from 1.
+    const { rtt, fake, client } = setup({ reconnect: { minDelay: 0, maxDelay: 0, jitter: 0, stableAfter: 0 } });
     const steps = {};
     await client.connect();
 

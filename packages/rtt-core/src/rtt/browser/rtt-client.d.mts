@@ -9,6 +9,7 @@ export const registerTransport: (name: string, adapter: {
             factor: number;
             jitter: number;
             maxAttempts: number | null;
+            stableAfter: number;
             delays(random?: () => number): Generator<number, void, void>;
         } | null;
         readonly offlineQueueSize: number;
@@ -32,6 +33,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             factor: number;
             jitter: number;
             maxAttempts: number | null;
+            stableAfter: number;
             delays(random?: () => number): Generator<number, void, void>;
         } | object;
         offlineQueueSize?: number;
@@ -48,6 +50,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
                 factor: number;
                 jitter: number;
                 maxAttempts: number | null;
+                stableAfter: number;
                 delays(random?: () => number): Generator<number, void, void>;
             } | null;
             readonly offlineQueueSize: number;
@@ -63,6 +66,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
                     factor: number;
                     jitter: number;
                     maxAttempts: number | null;
+                    stableAfter: number;
                     delays(random?: () => number): Generator<number, void, void>;
                 } | null;
                 readonly offlineQueueSize: number;
@@ -90,6 +94,9 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             message: string;
             stack?: string;
         }) => void) | null;
+        _delays: Iterator<number, void> | null;
+        _attempts: number;
+        _stable: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
         _queue: (string | Uint8Array<ArrayBufferLike>)[];
         _handlers: Map<string, Function[]>;
         _warnedUnhandled: boolean;
@@ -136,6 +143,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             factor: number;
             jitter: number;
             maxAttempts: number | null;
+            stableAfter: number;
             delays(random?: () => number): Generator<number, void, void>;
         } | null;
         readonly offlineQueueSize: number;
@@ -151,6 +159,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
                 factor: number;
                 jitter: number;
                 maxAttempts: number | null;
+                stableAfter: number;
                 delays(random?: () => number): Generator<number, void, void>;
             } | null;
             readonly offlineQueueSize: number;
@@ -178,6 +187,9 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         message: string;
         stack?: string;
     }) => void) | null;
+    _delays: Iterator<number, void> | null;
+    _attempts: number;
+    _stable: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
     _queue: (string | Uint8Array<ArrayBufferLike>)[];
     _handlers: Map<string, Function[]>;
     _warnedUnhandled: boolean;
@@ -221,6 +233,7 @@ export const Client: {
             factor: number;
             jitter: number;
             maxAttempts: number | null;
+            stableAfter: number;
             delays(random?: () => number): Generator<number, void, void>;
         } | object;
         offlineQueueSize?: number;
@@ -237,6 +250,7 @@ export const Client: {
                 factor: number;
                 jitter: number;
                 maxAttempts: number | null;
+                stableAfter: number;
                 delays(random?: () => number): Generator<number, void, void>;
             } | null;
             readonly offlineQueueSize: number;
@@ -252,6 +266,7 @@ export const Client: {
                     factor: number;
                     jitter: number;
                     maxAttempts: number | null;
+                    stableAfter: number;
                     delays(random?: () => number): Generator<number, void, void>;
                 } | null;
                 readonly offlineQueueSize: number;
@@ -279,6 +294,9 @@ export const Client: {
             message: string;
             stack?: string;
         }) => void) | null;
+        _delays: Iterator<number, void> | null;
+        _attempts: number;
+        _stable: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
         _queue: (string | Uint8Array<ArrayBufferLike>)[];
         _handlers: Map<string, Function[]>;
         _warnedUnhandled: boolean;
@@ -322,12 +340,14 @@ export const ReconnectPolicy: {
         factor?: number;
         jitter?: number;
         maxAttempts?: number | null;
+        stableAfter?: number;
     }): {
         minDelay: number;
         maxDelay: number;
         factor: number;
         jitter: number;
         maxAttempts: number | null;
+        stableAfter: number;
         delays(random?: () => number): Generator<number, void, void>;
     };
 };
@@ -425,6 +445,7 @@ declare const rtt: {
                 factor: number;
                 jitter: number;
                 maxAttempts: number | null;
+                stableAfter: number;
                 delays(random?: () => number): Generator<number, void, void>;
             } | null;
             readonly offlineQueueSize: number;
@@ -448,6 +469,7 @@ declare const rtt: {
                 factor: number;
                 jitter: number;
                 maxAttempts: number | null;
+                stableAfter: number;
                 delays(random?: () => number): Generator<number, void, void>;
             } | object;
             offlineQueueSize?: number;
@@ -464,6 +486,7 @@ declare const rtt: {
                     factor: number;
                     jitter: number;
                     maxAttempts: number | null;
+                    stableAfter: number;
                     delays(random?: () => number): Generator<number, void, void>;
                 } | null;
                 readonly offlineQueueSize: number;
@@ -479,6 +502,7 @@ declare const rtt: {
                         factor: number;
                         jitter: number;
                         maxAttempts: number | null;
+                        stableAfter: number;
                         delays(random?: () => number): Generator<number, void, void>;
                     } | null;
                     readonly offlineQueueSize: number;
@@ -506,6 +530,9 @@ declare const rtt: {
                 message: string;
                 stack?: string;
             }) => void) | null;
+            _delays: Iterator<number, void> | null;
+            _attempts: number;
+            _stable: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
             _queue: (string | Uint8Array<ArrayBufferLike>)[];
             _handlers: Map<string, Function[]>;
             _warnedUnhandled: boolean;
@@ -552,6 +579,7 @@ declare const rtt: {
                 factor: number;
                 jitter: number;
                 maxAttempts: number | null;
+                stableAfter: number;
                 delays(random?: () => number): Generator<number, void, void>;
             } | null;
             readonly offlineQueueSize: number;
@@ -567,6 +595,7 @@ declare const rtt: {
                     factor: number;
                     jitter: number;
                     maxAttempts: number | null;
+                    stableAfter: number;
                     delays(random?: () => number): Generator<number, void, void>;
                 } | null;
                 readonly offlineQueueSize: number;
@@ -594,6 +623,9 @@ declare const rtt: {
             message: string;
             stack?: string;
         }) => void) | null;
+        _delays: Iterator<number, void> | null;
+        _attempts: number;
+        _stable: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
         _queue: (string | Uint8Array<ArrayBufferLike>)[];
         _handlers: Map<string, Function[]>;
         _warnedUnhandled: boolean;
@@ -637,6 +669,7 @@ declare const rtt: {
                 factor: number;
                 jitter: number;
                 maxAttempts: number | null;
+                stableAfter: number;
                 delays(random?: () => number): Generator<number, void, void>;
             } | object;
             offlineQueueSize?: number;
@@ -653,6 +686,7 @@ declare const rtt: {
                     factor: number;
                     jitter: number;
                     maxAttempts: number | null;
+                    stableAfter: number;
                     delays(random?: () => number): Generator<number, void, void>;
                 } | null;
                 readonly offlineQueueSize: number;
@@ -668,6 +702,7 @@ declare const rtt: {
                         factor: number;
                         jitter: number;
                         maxAttempts: number | null;
+                        stableAfter: number;
                         delays(random?: () => number): Generator<number, void, void>;
                     } | null;
                     readonly offlineQueueSize: number;
@@ -695,6 +730,9 @@ declare const rtt: {
                 message: string;
                 stack?: string;
             }) => void) | null;
+            _delays: Iterator<number, void> | null;
+            _attempts: number;
+            _stable: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
             _queue: (string | Uint8Array<ArrayBufferLike>)[];
             _handlers: Map<string, Function[]>;
             _warnedUnhandled: boolean;
@@ -738,12 +776,14 @@ declare const rtt: {
             factor?: number;
             jitter?: number;
             maxAttempts?: number | null;
+            stableAfter?: number;
         }): {
             minDelay: number;
             maxDelay: number;
             factor: number;
             jitter: number;
             maxAttempts: number | null;
+            stableAfter: number;
             delays(random?: () => number): Generator<number, void, void>;
         };
     };

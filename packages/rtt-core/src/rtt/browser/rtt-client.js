@@ -309,6 +309,7 @@ var rtt = (() => {
     factor: 2,
     jitter: 0.5,
     maxAttempts: null,
+    stableAfter: 5,
   });
 
   /**
@@ -317,11 +318,16 @@ var rtt = (() => {
    * Attempt n (from 1) waits `min(maxDelay, minDelay * factor ** (n - 1))` seconds, moved
    * uniformly at random within ±`jitter` times itself, then capped at `maxDelay` (and at
    * least 0). `maxAttempts: null` retries forever. A subclass may override `delays()`.
+   *
+   * Only a connection that stays open `stableAfter` seconds makes the next outage start
+   * again at attempt 1; one that ends sooner (a refusal after open, a crash-looping
+   * server) goes on with the same delays and attempt count, so such a server is retried
+   * ever more slowly and `maxAttempts` still ends it. 0 restarts at every outage.
    */
   class ReconnectPolicy {
     /**
      * @param {{minDelay?: number, maxDelay?: number, factor?: number, jitter?: number,
-     *          maxAttempts?: number | null}} [fields] delays in seconds
+     *          maxAttempts?: number | null, stableAfter?: number}} [fields] delays in seconds
      */
     constructor(fields = {}) {
       const o = withDefaults("reconnect", POLICY_DEFAULTS, fields);
@@ -331,16 +337,19 @@ var rtt = (() => {
       checkNumber("reconnect", "jitter", o.jitter, { min: 0 });
       if (o.jitter > 1) throw new TypeError(`reconnect jitter must be between 0 and 1, got ${o.jitter}`);
       if (o.maxAttempts !== null) checkInteger("reconnect", "maxAttempts", o.maxAttempts, 1);
+      checkNumber("reconnect", "stableAfter", o.stableAfter, { min: 0 });
       /** @type {number} */ this.minDelay = o.minDelay;
       /** @type {number} */ this.maxDelay = o.maxDelay;
       /** @type {number} */ this.factor = o.factor;
       /** @type {number} */ this.jitter = o.jitter;
       /** @type {number | null} */ this.maxAttempts = o.maxAttempts;
+      /** @type {number} */ this.stableAfter = o.stableAfter;
     }
 
     /**
      * Yield the delay in seconds before each attempt; the generator ends when attempts
-     * run out. A client takes a fresh generator for each outage.
+     * run out. A client takes a fresh generator for an outage that follows a connection
+     * which stayed open `stableAfter` seconds, and goes on with the last one otherwise.
      * @param {() => number} [random] uniform in [0, 1), for tests
      * @returns {Generator<number, void, void>}
      */
@@ -537,6 +546,12 @@ var rtt = (() => {
       this._conn = null;
       /** @internal @type {((error: ConnectError) => void) | null} stops the attempt or reconnect wait in progress */
       this._cancel = null;
+      /** @internal @type {Iterator<number, void> | null} the backoff of the current run of outages */
+      this._delays = null;
+      /** @internal attempts made in the current run of outages */
+      this._attempts = 0;
+      /** @internal @type {ReturnType<typeof later>} ends the run of outages once a connection is stable */
+      this._stable = undefined;
       /** @internal @type {Message[]} the offline queue, oldest first */
       this._queue = [];
       /** @internal @type {Map<string, Function[]>} */
@@ -777,6 +792,14 @@ var rtt = (() => {
       this._conn = conn;
       this._cancel = null;
       this._state = "open";
+      const policy = this.options.reconnect;
+      if (policy !== null) {
+        // Stayed up long enough: the next outage starts again at attempt 1 (SPEC.md 4.4).
+        this._stable = later(() => {
+          this._stable = undefined;
+          this._delays = null;
+        }, policy.stableAfter);
+      }
       this._emit("open");
       if (attempt > 0 && this._state === "open") this._emit("reconnected", attempt);
       return null;
@@ -806,6 +829,7 @@ var rtt = (() => {
      */
     _lost(reason) {
       this._conn = null;
+      clearTimeout(this._stable);
       const policy = this.options.reconnect;
       if (policy === null || FINAL.has(reason)) {
         this._finalise(reason);
@@ -814,7 +838,12 @@ var rtt = (() => {
       }
       this._state = "reconnecting";
       this._emit("close", reason);
-      if (this._state === "reconnecting") this._reconnect(policy.delays(), 0);
+      if (this._state !== "reconnecting") return; // a handler closed the client
+      if (this._delays === null || policy.stableAfter === 0) {
+        this._delays = policy.delays();
+        this._attempts = 0;
+      }
+      this._reconnect(this._delays, this._attempts);
     }
 
     /**
@@ -831,6 +860,7 @@ var rtt = (() => {
         return;
       }
       const attempt = attempts + 1;
+      this._attempts = attempt;
       const delay = next.value;
       this._emit("reconnecting", attempt, delay);
       if (this._state !== "reconnecting") return; // a handler closed the client
@@ -857,6 +887,7 @@ var rtt = (() => {
 
     /** @internal @param {string} reason a CloseReason value */
     _finalise(reason) {
+      clearTimeout(this._stable);
       this._state = "closed";
       this._closeReason = reason;
       this._conn = null;
