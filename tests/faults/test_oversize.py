@@ -22,7 +22,7 @@ from rtt.codec import message_size
 from rtt.testing import Recorder, eventually
 
 if TYPE_CHECKING:
-    from conftest import Wire  # tests/faults/conftest.py, the ``wire`` fixture's type
+    from faults.conftest import Wire  # the ``wire`` fixture's type
 
 LIMIT = 1000
 #: One bound for every wait; nothing here should take more than a second or two.

@@ -18,7 +18,7 @@ import rtt
 from rtt.testing import Recorder, eventually
 
 if TYPE_CHECKING:
-    from conftest import Wire  # tests/faults/conftest.py, the ``wire`` fixture's type
+    from faults.conftest import Wire  # the ``wire`` fixture's type
 
 PING_INTERVAL = 1.0
 PING_TIMEOUT = 1.0
