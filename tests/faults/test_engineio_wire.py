@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import json
 import logging
+import socket as socketlib
 import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
@@ -24,9 +25,11 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvicorn
+from aiohttp import web
 
 import rtt
-from rtt.testing import Recorder
+from rtt.testing import Recorder, eventually
 from rtt_engineio import EngineioServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -246,3 +249,59 @@ async def test_an_undecodable_post_is_400_and_closes_the_session(
         assert line.levelno == logging.INFO and "refused a POST" in line.getMessage()
         async with session.get(url) as after:
             assert after.status == 400  # the session is gone
+
+
+@asynccontextmanager
+async def mounted(mode: str) -> AsyncIterator[EngineioServer]:
+    """A started echo server in one of the serving modes: standalone, an aiohttp app, ASGI (uvicorn)."""
+    if mode == "standalone":
+        async with served() as (standalone, _):
+            yield standalone
+        return
+    sock = socketlib.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = rtt.load("engineio").server(host="127.0.0.1", port=port, close_timeout=2)
+    assert isinstance(server, EngineioServer)
+    server.on("message", lambda s, data: server.send(s.id, data))
+    if mode == "aiohttp":
+        app = web.Application()
+        server.attach(app)
+        runner = web.AppRunner(app)
+        await runner.setup()
+        try:
+            await web.SockSite(runner, sock).start()
+            async with server:
+                yield server
+        finally:
+            await runner.cleanup()
+        return
+    config = uvicorn.Config(server.asgi_app(), lifespan="on", log_level="warning", ws="wsproto")
+    uv = uvicorn.Server(config)
+    serving = asyncio.create_task(uv.serve(sockets=[sock]))
+    try:
+        await eventually(lambda: uv.started or serving.done(), 10, "uvicorn to start")
+        assert server.state is rtt.ServerState.RUNNING
+        yield server
+    finally:
+        uv.should_exit = True
+        await asyncio.wait_for(serving, 15)
+        sock.close()
+
+
+@pytest.mark.parametrize("mode", ["standalone", "aiohttp", "asgi"])
+async def test_the_protocol_statuses_hold_in_every_serving_mode(mode: str) -> None:
+    async with mounted(mode) as server, aiohttp.ClientSession() as session:
+        async with session.get(server.url + "?EIO=4") as response:
+            assert response.status == 400
+        async with session.put(server.url + "?EIO=4&transport=polling") as response:
+            assert response.status == 400
+        url = await open_polling(session, server.url)
+        async with session.post(url, data="4hi") as response:
+            assert (response.status, await response.text()) == (200, "ok")
+        async with session.get(url) as response:
+            assert await response.text() == "4hi"
+        async with session.post(url, data=b"", headers={"Content-Length": "0"}) as response:
+            assert response.status == 400
+        async with session.get(url) as response:
+            assert await response.text() == "1protocol error"
