@@ -96,6 +96,25 @@ async def test_the_poll_after_an_empty_post_gets_rtts_close_packet() -> None:
         assert event[1] is rtt.CloseReason.PROTOCOL_ERROR
 
 
+async def test_a_chunked_post_without_content_length_is_read(caplog: pytest.LogCaptureFixture) -> None:
+    # The same readexactly(0) path: a body without Content-Length was lost with a traceback.
+    caplog.set_level(logging.INFO)
+
+    async def chunks() -> AsyncIterator[bytes]:
+        yield b"4chun"
+        yield b"ked\x1e4two"
+
+    async with served() as (server, rec), aiohttp.ClientSession() as session:
+        url = await open_polling(session, server.url)
+        async with session.post(url, data=chunks()) as response:
+            assert response.request_info.headers.get("Transfer-Encoding") == "chunked"
+            answer = (response.status, await response.text())
+        await rec.wait("message", 2)
+        assert [data for _, data in rec.of("message")] == ["chunked", "two"]
+        assert answer == (200, "ok")
+        assert loud(caplog) == []
+
+
 # -- Defect 6: an unknown-type or empty packet over WebSocket ------------------------
 
 

@@ -177,7 +177,8 @@ COUPLING: tuple[Coupling, ...] = (
         ("handle_post_request",),
         "overrides",
         "rtt decodes long-polling bodies: text stays text, any number of packets, oversize and "
-        "malformed bodies close the session with rtt's reason (the library answers 200 and goes on)",
+        "malformed bodies close the session with rtt's reason, a malformed or empty one is 400 "
+        "(the library answers 200 and goes on, or logs a traceback for an empty body)",
         ("self", "environ"),
     ),
     Coupling(
@@ -205,7 +206,8 @@ COUPLING: tuple[Coupling, ...] = (
         AsyncSocket,
         ("queue", "connected", "upgrading", "upgraded", "closing", "closed"),
         "writes",
-        "the socket's queue and state flags, as the library's own methods use them",
+        "the socket's queue and state flags, as the library's own methods use them; adopt() "
+        "rewrites the queued OPEN packet with the real pingInterval in ms",
         instance=True,
     ),
     Coupling(
