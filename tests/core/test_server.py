@@ -163,6 +163,51 @@ async def test_an_authorize_that_ignores_cancellation_is_still_refused(mock: Moc
     assert server.stats.connections == 0
 
 
+async def test_concurrent_handshakes_in_authorize_are_all_refused(mock: MockTransport) -> None:
+    started = asyncio.Semaphore(0)
+
+    async def endless_authorize(handshake: rtt.Handshake) -> bool:
+        started.release()
+        await asyncio.Event().wait()
+        return True  # pragma: no cover - never set
+
+    server = mock.server(authorize=endless_authorize)
+    await server.start()
+    clients = [mock.client(server.url, reconnect=False) for _ in range(3)]
+    connecting = [asyncio.ensure_future(client.connect()) for client in clients]
+    for _ in clients:
+        await asyncio.wait_for(started.acquire(), 5)
+    await asyncio.wait_for(server.close(), 5)
+    outcomes = await asyncio.wait_for(asyncio.gather(*connecting, return_exceptions=True), 5)
+    assert [getattr(e, "status", e) for e in outcomes] == [503] * 3
+    assert server.stats.rejected == 3
+
+
+async def test_shutdown_waits_at_most_close_timeout_for_a_hook_that_ignores_cancellation(
+    mock: MockTransport, caplog: pytest.LogCaptureFixture
+) -> None:
+    authorizing, release = asyncio.Event(), asyncio.Event()
+
+    async def deaf_authorize(handshake: rtt.Handshake) -> bool:
+        authorizing.set()
+        with contextlib.suppress(asyncio.CancelledError):
+            await asyncio.Event().wait()
+        await release.wait()  # goes on after the cancellation, as a badly written hook may
+        return True
+
+    server = mock.server(authorize=deaf_authorize, close_timeout=0.2)
+    await server.start()
+    connecting = asyncio.ensure_future(mock.client(server.url, reconnect=False).connect())
+    await asyncio.wait_for(authorizing.wait(), 5)
+    await asyncio.wait_for(server.close(), 5)
+    assert server.state is ServerState.CLOSED
+    assert any("1 handshakes were still being admitted" in r.getMessage() for r in caplog.records)
+    release.set()
+    with pytest.raises(RejectedError) as info:
+        await asyncio.wait_for(connecting, 5)
+    assert info.value.status == 503
+
+
 async def test_a_handshake_cancelled_in_authorize_is_cancelled_not_refused(mock: MockTransport) -> None:
     # The plugin's handler being cancelled (a client that went away) propagates, at any state.
     authorizing = asyncio.Event()

@@ -650,7 +650,8 @@ describe("the adapter contract", () => {
   // Moved from tests/ws/test_ws_browser.py (test_adapter_contract).
   test("failed writes, reconnection, stale connections, rejections", async () => {
     // stableAfter 0: each outage below counts its attempts from 1.
-    const { rtt, fake, client } = setup({ reconnect: { minDelay: 0, maxDelay: 0, jitter: 0, stableAfter: 0 } });
+    const reconnect = { minDelay: 0, maxDelay: 0, jitter: 0, stableAfter: 0 };
+    const { rtt, fake, client } = setup({ reconnect });
     const steps = {};
     await client.connect();
 

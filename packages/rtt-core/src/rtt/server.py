@@ -284,6 +284,11 @@ class Server(abc.ABC, Generic[C]):
                     await self._admitted.wait()
                     await self._idle.wait()
             except TimeoutError:
+                if self._admitting:
+                    # An authorize hook that ignores cancellation (or a plugin stuck around it).
+                    logger.warning(
+                        "%d handshakes were still being admitted at close_timeout", self._admitting
+                    )
                 if self._closing:
                     logger.warning("%d sockets did not close in time; aborting them", len(self._closing))
                 for _socket, conn, _reason in list(self._closing.values()):
