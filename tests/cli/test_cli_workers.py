@@ -384,7 +384,7 @@ async def engineio_round_trips(http: aiohttp.ClientSession, url: str, redis_serv
     sid = json.loads(text[1:])["sid"]
     assert redis_server.client.pubsub_numsub(f"rtt:h.{sid}") == [(f"rtt:h.{sid}".encode(), 1)]
     for k in range(12):
-        assert await call(http, "POST", f"{base}&sid={sid}", f"4message {k}") == (200, "OK")
+        assert await call(http, "POST", f"{base}&sid={sid}", f"4message {k}") == (200, "ok")
         received = ""
         async with asyncio.timeout(10):
             while f"4message {k}" not in received:
