@@ -18,7 +18,7 @@ from rtt import CloseReason
 from rtt.testing import Recorder
 
 if TYPE_CHECKING:
-    from conftest import Wire  # tests/faults/conftest.py, the ``wire`` fixture's type
+    from faults.conftest import Wire  # the ``wire`` fixture's type
 
 POLICY = {
     "min_delay": 0.05,

@@ -17,7 +17,7 @@ import rtt
 from rtt import RejectedError, ServerState
 
 if TYPE_CHECKING:
-    from conftest import Wire  # tests/faults/conftest.py, the ``wire`` fixture's type
+    from faults.conftest import Wire  # the ``wire`` fixture's type
 
 CLOSE_TIMEOUT = 2.0
 #: Far longer than the shutdown may take: were the hook awaited, ``close()`` would overrun.
