@@ -503,3 +503,34 @@ async def test_the_base_class_keeps_its_promises(hub_url: str, caplog: pytest.Lo
         assert "tasks did not stop when cancelled" in caplog.text
         assert "close failed: close refused" in caplog.text
         await asyncio.wait_for(stubborn_ended.wait(), 5)  # the stubborn task ends by itself
+
+
+async def _outage(server: rtt.Server[Any], name: str, within: float) -> float:
+    """Take hub ``name`` down and back; the seconds from ``recover()`` until the broker is UP."""
+    broker = server.broker
+    assert broker is not None
+    hub(name).fail()
+    assert broker.state is BrokerState.DOWN
+    loop = asyncio.get_running_loop()
+    started = loop.time()
+    hub(name).recover()
+    await eventually(lambda: broker.state is BrokerState.UP, within, "the link back")
+    return loop.time() - started
+
+
+@pytest.mark.parametrize("stable_after", [30.0, 0.0])
+async def test_a_link_that_drops_again_at_once_keeps_backing_off(hub_url: str, stable_after: float) -> None:
+    # Delays 0.02, 0.2, 2 s without jitter: a link lost at once after coming back goes on from the
+    # attempt where the last outage ended (SPEC 13.6), as a client does (4.4); stable_after=0 resets.
+    policy = {"min_delay": 0.02, "max_delay": 5, "factor": 10, "jitter": 0, "stable_after": stable_after}
+    transport = rtt.load("mock", broker={"broker": hub_url, "options": {"reconnect": policy}})
+    name = hub_url.removeprefix("memory://")
+    async with transport.server() as server:
+        first = await _outage(server, name, 5)
+        second = await _outage(server, name, 5)
+        third = await _outage(server, name, 10)
+    assert first >= 0.02
+    if stable_after:
+        assert second >= 0.2 and third >= 2.0
+    else:  # every outage starts at attempt 1 (0.02 s); 1.5 s is a generous bound under load
+        assert second < 1.5 and third < 1.5

@@ -33,6 +33,7 @@ import abc
 import asyncio
 import json
 import logging
+import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
@@ -104,7 +105,11 @@ class BrokerOptions:
     node_timeout: float = 10.0
     """Seconds after which a process that stopped announcing itself is forgotten."""
     reconnect: ReconnectPolicy = field(default_factory=_broker_reconnect)
-    """Backoff between reconnection attempts after the link is lost (never gives up)."""
+    """Backoff between reconnection attempts after the link is lost (never gives up).
+
+    A link lost less than ``stable_after`` seconds after it came back goes on
+    from the attempt where the last outage ended, as a client does.
+    """
 
     def __post_init__(self) -> None:
         if self.url is not None and (not isinstance(self.url, str) or not self.url):
@@ -267,6 +272,11 @@ class Broker(abc.ABC):
         self._announcing = False
         # Channels whose subscription failed while the link stayed up: retried each heartbeat.
         self._unconfirmed: set[str] = set()
+        # The reconnect delays, kept across a link that did not stay up ``reconnect.stable_after``
+        # seconds, so a service that accepts and drops at once is retried ever more slowly.
+        self._backoff: Iterator[float] | None = None
+        self._up_since = 0.0
+        self._was_stable = True
 
     # -- What the server uses --------------------------------------------------
 
@@ -312,6 +322,7 @@ class Broker(abc.ABC):
             await self._safe_close()
             raise BrokerError(f"broker {self.name!r} at {self.describe()} failed to start: {exc}") from exc
         self._state = BrokerState.UP
+        self._up_since = time.monotonic()
         self._spawn(self._heartbeat_loop())
         logger.info("broker %s connected at %s as node %s", self.name, self.describe(), node)
 
@@ -451,6 +462,7 @@ class Broker(abc.ABC):
         if self._state is not BrokerState.UP:
             return
         self._state = BrokerState.DOWN
+        self._was_stable = time.monotonic() - self._up_since >= self.options.reconnect.stable_after
         self.outages += 1
         logger.warning(
             "broker %s at %s is down (%s); local sockets keep working, cross-process operations fail "
@@ -469,6 +481,7 @@ class Broker(abc.ABC):
             await self._subscribe(tuple(self._channels))
         self._unconfirmed.clear()
         self._state = BrokerState.UP
+        self._up_since = time.monotonic()
         logger.warning(
             "broker %s at %s is back after outage %d; resubscribed", self.name, self.describe(), self.outages
         )
@@ -480,8 +493,14 @@ class Broker(abc.ABC):
             logger.debug("broker %s: announcing after the outage failed: %s", self.name, exc)
 
     def _delays(self) -> Iterator[float]:
-        """Backoff delays for the plugin's reconnect loop."""
-        return self.options.reconnect.delays()
+        """Backoff delays for the plugin's reconnect loop, one iterator per outage.
+
+        After a link that stayed up less than ``reconnect.stable_after`` seconds
+        it is the last outage's iterator, going on from where that one ended.
+        """
+        if self._backoff is None or self._was_stable:
+            self._backoff = self.options.reconnect.delays()
+        return self._backoff
 
     def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
         """Run a background task of the broker's; :meth:`close` cancels it."""
