@@ -38,6 +38,9 @@ def test_documented_forms() -> None:
     assert decode_text("\x00b not base64!") == "\x00b not base64!"
     assert decode_text("\x00zzz") == "\x00zzz"
     assert decode_text("\x00") == "\x00"
+    # Base64 with non-zero padding bits is no message's encoding (b"A" is "\x00bQQ=="): text too.
+    assert decode_text("\x00bQR==") == "\x00bQR=="
+    assert decode_text("\x00bAAB=") == "\x00bAAB="
 
 
 def test_sizes() -> None:

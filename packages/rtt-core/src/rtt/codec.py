@@ -76,9 +76,14 @@ def decode_text(text: str) -> str | bytes:
         return text[1:]
     if text.startswith(BYTES_PREFIX):
         try:
-            return base64.b64decode(text[2:], validate=True)
+            data = base64.b64decode(text[2:], validate=True)
         except (binascii.Error, ValueError):
             return text
+        # The decoder ignores non-zero padding bits ("QR==" gives b"A" like "QQ=="): such text
+        # is no message's encoding, so it is a native peer's text, delivered as it came.
+        if base64.b64encode(data).decode("ascii") != text[2:]:
+            return text
+        return data
     return text
 
 
