@@ -24,6 +24,7 @@ import pytest
 from aiohttp import web
 from hypothesis import given
 from hypothesis import strategies as st
+from yarl import URL
 
 import rtt
 from rtt.testing import Recorder
@@ -352,3 +353,127 @@ def test_nesting_of_any_depth_is_a_frame_error(depth: int, opener: str, kind: st
 
 def _strings(value: object) -> bool:
     return isinstance(value, list) and all(type(item) is str for item in value)
+
+
+# -- SockJS 0.3.3: CORS preflight on the session transports ----------------------
+
+#: SockJS 0.3.3 wants preflight answers cached for a long time: "one year (31536000) is best".
+YEAR = 31_536_000
+
+
+@pytest.mark.parametrize("endpoint", ["xhr", "xhr_send", "xhr_streaming", "info"])
+async def test_a_preflight_is_204_cacheable_with_cors_grants(endpoint: str) -> None:
+    async with sockjs_server(allowed_origins=["http://good.example"]) as (server, _), http_client() as http:
+        url = server.url + "/info" if endpoint == "info" else f"{session_url(server)}/{endpoint}"
+        methods = "OPTIONS, GET" if endpoint == "info" else "OPTIONS, POST"
+        asked = {"Access-Control-Request-Method": methods.split(", ")[1]}
+        good = {**asked, "Origin": "http://good.example", "Access-Control-Request-Headers": "a, b"}
+        async with http.options(url, headers=good) as response:
+            assert await answer(response) == (204, "")
+            headers = response.headers
+            assert headers["Access-Control-Allow-Methods"] == methods
+            assert headers["Access-Control-Max-Age"] == str(YEAR)
+            assert headers["Cache-Control"] == f"public, max-age={YEAR}"
+            assert headers["Expires"]
+            assert headers["Access-Control-Allow-Origin"] == "http://good.example"
+            assert headers["Access-Control-Allow-Credentials"] == "true"
+            assert headers["Access-Control-Allow-Headers"] == "a, b"
+        async with http.options(url, headers={**asked, "Origin": "http://evil.example"}) as response:
+            assert response.status == 403
+            assert not [h for h in response.headers if h.lower().startswith("access-control-allow")]
+        assert server.sockets == {}
+
+
+async def test_a_preflight_from_a_null_origin_gets_a_star_without_credentials() -> None:
+    """SockJS 0.3.3: a page from file:// sends ``Origin: null``, which must be answered ``*``."""
+    async with sockjs_server() as (server, _), http_client() as http:
+        headers = {"Origin": "null", "Access-Control-Request-Method": "POST"}
+        async with http.options(session_url(server) + "/xhr", headers=headers) as response:
+            assert await answer(response) == (204, "")
+            assert response.headers["Access-Control-Allow-Origin"] == "*"
+            assert "Access-Control-Allow-Credentials" not in response.headers
+
+
+# -- SockJS 0.3.3: the JSESSIONID cookie when /info says cookie_needed -----------
+
+
+async def test_message_posts_set_jsessionid_as_info_says() -> None:
+    async with sockjs_server() as (server, _), http_client() as http:
+        async with http.get(server.url + "/info") as response:
+            assert (await response.json())["cookie_needed"] is True
+        url = await open_xhr(http, server)
+        form = {"Content-Type": "application/x-www-form-urlencoded"}
+        for endpoint, body, headers, cookie in [
+            ("xhr_send", '["x"]', {}, "JSESSIONID=dummy"),
+            ("jsonp_send", "d=%5B%22y%22%5D", form, "JSESSIONID=dummy"),
+            ("xhr_send", '["z"]', {}, "JSESSIONID=abcdef"),  # the client's own is echoed
+        ]:
+            if cookie.endswith("abcdef"):
+                http.cookie_jar.update_cookies({"JSESSIONID": "abcdef"}, URL(server.url))
+            async with http.post(f"{url}/{endpoint}", data=body, headers=headers) as response:
+                assert response.status in (200, 204)
+                (set_cookie,) = [c for c in response.headers.getall("Set-Cookie") if "JSESSIONID" in c]
+                parts = [part.strip() for part in set_cookie.split(";")]
+                assert parts[0] == cookie and parts[1].lower() == "path=/", set_cookie
+
+
+# -- SockJS 0.3.3: a closed session repeats its close frame ----------------------
+
+
+#: How long a closed session answers with its close frame (SockJS's usual disconnect delay; SPEC 12.4).
+CLOSED_GRACE = 5.0
+
+
+async def test_a_closed_session_repeats_its_close_frame_for_the_grace_period() -> None:
+    async with sockjs_server() as (server, rec), http_client() as http:
+        url = await open_xhr(http, server)
+        (socket_id,) = server.sockets
+        await server.disconnect(socket_id)
+        async with http.post(url + "/xhr") as response:
+            assert await answer(response) == (200, 'c[1000,"server closed"]\n')
+        await rec.wait("disconnect", 1, timeout=BOUND)
+        loop = asyncio.get_running_loop()
+        for _ in range(2):  # "until the timeout occurs, the server must constantly serve the close message"
+            async with http.post(url + "/xhr") as response:
+                assert await answer(response) == (200, 'c[1000,"server closed"]\n')
+        assert server.sockets == {} and len(rec.of("disconnect")) == 1
+        # Then it is forgotten, CLOSED_GRACE after its end: the same id opens a new session.
+        (closed,) = [s.rtt_conn for s in server.manager.sessions.values()]
+        assert closed is not None and closed.forget is not None
+        assert 0 < closed.forget.when() - loop.time() <= CLOSED_GRACE
+        forgotten = asyncio.Event()
+        loop.call_at(closed.forget.when(), forgotten.set)  # runs with the timer; the wait wakes after it
+        await forgotten.wait()
+        assert server.manager.sessions == {}
+        async with http.post(url + "/xhr") as response:
+            assert await answer(response) == (200, "o\n")
+        assert len(server.sockets) == 1
+
+
+# -- A server serving some of SockJS's transports --------------------------------
+
+
+async def test_a_server_without_websocket_says_so_and_refuses_its_urls() -> None:
+    async with sockjs_server(transports=("xhr-polling",)) as (server, _), http_client() as http:
+        async with http.get(server.url + "/info") as response:
+            info = await response.json()
+        assert info["websocket"] is False
+        for endpoint in ("websocket", "xhr_streaming", "eventsource"):
+            async with http.get(f"{session_url(server)}/{endpoint}") as response:
+                assert response.status == 404, endpoint
+        async with http.post(f"{session_url(server)}/xhr_streaming") as response:
+            assert response.status == 404
+        url = await open_xhr(http, server)  # the one it serves
+        async with http.post(url + "/xhr_send", data='["x"]') as response:
+            assert response.status == 204
+        async with http.post(url + "/xhr") as response:
+            assert await answer(response) == (200, 'a["x"]\n')
+        assert len(server.sockets) == 1
+
+
+def test_the_transports_option_is_validated() -> None:
+    server = rtt.load("sockjs").server(transports=("websocket", "eventsource"))
+    assert isinstance(server, SockjsServer) and server.options.transports == ("websocket", "eventsource")
+    for bad in [(), ("carrier-pigeon",), ("websocket", "websocket"), 3]:
+        with pytest.raises(rtt.OptionError, match="option transports must be"):
+            rtt.load("sockjs").server(transports=bad)

@@ -14,11 +14,13 @@ relays a request of an HTTP session another process holds to that process
 from __future__ import annotations
 
 import contextlib
+import email.utils
 import logging
 import secrets
 import shutil
 import socket as socket_module
 import tempfile
+import time
 from collections.abc import Awaitable, Callable
 from pathlib import Path
 from typing import TYPE_CHECKING, Final
@@ -31,7 +33,7 @@ from rtt.assets import asset_headers, read_asset
 from rtt.handshake import origin_allowed
 from rtt.relay import RelayedRequest, relay_headers
 
-from ._library import RttManager, add_endpoint
+from ._library import RttManager, add_endpoint, transport_name
 from ._wire import BINDING_COOKIE
 
 if TYPE_CHECKING:
@@ -50,6 +52,9 @@ _PROTOCOL_QUERY: Final = frozenset({"t", "c", "i"})
 #: SockJS's answers to a malformed message POST and its ``Cache-Control`` for private answers.
 _BROKEN_JSON: Final = "Broken JSON encoding."
 _NOT_CACHED: Final = "no-store, no-cache, must-revalidate, max-age=0"
+#: Transports a cross-origin browser preflights (SockJS 0.3.3), and how long a preflight is cached.
+PREFLIGHTED: Final = frozenset({"xhr", "xhr_send", "xhr_streaming"})
+_PREFLIGHT_AGE: Final = 31_536_000  # one year, as SockJS 0.3.3 advises
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -63,7 +68,10 @@ class Endpoint:
         self.prefix = server.options.sockjs_prefix
         self.sub = web.Application(middlewares=[self.guard])
         self.manager = RttManager(server, self.sub)
-        add_endpoint(self.sub, self.manager, server.options.sockjs_client_url)
+        add_endpoint(self.sub, self.manager, server.options.sockjs_client_url, server.options.transports)
+        # The library routes no OPTIONS (it leaves CORS to aiohttp-cors): rtt answers preflights.
+        self.sub.router.add_route(hdrs.METH_OPTIONS, "/info", self._preflight)
+        self.sub.router.add_route(hdrs.METH_OPTIONS, "/{server}/{session}/{transport}", self._preflight)
         self.sub.on_response_prepare.append(self._decorate)
         self.runner: web.AppRunner | None = None
         self.relay_socket: str | None = None
@@ -138,6 +146,10 @@ class Endpoint:
         info = request.match_info
         transport = info.get("transport")
         manager = self.manager
+        if transport is not None and transport_name(transport) not in self.options.transports:
+            return web.Response(status=404, text="Not found")  # a transport this server does not serve
+        if request.method == hdrs.METH_OPTIONS:
+            return await handler(request)
         session = manager.get(info["session"], default=None) if transport is not None else None
         if session is None and transport not in (None, "websocket") and server._relay_socket is not None:
             relayed = await self._forward(request, info["session"])
@@ -220,8 +232,29 @@ class Endpoint:
             )
         origin = request.headers.get(hdrs.ORIGIN)
         if origin is not None and origin_allowed(origin, self.options.allowed_origins):
-            response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
-            response.headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"
+            if origin == "null":  # a file:// page: echoing "null" reads as a refusal (SockJS 0.3.3)
+                response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = "*"
+            else:
+                response.headers[hdrs.ACCESS_CONTROL_ALLOW_ORIGIN] = origin
+                response.headers[hdrs.ACCESS_CONTROL_ALLOW_CREDENTIALS] = "true"
+
+    async def _preflight(self, request: web.Request) -> web.Response:
+        """A CORS preflight (SockJS 0.3.3): 204, cacheable for a year; refused origins get no grants."""
+        transport = request.match_info.get("transport")
+        if transport is not None and transport not in PREFLIGHTED:
+            return web.Response(status=404, text="Not found")
+        if not origin_allowed(request.headers.get(hdrs.ORIGIN), self.options.allowed_origins):
+            return web.Response(status=403, text="Origin not allowed")
+        headers = {
+            hdrs.ACCESS_CONTROL_ALLOW_METHODS: "OPTIONS, GET" if transport is None else "OPTIONS, POST",
+            hdrs.ACCESS_CONTROL_MAX_AGE: str(_PREFLIGHT_AGE),
+            hdrs.CACHE_CONTROL: f"public, max-age={_PREFLIGHT_AGE}",
+            hdrs.EXPIRES: email.utils.formatdate(time.time() + _PREFLIGHT_AGE, usegmt=True),
+        }
+        asked = request.headers.get(hdrs.ACCESS_CONTROL_REQUEST_HEADERS)
+        if asked:
+            headers[hdrs.ACCESS_CONTROL_ALLOW_HEADERS] = asked
+        return web.Response(status=204, headers=headers)
 
     def _handshake(self, request: web.Request) -> Handshake:
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
@@ -249,26 +282,38 @@ class Endpoint:
         body = await read_body(request, server.body_limit)
         if body is None:
             server.violation(conn, CloseReason.MESSAGE_TOO_BIG)
-            return _post_answer(413, "Payload too large")
+            return _post_answer(request, 413, "Payload too large")
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
             server.violation(conn, CloseReason.PROTOCOL_ERROR)
-            return _post_answer(500, _BROKEN_JSON)
+            return _post_answer(request, 500, _BROKEN_JSON)
         if jsonp and request.content_type == "application/x-www-form-urlencoded":
             text = unquote_plus(text[2:]) if text.startswith("d=") else ""
         if not text:
-            return _post_answer(500, "Payload expected.")
+            return _post_answer(request, 500, "Payload expected.")
         if not await server.deliver(conn, text) and conn.detected is CloseReason.PROTOCOL_ERROR:
-            return _post_answer(500, _BROKEN_JSON)
+            return _post_answer(request, 500, _BROKEN_JSON)
         if jsonp:
-            return _post_answer(200, "ok")
-        return _post_answer(204, None)
+            return _post_answer(request, 200, "ok")
+        return _post_answer(request, 204, None)
 
 
-def _post_answer(status: int, text: str | None) -> web.Response:
-    """An answer to a message POST: plain text, never cached (SockJS 0.3.3: iOS 6 caches POSTs)."""
-    headers = {hdrs.CONTENT_TYPE: "text/plain;charset=UTF-8", hdrs.CACHE_CONTROL: _NOT_CACHED}
+def _post_answer(request: web.Request, status: int, text: str | None) -> web.Response:
+    """An answer to a message POST: plain text, never cached (SockJS 0.3.3: iOS 6 caches POSTs).
+
+    It sets SockJS's ``JSESSIONID`` cookie (the client's, else ``dummy``), as
+    every session answer does while ``/info`` says ``cookie_needed``: load
+    balancers may stick sessions by it.
+    """
+    jsessionid = request.cookies.get("JSESSIONID", "dummy")
+    if not jsessionid.isascii() or not all(c.isalnum() or c in "-_.~" for c in jsessionid):
+        jsessionid = "dummy"  # never echo what could break the header
+    headers = {
+        hdrs.CONTENT_TYPE: "text/plain;charset=UTF-8",
+        hdrs.CACHE_CONTROL: _NOT_CACHED,
+        hdrs.SET_COOKIE: f"JSESSIONID={jsessionid}; Path=/",
+    }
     return web.Response(status=status, body=text.encode() if text is not None else None, headers=headers)
 
 

@@ -59,6 +59,7 @@ __all__ = [
     "RttWebSocket",
     "add_endpoint",
     "library_route",
+    "transport_name",
 ]
 
 #: The version range every entry of :data:`COUPLING` was written against.
@@ -222,6 +223,13 @@ COUPLING: Final[tuple[Coupling, ...]] = (
         ("manager", "session_id"),
         False,
         "relied on: a WebSocket presenting an existing session id gets a session of its own",
+    ),
+    Coupling(
+        WebSocketTransport,
+        "name",
+        None,
+        False,
+        "read by transport_name: each transport class's name, which disable_transports and /info use",
     ),
     Coupling(
         SockJSRoute,
@@ -532,10 +540,22 @@ HANDLERS: Final[dict[str, type[Any]]] = {
     for name, cls in transport_handlers.items()
 }
 HANDLERS["websocket"] = RttWebSocket
+#: The library's name of each transport (``xhr`` and ``xhr_send`` are both ``xhr-polling``).
+_NAMES: Final = frozenset(cls.name for cls in HANDLERS.values())
 
 
-def add_endpoint(sub: web.Application, manager: RttManager, sockjs_cdn: str) -> None:
+def transport_name(url_transport: str) -> str | None:
+    """The SockJS name (``xhr-polling``) of a transport URL's last segment (``xhr_send``), or None."""
+    cls = HANDLERS.get(url_transport)
+    return None if cls is None else str(cls.name)
+
+
+def add_endpoint(sub: web.Application, manager: RttManager, sockjs_cdn: str, served: Iterable[str]) -> None:
     """The library's SockJS routes at the root of ``sub``, served by rtt's transports and ``manager``.
+
+    Only the transports named in ``served`` are routed (the library's
+    ``disable_transports``, which its ``/info`` reflects); its raw WebSocket
+    endpoint never is.
 
     ``sockjs.add_endpoint`` takes no transport table; the one object that
     answers its routes (a ``sockjs.route.SockJSRoute``) is found by its type,
@@ -551,7 +571,7 @@ def add_endpoint(sub: web.Application, manager: RttManager, sockjs_cdn: str) -> 
         manager=manager,
         sockjs_cdn=sockjs_cdn,
         cookie_needed=True,
-        disable_transports=("websocket-raw",),
+        disable_transports=("websocket-raw", *(name for name in _NAMES if name not in set(served))),
     )
     library_route(routes).handlers = HANDLERS
 

@@ -39,7 +39,11 @@ if TYPE_CHECKING:
 
     from .transport import SockjsServerOptions, SockjsTransport
 
-__all__ = ["SockjsConn", "SockjsServer"]
+__all__ = ["CLOSED_GRACE", "SockjsConn", "SockjsServer"]
+
+#: Seconds an ended HTTP session keeps answering its close frame before its id is forgotten
+#: (SockJS 0.3.3: "until the timeout occurs"; SockJS servers' usual disconnect delay).
+CLOSED_GRACE = 5.0
 
 
 class SockjsConn:
@@ -53,6 +57,7 @@ class SockjsConn:
         "deadline",
         "detected",
         "ended",
+        "forget",
         "key",
         "queued",
         "rtt_reason",
@@ -85,6 +90,8 @@ class SockjsConn:
         self.beat: asyncio.TimerHandle | None = None
         self.ws: web.WebSocketResponse | None = None
         self.ended = False
+        #: When an ended HTTP session's id is forgotten (CLOSED_GRACE after its end).
+        self.forget: asyncio.TimerHandle | None = None
 
     @property
     def transport_name(self) -> str:
@@ -275,8 +282,16 @@ class SockjsServer(Server[SockjsConn]):
         session.drop_queue()
         if conn.key is not None and self._relay_socket is not None:
             self._release_session(session.id)
-        if self._endpoint is not None:
-            self._endpoint.manager.forget(session)
+        endpoint = self._endpoint
+        if endpoint is not None:
+            if conn.key is None:  # a WebSocket session ends with its socket: nothing can ask again
+                endpoint.manager.forget(session)
+            else:
+                # Its client's next request gets the close frame again, not a new session.
+                conn.close_text = conn.close_text or close_frame(reason)
+                conn.forget = asyncio.get_running_loop().call_later(
+                    CLOSED_GRACE, endpoint.manager.forget, session
+                )
         if conn.socket is not None:
             await self._closed(conn.socket, reason)
 
@@ -350,6 +365,9 @@ class SockjsServer(Server[SockjsConn]):
             self.drop(conn)
         await endpoint.stop_site()
         self._relay_socket = None
+        for conn in endpoint.manager.conns():
+            if conn.forget is not None:
+                conn.forget.cancel()
         await endpoint.manager.clear()
 
 

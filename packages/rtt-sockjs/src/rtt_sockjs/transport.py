@@ -14,10 +14,34 @@ from rtt.assets import BrowserLibrary, core_assets
 from .client import SockjsClient
 from .server import SockjsServer
 
-__all__ = ["CLIENT_TRANSPORTS", "SockjsClientOptions", "SockjsServerOptions", "SockjsTransport"]
+__all__ = [
+    "CLIENT_TRANSPORTS",
+    "SERVER_TRANSPORTS",
+    "SockjsClientOptions",
+    "SockjsServerOptions",
+    "SockjsTransport",
+]
 
 #: SockJS transports the Python client speaks, in the order it tries them.
 CLIENT_TRANSPORTS = ("websocket", "xhr-streaming", "xhr-polling")
+#: SockJS transports a server serves (sockjs-client's names; ``xhr-polling`` includes ``xhr_send``).
+SERVER_TRANSPORTS = ("websocket", "xhr-streaming", "xhr-polling", "eventsource", "htmlfile", "jsonp-polling")
+
+
+def _server_transports(value: object) -> tuple[str, ...]:
+    if isinstance(value, str):
+        value = (value,)
+    if (
+        not isinstance(value, list | tuple)
+        or not value
+        or not all(isinstance(t, str) and t in SERVER_TRANSPORTS for t in value)
+        or len(set(value)) != len(value)
+    ):
+        raise OptionError(
+            f"option transports must be a non-empty sequence of {', '.join(map(repr, SERVER_TRANSPORTS))}"
+            f" (each at most once), got {value!r}"
+        )
+    return tuple(value)
 
 
 def _client_transports(value: object) -> tuple[str, ...]:
@@ -56,9 +80,14 @@ class SockjsServerOptions(ServerOptions):
     sockjs_client_url: str = "https://cdn.jsdelivr.net/npm/sockjs-client@1/dist/sockjs.min.js"
     """Where the iframe page of SockJS's iframe-based transports loads ``sockjs-client``
     from (the library's ``sockjs_cdn``); point it at a local copy when offline."""
+    transports: Sequence[str] = SERVER_TRANSPORTS
+    """The SockJS transports served; the others' URLs are 404 and ``/info`` says
+    ``"websocket": false`` without ``websocket``. Given to ``rtt.load``, the value
+    also restricts the client (which speaks the first three)."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        object.__setattr__(self, "transports", _server_transports(self.transports))
         _path("sockjs_prefix", self.sockjs_prefix)
         object.__setattr__(self, "sockjs_prefix", self.sockjs_prefix.rstrip("/"))
         _path("assets_path", self.assets_path, none=True)
