@@ -6,7 +6,9 @@ WebSocket closed with 1000 and no reason, so an rtt client read ``server
 closed``. Then the Engine.IO v4 protocol points: the handshake's real
 ``pingInterval``, a mandatory ``transport``, 400 for a method the protocol
 does not use, ``ok`` for a POST, 400 and a closed session for an undecodable
-POST body.
+POST body; two concurrent polls are 400 and close the session, the client's
+CLOSE answers the waiting poll with a noop, the ping timeout runs on a timer
+(a later poll is 400), and no noop reaches the WebSocket after an upgrade.
 
 Each case is an Engine.IO packet or request, so it runs on the Engine.IO wires
 it applies to (long-polling, WebSocket, or both), with a raw aiohttp client.
@@ -28,7 +30,7 @@ import pytest
 from aiohttp import web
 
 import rtt
-from rtt.testing import Recorder
+from rtt.testing import Recorder, eventually
 from rtt_engineio import EngineioServer
 
 pytestmark = pytest.mark.timeout(60)
@@ -314,3 +316,124 @@ async def test_the_protocol_statuses_hold_in_every_serving_mode(mode: str) -> No
             assert response.status == 400
         async with session.get(url) as response:
             assert await response.text() == "1protocol error"
+
+
+# -- Engine.IO v4: polls, the client's CLOSE, the ping timeout, the upgrade ------------------
+
+
+def poll_waiting(server: EngineioServer, url: str) -> bool:
+    """Whether the session of ``url`` has a poll waiting for packets (on its socket's queue)."""
+    sock = server.engineio_server.sockets.get(url.rsplit("sid=", 1)[1])
+    # The library's queue is an asyncio.Queue: a waiting poll is one of its getters.
+    return sock is not None and bool(sock.queue._getters)
+
+
+async def test_two_concurrent_polls_are_400_and_close_the_session() -> None:
+    async with served() as (server, rec), aiohttp.ClientSession() as session:
+        url = await open_polling(session, server.url)
+        first = asyncio.create_task(session.get(url))
+        await eventually(lambda: poll_waiting(server, url), what="the first poll to wait")
+        started = time.monotonic()
+        async with session.get(url) as second:
+            assert second.status == 400
+        # The pending poll gets rtt's CLOSE packet at once (not after the ping interval).
+        async with await asyncio.wait_for(first, timeout=MARGIN) as response:
+            assert (response.status, await response.text()) == (200, "1protocol error")
+        (event,) = await rec.wait("disconnect")
+        assert event[1] is rtt.CloseReason.PROTOCOL_ERROR
+        assert time.monotonic() - started < MARGIN
+        async with session.get(url) as later:
+            assert later.status == 400
+
+
+async def test_the_clients_close_answers_the_pending_poll_with_a_noop() -> None:
+    async with served() as (server, rec), aiohttp.ClientSession() as session:
+        url = await open_polling(session, server.url)
+        pending = asyncio.create_task(session.get(url))
+        await eventually(lambda: poll_waiting(server, url), what="the poll to wait")
+        async with session.post(url, data="1") as response:
+            assert (response.status, await response.text()) == (200, "ok")
+        async with await asyncio.wait_for(pending, timeout=MARGIN) as response:
+            assert (response.status, await response.text()) == (200, "6")
+        (event,) = await rec.wait("disconnect")
+        assert event[1] is rtt.CloseReason.CLIENT_CLOSED
+        for _ in range(2):
+            async with session.get(url) as later:
+                assert later.status == 400
+
+
+async def test_the_ping_timeout_is_kept_on_a_timer_and_a_later_poll_is_400() -> None:
+    # A long ping timeout tells a timer from python-engineio's client monitor, which looks at
+    # each session once per ping timeout (so would drop this one up to 3 s late).
+    interval, timeout = 0.2, 3.0
+    async with (
+        served(ping_interval=interval, ping_timeout=timeout) as (server, rec),
+        aiohttp.ClientSession() as session,
+    ):
+        url = await open_polling(session, server.url)
+        started = time.monotonic()
+        # A silent client: it neither polls (so never takes the PING) nor answers with PONG.
+        ((_, reason),) = await rec.wait("disconnect", timeout=interval + timeout + 10)
+        took = time.monotonic() - started
+        assert reason is rtt.CloseReason.PING_TIMEOUT
+        assert interval + timeout - 0.1 < took < interval + timeout + 1.0, f"dropped after {took:.2f} s"
+        async with session.get(url) as late:
+            assert late.status == 400
+
+
+async def test_a_poll_after_the_ping_timeout_is_400() -> None:
+    # The poll arrives once the deadline has passed, whether or not the timer has run yet.
+    interval, timeout = 0.2, 3.0
+    async with (
+        served(ping_interval=interval, ping_timeout=timeout) as (server, rec),
+        aiohttp.ClientSession() as session,
+    ):
+        url = await open_polling(session, server.url)
+        await asyncio.sleep(interval + timeout + 0.3)  # the silence is what is tested
+        async with session.get(url) as late:
+            assert late.status == 400
+        ((_, reason),) = await rec.wait("disconnect")
+        assert reason is rtt.CloseReason.PING_TIMEOUT
+
+
+async def test_a_session_that_answers_pings_over_polling_stays_open() -> None:
+    async with (
+        served(ping_interval=0.2, ping_timeout=0.3) as (server, rec),
+        aiohttp.ClientSession() as session,
+    ):
+        url = await open_polling(session, server.url)
+        deadline = time.monotonic() + 2.0  # several heartbeats
+        pongs = 0
+        while time.monotonic() < deadline:
+            async with session.get(url) as poll:
+                assert (poll.status, await poll.text()) == (200, "2")
+            async with session.post(url, data="3") as response:
+                assert response.status == 200
+            pongs += 1
+        assert pongs >= 5
+        assert rec.of("disconnect") == []
+
+
+@pytest.mark.parametrize("polling", [False, True], ids=["no-poll-pending", "poll-pending"])
+async def test_no_noop_reaches_the_websocket_after_an_upgrade(polling: bool) -> None:
+    async with served() as (server, rec), aiohttp.ClientSession() as session:
+        url = await open_polling(session, server.url)
+        pending = asyncio.create_task(session.get(url)) if polling else None
+        if polling:
+            await eventually(lambda: poll_waiting(server, url), what="the poll to wait")
+        async with session.ws_connect(url.replace("transport=polling", "transport=websocket")) as ws:
+            await ws.send_str("2probe")
+            assert await ws.receive_str(timeout=5) == "3probe"
+            if pending is not None:
+                # The pending poll ends with a noop, so that the client can pause polling.
+                async with await asyncio.wait_for(pending, timeout=MARGIN) as response:
+                    assert (response.status, await response.text()) == (200, "6")
+            await ws.send_str("5")
+            await ws.send_str("4first")
+            # The first frame after the upgrade is the application's data.
+            assert await ws.receive_str(timeout=5) == "4first"
+            async with session.get(url) as after:
+                assert after.status == 400  # no HTTP request once upgraded
+            await ws.send_str("1")
+        (event,) = await rec.wait("disconnect")
+        assert event[1] is rtt.CloseReason.CLIENT_CLOSED

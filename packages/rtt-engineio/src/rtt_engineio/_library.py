@@ -20,6 +20,7 @@ import asyncio
 import contextlib
 import json
 import logging
+import time
 from collections.abc import Callable, Coroutine, Iterator
 from contextvars import ContextVar
 from dataclasses import dataclass
@@ -39,7 +40,7 @@ from engineio.async_socket import AsyncSocket  # type: ignore[import-untyped, un
 
 from rtt import CloseReason
 
-from ._wire import CLOSE, MESSAGE, NOOP, OPEN, PONG, UPGRADE, decode_packet
+from ._wire import CLOSE, MESSAGE, NOOP, OPEN, PING, PONG, UPGRADE, decode_packet
 
 if TYPE_CHECKING:
     from .server import EngineioConn, EngineioServer
@@ -169,8 +170,33 @@ COUPLING: tuple[Coupling, ...] = (
         AsyncSocket,
         ("handle_get_request",),
         "overrides",
-        "a poll without the mandatory transport parameter is 400 (the library defaults it to polling)",
+        "Engine.IO v4's polling rules: a poll without the mandatory transport parameter is 400 (the "
+        "library defaults it to polling), a second poll while one waits is 400 and closes the "
+        "session, a poll past the ping timeout is 400, the poll an ended session leaves waiting "
+        "is answered with a noop (the library: an empty body)",
         ("self", "environ"),
+    ),
+    Coupling(
+        AsyncSocket,
+        ("_send_ping",),
+        "overrides",
+        "the ping timeout on a timer from the PING (the library only checks when it next sends, "
+        "or in its client monitor, up to a ping timeout late)",
+        ("self",),
+    ),
+    Coupling(
+        AsyncSocket,
+        ("last_ping",),
+        "reads",
+        "when the unanswered PING was sent (None once answered)",
+        instance=True,
+    ),
+    Coupling(
+        AsyncSocket,
+        ("check_ping_timeout",),
+        "calls",
+        "the library's own ping timeout check (closes the session with `ping timeout` when past)",
+        ("self",),
     ),
     Coupling(
         AsyncSocket,
@@ -483,6 +509,12 @@ def refuse_request(environ: dict[str, Any], reason: str) -> None:
     environ[_REFUSED] = reason
 
 
+def _is_upgrade(environ: dict[str, Any]) -> bool:
+    """Whether a GET asks for a WebSocket upgrade (as the library's ``handle_get_request`` tells)."""
+    connection = {part.strip() for part in environ.get("HTTP_CONNECTION", "").lower().split(",")}
+    return "upgrade" in connection and environ.get("HTTP_UPGRADE", "").lower() == "websocket"
+
+
 def transport_given(environ: dict[str, Any]) -> bool:
     """Whether the request names its transport (mandatory in Engine.IO v4; the library defaults it)."""
     query = parse_qs(environ.get("QUERY_STRING", ""), keep_blank_values=True)
@@ -537,6 +569,10 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
     connected: bool
     upgraded: bool
     upgrading: bool
+    last_ping: float | None
+
+    #: Polls (long-polling GETs) waiting for packets: Engine.IO v4 allows one at a time.
+    rtt_polls = 0
 
     # -- What rtt's server uses -------------------------------------------
 
@@ -619,10 +655,50 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
             drop_queue(self)
 
     async def handle_get_request(self, environ: dict[str, Any]) -> Any:
-        """A poll or an upgrade; 400 without the ``transport`` parameter (the library defaults it)."""
+        """A poll or an upgrade, with Engine.IO v4's rules for polls.
+
+        400 without the ``transport`` parameter (the library defaults it); a second
+        poll while one waits is 400 and closes the session with ``protocol error``
+        (the waiting one gets the ``CLOSE`` packet); a poll once the ping timeout has
+        passed is 400 (the session closes with ``ping timeout`` if the timer has not
+        yet); the poll an ended session leaves waiting gets a noop packet, not an
+        empty body.
+        """
         if not transport_given(environ):
             return bad_request("Missing transport")
-        return await super().handle_get_request(environ)
+        if _is_upgrade(environ) or self.upgrading or self.upgraded:
+            return await super().handle_get_request(environ)
+        if self.rtt_polls:
+            self.rtt_conn.server._wire_violation(self.rtt_conn, CloseReason.PROTOCOL_ERROR)
+            return bad_request("Overlapping poll")
+        if not await self.check_ping_timeout():
+            return bad_request("Ping timeout")
+        self.rtt_polls += 1
+        try:
+            packets = await super().handle_get_request(environ)
+        finally:
+            self.rtt_polls -= 1
+        if packets == []:  # the session ended while the poll waited (the client's CLOSE, a drop)
+            return [packet.Packet(NOOP)]
+        return packets
+
+    async def _send_ping(self) -> None:
+        """The library's heartbeat, and then the ping timeout on a timer from the ``PING``.
+
+        The library checks the timeout only when it next sends, or in its client
+        monitor (which visits each session once per ping timeout); Engine.IO v4
+        closes the session as the timeout passes, and refuses a later poll.
+        """
+        server = self.server
+        await asyncio.sleep(server.ping_interval)
+        if self.closing or self.closed:
+            return
+        sent = self.last_ping = time.time()
+        await self.send(packet.Packet(PING))
+        await asyncio.sleep(server.ping_timeout)
+        # A PONG set last_ping to None (and started the next heartbeat); a newer PING set another time.
+        if self.last_ping == sent and not (self.closing or self.closed):
+            await self.close(wait=False, abort=False, reason=server.reason.PING_TIMEOUT)
 
     async def handle_post_request(self, environ: dict[str, Any]) -> None:
         """Decode a long-polling body; an undecodable one is 400 and closes with ``protocol error``."""
@@ -706,7 +782,12 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
                     self.upgrading = False
                     return
                 await ws.send("3probe")
-                await self.queue.put(packet.Packet(NOOP))  # ends the pending poll
+                if self.rtt_polls:
+                    # Ends the waiting poll, so that the client can pause polling; marked so
+                    # that the WebSocket writer drops it if the poll took 16 packets before it.
+                    wake = packet.Packet(NOOP)
+                    wake.rtt_wake = True
+                    await self.queue.put(wake)
                 if await receive() != "5":
                     self.upgrading = False
                     return
@@ -731,6 +812,8 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
                     if not packets:
                         break
                     for pkt in packets:
+                        if getattr(pkt, "rtt_wake", False):
+                            continue  # a noop meant for a poll: never sent on the WebSocket
                         await ws.send(pkt.encode())
                         conn.queued -= getattr(pkt, "rtt_size", 0)
             except Exception:  # the peer went away
