@@ -11,6 +11,7 @@ import asyncio
 import base64
 import os
 import secrets
+import socket
 import struct
 from dataclasses import dataclass
 from typing import TYPE_CHECKING
@@ -141,3 +142,72 @@ def rss_bytes() -> int:
             if line.startswith("VmRSS:"):
                 return int(line.split()[1]) * 1024
     raise AssertionError("no VmRSS in /proc/self/status")
+
+
+def reset(writer: asyncio.StreamWriter) -> None:
+    """Close a connection with a TCP RST (``SO_LINGER`` 0), as a crashed or hostile peer does."""
+    sock = writer.get_extra_info("socket")
+    if sock is not None:
+        sock.setsockopt(socket.SOL_SOCKET, socket.SO_LINGER, struct.pack("ii", 1, 0))
+    writer.transport.abort()
+
+
+@dataclass
+class RawResponse:
+    """An HTTP/1.1 response read off a raw connection that stays open."""
+
+    status: int
+    headers: dict[str, str]
+    body: bytes
+    reader: asyncio.StreamReader
+    writer: asyncio.StreamWriter
+
+
+async def http_request(
+    host: str, port: int, method: str, target: str, body: bytes = b"", timeout: float = 10.0
+) -> RawResponse:
+    """Send one HTTP/1.1 request on a new connection and read a ``Content-Length`` response."""
+    reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
+    writer.write(
+        f"{method} {target} HTTP/1.1\r\nHost: {host}:{port}\r\nContent-Length: {len(body)}\r\n"
+        f"Content-Type: text/plain;charset=UTF-8\r\n\r\n".encode()
+        + body
+    )
+    head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
+    status_line, *lines = head.decode("latin-1").split("\r\n")
+    headers = {k.strip().lower(): v.strip() for k, _, v in (line.partition(":") for line in lines if line)}
+    if headers.get("transfer-encoding", "").lower() == "chunked":
+        data = await asyncio.wait_for(_read_chunked(reader), timeout)
+    else:
+        data = await asyncio.wait_for(reader.readexactly(int(headers.get("content-length", "0"))), timeout)
+    return RawResponse(int(status_line.split()[1]), headers, data, reader, writer)
+
+
+async def _read_chunked(reader: asyncio.StreamReader) -> bytes:
+    body = b""
+    while size := int((await reader.readuntil(b"\r\n")).split(b";")[0], 16):
+        body += await reader.readexactly(size)
+        await reader.readexactly(2)
+    await reader.readuntil(b"\r\n")
+    return body
+
+
+async def open_session(wire: Wire, url: str, timeout: float = 10.0) -> asyncio.StreamWriter:
+    """Open one session of ``wire`` by hand (its handshake answered) and return the live connection."""
+    host, port, target = websocket_target(wire, url)
+    if not wire.http:
+        raw = await RawWebSocket.connect(host, port, target, timeout)
+        if wire.name != "ws":
+            await asyncio.wait_for(raw.read_frame(), timeout)  # Engine.IO's OPEN, SockJS's ``o``
+        return raw.writer
+    if wire.name == "engineio":
+        response = await http_request(
+            host, port, "GET", target.replace("websocket", "polling"), timeout=timeout
+        )
+        assert response.status == 200 and response.body.startswith(b"0{"), (response.status, response.body)
+    else:
+        response = await http_request(
+            host, port, "POST", target.replace("/websocket", "/xhr"), timeout=timeout
+        )
+        assert response.status == 200 and response.body == b"o\n", (response.status, response.body)
+    return response.writer
