@@ -33,7 +33,7 @@ from rtt.assets import asset_headers, read_asset
 from rtt.handshake import origin_allowed
 from rtt.relay import RelayedRequest, relay_headers
 
-from ._library import RttManager, add_endpoint, transport_name
+from ._library import RttManager, add_endpoint, served_urls
 from ._wire import BINDING_COOKIE
 
 if TYPE_CHECKING:
@@ -68,6 +68,8 @@ class Endpoint:
         self.prefix = server.options.sockjs_prefix
         self.sub = web.Application(middlewares=[self.guard])
         self.manager = RttManager(server, self.sub)
+        #: The transport URL segments served (the ``transports`` option); the others are 404.
+        self.served = served_urls(server.options.transports)
         add_endpoint(self.sub, self.manager, server.options.sockjs_client_url, server.options.transports)
         # The library routes no OPTIONS (it leaves CORS to aiohttp-cors): rtt answers preflights.
         self.sub.router.add_route(hdrs.METH_OPTIONS, "/info", self._preflight)
@@ -146,7 +148,7 @@ class Endpoint:
         info = request.match_info
         transport = info.get("transport")
         manager = self.manager
-        if transport is not None and transport_name(transport) not in self.options.transports:
+        if transport is not None and transport not in self.served:
             return web.Response(status=404, text="Not found")  # a transport this server does not serve
         if request.method == hdrs.METH_OPTIONS:
             return await handler(request)

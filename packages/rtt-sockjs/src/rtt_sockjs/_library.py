@@ -59,7 +59,7 @@ __all__ = [
     "RttWebSocket",
     "add_endpoint",
     "library_route",
-    "transport_name",
+    "served_urls",
 ]
 
 #: The version range every entry of :data:`COUPLING` was written against.
@@ -177,7 +177,7 @@ COUPLING: Final[tuple[Coupling, ...]] = (
         "sessions",
         None,
         True,
-        "read and written by rtt: an ended session is forgotten at once, a refused one never kept",
+        "read and written by rtt: an ended session is forgotten (after CLOSED_GRACE), a refused one at once",
     ),
     Coupling(
         sockjs.SessionManager,
@@ -229,7 +229,7 @@ COUPLING: Final[tuple[Coupling, ...]] = (
         "name",
         None,
         False,
-        "read by transport_name: each transport class's name, which disable_transports and /info use",
+        "read by served_urls, add_endpoint: the transport classes' names (disable_transports, /info)",
     ),
     Coupling(
         SockJSRoute,
@@ -544,18 +544,27 @@ HANDLERS["websocket"] = RttWebSocket
 _NAMES: Final = frozenset(cls.name for cls in HANDLERS.values())
 
 
-def transport_name(url_transport: str) -> str | None:
-    """The SockJS name (``xhr-polling``) of a transport URL's last segment (``xhr_send``), or None."""
-    cls = HANDLERS.get(url_transport)
-    return None if cls is None else str(cls.name)
+def served_urls(served: Iterable[str]) -> frozenset[str]:
+    """The transport URL segments (``xhr_send``) a server serving the SockJS transports ``served`` answers.
+
+    ``xhr_send`` carries the messages of every transport but JSONP's
+    (sockjs-client's xhr-streaming, and its iframe transports, post there too).
+    """
+    names = set(served)
+    urls = {url for url, cls in HANDLERS.items() if cls.name in names}
+    if names & {"xhr-polling", "xhr-streaming", "eventsource", "htmlfile"}:
+        urls.add("xhr_send")
+    return frozenset(urls)
 
 
-def add_endpoint(sub: web.Application, manager: RttManager, sockjs_cdn: str, served: Iterable[str]) -> None:
+def add_endpoint(
+    sub: web.Application, manager: RttManager, sockjs_cdn: str, served: Iterable[str] | None = None
+) -> None:
     """The library's SockJS routes at the root of ``sub``, served by rtt's transports and ``manager``.
 
-    Only the transports named in ``served`` are routed (the library's
-    ``disable_transports``, which its ``/info`` reflects); its raw WebSocket
-    endpoint never is.
+    Only the transports named in ``served`` (all if None) are routed (the
+    library's ``disable_transports``, which its ``/info`` reflects); its raw
+    WebSocket endpoint never is.
 
     ``sockjs.add_endpoint`` takes no transport table; the one object that
     answers its routes (a ``sockjs.route.SockJSRoute``) is found by its type,
@@ -571,7 +580,7 @@ def add_endpoint(sub: web.Application, manager: RttManager, sockjs_cdn: str, ser
         manager=manager,
         sockjs_cdn=sockjs_cdn,
         cookie_needed=True,
-        disable_transports=("websocket-raw", *(name for name in _NAMES if name not in set(served))),
+        disable_transports=("websocket-raw", *(_NAMES - set(_NAMES if served is None else served))),
     )
     library_route(routes).handlers = HANDLERS
 
