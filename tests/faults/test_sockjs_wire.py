@@ -29,6 +29,7 @@ from yarl import URL
 import rtt
 from rtt.testing import Recorder
 from rtt_sockjs import SockjsServer
+from rtt_sockjs._library import served_urls
 from rtt_sockjs._wire import FrameError, parse_client_payload, parse_server_frame
 
 # sockjs 0.13 stores its state under string keys of the aiohttp application.
@@ -474,6 +475,9 @@ async def test_a_server_without_websocket_says_so_and_refuses_its_urls() -> None
 def test_the_transports_option_is_validated() -> None:
     server = rtt.load("sockjs").server(transports=("websocket", "eventsource"))
     assert isinstance(server, SockjsServer) and server.options.transports == ("websocket", "eventsource")
+    # Every transport that posts through xhr_send keeps it (sockjs-client's xhr-streaming does).
+    assert served_urls(("xhr-streaming",)) == {"xhr_streaming", "xhr_send"}
+    assert served_urls(("jsonp-polling",)) == {"jsonp", "jsonp_send"}
     for bad in [(), ("carrier-pigeon",), ("websocket", "websocket"), 3]:
         with pytest.raises(rtt.OptionError, match="option transports must be"):
             rtt.load("sockjs").server(transports=bad)
