@@ -7,13 +7,12 @@ whatever text or bytes a peer sends, it gives a packet or ``None``
 Packets encoded by python-engineio decode to themselves, one at a time and in
 payloads.
 
-Two defects found here are rtt-engineio's, left to its owner, and marked
-``xfail(strict=True)`` with their minimal inputs:
+Found here and fixed: the packet type was read with ``str.isdigit()``, true
+for any Unicode digit: ``"²"`` raised ``ValueError`` out of the decoder, on
+the WebSocket reader and on a POST alike, and ``"٣"`` (ARABIC-INDIC DIGIT
+THREE) was taken for a ``PONG``. Still open, marked ``xfail(strict=True)``
+with its minimal input:
 
-- the packet type is read with ``str.isdigit()``, true for any Unicode digit:
-  ``"²"`` raises ``ValueError`` out of the decoder, on the WebSocket reader
-  and on a POST alike, and ``"٣"`` (ARABIC-INDIC DIGIT THREE) is taken for a
-  ``PONG``;
 - a text message containing U+001E cannot cross long-polling: the payload is
   split there, so ``"4a\\x1eb"`` arrives as the message ``"a"`` followed by a
   malformed packet ``"b"``.
@@ -48,20 +47,11 @@ FUZZ = settings(max_examples=200, deadline=None)
 #: A refusal here takes milliseconds; a generous bound for a loaded 2-core machine.
 MARGIN = 5.0
 
-_UNICODE_DIGIT = pytest.mark.xfail(
-    strict=True,
-    reason="rtt_engineio._wire.decode_packet reads the type with str.isdigit(): "
-    "'²' raises ValueError, '٣' is taken for PONG (owner: rtt-engineio)",
-)
 _RECORD_SEPARATOR = pytest.mark.xfail(
     strict=True,
     reason="a text message containing U+001E is split by the long-polling payload: "
     "'4a\\x1eb' arrives as 'a' and a malformed 'b' (owner: rtt-engineio)",
 )
-
-
-def _non_ascii_digit(text: str) -> bool:
-    return bool(text) and text[0].isdigit() and not text[0].isascii()
 
 
 def check_decoded(encoded: str) -> None:
@@ -89,8 +79,8 @@ def test_a_binary_frame_is_a_message_of_its_bytes(frame: bytes) -> None:
     st.one_of(
         st.text(),
         st.text().map(lambda s: "b" + s),
-        st.tuples(st.sampled_from("0123456789b"), st.text()).map("".join),
-    ).filter(lambda s: not _non_ascii_digit(s))
+        st.tuples(st.sampled_from("0123456789b²٣"), st.text()).map("".join),
+    )
 )
 @example("")
 @example("7")
@@ -104,7 +94,6 @@ def test_any_text_is_a_packet_or_refused(encoded: str) -> None:
 @pytest.mark.parametrize(
     "encoded", ["²", "²x", "٣", "٣x"], ids=["superscript", "superscript-data", "arabic", "arabic-data"]
 )
-@_UNICODE_DIGIT
 def test_a_non_ascii_digit_is_no_packet_type(encoded: str) -> None:
     # Minimal failing inputs found by the case above before it left them out.
     assert decode_packet(encoded) is None
@@ -190,7 +179,6 @@ def test_a_close_packet_always_gives_a_reason(text: object) -> None:
 
 @pytest.mark.timeout(60)
 @pytest.mark.parametrize("polling", [False, True], ids=["websocket", "polling"])
-@_UNICODE_DIGIT
 async def test_a_non_ascii_digit_packet_is_a_protocol_error(
     polling: bool, caplog: pytest.LogCaptureFixture
 ) -> None:

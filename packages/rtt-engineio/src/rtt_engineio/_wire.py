@@ -40,6 +40,8 @@ OPEN, CLOSE, PING, PONG, MESSAGE, UPGRADE, NOOP = (
     packet.UPGRADE,
     packet.NOOP,
 )
+#: The characters that start a text packet: its type, one ASCII digit.
+_PACKET_TYPES = frozenset(str(kind) for kind in range(OPEN, NOOP + 1))
 
 
 def decode_packet(encoded: str | bytes) -> packet.Packet | None:
@@ -57,7 +59,9 @@ def decode_packet(encoded: str | bytes) -> packet.Packet | None:
             return packet.Packet(MESSAGE, base64.b64decode(encoded[1:], validate=True))
         except (binascii.Error, ValueError):
             return None
-    if not head.isdigit() or int(head) > NOOP:
+    # Only the ASCII digits of Engine.IO's packet types: str.isdigit() is true for any
+    # Unicode digit ("²" made int() raise, "٣" read as a PONG).
+    if head not in _PACKET_TYPES:
         return None
     return packet.Packet(int(head), encoded[1:])
 
