@@ -43,9 +43,10 @@ async def test_a_flooder_is_cut_as_slow_consumer_and_a_healthy_client_keeps_its_
         request.applymarker(
             pytest.mark.xfail(
                 strict=True,
-                reason="issue 12: the polling flooder's first send() never returns under pytest; run by hand "
-                "the flood is cut, but the cut session's next poll logs 'Invalid session <sid>' at ERROR "
-                "(defect 9)",
+                reason="issue 12: the polling flooder's first send() never returns: its python-engineio "
+                "write loop is gone (write_loop_task None, state 'connected', 1 packet queued) and "
+                "_bound_batch waits on send_queue.join(); run outside pytest the flood is cut, but the cut "
+                "session's next poll logs 'Invalid session <sid>' at ERROR (defect 9)",
             )
         )
     caplog.set_level(logging.INFO)
