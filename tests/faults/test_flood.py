@@ -21,7 +21,7 @@ import pytest
 import rtt
 from rtt.testing import Recorder, echo, eventually
 
-from .wire_support import rss_bytes
+from .wire_support import expect_defect_9, rss_bytes
 
 if TYPE_CHECKING:
     from faults.conftest import Wire  # the ``wire`` fixture's type
@@ -39,13 +39,7 @@ WAIT = 30.0
 async def test_a_flooder_is_cut_as_slow_consumer_and_a_healthy_client_keeps_its_round_trips(
     wire: Wire, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
 ) -> None:
-    if wire.id == "engineio-polling":
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True,
-                reason="issue 12 defect 9: the cut flooder's next poll logs 'Invalid session <sid>' at ERROR",
-            )
-        )
+    expect_defect_9(wire, request)
     caplog.set_level(logging.INFO)
     transport = wire.transport()
     server = transport.server(

@@ -17,6 +17,8 @@ import pytest
 import rtt
 from rtt.testing import Recorder, eventually
 
+from .wire_support import expect_defect_9
+
 if TYPE_CHECKING:
     from faults.conftest import Wire  # the ``wire`` fixture's type
 
@@ -32,13 +34,7 @@ MARGIN = 2.5
 async def test_a_silent_peer_is_dropped_when_the_ping_timeout_expires(
     wire: Wire, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
 ) -> None:
-    if wire.id == "engineio-polling":
-        # The dropped client's next poll is refused, and python-engineio logs its session id at ERROR.
-        request.applymarker(
-            pytest.mark.xfail(
-                strict=True, reason="issue 12 defect 9: 'Invalid session <sid>' logged at ERROR"
-            )
-        )
+    expect_defect_9(wire, request)
     transport = wire.transport()
     server = transport.server(
         port=0, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, close_timeout=CLOSE_TIMEOUT
