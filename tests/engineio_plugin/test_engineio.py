@@ -397,41 +397,6 @@ async def test_asgi_under_uvicorn_beside_another_app(eio: rtt.Transport, kind: s
     assert lifespan_events == ([] if kind == "plain" else ["startup", "shutdown"])
 
 
-async def test_the_protocol_statuses_hold_under_asgi(eio: rtt.Transport) -> None:
-    """No transport and PUT are 400, a POST ``ok``, an empty POST 400, as in tests/faults."""
-    sock = socketlib.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
-    server = eio.server(host="127.0.0.1", port=port, close_timeout=2)
-    assert isinstance(server, EngineioServer)
-    server.on("message", lambda s, data: server.send(s.id, data))
-    config = uvicorn.Config(server.asgi_app(), lifespan="on", log_level="warning", ws="wsproto")
-    uv = uvicorn.Server(config)
-    serving = asyncio.create_task(uv.serve(sockets=[sock]))
-    try:
-        await eventually(lambda: uv.started or serving.done(), 10, "uvicorn to start")
-        async with aiohttp.ClientSession() as session:
-            async with session.get(server.url + "?EIO=4") as response:
-                assert response.status == 400  # no transport
-            async with session.put(server.url + "?EIO=4&transport=polling") as response:
-                assert response.status == 400
-            status, body = await handshake(session, server.url)
-            assert status == 200
-            url = f"{server.url}?EIO=4&transport=polling&sid={json.loads(body[1:])['sid']}"
-            async with session.post(url, data="4hi") as response:
-                assert (response.status, await response.text()) == (200, "ok")
-            async with session.get(url) as response:
-                assert await response.text() == "4hi"
-            async with session.post(url, data=b"", headers={"Content-Length": "0"}) as response:
-                assert response.status == 400
-            async with session.get(url) as response:
-                assert await response.text() == "1protocol error"
-    finally:
-        uv.should_exit = True
-        await asyncio.wait_for(serving, 15)
-        sock.close()
-
-
 def test_engineio_options_are_validated() -> None:
     with pytest.raises(rtt.OptionError, match="transports must be"):
         rtt.load("engineio", transports=("carrier-pigeon",))

@@ -27,6 +27,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvicorn
 from aiohttp import web
 
 import rtt
@@ -273,11 +274,7 @@ async def test_an_undecodable_post_is_400_and_closes_the_session(
 
 @asynccontextmanager
 async def mounted(mode: str) -> AsyncIterator[EngineioServer]:
-    """A started echo server, standalone or attached to an aiohttp application.
-
-    (Under ASGI the same statuses are checked in tests/engineio_plugin/test_engineio.py, whose
-    environment has uvicorn.)
-    """
+    """A started echo server: standalone, attached to an aiohttp application, or under uvicorn (ASGI)."""
     if mode == "standalone":
         async with served() as (standalone, _):
             yield standalone
@@ -288,6 +285,18 @@ async def mounted(mode: str) -> AsyncIterator[EngineioServer]:
     server = rtt.load("engineio").server(host="127.0.0.1", port=port, close_timeout=2)
     assert isinstance(server, EngineioServer)
     server.on("message", lambda s, data: server.send(s.id, data))
+    if mode == "asgi":
+        config = uvicorn.Config(server.asgi_app(), lifespan="on", log_level="warning", ws="wsproto")
+        uv = uvicorn.Server(config)
+        serving = asyncio.create_task(uv.serve(sockets=[sock]))
+        try:
+            await eventually(lambda: uv.started or serving.done(), 10, "uvicorn to start")
+            yield server
+        finally:
+            uv.should_exit = True
+            await asyncio.wait_for(serving, 15)
+            sock.close()
+        return
     app = web.Application()
     server.attach(app)
     runner = web.AppRunner(app)
@@ -300,7 +309,7 @@ async def mounted(mode: str) -> AsyncIterator[EngineioServer]:
         await runner.cleanup()
 
 
-@pytest.mark.parametrize("mode", ["standalone", "aiohttp"])
+@pytest.mark.parametrize("mode", ["standalone", "aiohttp", "asgi"])
 async def test_the_protocol_statuses_hold_in_every_serving_mode(mode: str) -> None:
     async with mounted(mode) as server, aiohttp.ClientSession() as session:
         async with session.get(server.url + "?EIO=4") as response:
