@@ -40,6 +40,9 @@ def test_documented_forms() -> None:
     assert decode_text("\x00") == "\x00"
     # Base64 with non-zero padding bits is no message's encoding (b"A" is "\x00bQQ=="): text too.
     assert decode_text("\x00bQR==") == "\x00bQR=="
+    # Nor is padding after a whole group, which the decoder also takes (b"ABC" is "\x00bQUJD").
+    assert decode_text("\x00bQUJD=") == "\x00bQUJD="
+    assert decode_text("\x00bQUJD==") == "\x00bQUJD=="
     assert decode_text("\x00bAAB=") == "\x00bAAB="
 
 

@@ -57,6 +57,7 @@ def test_every_message_survives_the_text_wire(message: str | bytes) -> None:
 @FUZZ
 @given(wire_text)
 @example("\x00bQR==")  # non-zero padding bits: b"A" is "\x00bQQ=="
+@example("\x00bQUJD=")  # padding after a whole group: b"ABC" is "\x00bQUJD"
 @example("\x00bAB==")
 @example("\x00bAAB=")
 def test_every_wire_text_is_one_message_or_delivered_unchanged(text: str) -> None:

@@ -22,6 +22,7 @@ from __future__ import annotations
 
 import base64
 import binascii
+import string
 
 from .errors import InvalidMessageError, MessageTooBigError
 
@@ -35,6 +36,11 @@ __all__ = [
 ]
 
 BYTES_PREFIX = "\x00b"
+#: The value of each base64 digit, to read the bits a padded ending leaves over.
+_B64_DIGITS = {
+    digit: value
+    for value, digit in enumerate(string.ascii_uppercase + string.ascii_lowercase + string.digits + "+/")
+}
 _ESCAPE = "\x00"
 
 
@@ -75,13 +81,20 @@ def decode_text(text: str) -> str | bytes:
     if text.startswith(_ESCAPE, 1):
         return text[1:]
     if text.startswith(BYTES_PREFIX):
+        encoded = text[2:]
         try:
-            data = base64.b64decode(text[2:], validate=True)
+            data = base64.b64decode(encoded, validate=True)
         except (binascii.Error, ValueError):
             return text
-        # The decoder ignores non-zero padding bits ("QR==" gives b"A" like "QQ=="): such text
-        # is no message's encoding, so it is a native peer's text, delivered as it came.
-        if base64.b64encode(data).decode("ascii") != text[2:]:
+        # The decoder takes spellings no encoder writes: non-zero spare bits ("QR==" gives b"A"
+        # like "QQ==") and padding after a whole group ("QUJD=" gives b"ABC"). Such text is no
+        # message's encoding, so it is a native peer's text, delivered as it came. The length
+        # and the last digit's spare bits (4 before "==", 2 before "=") tell them apart without
+        # encoding the message again.
+        if len(encoded) != -(-len(data) // 3) * 4:
+            return text
+        padding = len(encoded) - len(encoded.rstrip("="))
+        if padding and _B64_DIGITS[encoded[-padding - 1]] & (0x0F if padding == 2 else 0x03):
             return text
         return data
     return text
