@@ -3,12 +3,13 @@
 from __future__ import annotations
 
 from importlib.metadata import EntryPoint, entry_points
+from pathlib import Path
 from typing import Any
 
 import pytest
 
 import rtt
-from rtt import ConfigError, PluginError, UnknownTransportError, registry
+from rtt import ConfigError, PluginError, UnknownBrokerError, UnknownTransportError, registry
 from rtt_mock import MockTransport
 
 
@@ -58,6 +59,32 @@ def test_unknown_name_lists_installed_and_suggests_pip() -> None:
     assert "installed transports: " in str(info.value) and "mock" in str(info.value)
     assert "pip install rtt-nope" in str(info.value)
     assert info.value.name == "nope" and "mock" in info.value.installed
+
+
+def test_a_name_in_capitals_points_at_the_lowercase_name_not_at_pip() -> None:
+    with pytest.raises(UnknownTransportError) as info:
+        rtt.load("MOCK")
+    assert "Plugin names are lowercase: did you mean 'mock'?" in str(info.value)
+    assert "pip install" not in str(info.value)
+
+
+def test_a_near_miss_is_named() -> None:
+    with pytest.raises(UnknownTransportError, match="Did you mean 'mock'\\?"):
+        rtt.load("mokc")
+
+
+def test_a_plugin_of_this_checkout_is_installed_from_its_folder(
+    tmp_path: Path, monkeypatch: pytest.MonkeyPatch
+) -> None:
+    # From a clone of the repository the plugins are not on a package index yet.
+    (tmp_path / "packages" / "rtt-faraway").mkdir(parents=True)
+    (tmp_path / "packages" / "rtt-faraway" / "pyproject.toml").write_text("[project]\n")
+    monkeypatch.chdir(tmp_path)
+    with pytest.raises(UnknownTransportError) as info:
+        rtt.load("Faraway")
+    assert "This checkout has it: pip install ./packages/rtt-faraway" in str(info.value)
+    with pytest.raises(UnknownBrokerError, match=r"pip install \./packages/rtt-faraway"):
+        rtt.load_broker("faraway")
 
 
 def test_an_instance_is_accepted_where_a_name_is() -> None:

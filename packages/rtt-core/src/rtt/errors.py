@@ -29,6 +29,8 @@ the caller down.
 
 from __future__ import annotations
 
+import difflib
+from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
@@ -67,6 +69,26 @@ class ConfigError(UsageError, ValueError):
     """A transport name, option or configuration mapping is invalid."""
 
 
+def _hint(name: str, installed: list[str]) -> str:
+    """What to do about an unknown plugin name: the installed name meant, or the install command.
+
+    Plugin names are lowercase entry point names and match exactly, so ``WS``
+    is pointed at ``ws`` rather than at a distribution ``rtt-WS`` that does not
+    exist. From a clone of the rtt repository, where the plugins are not yet on
+    a package index, the command installs the checkout's own copy.
+    """
+    lowered = name.lower()
+    if lowered != name and lowered in installed:
+        return f"Plugin names are lowercase: did you mean {lowered!r}?"
+    close = difflib.get_close_matches(lowered, installed, n=1, cutoff=0.75)
+    if close:
+        return f"Did you mean {close[0]!r}?"
+    distribution = f"rtt-{lowered}"
+    if (Path("packages") / distribution / "pyproject.toml").is_file():
+        return f"Is it installed? This checkout has it: pip install ./packages/{distribution}"
+    return f"Is it installed? Try: pip install {distribution}"
+
+
 class UnknownTransportError(ConfigError, LookupError):
     """No installed plugin is registered under the requested name."""
 
@@ -74,10 +96,7 @@ class UnknownTransportError(ConfigError, LookupError):
         self.name = name
         self.installed = installed
         listed = ", ".join(installed) if installed else "none"
-        super().__init__(
-            f"unknown transport {name!r}; installed transports: {listed}. "
-            f"Is it installed? Try: pip install rtt-{name}"
-        )
+        super().__init__(f"unknown transport {name!r}; installed transports: {listed}. {_hint(name, installed)}")
 
 
 class UnknownBrokerError(ConfigError, LookupError):
@@ -87,10 +106,7 @@ class UnknownBrokerError(ConfigError, LookupError):
         self.name = name
         self.installed = installed
         listed = ", ".join(installed) if installed else "none"
-        super().__init__(
-            f"unknown broker {name!r}; installed brokers: {listed}. "
-            f"Is it installed? Try: pip install rtt-{name}"
-        )
+        super().__init__(f"unknown broker {name!r}; installed brokers: {listed}. {_hint(name, installed)}")
 
 
 class OptionError(ConfigError, TypeError):
