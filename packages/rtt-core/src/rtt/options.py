@@ -67,6 +67,12 @@ class ServerOptions(Options):
     """Browser ``Origin`` allow-list; ``None`` disables the check, ``"*"`` allows all."""
     authorize: Authorize | None = None
     """Handshake hook: see :mod:`rtt.handshake`."""
+    session_binding: bool = False
+    """Bind each HTTP session to the client that opened it with a random key in an ``HttpOnly``
+    cookie, checked on every later request of the session (SPEC.md 8.3). Off by default, so every
+    native client of the protocol works (cookie-less clients, pages on another site over plain
+    HTTP). Transports without HTTP sessions (ws, mock) ignore it: their sessions are bound to
+    the connection."""
     # Timeouts
     ping_interval: float | None = 20.0
     """Seconds between heartbeats; ``None`` disables them."""
@@ -101,6 +107,8 @@ class ServerOptions(Options):
         _integer("outbound_limit", self.outbound_limit, minimum=1)
         if not isinstance(self.reuse_port, bool):
             raise OptionError(f"option reuse_port must be True or False, got {self.reuse_port!r}")
+        if not isinstance(self.session_binding, bool):
+            raise OptionError(f"option session_binding must be True or False, got {self.session_binding!r}")
         if self.reuse_port and not hasattr(socket, "SO_REUSEPORT"):
             # Checked here rather than left to the listener, whose error (a ValueError from
             # asyncio) would not say which option asked for it.
