@@ -11,6 +11,7 @@ from __future__ import annotations
 
 import asyncio
 import json
+import shutil
 from collections.abc import Iterator
 from pathlib import Path
 
@@ -167,3 +168,36 @@ async def test_two_pages_chat_on_four_workers(browser: Browser, name: str, redis
             and not (name == "engineio" and "WebSocket" in entry[1] and "400" in entry[1])
         ]
         assert unexpected == []
+
+
+async def test_a_library_that_fails_to_load_says_how_to_install_it_and_an_install_needs_no_restart(
+    browser: Browser, tmp_path: Path
+) -> None:
+    """The page names the exact npm command; sending stays off until connected (SPEC.md 16.2).
+
+    The CDN is blocked in the page, as it is offline or behind a strict proxy.
+    Installing the library while ``rtt serve`` runs is picked up by a reload.
+    """
+    async with (
+        new_context(browser) as context,
+        serving("--transport", "sockjs", "--app", "chat", "--port", "0", cwd=tmp_path) as served,
+    ):
+        assert served.page is not None and served.process.stdout is not None
+        page = await context.new_page()
+        await page.route("https://cdn.jsdelivr.net/**", lambda route: route.abort())
+        await page.goto(served.page)
+        await page.wait_for_function(f"{STATE} === 'failed'", timeout=WAIT_MS)
+        said = await page.text_content("#status")
+        assert said is not None and "Run `npm install --no-save sockjs-client@1.6` where rtt serve runs" in said
+        assert "then reload this page" in said
+        assert await page.is_disabled("#send")
+
+        # `npm install` in the directory rtt serve runs in, done here by copying the test's install.
+        shutil.copytree(NODE_MODULES / "sockjs-client", tmp_path / "node_modules" / "sockjs-client")
+        await page.reload()
+        await page.wait_for_function(f"{STATE} === 'open'", timeout=WAIT_MS)
+        assert await page.is_enabled("#send")
+        await say(page, "installed while serving")
+        await shown(page, "installed while serving")
+        line = await asyncio.wait_for(served.process.stdout.readline(), 5)
+        assert line.decode().startswith("rtt: now sockjs-client 1.6.") and "node_modules" in line.decode()

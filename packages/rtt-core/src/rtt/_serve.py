@@ -6,14 +6,19 @@ The transport servers are built on different libraries (websockets, aiohttp,
 listens on the same host, by default on the transport's port + 1. The page is
 then cross-origin to the transport server, which every transport allows by
 default (SPEC.md 8.1: no origin check unless ``allowed_origins`` is set).
+
+The third-party libraries are looked up again for each page request, so an
+``npm install`` run while the server runs is picked up by the next reload.
 """
 
 from __future__ import annotations
 
 import asyncio
 import contextlib
+import errno
 import json
 import logging
+import os
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -98,25 +103,38 @@ class FoundLibrary:
     note: str
 
 
+    install: str
+    """The npm command that puts the library where the page server looks for it."""
+
+
+def install_command(library: BrowserLibrary, node_modules: Path | None) -> str:
+    """``npm install --no-save NAME@VERSION``, with ``--prefix`` when ``--node-modules`` is elsewhere."""
+    prefix = ""
+    if node_modules is not None:
+        parent = node_modules.parent if node_modules.name == "node_modules" else node_modules
+        prefix = f"--prefix {parent} "
+    return f"npm install --no-save {prefix}{library.npm}@{library.version}"
+
+
 def find_library(library: BrowserLibrary, node_modules: Path | None) -> FoundLibrary:
     """The library from an npm install if one of the right version is there, else the CDN."""
     where = node_modules if node_modules is not None else Path("node_modules")
     package = where / library.npm
-    wanted = f"{library.npm}@{library.version}"
-    cdn = f"the page loads it from {library.cdn}"
+    install = install_command(library, node_modules)
+    cdn = f"the page loads it from {library.cdn} until then (no restart needed)"
     try:
         version = json.loads((package / "package.json").read_text(encoding="utf-8"))["version"]
     except (OSError, ValueError, KeyError, TypeError):
-        note = f"{wanted} is not installed in {where} (npm install {wanted}); {cdn}"
-        return FoundLibrary(library, library.cdn, None, note)
+        note = f"{library.npm}@{library.version} is not installed in {where} (run: {install}); {cdn}"
+        return FoundLibrary(library, library.cdn, None, note, install)
     file = package / library.file
     if not isinstance(version, str) or not library.accepts(version):
-        note = f"{package} is version {version}, not {library.version}; {cdn}"
-        return FoundLibrary(library, library.cdn, None, note)
+        note = f"{package} is version {version}, not {library.version} (run: {install}); {cdn}"
+        return FoundLibrary(library, library.cdn, None, note, install)
     if not file.is_file():
-        return FoundLibrary(library, library.cdn, None, f"{file} is missing; {cdn}")
+        return FoundLibrary(library, library.cdn, None, f"{file} is missing (run: {install}); {cdn}", install)
     url = f"/vendor/{library.npm}/{library.file}"
-    return FoundLibrary(library, url, file, f"{library.npm} {version} from {file}")
+    return FoundLibrary(library, url, file, f"{library.npm} {version} from {file}", install)
 
 
 # -- The page server ------------------------------------------------------------------
@@ -129,8 +147,15 @@ class PageServer:
     Each response closes its connection; that is plenty for one page.
     """
 
-    def __init__(self, pages: Mapping[str, tuple[str, bytes]]) -> None:
-        self.pages = dict(pages)
+    def __init__(
+        self, pages: Mapping[str, tuple[str, bytes]] | Callable[[], Mapping[str, tuple[str, bytes]]]
+    ) -> None:
+        # A callable is asked for the mapping on every request (the chat page's libraries can appear).
+        if callable(pages):
+            self._pages = pages
+        else:
+            fixed = dict(pages)
+            self._pages = lambda: fixed
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
@@ -177,7 +202,7 @@ class PageServer:
         if method not in ("GET", "HEAD"):
             status, headers, body, _ = _plain("405 Method Not Allowed", "GET or HEAD only\n")
             return status, {**headers, "Allow": "GET, HEAD"}, body, True
-        page = self.pages.get(urlsplit(target).path)
+        page = self._pages().get(urlsplit(target).path)
         if page is None:
             status, headers, body, _ = _plain("404 Not Found", "not found\n")
             return status, headers, body, method == "GET"
@@ -219,6 +244,8 @@ def chat_pages(transport: Transport, url: str, libraries: list[FoundLibrary]) ->
         "url": url,
         "anyHost": (urlsplit(url).hostname or "") in ANY_HOST,
         "scripts": scripts,
+        # What the page tells its user when a script fails to load (offline, CDN blocked).
+        "install": {found.url: found.install for found in libraries},
     }
     pages["/chat-config.js"] = (
         content_type("chat-config.js"),
@@ -226,6 +253,40 @@ def chat_pages(transport: Transport, url: str, libraries: list[FoundLibrary]) ->
     )
     pages["/"] = (content_type(CHAT_PAGE), (files("rtt") / "browser" / CHAT_PAGE).read_bytes())
     return pages
+
+
+class ChatPages:
+    """The chat page's files, rebuilt when an npm install adds, changes or removes a library.
+
+    Asked on every page request; saying once what changed, as the start did.
+    """
+
+    def __init__(self, transport: Transport, url: str, node_modules: Path | None) -> None:
+        self.transport, self.url, self.node_modules = transport, url, node_modules
+        self.libraries = self._find()
+        self.pages = chat_pages(transport, url, self.libraries)
+
+    def _find(self) -> list[FoundLibrary]:
+        return [find_library(lib, self.node_modules) for lib in self.transport.browser_libraries]
+
+    def __call__(self) -> Mapping[str, tuple[str, bytes]]:
+        libraries = self._find()
+        if [(f.url, f.path) for f in libraries] != [(f.url, f.path) for f in self.libraries]:
+            for found in libraries:
+                _say(f"rtt: now {found.note}")
+            self.libraries = libraries
+            self.pages = chat_pages(self.transport, self.url, libraries)
+        return self.pages
+
+
+def cannot_listen(what: str, where: str, exc: OSError, flag: str) -> CliError:
+    """One line for a listener that could not start: the OS's reason and, if it helps, the flag to change."""
+    # asyncio's own text repeats the address as a Python tuple; the errno says it plainly.
+    reason = os.strerror(exc.errno) if exc.errno else str(exc)
+    line = f"cannot serve {what} on {where}: {reason}"
+    if exc.errno in (errno.EADDRINUSE, errno.EACCES, errno.EADDRNOTAVAIL):
+        line += f" (choose another with {flag})"
+    return CliError(line, EXIT_FAILURE)
 
 
 def _http_url(host: str, port: int) -> str:
@@ -250,18 +311,15 @@ async def start_page(
     if not transport.capabilities.browser_client:
         _say(f"rtt: {transport.name} has no browser client, so no chat page; Python clients can chat")
         return None, ""
-    libraries = [find_library(lib, settings.node_modules) for lib in transport.browser_libraries]
-    for found in libraries:
+    pages = ChatPages(transport, url, settings.node_modules)
+    for found in pages.libraries:
         _say(f"rtt: {found.note}")
-    page = PageServer(chat_pages(transport, url, libraries))
+    page = PageServer(pages)
     try:
         host, port = await page.start(settings.host, settings.page_port)
     except OSError as exc:
-        raise CliError(
-            f"cannot serve the chat page on {settings.host}:{settings.page_port}: "
-            f"{exc.strerror or exc} (choose another with --page-port)",
-            EXIT_FAILURE,
-        ) from None
+        where = f"{settings.host}:{settings.page_port}"
+        raise cannot_listen("the chat page", where, exc, "--page-port") from None
     return page, f" and the chat page at {_http_url(settings.host or host, port)}"
 
 
@@ -289,10 +347,7 @@ async def serve(
     except BrokerError as exc:  # before OSError: a BrokerError is a ConnectionError
         raise CliError(f"cannot serve {transport.name}: {exc}", EXIT_FAILURE) from None
     except OSError as exc:
-        raise CliError(
-            f"cannot serve {transport.name} on {settings.host}:{settings.port}: {exc.strerror or exc}",
-            EXIT_FAILURE,
-        ) from None
+        raise cannot_listen(transport.name, f"{settings.host}:{settings.port}", exc, "--port") from None
     page: PageServer | None = None
     try:
         if ready is not None:
