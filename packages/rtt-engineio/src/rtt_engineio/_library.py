@@ -289,6 +289,14 @@ COUPLING: tuple[Coupling, ...] = (
     ),
     Coupling(
         _Client,
+        ("_write_loop",),
+        "overrides",
+        "tells rtt when the loop ends: it gives up on a refused POST or a failed WebSocket write "
+        "without ending the session, and a send waiting for the queue must not wait for ever",
+        ("self",),
+    ),
+    Coupling(
+        _Client,
         ("create_queue",),
         "overrides",
         "SendQueue, which counts the packets the write loop has not written yet",
@@ -978,6 +986,7 @@ class LibraryClient(TrackedTasks, engineio.AsyncClient):  # type: ignore[misc]
         super().__init__(json=_scoped_json(), **kwargs)
         self.rtt_on_packet = on_packet
         self.rtt_tasks: set[asyncio.Task[Any]] = set()
+        self.rtt_write_ended = asyncio.Event()
 
     def start_background_task(
         self, target: Callable[..., Any], *args: Any, **kwargs: Any
@@ -1040,6 +1049,15 @@ def let_client_go(eio: LibraryClient) -> bool:
         return False
     eio.state = "disconnected"  # no more handshakes: the loops end at their next turn
     return True
+
+    async def _write_loop(self) -> None:
+        try:
+            await super()._write_loop()
+        finally:
+            # The library's loop also gives up on a refused POST or a failed WebSocket write
+            # and leaves the session 'connected': what it had queued is never written, so
+            # whoever waits for the queue must learn it from this event.
+            self.rtt_write_ended.set()
 
 
 def forget_client(eio: LibraryClient) -> None:

@@ -133,17 +133,28 @@ class EngineioConnection(ClientConnection):
 
     async def send(self, data: str | bytes) -> None:
         eio = self.eio
-        if self.reason is not None or not eio.session_open:
-            raise ConnectionClosed(self.reason or CloseReason.TRANSPORT_ERROR)
+        self._check_writable()
         if eio.transport() == "polling":
             await self._bound_batch(data)
         elif eio.send_queue.unwritten >= WEBSOCKET_QUEUE:
             # python-engineio's send queue is unbounded: wait for the write loop to catch
             # up, so a server that stops reading pushes back instead of growing our memory.
-            await _first(eio.send_queue.join(), self.ended.wait())
-            if self.reason is not None:
-                raise ConnectionClosed(self.reason)
+            await self._written()
         await eio.send(data)
+
+    def _check_writable(self) -> None:
+        """Raise ``ConnectionClosed`` once nothing sent now would be written."""
+        eio = self.eio
+        if self.reason is not None or not eio.session_open or eio.rtt_write_ended.is_set():
+            # A write loop that gave up (a refused POST, a failed WebSocket write) leaves the
+            # session 'connected' until the read loop notices; its reason comes from there.
+            raise ConnectionClosed(self.reason or CloseReason.TRANSPORT_ERROR)
+
+    async def _written(self) -> None:
+        """Wait until the write loop has written what is queued, or raise if it never will."""
+        eio = self.eio
+        await _first(eio.send_queue.join(), self.ended.wait(), eio.rtt_write_ended.wait())
+        self._check_writable()
 
     async def _bound_batch(self, data: str | bytes) -> None:
         """Keep one long-polling POST within the server's limits (python-engineio batches all it has)."""
@@ -152,9 +163,7 @@ class EngineioConnection(ClientConnection):
         if queue.qsize() == 0:
             self._batch = 0
         if queue.qsize() >= POLLING_BATCH or (self._batch and self._batch + size > self._batch_limit):
-            await _first(queue.join(), self.ended.wait())
-            if self.reason is not None:
-                raise ConnectionClosed(self.reason)
+            await self._written()
             self._batch = 0
         self._batch += size
 
@@ -169,7 +178,7 @@ class EngineioConnection(ClientConnection):
                 if await send_close_packet(eio):
                     # Once the server has our CLOSE it reports ``client closed``; a
                     # connection that died meanwhile ends the wait as well.
-                    await _first(eio.send_queue.join(), self.ended.wait())
+                    await _first(eio.send_queue.join(), self.ended.wait(), eio.rtt_write_ended.wait())
         except (TimeoutError, OSError, aiohttp.ClientError):
             pass
         finally:
