@@ -73,17 +73,30 @@ async def open_xhr(http: aiohttp.ClientSession, server: SockjsServer) -> str:
     return url
 
 
-async def test_url_info_and_binding_cookie(sockjs: rtt.Transport) -> None:
-    async with echo_server(sockjs, kind=SockjsServer) as (server, _):
+@pytest.mark.parametrize("binding", [False, True], ids=["binding-off", "binding-on"])
+async def test_url_info_and_binding_cookie(sockjs: rtt.Transport, binding: bool) -> None:
+    """``/info`` never sets the binding cookie; the request that opens an HTTP session does, when bound."""
+    async with echo_server(sockjs, session_binding=binding, kind=SockjsServer) as (server, _):
         host, port = server.address
         assert server.url == f"http://{host}:{port}/sockjs"
-        async with browser_like() as http, http.get(server.url + "/info") as response:
-            info = json.loads(await response.text())
-            assert info["websocket"] is True and info["cookie_needed"] is True
-            assert "websocket-raw" not in info["transports"]
-            cookie = response.headers["Set-Cookie"]
-            assert cookie.startswith(f"{BINDING_COOKIE}=")
-            assert "HttpOnly" in cookie and "SameSite=Lax" in cookie and "Path=/sockjs" in cookie
+        async with browser_like() as http:
+            async with http.get(server.url + "/info") as response:
+                info = json.loads(await response.text())
+                assert info["websocket"] is True and info["cookie_needed"] is True
+                assert "websocket-raw" not in info["transports"]
+                assert BINDING_COOKIE not in response.headers.get("Set-Cookie", "")
+            async with http.post(new_session(server) + "/xhr") as response:
+                assert await response.text() == "o\n"
+                cookies = [
+                    c for c in response.headers.getall("Set-Cookie", []) if c.startswith(BINDING_COOKIE)
+                ]
+            if binding:
+                (cookie,) = cookies
+                # Plain HTTP: Lax (a Secure cookie would not be stored; SameSite=None needs Secure).
+                assert cookie.endswith("; Path=/sockjs; HttpOnly; SameSite=Lax")
+                assert len(cookie.split(";")[0].split("=")[1]) == 22
+            else:
+                assert cookies == []
         async with aiohttp.ClientSession() as http, http.get(server.url + "/") as response:
             assert await response.text() == "Welcome to SockJS!\n"
 
@@ -111,8 +124,10 @@ async def test_raw_xhr_session_text_bytes_and_handshake(sockjs: rtt.Transport) -
 
 
 async def test_second_client_with_an_existing_session_id_gets_nothing(sockjs: rtt.Transport) -> None:
-    """A second client presenting a live session id gets neither its messages nor its socket."""
-    async with echo_server(sockjs, kind=SockjsServer) as (server, _):
+    """With ``session_binding``, a second client presenting a live session id gets neither its
+    messages nor its socket: its receiving requests get the close frame ``rejected``, its POSTs 403."""
+    refused = (200, 'c[1008,"rejected"]\n')
+    async with echo_server(sockjs, session_binding=True, kind=SockjsServer) as (server, _):
         rec = Recorder().listen(server, "connect", "message")
         async with browser_like() as owner, browser_like() as intruder:
             url = await open_xhr(owner, server)
@@ -121,17 +136,18 @@ async def test_second_client_with_an_existing_session_id_gets_nothing(sockjs: rt
             async with intruder.get(server.url + "/info") as response:  # a cookie of its own
                 assert response.status == 200
             # Polling, streaming, eventsource or posting with the stolen id: refused, nothing taken.
-            assert await poll(intruder, url) == (404, "No such session")
-            for receiving in ("xhr_streaming", "eventsource"):
-                async with intruder.request(
-                    "POST" if receiving != "eventsource" else "GET", f"{url}/{receiving}"
-                ) as r:
-                    assert r.status == 404
-            assert await post(intruder, url, '["as the owner"]') == 404
+            assert await poll(intruder, url) == refused
+            async with intruder.post(f"{url}/xhr_streaming") as r:
+                assert r.status == 200 and await r.read() == PRELUDE + b'c[1008,"rejected"]\n'
+            async with intruder.get(f"{url}/eventsource") as r:
+                assert r.status == 200 and await r.read() == b'\r\ndata: c[1008,"rejected"]\r\n\r\n'
+            async with intruder.get(f"{url}/jsonp?c=cb") as r:
+                assert r.status == 200 and await r.text() == '/**/cb("c[1008,\\"rejected\\"]");\r\n'
+            assert await post(intruder, url, '["as the owner"]') == 403
             # No cookie at all is refused the same way.
             async with aiohttp.ClientSession() as anonymous:
-                assert await poll(anonymous, url) == (404, "No such session")
-                assert await post(anonymous, url, '["as the owner"]') == 404
+                assert await poll(anonymous, url) == refused
+                assert await post(anonymous, url, '["as the owner"]') == 403
             # A WebSocket with the same id is a different session, with a socket of its own.
             ws = await intruder.ws_connect(url.replace("http", "ws", 1) + "/websocket")
             try:

@@ -3,12 +3,13 @@
 rtt serves the library's SockJS routes (:func:`rtt_sockjs._library.add_endpoint`)
 in an aiohttp sub-application at the endpoint prefix, behind a middleware
 (:meth:`Endpoint.guard`) that runs the origin check on every request and
-``authorize`` before a session exists, binds each HTTP session to the client
-that opened it with a cookie (SockJS session ids come from the client's URL,
-so anyone who learns one could otherwise poll or post as that client),
-answers message POSTs itself (strictly parsed, bounded), and, with a broker,
-relays a request of an HTTP session another process holds to that process
-(SPEC.md 13.8), so no sticky sessions are needed.
+``authorize`` before a session exists, with the ``session_binding`` option
+binds each HTTP session to the client that opened it with a cookie (SockJS
+session ids come from the client's URL, so without it anyone who learns one
+can poll or post as that client: SPEC.md 8.3), answers message POSTs itself
+(strictly parsed, bounded), and, with a broker, relays a request of an HTTP
+session another process holds to that process (SPEC.md 13.8), so no sticky
+sessions are needed.
 """
 
 from __future__ import annotations
@@ -33,8 +34,8 @@ from rtt.assets import asset_headers, read_asset
 from rtt.handshake import origin_allowed
 from rtt.relay import RelayedRequest, relay_headers
 
-from ._library import RttManager, add_endpoint, served_urls
-from ._wire import BINDING_COOKIE
+from ._library import RttManager, add_endpoint, answer_closed, served_urls
+from ._wire import BINDING_COOKIE, BINDING_REFUSED, close_frame
 
 if TYPE_CHECKING:
     from .server import SockjsConn, SockjsServer
@@ -158,8 +159,6 @@ class Endpoint:
             if relayed is not None:
                 return relayed
         if transport is None:  # greeting, info, iframe page: public, for any origin
-            if request.path.endswith("/info"):
-                _key(request)
             return await handler(request)
         opening = transport in RECEIVING and (session is None or transport == "websocket")
         if not opening and not origin_allowed(request.headers.get(hdrs.ORIGIN), self.options.allowed_origins):
@@ -170,17 +169,24 @@ class Endpoint:
             return web.Response(status=405, headers={hdrs.ALLOW: hdrs.METH_GET})
         if transport in SENDING or (transport == "jsonp" and request.method == hdrs.METH_POST):
             conn = session.rtt_conn if session is not None else None
-            if conn is None or conn.ended or not _owns(conn, request):
+            if conn is None or conn.ended or not conn.http:
                 return web.Response(status=404, text="No such session")
+            if not _owns(conn, request):
+                return _binding_refused()
             return await self._post(request, conn, jsonp=transport != "xhr_send")
         if transport not in RECEIVING or request.method == hdrs.METH_OPTIONS:
             return await handler(request)
         if not opening:
             assert session is not None
             conn = session.rtt_conn
-            if conn is None or not _owns(conn, request):
+            if conn is None or not conn.http:
                 return web.Response(status=404, text="No such session")
-            request["rtt.key"] = conn.key
+            if not _owns(conn, request):
+                # Answered here, never by the library's route: it would end the session of
+                # the poll the owner has pending. The close frame reads as a refusal in every
+                # SockJS client (a bare HTTP status would read as a network failure).
+                return await answer_closed(manager, transport, request, close_frame(CloseReason.REJECTED))
+            request["rtt.owner"] = conn
             return await _answer(handler, request)
         # A new session: admit it before the library creates it.
         handshake = self._handshake(request)
@@ -189,7 +195,9 @@ class Endpoint:
             return web.Response(status=decision.status, text=decision.reason)
         request["rtt.admitted"] = (handshake, decision.identity)
         if transport != "websocket":  # a WebSocket session lives and dies with its socket
-            request["rtt.key"] = _key(request)
+            request["rtt.http"] = True
+            if self.options.session_binding:
+                request["rtt.key"] = _key(request)
         try:
             return await _answer(handler, request)
         finally:
@@ -230,7 +238,7 @@ class Endpoint:
         if key is not None:
             # aiohttp has already turned response.cookies into headers at this point.
             response.headers.add(
-                hdrs.SET_COOKIE, f"{BINDING_COOKIE}={key}; Path={self.prefix}; HttpOnly; SameSite=Lax"
+                hdrs.SET_COOKIE, binding_cookie(BINDING_COOKIE, key, self.prefix, request.secure)
             )
         origin = request.headers.get(hdrs.ORIGIN)
         if origin is not None and origin_allowed(origin, self.options.allowed_origins):
@@ -320,12 +328,35 @@ def _post_answer(request: web.Request, status: int, text: str | None) -> web.Res
 
 
 def _key(request: web.Request) -> str:
-    """The request's binding key: its cookie's, or a new one its response will set."""
+    """The binding key of a request that opens a session: its cookie's, or a new one its response sets.
+
+    A key the browser already holds is kept, so that several sessions of one
+    browser (tabs) share the one cookie instead of overwriting each other's.
+    """
     key = request.cookies.get(BINDING_COOKIE)
     if key is None or len(key) != 22:
         key = secrets.token_urlsafe(16)
         request["rtt.new_key"] = key
     return key
+
+
+def binding_cookie(name: str, key: str, path: str, secure: bool) -> str:
+    """The ``Set-Cookie`` value of a binding key (SPEC.md 8.3).
+
+    Over HTTPS ``SameSite=None; Secure; Partitioned``, so a page on another site
+    keeps its session where the browser allows third-party (partitioned)
+    cookies; over plain HTTP ``SameSite=Lax`` (browsers refuse ``None`` without
+    ``Secure``), which only pages of the same site send. ``secure`` is the
+    request's scheme as the web server knows it: rtt never trusts
+    ``X-Forwarded-Proto`` itself (a proxy-aware server or middleware may set it).
+    """
+    same_site = "SameSite=None; Secure; Partitioned" if secure else "SameSite=Lax"
+    return f"{name}={key}; Path={path}; HttpOnly; {same_site}"
+
+
+def _binding_refused() -> web.Response:
+    """The answer to a message POST without the session's binding key: a refusal (403), not a failure."""
+    return web.Response(status=403, text=BINDING_REFUSED)
 
 
 async def _answer(handler: _Handler, request: web.Request) -> web.StreamResponse:
@@ -364,6 +395,8 @@ async def read_body(request: web.Request, limit: int) -> bytes | None:
 
 
 def _owns(conn: SockjsConn, request: web.Request) -> bool:
-    """Whether ``request`` comes from the client that opened the HTTP session ``conn``."""
+    """Whether ``request`` may use the HTTP session ``conn``: anyone with its id, unless it is bound."""
     key = conn.key
-    return key is not None and secrets.compare_digest(key, request.cookies.get(BINDING_COOKIE, ""))
+    if key is None:  # session_binding is off: the id is the only credential (SPEC.md 8.3)
+        return True
+    return secrets.compare_digest(key.encode(), request.cookies.get(BINDING_COOKIE, "").encode())

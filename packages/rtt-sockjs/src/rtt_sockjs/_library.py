@@ -58,6 +58,7 @@ __all__ = [
     "RttSession",
     "RttWebSocket",
     "add_endpoint",
+    "answer_closed",
     "library_route",
     "served_urls",
 ]
@@ -209,6 +210,13 @@ COUPLING: Final[tuple[Coupling, ...]] = (
         ("self", "text"),
         False,
         "called by Receiving.handle_session: each HTTP transport's own framing of a frame",
+    ),
+    Coupling(
+        Transport,
+        "process",
+        ("self",),
+        False,
+        "called by answer_closed: each HTTP receiving transport's answer, given a closed stand-in session",
     ),
     Coupling(
         WebSocketTransport,
@@ -596,3 +604,30 @@ def library_route(routes: Iterable[web.AbstractRoute]) -> Any:
             f"written against {WRITTEN_AGAINST}: review rtt_sockjs/_library.py"
         )
     return found[0]
+
+
+class _ClosedStandIn:
+    """A closed session as :meth:`Receiving.handle_session` reads one: it answers ``close_text`` and ends."""
+
+    state = SessionState.CLOSED
+    interrupted = False
+
+    def __init__(self, close_text: str) -> None:
+        self.rtt_conn = self
+        self.close_text = close_text
+        self.ended = True  # RttManager.remote_close leaves an ended connection alone
+
+
+async def answer_closed(
+    manager: RttManager, transport: str, request: web.Request, close_text: str
+) -> web.StreamResponse:
+    """Answer a receiving request with ``close_text`` in its transport's framing, touching no session.
+
+    The library's transport frames it (xhr, streaming prelude, eventsource,
+    htmlfile and JSONP callbacks); its route is bypassed, because the route
+    ends whatever session is acquired when a request finishes, and the
+    refused request is not that session's.
+    """
+    handler = HANDLERS[transport](manager, _ClosedStandIn(close_text), request)
+    response: web.StreamResponse = await handler.process()
+    return response

@@ -28,6 +28,7 @@ from rtt.codec import encoded_size_limit
 
 __all__ = [
     "BINDING_COOKIE",
+    "BINDING_REFUSED",
     "CLIENT_CLOSING",
     "FrameError",
     "close_frame",
@@ -40,8 +41,10 @@ __all__ = [
     "reason_from_close",
 ]
 
-#: Cookie that binds an HTTP session to the client that opened it (SPEC.md 12.4).
+#: Cookie that binds an HTTP session to the client that opened it (``session_binding``, SPEC.md 8.3).
 BINDING_COOKIE: Final = "rtt_sockjs"
+#: Body of the 403 a message POST without its session's binding key gets.
+BINDING_REFUSED: Final = "Session binding"
 #: Message an rtt client sends just before it closes on purpose.
 CLIENT_CLOSING: Final = "\x00c"
 

@@ -10,7 +10,10 @@ Received messages go to a bounded inbox; when it is full the reader stops
 taking frames from the wire (and, on WebSocket, stops answering the server's
 pings), so the server sees a slow client. Every aiohttp request of one
 attempt shares a cookie jar that accepts cookies from IP-address hosts, which
-carries the server's session binding cookie (:data:`_wire.BINDING_COOKIE`).
+carries the server's session binding cookie (:data:`_wire.BINDING_COOKIE`,
+with ``session_binding``); a request of the session the server refuses for
+binding (its close frame ``rejected``, or a 403 to a POST) ends the
+connection as ``rejected``, which is not retried.
 """
 
 from __future__ import annotations
@@ -268,10 +271,12 @@ class SockjsConnection(ClientConnection):
             self.reason = reason
         self._inbox.close()
 
-    def _ended(self, exc: BaseException) -> ConnectionClosed:
+    def _ended(
+        self, exc: BaseException, reason: CloseReason = CloseReason.TRANSPORT_ERROR
+    ) -> ConnectionClosed:
         """A send failed: the connection is over (the server may hold any prefix of what was sent)."""
         logger.debug("sockjs send failed: %r", exc)
-        self._end(CloseReason.TRANSPORT_ERROR)
+        self._end(reason)
         assert self.reason is not None
         return ConnectionClosed(self.reason)
 
@@ -430,7 +435,7 @@ class _HttpConnection(SockjsConnection):
         response = await self._http.post(self._url(name))
         try:
             if response.status != 200:
-                raise _Ended(CloseReason.TRANSPORT_ERROR, f"{name} answered HTTP {response.status}")
+                raise _Ended(_failed_status(response.status), f"{name} answered HTTP {response.status}")
             lines = _Lines(response, self._limit)
             if self.transport == "xhr-streaming":
                 await _prelude(lines)
@@ -467,7 +472,10 @@ class _HttpConnection(SockjsConnection):
                 self._url("xhr_send"), data=encode_payload(texts).encode(), headers=_SEND_HEADERS
             ) as response:
                 if not 200 <= response.status < 300:
-                    raise self._ended(RuntimeError(f"xhr_send answered HTTP {response.status}"))
+                    raise self._ended(
+                        RuntimeError(f"xhr_send answered HTTP {response.status}"),
+                        _failed_status(response.status),
+                    )
         except (aiohttp.ClientError, OSError) as exc:
             raise self._ended(exc) from None
 
@@ -634,6 +642,12 @@ def _frame_limit(max_message_size: int) -> int:
 async def _prelude(lines: _Lines) -> None:
     if await lines.next() != _PRELUDE_TEXT:
         raise FrameError("xhr_streaming response without its 'hhh...' prelude")
+
+
+def _failed_status(status: int) -> CloseReason:
+    """Why a request of an open session failed with ``status``: 403 is a refusal (session
+    binding, or an origin no longer allowed), anything else a transport failure."""
+    return CloseReason.REJECTED if status == 403 else CloseReason.TRANSPORT_ERROR
 
 
 def _refused(status: int, text: str) -> None:

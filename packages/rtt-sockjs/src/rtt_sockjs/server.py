@@ -58,6 +58,7 @@ class SockjsConn:
         "detected",
         "ended",
         "forget",
+        "http",
         "key",
         "queued",
         "rtt_reason",
@@ -67,10 +68,12 @@ class SockjsConn:
         "ws",
     )
 
-    def __init__(self, server: SockjsServer, session: RttSession, key: str | None) -> None:
+    def __init__(self, server: SockjsServer, session: RttSession, *, http: bool, key: str | None) -> None:
         self.server = server
         self.session = session
-        #: The binding cookie of an HTTP session (None for a WebSocket session).
+        #: An HTTP session (its requests come and go), not a framed WebSocket's.
+        self.http = http
+        #: The binding key of an HTTP session (``session_binding``), None when it is not bound.
         self.key = key
         self.socket: Socket | None = None
         #: Bytes of messages queued that the client has not been sent yet.
@@ -149,15 +152,15 @@ class SockjsServer(Server[SockjsConn]):
         """A session opens: rtt's connection for it (only for a request the guard admitted)."""
         if request.get("rtt.admitted") is None:
             raise Refused()
-        conn = SockjsConn(self, session, request.get("rtt.key"))
+        conn = SockjsConn(self, session, http=request.get("rtt.http", False), key=request.get("rtt.key"))
         session.rtt_conn = conn
-        if conn.key is not None and self._relay_socket is not None:
+        if conn.http and self._relay_socket is not None:
             await self._hold_session(session.id)
         return conn
 
     def resumes(self, conn: SockjsConn, request: web.Request) -> bool:
-        """Whether ``request`` may resume the HTTP session ``conn`` (its opener's key, still live)."""
-        return not conn.ended and conn.key is not None and conn.key == request.get("rtt.key")
+        """Whether ``request`` may resume the HTTP session ``conn`` (the guard let it, and it is live)."""
+        return not conn.ended and conn.http and request.get("rtt.owner") is conn
 
     async def acquired(self, conn: SockjsConn, request: web.Request) -> None:
         """A transport holds the session: open rtt's socket the first time, keep the heartbeat."""
@@ -171,7 +174,7 @@ class SockjsServer(Server[SockjsConn]):
     def released(self, conn: SockjsConn) -> None:
         """No transport holds the session: no heartbeat; an HTTP session must come back in time."""
         _stop_beat(conn)
-        if not conn.ended and conn.key is not None:
+        if not conn.ended and conn.http:
             options = self.options
             self.arm(conn, (options.ping_interval or 0.0) + options.ping_timeout)
 
@@ -280,11 +283,11 @@ class SockjsServer(Server[SockjsConn]):
         session.release()
         _stop_beat(conn)
         session.drop_queue()
-        if conn.key is not None and self._relay_socket is not None:
+        if conn.http and self._relay_socket is not None:
             self._release_session(session.id)
         endpoint = self._endpoint
         if endpoint is not None:
-            if conn.key is None:  # a WebSocket session ends with its socket: nothing can ask again
+            if not conn.http:  # a WebSocket session ends with its socket: nothing can ask again
                 endpoint.manager.forget(session)
             else:
                 # Its client's next request gets the close frame again, not a new session.
