@@ -65,6 +65,10 @@ def test_help_on_every_command() -> None:
         result = run(command, "--help", env=command_env({"COLUMNS": "200"}))  # no wrapped words
         assert result.status == 0, result.err
         assert all(word in result.out for word in words), result.out
+    # At any width, a command in the help is never cut at a hyphen, so it can be copied whole.
+    for columns in range(40, 101):
+        narrow = run("check", "--help", env=command_env({"COLUMNS": str(columns)})).out
+        assert "pip install 'rtt-core[testing]'" in " ".join(narrow.split()), columns
     assert run("--version").out.strip() == f"rtt {rtt.__version__}"
 
 
@@ -122,12 +126,21 @@ def test_no_transport_anywhere() -> None:
         ('transport = "ws"\n[options]\nmax_mesage_size = 10\n', "unknown option 'max_mesage_size'"),
         ('transport = "ws"\n[options]\nmax_message_size = -1\n', "max_message_size must be >= 1"),
         ('transport = "ws"\n[options]\nping_interval = "soon"\n', "ping_interval must be a number"),
-        ('transport = "ws"\nport = 8000\n', "unknown config keys 'port'"),
+        ('transport = "ws"\nport = 8000\n', "unknown key 'port'; a config file has broker, options, transport"),
         ('transport = "ws"\noptions = 3\n', "'options' must be a mapping"),
         ("transport = 3\n", "transport must be a string"),
         ('transport = "nope"\n', "unknown transport 'nope'"),
         ('transport = "ws\n', "is not valid TOML"),
         ("[options\n", "is not valid TOML"),
+        (
+            'transprt = "ws"\n',
+            "unknown key 'transprt' (did you mean 'transport'?); "
+            "a config file has broker, options, transport",
+        ),
+        (
+            'transport = "ws"\n[option]\nmax_message_size = 1\n',
+            "unknown key 'option' (did you mean 'options'?)",
+        ),
         ('transport = "ws"\nbroker = 3\n', "broker must be a string"),
         ('transport = "ws"\nbroker = "nope://host/0"\n', "unknown broker 'nope'"),
         (
@@ -210,7 +223,9 @@ def test_port_in_use() -> None:
     assert result.status == 1
     line = result.error_line()
     # The OS's words, not asyncio's Python tuple, and the flag that gets around it.
-    assert line.endswith(f"cannot serve ws on 127.0.0.1:{port}: Address already in use (choose another with --port)")
+    assert line.endswith(
+        f"cannot serve ws on 127.0.0.1:{port}: Address already in use (choose another with --port)"
+    )
 
 
 async def test_page_port_in_use() -> None:
@@ -223,7 +238,8 @@ async def test_page_port_in_use() -> None:
         )
     assert result.status == 1
     assert result.error_line().endswith(
-        f"cannot serve the chat page on 127.0.0.1:{port}: Address already in use (choose another with --page-port)"
+        f"cannot serve the chat page on 127.0.0.1:{port}: "
+        "Address already in use (choose another with --page-port)"
     )
 
 
@@ -497,7 +513,7 @@ async def test_fresh_virtualenv_console_script(fresh_venv: Callable[..., FreshVe
     assert listed[0] == 0 and listed[1].splitlines()[1].split()[:3] == ["ws", "rtt-ws", "0.1.0"]
     # rtt check needs pytest, which only the testing extra brings.
     status, _, err = await asyncio.to_thread(run_script, script, "check", "ws")
-    assert status == 1
+    assert status == 2  # an installation to fix before it can run, like an unknown transport
     assert err.strip() == (
         "rtt: error: rtt check runs the conformance kit with pytest, which is not installed: "
         "pip install 'rtt-core[testing]'"

@@ -188,7 +188,8 @@ async def test_a_library_that_fails_to_load_says_how_to_install_it_and_an_instal
         await page.goto(served.page)
         await page.wait_for_function(f"{STATE} === 'failed'", timeout=WAIT_MS)
         said = await page.text_content("#status")
-        assert said is not None and "Run `npm install --no-save sockjs-client@1.6` where rtt serve runs" in said
+        assert said is not None
+        assert "Run `npm install --no-save sockjs-client@1.6` where rtt serve runs" in said
         assert "then reload this page" in said
         assert await page.is_disabled("#send")
 

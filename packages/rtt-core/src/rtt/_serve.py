@@ -101,8 +101,6 @@ class FoundLibrary:
     path: Path | None
     """The local file served at :attr:`url`, or ``None`` when the page uses the CDN."""
     note: str
-
-
     install: str
     """The npm command that puts the library where the page server looks for it."""
 

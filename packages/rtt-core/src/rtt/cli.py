@@ -19,10 +19,12 @@ from __future__ import annotations
 
 import argparse
 import asyncio
+import difflib
 import os
 import signal
 import socket
 import sys
+import textwrap
 import tomllib
 from collections.abc import Callable, Sequence
 from dataclasses import fields
@@ -43,9 +45,12 @@ __all__ = ["CliError", "main"]
 WORKER_FLAG = "--worker-fd"
 
 EXIT_USAGE = 2
-"""Exit status for what the user typed or configured wrong (as argparse uses)."""
+"""Exit status for what must be fixed before the command can run: typed, configured or installed wrong."""
 EXIT_FAILURE = 1
-"""Exit status for a failure at run time."""
+"""Exit status for a failure at run time: the command ran and something failed or broke."""
+
+#: The top-level keys of a ``--config`` file.
+CONFIG_KEYS = frozenset({"transport", "options", "broker"})
 
 
 class CliError(Exception):
@@ -61,6 +66,24 @@ class _Parser(argparse.ArgumentParser):
 
     def error(self, message: str) -> NoReturn:
         raise CliError(f"{message} (see '{self.prog} --help')")
+
+
+class _Formatter(argparse.HelpFormatter):
+    """argparse's help layout, wrapping only at spaces, so a command in the help can be copied whole."""
+
+    # textwrap breaks after hyphens by default: "pip install 'rtt-" / "core[testing]'".
+    def _split_lines(self, text: str, width: int) -> list[str]:
+        return textwrap.wrap(" ".join(text.split()), width, break_on_hyphens=False, break_long_words=False)
+
+    def _fill_text(self, text: str, width: int, indent: str) -> str:
+        return textwrap.fill(
+            " ".join(text.split()),
+            width,
+            initial_indent=indent,
+            subsequent_indent=indent,
+            break_on_hyphens=False,
+            break_long_words=False,
+        )
 
 
 def main(argv: Sequence[str] | None = None) -> int:
@@ -84,6 +107,7 @@ def main(argv: Sequence[str] | None = None) -> int:
 def _build_parser() -> _Parser:
     parser = _Parser(
         prog="rtt",
+        formatter_class=_Formatter,
         description="Realtime Transports for Python: one API over WebSocket, Engine.IO and SockJS.",
         epilog="Each command has its own --help. SPEC.md section 16 describes them.",
     )
@@ -92,6 +116,7 @@ def _build_parser() -> _Parser:
 
     listing = commands.add_parser(
         "list",
+        formatter_class=_Formatter,
         help="installed transports and brokers, and any that failed to load",
         description="List the transports registered in the rtt.transports entry point group: "
         "name, distribution, version and capabilities, then any that failed to load, with the reason; "
@@ -101,6 +126,7 @@ def _build_parser() -> _Parser:
 
     serve = commands.add_parser(
         "serve",
+        formatter_class=_Formatter,
         help="serve the echo or chat demo on a transport",
         description="Serve a demo app on a transport until Ctrl-C or SIGTERM. 'echo' sends every "
         "message back to its sender; 'chat' broadcasts every message to every connected socket and "
@@ -155,6 +181,7 @@ def _build_parser() -> _Parser:
 
     check = commands.add_parser(
         "check",
+        formatter_class=_Formatter,
         help="run the conformance kit against an installed transport",
         description="Run rtt's conformance kit (rtt.testing.TransportTests) with pytest against an "
         "installed transport, the same cases a plugin's own test file runs, and exit with status 1 "
@@ -227,6 +254,15 @@ def read_config(path: Path) -> dict[str, Any]:
         raise CliError(f"cannot read config file {path}: {exc.strerror or exc}") from None
     except tomllib.TOMLDecodeError as exc:
         raise CliError(f"config file {path} is not valid TOML: {exc}") from None
+    unknown = sorted(set(config) - CONFIG_KEYS)
+    if unknown:
+        # Named here, before a misspelled "transport" can surface as "no transport given".
+        near = difflib.get_close_matches(unknown[0], CONFIG_KEYS, n=1, cutoff=0.75)
+        hint = f" (did you mean {near[0]!r}?)" if near else ""
+        raise CliError(
+            f"{path}: unknown key {', '.join(map(repr, unknown))}{hint}; "
+            f"a config file has {', '.join(sorted(CONFIG_KEYS))}"
+        )
     if "transport" in config and not isinstance(config["transport"], str):
         raise CliError(f'{path}: transport must be a string, e.g. transport = "ws"')
     if "broker" in config and not isinstance(config["broker"], str | dict):
@@ -482,7 +518,7 @@ def _cmd_check(args: argparse.Namespace) -> int:
         raise CliError(
             "rtt check runs the conformance kit with pytest, which is not installed: "
             "pip install 'rtt-core[testing]'",
-            EXIT_FAILURE,
+            EXIT_USAGE,
         ) from None
     from ._check import run_check
 

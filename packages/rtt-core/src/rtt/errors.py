@@ -96,7 +96,9 @@ class UnknownTransportError(ConfigError, LookupError):
         self.name = name
         self.installed = installed
         listed = ", ".join(installed) if installed else "none"
-        super().__init__(f"unknown transport {name!r}; installed transports: {listed}. {_hint(name, installed)}")
+        super().__init__(
+            f"unknown transport {name!r}; installed transports: {listed}. {_hint(name, installed)}"
+        )
 
 
 class UnknownBrokerError(ConfigError, LookupError):
