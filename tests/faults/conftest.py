@@ -54,3 +54,13 @@ def wire(request: pytest.FixtureRequest) -> Wire:
     """Each wire in turn."""
     wire: Wire = request.param
     return wire
+
+
+HTTP_WIRES = tuple(wire for wire in WIRES if wire.http)
+
+
+@pytest.fixture(params=HTTP_WIRES, ids=[wire.id for wire in HTTP_WIRES])
+def http_wire(request: pytest.FixtureRequest) -> Wire:
+    """Each wire whose messages travel in HTTP requests (long-polling, xhr), for the HTTP-only cases."""
+    wire: Wire = request.param
+    return wire
