@@ -70,7 +70,7 @@ async def test_close_codes_seen_by_a_plain_client(ws: rtt.Transport) -> None:
         assert reasons == [
             rtt.CloseReason.SERVER_CLOSED,
             rtt.CloseReason.MESSAGE_TOO_BIG,
-            rtt.CloseReason.TRANSPORT_ERROR,
+            rtt.CloseReason.CLIENT_CLOSED,  # an application code is a deliberate close (SPEC.md 6)
             rtt.CloseReason.CLIENT_CLOSED,
         ]
 

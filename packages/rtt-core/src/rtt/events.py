@@ -97,6 +97,29 @@ class CloseReason(StrEnum):
             pass
         return _FROM_CODE.get(code if code is not None else 1006, cls.TRANSPORT_ERROR)
 
+    @classmethod
+    def from_client(cls, code: int | None, text: str = "") -> CloseReason:
+        """Map the close frame a server received from its client to a reason (the server side of 6).
+
+        The text wins when it is one of ours (a browser cannot send 1009, so
+        rtt's browser client says ``message too big`` with an application
+        code). Otherwise a client that closes on purpose sends 1000, 1001 (a
+        page going away), a close frame without a status (which libraries
+        report as 1005, 0 or ``None``) or an application code (3000-4999):
+        all ``client closed``. Any other code reads as :meth:`from_wire` reads it.
+        """
+        try:
+            return cls(text)
+        except ValueError:
+            pass
+        if code is None or code in _CLIENT_CLOSE_CODES or 3000 <= code <= 4999:
+            return cls.CLIENT_CLOSED
+        return cls.from_wire(code, text)
+
+
+# What a client's deliberate close looks like to a server's library: 1005 is
+# "no status" in RFC 6455, and aiohttp reports the same as 0.
+_CLIENT_CLOSE_CODES = frozenset({0, 1000, 1001, 1005})
 
 _CODES: dict[CloseReason, int] = {
     CloseReason.CLIENT_CLOSED: 1000,

@@ -15,14 +15,13 @@ def close_reason(
 ) -> CloseReason:
     """Why a connection ended, from the close frames websockets saw on this side.
 
-    The side that sent the first close frame decides. A client's own 1000,
-    1001 (a page going away) or 1005 (a close frame without a status, what a
-    bare ``close()`` sends) is ``client closed``; a keepalive failure that
-    websockets reports with 1011 is ``ping timeout``.
+    The side that sent the first close frame decides: a client's reads as
+    :meth:`CloseReason.from_client` says, a server's as ``from_wire``; a
+    keepalive failure that websockets reports with 1011 is ``ping timeout``.
     """
     if received is not None and (sent is None or received_first):
-        if peer_is_client and received.code in (1000, 1001, 1005):
-            return CloseReason.CLIENT_CLOSED
+        if peer_is_client:
+            return CloseReason.from_client(received.code, received.reason)
         return CloseReason.from_wire(received.code, received.reason)
     if sent is not None:
         if sent.code == 1011 and "keepalive" in sent.reason:
