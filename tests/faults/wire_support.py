@@ -86,15 +86,21 @@ class RawWebSocket:
         self.writer = writer
 
     @classmethod
-    async def connect(cls, host: str, port: int, path: str, timeout: float = 10.0) -> RawWebSocket:
-        """Open a TCP connection and complete the opening handshake (101 expected)."""
+    async def connect(
+        cls, host: str, port: int, path: str, timeout: float = 10.0, *, early: bytes = b""
+    ) -> RawWebSocket:
+        """Open a TCP connection and complete the opening handshake (101 expected).
+
+        ``early`` is sent in the same write as the request, before the answer (frames a
+        client pipelines with its handshake).
+        """
         reader, writer = await asyncio.wait_for(asyncio.open_connection(host, port), timeout)
         key = base64.b64encode(os.urandom(16)).decode()
         request = (
             f"GET {path} HTTP/1.1\r\nHost: {host}:{port}\r\nUpgrade: websocket\r\n"
             f"Connection: Upgrade\r\nSec-WebSocket-Key: {key}\r\nSec-WebSocket-Version: 13\r\n\r\n"
         )
-        writer.write(request.encode())
+        writer.write(request.encode() + early)
         head = await asyncio.wait_for(reader.readuntil(b"\r\n\r\n"), timeout)
         status = head.split(b"\r\n", 1)[0]
         if b" 101 " not in status + b" ":

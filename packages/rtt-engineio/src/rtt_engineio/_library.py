@@ -28,12 +28,14 @@ from typing import TYPE_CHECKING, Any
 from urllib.parse import parse_qs
 
 import aiohttp
+import aiohttp._websocket.reader
+import aiohttp.web_protocol
 import engineio  # type: ignore[import-untyped, unused-ignore]
 import engineio.async_drivers.aiohttp  # type: ignore[import-untyped, unused-ignore]
 import engineio.async_drivers.asgi  # type: ignore[import-untyped, unused-ignore]
 import engineio.async_server  # type: ignore[import-untyped, unused-ignore]
 import engineio.base_client  # type: ignore[import-untyped, unused-ignore]
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSMsgType, web
 from engineio import exceptions as eio_exceptions  # type: ignore[import-untyped, unused-ignore]
 from engineio import packet  # type: ignore[import-untyped, unused-ignore]
 from engineio.async_socket import AsyncSocket  # type: ignore[import-untyped, unused-ignore]
@@ -274,6 +276,68 @@ COUPLING: tuple[Coupling, ...] = (
         ("self", "pkt"),
     ),
     Coupling(
+        _Server,
+        ("_async",),
+        "writes",
+        "the async driver's table, copied per server with DriverWebSocket as its WebSocket class: "
+        "AsyncSocket._upgrade_websocket builds the class it names, and the driver's class builds "
+        "aiohttp's WebSocketResponse by name, with no factory",
+        instance=True,
+    ),
+    Coupling(
+        engineio.async_drivers.aiohttp.WebSocket,
+        ("__call__",),
+        "overrides",
+        "DriverWebSocket: the driver's call on CheckedWebSocketResponse instead of aiohttp's own",
+        ("self", "environ"),
+    ),
+    Coupling(
+        engineio.async_drivers.aiohttp.WebSocket,
+        ("handler", "server"),
+        "reads",
+        "what the driver's __call__ reads: the socket's handler, the server (for max_http_buffer_size)",
+        instance=True,
+    ),
+    # -- aiohttp (written against 3.14.5; the lowest environment runs 3.11.0) --
+    Coupling(
+        web.WebSocketResponse,
+        ("_post_start",),
+        "overrides",
+        "CheckedWebSocketResponse: puts MaskCheck in front of the frame parser aiohttp has just "
+        "made (RFC 6455 5.1: a server must fail an unmasked client frame; aiohttp takes it)",
+        ("self", "request", "protocol", "writer"),
+    ),
+    Coupling(
+        web.WebSocketResponse,
+        ("_reader",),
+        "reads",
+        "the parser's message queue, which MaskCheck fails with WebSocketError(1002) as aiohttp's "
+        "parser fails it for its own protocol errors",
+        instance=True,
+    ),
+    Coupling(
+        aiohttp._websocket.reader.WebSocketDataQueue,
+        ("set_exception",),
+        "calls",
+        "MaskCheck fails the queue as aiohttp's parser does: receive() then closes with 1002",
+        ("self", "exc", "exc_cause"),
+    ),
+    Coupling(
+        aiohttp.web_protocol.RequestHandler,
+        ("_payload_parser", "_message_tail"),
+        "writes",
+        "the connection's frame parser (MaskCheck wraps it) and the bytes that came with the "
+        "handshake (checked before the parser sees them); RequestHandler has no other hook",
+    ),
+    Coupling(
+        web.WebSocketResponse,
+        ("close",),
+        "overrides",
+        "a close aiohttp sends on its own for a peer's protocol error (1002, 1007) carries rtt's "
+        "`protocol error` text (SPEC.md 6); relies on receive() closing with the error's code",
+        ("self", "code", "message", "drain"),
+    ),
+    Coupling(
         _Client,
         ("_send_request",),
         "overrides",
@@ -433,6 +497,10 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
         super().__init__(**kwargs)
         self.rtt = rtt
         self.rtt_tasks: set[asyncio.Task[Any]] = set()
+        if kwargs.get("async_mode") == "aiohttp":
+            # A copy: the driver's table is shared by every server of the process.
+            driver: dict[str, Any] = vars(self)["_async"]
+            self._async = {**driver, "websocket": DriverWebSocket}
 
     async def _handle_connect(self, environ: dict[str, Any], transport: str, jsonp_index: Any = None) -> Any:
         if not transport_given(environ):
@@ -909,8 +977,12 @@ class _AiohttpFrames:
         if msg.type is WSMsgType.TEXT or msg.type is WSMsgType.BINARY:
             data: str | bytes = msg.data
             return data
-        if msg.type is WSMsgType.ERROR and 1009 in (sock.close_code, getattr(msg.data, "code", None)):
-            raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
+        if msg.type is WSMsgType.ERROR:
+            code = getattr(msg.data, "code", None) or sock.close_code
+            if code == 1009:
+                raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
+            if code in PROTOCOL_ERROR_CODES:  # aiohttp closed it (CheckedWebSocketResponse.close)
+                raise _FrameError(CloseReason.PROTOCOL_ERROR)
         if msg.type is WSMsgType.CLOSE and msg.data in CLIENT_CLOSE_CODES:
             raise _FrameError(CloseReason.CLIENT_CLOSED)
         raise _FrameError(None)
@@ -937,7 +1009,124 @@ class _AsgiFrames:
                 raise _FrameError(CloseReason.CLIENT_CLOSED)
             if code == 1009:
                 raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
+            if code in PROTOCOL_ERROR_CODES:
+                raise _FrameError(CloseReason.PROTOCOL_ERROR)
         raise _FrameError(None)
+
+
+# -- aiohttp's server WebSocket, as RFC 6455 asks ------------------------------------
+
+
+class DriverWebSocket(engineio.async_drivers.aiohttp.WebSocket):  # type: ignore[misc]
+    """python-engineio's aiohttp WebSocket wrapper, on :class:`CheckedWebSocketResponse`.
+
+    The driver builds aiohttp's ``WebSocketResponse`` by name, with no
+    factory; this is its ``__call__`` with rtt's response, sized by the
+    server's ``max_http_buffer_size`` as python-engineio 4.15 sizes it.
+    """
+
+    async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
+        request = environ["aiohttp.request"]
+        self._sock = sock = CheckedWebSocketResponse(max_msg_size=self.server.max_http_buffer_size)
+        await sock.prepare(request)
+        self.environ = environ
+        await self.handler(self)
+        return sock
+
+
+class CheckedWebSocketResponse(web.WebSocketResponse):
+    """aiohttp's server WebSocket, failing the connection where RFC 6455 says a server must.
+
+    - An unmasked client frame is a protocol error (RFC 6455 5.1: the server
+      MUST close the connection); aiohttp's reader takes it as if masked
+      (:class:`MaskCheck`).
+    - A close aiohttp sends on its own for a peer's protocol error (1002, or
+      1007 for invalid UTF-8) carries rtt's ``protocol error`` text (SPEC.md 6);
+      aiohttp sends no text.
+    """
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        handler = request.protocol
+        # Bytes that came with the handshake: aiohttp would feed them to its parser
+        # in set_parser; they go through the check below instead.
+        early, handler._message_tail = handler._message_tail, b""
+        super()._post_start(request, protocol, writer)
+        check = MaskCheck(handler._payload_parser, self._reader)
+        handler._payload_parser = check
+        if early:
+            check.feed_data(early)
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        if not message and code in PROTOCOL_ERROR_CODES:
+            message = PROTOCOL_ERROR_TEXT
+        return await super().close(code=code, message=message, drain=drain)
+
+
+#: Close codes of a peer's protocol error (RFC 6455 7.4.1: protocol error, invalid UTF-8).
+PROTOCOL_ERROR_CODES = frozenset({1002, 1007})
+PROTOCOL_ERROR_TEXT = CloseReason.PROTOCOL_ERROR.value.encode()
+
+
+class MaskCheck:
+    """aiohttp's WebSocket frame parser behind a check that every client frame is masked.
+
+    aiohttp reads the mask bit and never refuses a frame without it. This
+    reads each frame's header (2 to 10 bytes) only to find the next one,
+    passes every byte on unchanged, and at the first unmasked frame passes
+    on what came before it, then fails the connection as aiohttp fails it
+    for its own protocol errors (the parser's message queue raises
+    ``WebSocketError(1002)``, so ``receive()`` closes with 1002 and returns
+    an ``ERROR`` message).
+    """
+
+    __slots__ = ("failed", "head", "parser", "queue", "skip")
+
+    def __init__(self, parser: Any, queue: Any) -> None:
+        self.parser = parser
+        self.queue = queue
+        self.skip = 0  # bytes of the current frame still to come
+        self.head = b""  # the start of a frame header split across reads
+        self.failed = False
+
+    def feed_eof(self) -> None:
+        self.parser.feed_eof()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if self.failed:
+            return True, b""
+        bad = self._unmasked_at(data)
+        if bad is None:
+            result: tuple[bool, bytes] = self.parser.feed_data(data)
+            return result
+        self.failed = True
+        ended, _ = self.parser.feed_data(data[:bad]) if bad else (False, b"")
+        if not ended:  # else the parser failed first, on a frame before this one
+            self.queue.set_exception(WebSocketError(1002, "unmasked client frame"))
+        return True, b""
+
+    def _unmasked_at(self, data: bytes) -> int | None:
+        """Where in ``data`` the first unmasked frame starts (0 if its header began earlier), or None."""
+        head = self.head
+        buf = head + data if head else data
+        pos = self.skip  # 0 whenever a header is pending
+        end = len(buf)
+        while pos + 2 <= end:
+            second = buf[pos + 1]
+            if not second & 0x80:
+                return max(0, pos - len(head))
+            size = second & 0x7F
+            if size < 126:
+                pos += 6 + size  # header, mask key, payload
+                continue
+            extra = 2 if size == 126 else 8
+            if pos + 2 + extra > end:
+                break
+            pos += 6 + extra + int.from_bytes(buf[pos + 2 : pos + 2 + extra], "big")
+        if pos >= end:
+            self.skip, self.head = pos - end, b""
+        else:
+            self.skip, self.head = 0, bytes(buf[pos:])
+        return None
 
 
 # -- The client -------------------------------------------------------------------
