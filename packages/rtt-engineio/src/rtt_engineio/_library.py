@@ -42,7 +42,20 @@ from engineio.async_socket import AsyncSocket  # type: ignore[import-untyped, un
 
 from rtt import CloseReason
 
-from ._wire import CLOSE, MESSAGE, NOOP, OPEN, PING, PONG, UPGRADE, decode_packet
+from ._wire import (
+    BINDING_REFUSED,
+    CLOSE,
+    MESSAGE,
+    NOOP,
+    OPEN,
+    PING,
+    PONG,
+    UPGRADE,
+    binding_cookie,
+    binding_key,
+    decode_packet,
+    owns,
+)
 
 if TYPE_CHECKING:
     from .server import EngineioConn, EngineioServer
@@ -58,6 +71,8 @@ __all__ = [
     "TrackedTasks",
     "aiohttp_request",
     "asgi_scope",
+    "binding_key_of",
+    "binding_refused",
     "forget_client",
     "let_client_go",
     "raw_text",
@@ -116,6 +131,15 @@ COUPLING: tuple[Coupling, ...] = (
         "answers 200 whatever its body), another method 400 (the library: 405), a POST `ok` (the "
         "library: `OK`), as Engine.IO v4 says; no public hook sees the response",
         ("self", "response_dict", "environ"),
+    ),
+    Coupling(
+        engineio.base_server.BaseServer,  # where AsyncServer inherits it from
+        ("_log_error_once",),
+        "overrides",
+        "the library logs every refused request at ERROR with the session id (`Invalid session "
+        "<sid>`) or the Origin header in it, which would hand a session to whoever reads the log "
+        "(SPEC 3.8); rtt logs one DEBUG line naming the kind of refusal; no option quiets it",
+        ("self", "message", "message_key"),
     ),
     Coupling(
         engineio.async_server.async_socket,
@@ -513,7 +537,20 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
                 "headers": [("Content-Type", "text/plain; charset=utf-8")],
                 "response": f"{refused.reason}\n".encode(),
             }
-        return await super()._handle_connect(environ, transport, jsonp_index)
+        if not (self.rtt.options.session_binding and transport == "polling"):
+            # A session opened on WebSocket lives on that connection: nothing to bind.
+            return await super()._handle_connect(environ, transport, jsonp_index)
+        key, new = binding_key(environ.get("HTTP_COOKIE"))
+        environ[_KEY] = key  # the connect event gives it to the session
+        response = await super()._handle_connect(environ, transport, jsonp_index)
+        if new and isinstance(response, dict) and str(response["status"]).startswith("200"):
+            cookie = binding_cookie(key, environ.get("PATH_INFO") or self.rtt.path, _secure(environ))
+            response["headers"] = [*response["headers"], ("Set-Cookie", cookie)]
+        return response
+
+    def _log_error_once(self, message: str, message_key: str) -> None:
+        # Never the message: it names the session id, or echoes the Origin header.
+        _logger.debug("python-engineio refused a request (%s)", message_key)
 
     async def _make_response(self, response_dict: dict[str, Any], environ: dict[str, Any]) -> Any:
         """Every HTTP answer of the library passes here: rtt's refusals and the protocol's statuses.
@@ -524,7 +561,9 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
         """
         refused: str | None = environ.pop(_REFUSED, None)
         status = str(response_dict["status"])
-        if refused is not None:
+        if environ.pop(_BINDING, False):
+            response_dict = binding_refused()
+        elif refused is not None:
             response_dict = bad_request(refused)
         elif status.startswith("405"):
             response_dict = bad_request("Method not allowed")
@@ -569,6 +608,35 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
 
 #: The environ key of a request rtt refused while the library handled it: the reason, answered 400.
 _REFUSED = "rtt.refused"
+#: The environ key of a request refused for session binding (answered 403), and of a handshake's key.
+_BINDING = "rtt.binding_refused"
+_KEY = "rtt.key"
+
+_logger = logging.getLogger("rtt.engineio")
+
+
+def binding_refused() -> dict[str, Any]:
+    """The answer to a request without its session's binding key: 403, a refusal (SPEC.md 8.3)."""
+    return {
+        "status": "403 FORBIDDEN",
+        "headers": [("Content-Type", "text/plain; charset=utf-8")],
+        "response": f"{BINDING_REFUSED}\n".encode(),
+    }
+
+
+def binding_key_of(environ: dict[str, Any]) -> str | None:
+    """The binding key the handshake of ``environ`` gave its session (None: not bound)."""
+    key: str | None = environ.get(_KEY)
+    return key
+
+
+def _secure(environ: dict[str, Any]) -> bool:
+    """Whether the request came over TLS, as the web server knows it (never X-Forwarded-Proto)."""
+    request = aiohttp_request(environ)
+    if request is not None:
+        return request.secure
+    scope = asgi_scope(environ)
+    return scope is not None and scope.get("scheme") in ("https", "wss")
 
 
 def bad_request(reason: str) -> dict[str, Any]:
@@ -740,6 +808,9 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
         yet); the poll an ended session leaves waiting gets a noop packet, not an
         empty body.
         """
+        if not owns(self.rtt_conn.key, environ.get("HTTP_COOKIE")):
+            # Before anything else: a stranger's poll must not even count as an overlapping one.
+            return binding_refused()
         if not transport_given(environ):
             return bad_request("Missing transport")
         if _is_upgrade(environ) or self.upgrading or self.upgraded:
@@ -779,6 +850,9 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
     async def handle_post_request(self, environ: dict[str, Any]) -> None:
         """Decode a long-polling body; an undecodable one is 400 and closes with ``protocol error``."""
         conn = self.rtt_conn
+        if not owns(conn.key, environ.get("HTTP_COOKIE")):
+            environ[_BINDING] = True  # unread, undelivered: 403
+            return
         if not transport_given(environ):
             refuse_request(environ, "Missing transport")
             return

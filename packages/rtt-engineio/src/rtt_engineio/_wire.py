@@ -12,12 +12,16 @@ from __future__ import annotations
 import base64
 import binascii
 import json
+import secrets
+from http.cookies import CookieError, SimpleCookie
 
 from engineio import packet  # type: ignore[import-untyped, unused-ignore]
 
 from rtt import CloseReason
 
 __all__ = [
+    "BINDING_COOKIE",
+    "BINDING_REFUSED",
     "CLOSE",
     "MESSAGE",
     "NOOP",
@@ -25,8 +29,12 @@ __all__ = [
     "PING",
     "PONG",
     "UPGRADE",
+    "binding_cookie",
+    "binding_key",
     "decode_packet",
     "message_data",
+    "owns",
+    "presented_key",
     "reason_from_close_text",
     "wire_limit",
 ]
@@ -90,3 +98,59 @@ def wire_limit(max_message_size: int) -> int:
     of the bytes on long-polling.
     """
     return 2 + 4 * ((max_message_size + 2) // 3)
+
+
+# -- Session binding (the session_binding option, SPEC.md 8.3) ----------------
+
+#: Cookie that binds a long-polling session to the client whose handshake opened it.
+BINDING_COOKIE = "rtt_engineio"
+#: Body of the 403 a request without its session's binding key gets.
+BINDING_REFUSED = "Session binding"
+#: Length of a key (``secrets.token_urlsafe(16)``).
+_KEY_LENGTH = 22
+
+
+def presented_key(cookie_header: str | None) -> str:
+    """The binding key a request's ``Cookie`` header carries (``""`` without one, or if unreadable)."""
+    if not cookie_header:
+        return ""
+    jar: SimpleCookie = SimpleCookie()
+    try:
+        jar.load(cookie_header)
+    except CookieError:
+        return ""
+    morsel = jar.get(BINDING_COOKIE)
+    return morsel.value if morsel is not None else ""
+
+
+def binding_key(cookie_header: str | None) -> tuple[str, bool]:
+    """The key a handshake binds its session to, and whether it is new (its answer must set it).
+
+    A well-formed key the client already holds is kept, so that several
+    sessions of one browser (tabs) share the cookie instead of overwriting
+    each other's.
+    """
+    key = presented_key(cookie_header)
+    if len(key) == _KEY_LENGTH:
+        return key, False
+    return secrets.token_urlsafe(16), True
+
+
+def binding_cookie(key: str, path: str, secure: bool) -> str:
+    """The ``Set-Cookie`` value of a binding key: ``HttpOnly``, ``Path`` = the endpoint.
+
+    Over HTTPS ``SameSite=None; Secure; Partitioned``, so a page on another site
+    keeps its session where the browser allows third-party (partitioned)
+    cookies; over plain HTTP ``SameSite=Lax`` (browsers refuse ``None`` without
+    ``Secure``). ``secure`` is the scheme as the web server knows it: rtt never
+    trusts ``X-Forwarded-Proto`` itself.
+    """
+    same_site = "SameSite=None; Secure; Partitioned" if secure else "SameSite=Lax"
+    return f"{BINDING_COOKIE}={key}; Path={path}; HttpOnly; {same_site}"
+
+
+def owns(key: str | None, cookie_header: str | None) -> bool:
+    """Whether a request with ``cookie_header`` may use a session bound to ``key`` (None: not bound)."""
+    if key is None:
+        return True
+    return secrets.compare_digest(key.encode(), presented_key(cookie_header).encode())

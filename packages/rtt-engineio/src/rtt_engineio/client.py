@@ -65,6 +65,8 @@ class EngineioConnection(ClientConnection):
         self.detected: CloseReason | None = None
         self.reason: CloseReason | None = None
         self.ended = asyncio.Event()
+        #: ``(status, reason)`` of every HTTP answer of 400 or more this session got (a trace fills it).
+        self.refused: list[tuple[int, str]] = []
         self._batch = 0
         self._batch_limit = wire_limit(options.max_message_size)
         self.eio = LibraryClient(
@@ -120,7 +122,14 @@ class EngineioConnection(ClientConnection):
             else:
                 ws = eio.websocket
                 code = ws.close_code if ws is not None else None
-                self.reason = CloseReason.MESSAGE_TOO_BIG if code == 1009 else CloseReason.TRANSPORT_ERROR
+                if code == 1009:
+                    self.reason = CloseReason.MESSAGE_TOO_BIG
+                elif any(status == 403 for status, _ in self.refused):
+                    # A request of the open session refused (session binding: SPEC.md 8.3): a
+                    # refusal, not a network failure, so it is not retried.
+                    self.reason = CloseReason.REJECTED
+                else:
+                    self.reason = CloseReason.TRANSPORT_ERROR
         self.ended.set()
         self.inbox.close()
 
@@ -265,8 +274,14 @@ class EngineioClient(Client):
 
         trace = aiohttp.TraceConfig()
         trace.on_request_end.append(on_request_end)
-        session = aiohttp.ClientSession(trace_configs=[trace])
+        session = aiohttp.ClientSession(
+            trace_configs=[trace],
+            # The default jar ignores cookies from IP-address hosts (127.0.0.1): the server's
+            # session binding cookie must be kept whatever the host.
+            cookie_jar=aiohttp.CookieJar(unsafe=True),
+        )
         conn = EngineioConnection(self.options, session)
+        conn.refused = refused
         try:
             with raw_text():  # messages that come with the handshake keep their text
                 await conn.eio.connect(

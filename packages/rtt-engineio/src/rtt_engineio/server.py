@@ -36,7 +36,7 @@ from rtt import Accept, CloseReason, ConnectionClosed, Handshake, Reject, Server
 from rtt.codec import message_size
 
 from ._http import HttpFront, handshake_of
-from ._library import LibraryServer, RttSocket, aiohttp_request, message_packet
+from ._library import LibraryServer, RttSocket, aiohttp_request, binding_key_of, message_packet
 from ._wire import wire_limit
 
 if TYPE_CHECKING:
@@ -67,6 +67,7 @@ class EngineioConn:
         "detected",
         "eio_socket",
         "ended",
+        "key",
         "queued",
         "request_transport",
         "rtt_reason",
@@ -97,6 +98,8 @@ class EngineioConn:
         self.request_transport = request_transport
         #: True once the session has ended and rtt has been told.
         self.ended = False
+        #: The binding key of a long-polling session (``session_binding``); None when not bound.
+        self.key: str | None = None
 
     @property
     def transport_name(self) -> str:
@@ -217,6 +220,7 @@ class EngineioServer(Server[EngineioConn]):
         handshake, accept = admitted
         request = aiohttp_request(environ)
         conn = EngineioConn(self, sid, request.transport if request is not None else None)
+        conn.key = binding_key_of(environ)
         assert self._eio is not None
         conn.eio_socket = self._eio.adopt(sid, conn)
         self._by_sid[sid] = conn
@@ -311,7 +315,11 @@ class EngineioServer(Server[EngineioConn]):
                 if conn.ws_ended is not None:
                     await asyncio.shield(conn.ws_ended)  # the client closes the WebSocket on CLOSE
         except TimeoutError:
-            logger.debug("closing handshake of %s timed out; dropping it", conn.sid)
+            # The socket's rtt id, never the sid (SPEC.md 3.8: a sid in a log is a session handed out).
+            logger.debug(
+                "closing handshake of socket %s timed out; dropping it",
+                conn.socket.id if conn.socket else "?",
+            )
         finally:
             self._drop(conn)
             await self._finish_conn(conn, reason)
