@@ -20,7 +20,7 @@ import pytest
 
 from rtt.testing import Recorder, echo, eventually
 
-from .wire_support import expect_defect_9, open_fds, open_session, reset
+from .wire_support import open_fds, open_session, reset
 
 if TYPE_CHECKING:
     from faults.conftest import Wire  # the ``wire`` fixture's type
@@ -37,9 +37,8 @@ FD_SLACK = 10
 
 @pytest.mark.timeout(120)
 async def test_churn_with_resets_leaves_no_socket_no_fd_and_no_traceback(
-    wire: Wire, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+    wire: Wire, caplog: pytest.LogCaptureFixture
 ) -> None:
-    expect_defect_9(wire, request)
     caplog.set_level(logging.INFO)
     transport = wire.transport()
     fds_before = open_fds()

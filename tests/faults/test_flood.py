@@ -21,7 +21,7 @@ import pytest
 import rtt
 from rtt.testing import Recorder, echo, eventually
 
-from .wire_support import expect_defect_9, rss_bytes
+from .wire_support import rss_bytes
 
 if TYPE_CHECKING:
     from faults.conftest import Wire  # the ``wire`` fixture's type
@@ -37,9 +37,8 @@ WAIT = 30.0
 
 @pytest.mark.timeout(120)
 async def test_a_flooder_is_cut_as_slow_consumer_and_a_healthy_client_keeps_its_round_trips(
-    wire: Wire, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+    wire: Wire, caplog: pytest.LogCaptureFixture
 ) -> None:
-    expect_defect_9(wire, request)
     caplog.set_level(logging.INFO)
     transport = wire.transport()
     server = transport.server(

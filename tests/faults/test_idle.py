@@ -69,19 +69,5 @@ async def test_idle_connections_survive_two_heartbeats_and_close_at_shutdown(
         await server.close()
         with contextlib.suppress(Exception):
             await asyncio.wait_for(asyncio.gather(*(client.close() for client in clients)), WAIT)
-    errors = [r for r in caplog.records if r.levelno >= logging.ERROR and not known_defect(wire, r)]
+    errors = [r for r in caplog.records if r.levelno >= logging.ERROR]
     assert not errors, [r.getMessage() for r in errors]
-
-
-def known_defect(wire: Wire, record: logging.LogRecord) -> bool:
-    """Issue 12 defect 9, logged only when a poll races the shutdown (about one run in five here).
-
-    python-engineio logs a poll on an ended session as ``Invalid session <sid>``
-    at ERROR; test_churn and test_silent_peer hold it with a strict xfail. Being
-    a race here, it cannot be an xfail of this case without making it flaky.
-    """
-    return (
-        wire.id == "engineio-polling"
-        and record.name == "engineio.server"
-        and record.getMessage().startswith("Invalid session ")
-    )

@@ -17,8 +17,6 @@ import pytest
 import rtt
 from rtt.testing import Recorder, eventually
 
-from .wire_support import expect_defect_9
-
 if TYPE_CHECKING:
     from faults.conftest import Wire  # the ``wire`` fixture's type
 
@@ -32,9 +30,8 @@ MARGIN = 2.5
 
 @pytest.mark.timeout(60)
 async def test_a_silent_peer_is_dropped_when_the_ping_timeout_expires(
-    wire: Wire, caplog: pytest.LogCaptureFixture, request: pytest.FixtureRequest
+    wire: Wire, caplog: pytest.LogCaptureFixture
 ) -> None:
-    expect_defect_9(wire, request)
     transport = wire.transport()
     server = transport.server(
         port=0, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT, close_timeout=CLOSE_TIMEOUT

@@ -17,24 +17,10 @@ from dataclasses import dataclass
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
 
-import pytest
-
 if TYPE_CHECKING:
     from faults.conftest import Wire  # the ``wire`` fixture's type
 
 OP_CONT, OP_TEXT, OP_BINARY, OP_CLOSE, OP_PING, OP_PONG = 0x0, 0x1, 0x2, 0x8, 0x9, 0xA
-
-
-def expect_defect_9(wire: Wire, request: pytest.FixtureRequest) -> None:
-    """On engineio-polling, expect issue 12's defect 9 to fail the case (strictly: a fix shows as XPASS).
-
-    A refused poll of an ended session makes python-engineio log ``Invalid
-    session <sid>`` at ERROR, which every case that forbids ERROR lines sees.
-    """
-    if wire.id == "engineio-polling":
-        request.applymarker(
-            pytest.mark.xfail(strict=True, reason="issue 12 defect 9: 'Invalid session <sid>' at ERROR")
-        )
 
 
 def websocket_target(wire: Wire, url: str) -> tuple[str, int, str]:
