@@ -109,3 +109,17 @@ async def test_default_network_and_registry() -> None:
 def test_only_mock_urls(mock: MockTransport) -> None:
     with pytest.raises(ConfigError, match="mock:// URLs"):
         mock.client("ws://127.0.0.1:1/")
+
+
+async def test_pause_reading_needs_an_open_connection(mock: MockTransport) -> None:
+    # Client._current_connection() (SPEC.md 10.3) is what every plugin's pause_reading starts with.
+    async with mock.server() as server:
+        client = mock.client(server.url, reconnect=False)
+        with pytest.raises(rtt.StateError, match="no open connection in state IDLE"):
+            client.pause_reading()
+        await client.connect()
+        client.pause_reading()
+        assert link_of(client).to_client.stalled
+        await client.close()
+        with pytest.raises(rtt.StateError, match="no open connection in state CLOSED"):
+            client.pause_reading()

@@ -303,6 +303,18 @@ class Client(abc.ABC):
             "the conformance kit's ping-timeout case needs it to freeze a connected client"
         )
 
+    def _current_connection(self) -> ClientConnection:
+        """The open connection, for a plugin's own methods such as ``pause_reading`` (SPEC.md 10.3).
+
+        It is the object the last successful ``_connect()`` returned, while
+        the client is OPEN. Raises :class:`~rtt.errors.StateError` in any
+        other state (no connection, or one that is ending or gone).
+        """
+        conn = self._conn
+        if conn is None or self.state is not ClientState.OPEN:
+            raise StateError(f"no open connection in state {self.state.name}")
+        return conn
+
     # -- Hook a plugin implements -------------------------------------------
 
     @abc.abstractmethod

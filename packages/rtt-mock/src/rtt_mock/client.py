@@ -2,18 +2,16 @@
 
 from __future__ import annotations
 
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 from rtt import (
     Client,
     ClientConnection,
     ClientOptions,
-    ClientState,
     CloseReason,
     ConnectionClosed,
     RejectedError,
-    StateError,
 )
 
 from .network import PONG, Frame, Link, MockNetwork, Request
@@ -80,10 +78,7 @@ class MockClient(Client):
 
     def pause_reading(self) -> None:
         """Stall the current link: frames pile up, pings go unanswered (SPEC.md 10.3)."""
-        link = self.link
-        if link is None or self.state is not ClientState.OPEN:
-            raise StateError(f"cannot pause reading in state {self.state.name}")
-        link.stall()
+        cast(MockConnection, self._current_connection()).link.stall()
 
     async def _connect(self) -> ClientConnection:
         server: MockServer = self._network.listener(self._host, self._port)  # type: ignore[assignment]

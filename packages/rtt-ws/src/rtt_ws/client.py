@@ -2,7 +2,7 @@
 
 from __future__ import annotations
 
-from typing import Any
+from typing import Any, cast
 
 from websockets.asyncio.client import ClientConnection as WsClientConnection
 from websockets.asyncio.client import connect
@@ -14,12 +14,10 @@ from websockets.protocol import State
 from rtt import (
     Client,
     ClientConnection,
-    ClientState,
     CloseReason,
     ConnectError,
     ConnectionClosed,
     RejectedError,
-    StateError,
 )
 
 from ._frames import close_reason, speak_rtt_reasons
@@ -79,10 +77,8 @@ class WsClient(Client):
 
     def pause_reading(self) -> None:
         """Stop reading the socket (SPEC.md 10.3): websockets answers pings only as it reads."""
-        ws = self.websocket
-        if ws is None or self.state is not ClientState.OPEN:
-            raise StateError(f"cannot pause reading in state {self.state.name}")
-        ws.transport.pause_reading()
+        conn = cast(WsConnection, self._current_connection())
+        conn.ws.transport.pause_reading()
 
     async def _connect(self) -> ClientConnection:
         options = self.options

@@ -3,20 +3,18 @@
 from __future__ import annotations
 
 import asyncio
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, cast
 from urllib.parse import urlsplit
 
 from rtt import (
     Client,
     ClientConnection,
     ClientOptions,
-    ClientState,
     CloseReason,
     ConfigError,
     ConnectError,
     ConnectionClosed,
     RejectedError,
-    StateError,
 )
 from rtt.codec import decode_text, message_size
 
@@ -167,9 +165,7 @@ class TcplineClient(Client):
 
     def pause_reading(self) -> None:
         """Stall the current connection (SPEC.md 10.3): no reading, so no pongs, socket left open."""
-        if self.connection is None or self.state is not ClientState.OPEN:
-            raise StateError(f"cannot pause reading in state {self.state.name}")
-        self.connection.stall()
+        cast(TcplineConnection, self._current_connection()).stall()
 
     async def _connect(self) -> TcplineConnection:
         limit = line_limit(self.options.max_message_size)
