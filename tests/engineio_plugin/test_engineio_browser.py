@@ -217,3 +217,39 @@ async def test_server_restart_reconnects_and_flushes_the_offline_queue(
         await page.evaluate("client.close()")
         await eventually(lambda: not second.sockets, what="the page's socket to close")
     assert pages.rtt_errors() == []
+
+
+# -- Session binding (SPEC.md 8.3) ------------------------------------------------------
+
+
+async def test_session_binding_on_the_same_site_over_polling(pages: Pages) -> None:
+    """With ``session_binding`` a page of the server's own site keeps its long-polling session."""
+    async with echo_server(session_binding=True) as (server, received):
+        page = await pages.classic(server)
+        await page.evaluate("rtt.engineio.register('engineio-polling', { transports: ['polling'] })")
+        await pages.connect(page, server.url, transport="engineio-polling")
+        await send_all_and_check(page, received, ["after the handshake", "and more polls"])
+        assert transport_names(server) == {"polling"}
+        assert await page.evaluate("[client.state, client.closeReason]") == ["open", None]
+
+
+@pytest.mark.parametrize("binding", [False, True], ids=["binding-off", "binding-on"])
+async def test_page_on_another_site_over_plain_http(pages: Pages, binding: bool) -> None:
+    """A page on ``localhost`` talking to the server on ``127.0.0.1`` (another site), long-polling.
+
+    Without binding it works (no cookie is needed). With binding over plain
+    HTTP the browser keeps no cookie from a cross-site answer (``SameSite=Lax``;
+    ``SameSite=None`` needs HTTPS), so the first poll is refused: the page reads
+    ``rejected`` and does not retry, rather than looping on ``transport error``.
+    """
+    async with echo_server(session_binding=binding) as (server, received):
+        _, port = server.address
+        page = await pages.classic(f"http://localhost:{port}")
+        await page.evaluate("rtt.engineio.register('engineio-polling', { transports: ['polling'] })")
+        await pages.connect(page, server.url, {"reconnect": FAST_RECONNECT}, transport="engineio-polling")
+        if not binding:
+            await send_all_and_check(page, received, ["from another site"])
+            return
+        await wait_for_event(page, "close")
+        assert await page.evaluate("[client.state, client.closeReason]") == ["closed", "rejected"]
+        assert summary(await page.evaluate("log")) == "open close:rejected"

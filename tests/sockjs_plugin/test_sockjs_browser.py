@@ -5,8 +5,9 @@ so are the scripts they load: sockjs-client's UMD bundle from the npm install
 in ``tests/node`` (``dist/sockjs.js``, which defines ``SockJS``) and
 rtt-sockjs's browser assets, read from the installed packages in the route
 handler (``browser_support`` has the browser, the context and the pages).
-Being same-origin, the page's requests carry the server's session cookie like
-any page's would. One Chromium serves the whole module and each test gets a
+Being same-origin, the page's requests carry the server's binding cookie
+(``session_binding``) like any page's would; the cross-site cases open the
+page on ``localhost`` instead. One Chromium serves the whole module and each test gets a
 fresh context; servers run in the test's event loop and listen on 127.0.0.1
 only.
 
@@ -424,3 +425,40 @@ async def test_server_restart_reconnects_and_flushes_the_offline_queue(pages: Pa
         await page.evaluate("client.close()")
         await eventually(lambda: not second.sockets, what="the page's socket to close")
     assert pages.rtt_errors() == []
+
+
+# -- Session binding (SPEC.md 8.3) ------------------------------------------------------
+
+
+@pytest.mark.parametrize("transport", FALLBACKS)
+async def test_session_binding_on_the_same_site(pages: Pages, transport: str) -> None:
+    """With ``session_binding`` a page of the server's own site keeps its HTTP session."""
+    async with echo_server(session_binding=True) as (server, received):
+        page = await pages.classic(server)
+        variant = await use_transport(page, transport)
+        await pages.connect(page, server.url, transport=variant)
+        await send_all_and_check(page, received, ["after the open", "and more requests"])
+        assert transport_names(server) == {transport}
+        assert await page.evaluate("[client.state, client.closeReason]") == ["open", None]
+
+
+@pytest.mark.parametrize("binding", [False, True], ids=["binding-off", "binding-on"])
+async def test_page_on_another_site_over_plain_http(pages: Pages, binding: bool) -> None:
+    """A page on ``localhost`` talking to the server on ``127.0.0.1`` (another site), xhr-polling.
+
+    Without binding it works (no cookie is needed). With binding over plain
+    HTTP the browser keeps no cookie from a cross-site answer (``SameSite=Lax``;
+    ``SameSite=None`` needs HTTPS), so the first poll after the open is refused
+    with the close frame ``rejected``: the page reads it and does not retry.
+    """
+    async with echo_server(session_binding=binding) as (server, received):
+        _, port = server.address
+        page = await pages.classic(f"http://localhost:{port}")
+        variant = await use_transport(page, "xhr-polling")
+        await pages.connect(page, server.url, {"reconnect": FAST_RECONNECT}, transport=variant)
+        if not binding:
+            await send_all_and_check(page, received, ["from another site"])
+            return
+        await wait_for_event(page, "close")
+        assert await page.evaluate("[client.state, client.closeReason]") == ["closed", "rejected"]
+        assert summary(await page.evaluate("log")) == "open close:rejected"

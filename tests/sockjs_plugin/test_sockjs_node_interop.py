@@ -1,9 +1,9 @@
 """The official sockjs-client (1.6) in Node talks to an rtt-sockjs server (SPEC.md 12.4).
 
-Node's sockjs-client has no cookie jar, so only its WebSocket transport can
-use an rtt-sockjs server (HTTP sessions are bound to a cookie); the script
-also checks that xhr-streaming is refused at its first send instead of
-hanging.
+Node's sockjs-client has no cookie jar. Without ``session_binding`` (the
+default) every transport of it works, WebSocket and the xhr fallbacks; with
+it only WebSocket can, and the script checks that xhr-streaming is refused
+at its first send instead of hanging (SPEC.md 8.3).
 """
 
 from __future__ import annotations
@@ -32,7 +32,9 @@ async def test_sockjs_client_over_websocket() -> None:
     assert (NODE_DIR / "node_modules" / "sockjs-client").is_dir(), "run `npm ci --prefix tests/node` first"
     # close_timeout: at shutdown, the xhr-streaming session whose client has gone is not
     # waited for long.
-    async with rtt.load("sockjs").server(host="127.0.0.1", port=0, close_timeout=1) as server:
+    async with rtt.load("sockjs").server(
+        host="127.0.0.1", port=0, close_timeout=1, session_binding=True
+    ) as server:
         received: list[str | bytes] = []
         rec = Recorder().listen(server, "connect", "disconnect")
 
@@ -70,10 +72,10 @@ async def test_sockjs_client_over_websocket() -> None:
         assert result["closeA"] == {"code": 1000, "reason": "Normal closure"}  # sockjs-client's own
 
         # xhr-streaming without the binding cookie: the session opens, its first send is
-        # refused (404 "No such session"), and sockjs-client closes instead of hanging.
+        # refused (403 "Session binding"), and sockjs-client closes instead of hanging.
         assert result["xhr"]["opened"] is True
         assert result["xhr"]["close"]["code"] == 1006
-        assert "404" in result["xhr"]["close"]["reason"], result["xhr"]
+        assert "403" in result["xhr"]["close"]["reason"], result["xhr"]
         assert "over xhr-streaming" not in received
         assert received == ["hello from sockjs-client", "bytes please", "broadcast please", "close please"]
 
@@ -83,3 +85,49 @@ async def test_sockjs_client_over_websocket() -> None:
         disconnects = dict(await rec.wait("disconnect", 2))
         # A closed its WebSocket with 1000 and no closing notice (a bare client): "client closed".
         assert disconnects == {b: rtt.CloseReason.SERVER_CLOSED, a: rtt.CloseReason.CLIENT_CLOSED}
+
+
+# sockjs-client in Node over one HTTP transport: open, echo one message, close.
+XHR_ECHO = """
+import SockJS from "sockjs-client";
+const [url, transport] = process.argv.slice(1);
+const timer = setTimeout(() => { console.log(JSON.stringify({ error: "timed out" })); process.exit(1); }, 15000);
+const sock = new SockJS(url, null, { transports: [transport] });
+const seen = [];
+sock.onopen = () => sock.send("over " + transport);
+sock.onmessage = (event) => { seen.push(event.data); sock.close(); };
+sock.onclose = (event) => {
+  clearTimeout(timer);
+  console.log(JSON.stringify({ seen, code: event.code }));
+  process.exit(0);
+};
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed (CI installs it for the interop tests)")
+@pytest.mark.parametrize("transport", ["xhr-polling", "xhr-streaming"])
+async def test_sockjs_client_over_xhr_without_binding(transport: str) -> None:
+    """Without ``session_binding`` (the default) a cookie-less sockjs-client works over HTTP too."""
+    assert NODE is not None
+    assert (NODE_DIR / "node_modules" / "sockjs-client").is_dir(), "run `npm ci --prefix tests/node` first"
+    async with rtt.load("sockjs").server(host="127.0.0.1", port=0, close_timeout=1) as server:
+        rec = Recorder().listen(server, "connect", "message")
+        server.on("message", lambda socket, data: server.send(socket.id, data))
+        process = await asyncio.create_subprocess_exec(
+            NODE,
+            "--input-type=module",
+            "-e",
+            XHR_ECHO,
+            server.url,
+            transport,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=NODE_DIR,  # where sockjs-client is installed
+        )
+        stdout, _ = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, stdout
+        result = json.loads(stdout)
+        assert result == {"seen": [f"over {transport}"], "code": 1000}
+        ((socket,),) = rec.of("connect")
+        assert rec.of("message") == [(socket, f"over {transport}")]
+        conn = server._conns[socket.id]  # type: ignore[attr-defined]
+        assert conn.transport_name == transport

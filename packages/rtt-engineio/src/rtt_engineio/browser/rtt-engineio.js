@@ -49,7 +49,9 @@
  * raw packets itself and closes at once. A CLOSE without rtt's text (another Engine.IO
  * server) counts as "server closed"; engine.io-client's own reasons map as "ping
  * timeout" -> "ping timeout", "parse error" -> "protocol error", and "transport close"
- * (the connection dropped without a CLOSE) or "transport error" -> "transport error".
+ * (the connection dropped without a CLOSE) or "transport error" -> "transport error";
+ * a poll of the open session answered 403 (refused for session binding, SPEC.md 8.3)
+ * is "rejected", which is not retried. Polls carry cookies (`withCredentials`).
  *
  * What cannot be told or done: the reason of a close by the page does not travel
  * (Engine.IO's CLOSE packet from a client has no data; the server sees "client
@@ -210,7 +212,9 @@
           rememberUpgrade: false,
           tryAllTransports: false,
           closeOnBeforeunload: false,
-          withCredentials: false,
+          // Cookies go with cross-origin polls: a server with session_binding (SPEC.md 8.3)
+          // checks its binding cookie on each (rtt's server grants credentials to allowed origins).
+          withCredentials: true,
         });
         socket.binaryType = "arraybuffer";
         /** @param {string} reason */
@@ -250,14 +254,18 @@
           else sink.message(new Uint8Array(data));
         });
         socket.on("close", (/** @type {string} */ reason, /** @type {{description?: unknown} | undefined} */ description) => {
+          // An XHR failure carries the HTTP status (0 for a network failure).
+          const status = description && typeof description.description === "number" ? description.description : 0;
           if (opened) {
-            finish(closeText !== undefined ? serverReason(closeText) : (FROM_EIO.get(reason) ?? CloseReason.TRANSPORT_ERROR));
+            if (closeText !== undefined) finish(serverReason(closeText));
+            // A poll of the open session refused (403: session binding, SPEC.md 8.3, e.g. a page on
+            // another site over plain HTTP, whose browser keeps no cookie): a refusal, never retried.
+            else if (status === 403) finish(CloseReason.REJECTED);
+            else finish(FROM_EIO.get(reason) ?? CloseReason.TRANSPORT_ERROR);
             return;
           }
           if (done) return;
           done = true;
-          // An XHR failure carries the HTTP status (0 for a network failure).
-          const status = description && typeof description.description === "number" ? description.description : 0;
           if (status >= 400 && status < 600) {
             sink.failed(new RejectedError(status));
           } else {
