@@ -91,7 +91,10 @@ async def test_sockjs_client_over_websocket() -> None:
 XHR_ECHO = """
 import SockJS from "sockjs-client";
 const [url, transport] = process.argv.slice(1);
-const timer = setTimeout(() => { console.log(JSON.stringify({ error: "timed out" })); process.exit(1); }, 15000);
+const timer = setTimeout(() => {
+  console.log(JSON.stringify({ error: "timed out" }));
+  process.exit(1);
+}, 15000);
 const sock = new SockJS(url, null, { transports: [transport] });
 const seen = [];
 sock.onopen = () => sock.send("over " + transport);
