@@ -132,5 +132,5 @@ async def test_sockjs_client_over_xhr_without_binding(transport: str) -> None:
         assert result == {"seen": [f"over {transport}"], "code": 1000}
         ((socket,),) = rec.of("connect")
         assert rec.of("message") == [(socket, f"over {transport}")]
-        conn = server._conns[socket.id]  # type: ignore[attr-defined]
+        conn = server._conns[socket.id]
         assert conn.transport_name == transport
