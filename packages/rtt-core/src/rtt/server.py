@@ -155,6 +155,8 @@ class Server(abc.ABC, Generic[C]):
         self._message_handlers = self._emitter.handlers("message")
         self._sockets: dict[str, Socket] = {}
         self._conns: dict[str, C] = {}
+        # Sockets whose message handlers are running (see _handling).
+        self._busy: set[str] = set()
         # Sockets the server decided to close, with the reason it chose; they
         # are gone from ``sockets`` but their disconnect event is still owed.
         self._closing: dict[str, tuple[Socket, C, CloseReason]] = {}
@@ -571,14 +573,27 @@ class Server(abc.ABC, Generic[C]):
         if size > self.options.max_message_size:
             self._begin_close(socket.id, CloseReason.MESSAGE_TOO_BIG)
             return
-        for handler in self._message_handlers:
-            try:
-                result = handler(socket, data)
-                # A coroutine is the common case; isawaitable() catches other awaitables.
-                if result is not None and (type(result) is CoroutineType or inspect.isawaitable(result)):
-                    await result
-            except Exception:
-                logger.exception("server handler %r for 'message' raised", handler)
+        self._busy.add(socket.id)
+        try:
+            for handler in self._message_handlers:
+                try:
+                    result = handler(socket, data)
+                    # A coroutine is the common case; isawaitable() catches other awaitables.
+                    if result is not None and (type(result) is CoroutineType or inspect.isawaitable(result)):
+                        await result
+                except Exception:
+                    logger.exception("server handler %r for 'message' raised", handler)
+        finally:
+            self._busy.discard(socket.id)
+
+    def _handling(self, socket_id: str) -> bool:
+        """Whether a ``message`` handler is running for this socket (SPEC.md 10.2).
+
+        The plugin is then not reading that connection (handlers push back on
+        the sender), so a heartbeat answer may be waiting behind the message:
+        a plugin-side heartbeat restarts its clock instead of timing it out.
+        """
+        return socket_id in self._busy
 
     async def _closed(self, socket: Socket, reason: CloseReason) -> None:
         """Report that a connection has ended; fires ``disconnect`` exactly once.

@@ -68,7 +68,9 @@ class MockServer(Server[Link]):
             await asyncio.sleep(interval)
             now = loop.time()
             for socket_id, link in list(self._conns.items()):
-                if link.ping_sent is None:
+                if self._handling(socket_id):
+                    link.ping_sent = None  # the pong may be queued behind the message in hand
+                elif link.ping_sent is None:
                     link.ping_sent = now
                     link.to_client.put(PING)
                 elif now - link.ping_sent > timeout:

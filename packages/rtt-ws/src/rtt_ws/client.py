@@ -9,6 +9,7 @@ from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
+from websockets.http11 import Response
 from websockets.protocol import State
 
 from rtt import (
@@ -23,6 +24,9 @@ from rtt import (
 from ._frames import close_reason, speak_rtt_reasons
 
 __all__ = ["WsClient", "WsConnection"]
+
+#: Bytes of a refusal's body read for its reason: a reason is one short line.
+REASON_LIMIT = 200
 
 
 class _Connection(WsClientConnection):
@@ -96,9 +100,15 @@ class WsClient(Client):
         except InvalidStatus as exc:
             response = exc.response
             if 400 <= response.status_code < 600:
-                raise RejectedError(response.status_code, response.reason_phrase) from None
+                raise RejectedError(response.status_code, _refusal_reason(response)) from None
             raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
         except (InvalidHandshake, InvalidURI) as exc:
             raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
         self._connection = WsConnection(ws)
         return self._connection
+
+
+def _refusal_reason(response: Response) -> str:
+    """The server's reason for a refusal: the body's first line (rtt writes it there), else the phrase."""
+    body = (response.body or b"")[:REASON_LIMIT].decode("utf-8", "replace").strip()
+    return body.splitlines()[0] if body else response.reason_phrase

@@ -166,7 +166,9 @@ class TcplineServer(Server[Conn]):
             await asyncio.sleep(interval)
             now = loop.time()
             for socket_id, conn in list(self._conns.items()):
-                if conn.ping_sent is None:
+                if self._handling(socket_id):
+                    conn.ping_sent = None  # the pong may be unread behind the message in hand
+                elif conn.ping_sent is None:
                     conn.ping_sent = now
                     conn.write(PING)
                 elif now - conn.ping_sent > timeout:
