@@ -34,7 +34,7 @@ from rtt.assets import asset_headers, read_asset
 from rtt.handshake import origin_allowed
 from rtt.relay import RelayedRequest, relay_headers
 
-from ._library import RttManager, add_endpoint, answer_closed, served_urls
+from ._library import RAW_WEBSOCKET, RttManager, add_endpoint, answer_closed, served_urls
 from ._wire import BINDING_COOKIE, BINDING_REFUSED, close_frame
 
 if TYPE_CHECKING:
@@ -151,6 +151,8 @@ class Endpoint:
         manager = self.manager
         if transport is not None and transport not in self.served:
             return web.Response(status=404, text="Not found")  # a transport this server does not serve
+        if info.route.name == RAW_WEBSOCKET:
+            return await self._raw_websocket(request, handler)
         if request.method == hdrs.METH_OPTIONS:
             return await handler(request)
         session = manager.get(info["session"], default=None) if transport is not None else None
@@ -204,6 +206,21 @@ class Endpoint:
             # A request the library refused before the session opened (a JSONP
             # request without its callback, say) must not leave a session nobody owns.
             manager.forget_orphan(info["session"])
+
+    async def _raw_websocket(self, request: web.Request, handler: _Handler) -> web.StreamResponse:
+        """SockJS's raw WebSocket (``/websocket``): admitted as the framed WebSocket is, before the upgrade.
+
+        Routed only while ``websocket`` is served; another method than GET gets
+        SockJS's 405 (``Allow: GET``, no body), as the framed endpoint.
+        """
+        if request.method != hdrs.METH_GET:
+            return web.Response(status=405, headers={hdrs.ALLOW: hdrs.METH_GET})
+        handshake = self._handshake(request)
+        decision = await self.server._admit(handshake)
+        if isinstance(decision, Reject):
+            return web.Response(status=decision.status, text=decision.reason)
+        request["rtt.admitted"] = (handshake, decision.identity)
+        return await _answer(handler, request)
 
     async def _forward(self, request: web.Request, key: str) -> web.StreamResponse | None:
         """Relay a request of a session another process holds to that process (SPEC.md 13.8)."""

@@ -19,12 +19,16 @@ from __future__ import annotations
 import asyncio
 import collections
 import contextlib
+import functools
+import secrets
 from collections.abc import Iterable
 from dataclasses import dataclass
 from typing import TYPE_CHECKING, Any, Final
 
+import aiohttp._websocket.reader
+import aiohttp.web_protocol
 import sockjs  # type: ignore[import-untyped, unused-ignore]
-from aiohttp import WSMsgType, web
+from aiohttp import WebSocketError, WSMsgType, web
 from sockjs import (  # type: ignore[import-untyped, unused-ignore]
     Frame,
     SessionIsAcquired,
@@ -49,17 +53,23 @@ if TYPE_CHECKING:
 __all__ = [
     "COUPLING",
     "HANDLERS",
+    "PROTOCOL_ERROR_CODES",
+    "RAW_WEBSOCKET",
     "TRANSPORT",
     "WRITTEN_AGAINST",
+    "CheckedWebSocketResponse",
     "Coupling",
+    "MaskCheck",
     "Receiving",
     "Refused",
     "RttManager",
+    "RttRawWebSocket",
     "RttSession",
     "RttWebSocket",
     "add_endpoint",
     "answer_closed",
     "library_route",
+    "raw_websocket",
     "served_urls",
 ]
 
@@ -230,7 +240,8 @@ COUPLING: Final[tuple[Coupling, ...]] = (
         "get_session",
         ("manager", "session_id"),
         False,
-        "relied on: a WebSocket presenting an existing session id gets a session of its own",
+        "relied on: a WebSocket presenting an existing session id gets a session of its own "
+        "(raw_websocket makes its sessions with it too)",
     ),
     Coupling(
         WebSocketTransport,
@@ -253,6 +264,54 @@ COUPLING: Final[tuple[Coupling, ...]] = (
         False,
         "relied on: looks the transport up in handlers, calls remote_close/remote_closed/release",
     ),
+    # aiohttp (written against 3.14.5; the lowest environment runs 3.11.0)
+    Coupling(
+        web.WebSocketResponse,
+        "_post_start",
+        ("self", "request", "protocol", "writer"),
+        False,
+        "CheckedWebSocketResponse: puts MaskCheck in front of the frame parser aiohttp has just made "
+        "(RFC 6455 5.1: a server must fail an unmasked client frame; aiohttp takes it)",
+    ),
+    Coupling(
+        web.WebSocketResponse,
+        "_reader",
+        None,
+        True,
+        "read by CheckedWebSocketResponse: the parser's message queue, which MaskCheck fails",
+    ),
+    Coupling(
+        aiohttp._websocket.reader.WebSocketDataQueue,
+        "set_exception",
+        ("self", "exc", "exc_cause"),
+        False,
+        "called by MaskCheck as aiohttp's parser calls it for its own protocol errors: receive() "
+        "then closes with 1002",
+    ),
+    Coupling(
+        aiohttp.web_protocol.RequestHandler,
+        "_payload_parser",
+        None,
+        False,
+        "read and written by CheckedWebSocketResponse: the frame parser, wrapped in MaskCheck",
+    ),
+    Coupling(
+        aiohttp.web_protocol.RequestHandler,
+        "_message_tail",
+        None,
+        False,
+        "read and written by CheckedWebSocketResponse: bytes that came with the handshake, "
+        "checked before aiohttp's parser sees them",
+    ),
+    Coupling(
+        web.WebSocketResponse,
+        "close",
+        ("self", "code", "message", "drain"),
+        False,
+        "CheckedWebSocketResponse.close: aiohttp's own close for a peer's protocol error (1002, "
+        "1007) carries rtt's 'protocol error' text (SPEC.md 6); relies on receive() closing with "
+        "the error's code",
+    ),
 )
 
 
@@ -272,6 +331,8 @@ class RttSession(sockjs.Session):  # type: ignore[misc]
 
     rtt_conn: SockjsConn | None = None
     transport_name = "websocket"
+    #: A session of the raw WebSocket endpoint: messages are queued unpacked (never a blob).
+    raw = False
 
     def __init__(self, *args: Any, **kwargs: Any) -> None:
         super().__init__(*args, **kwargs)
@@ -295,7 +356,7 @@ class RttSession(sockjs.Session):  # type: ignore[misc]
             queue.append([frame, data, size, 0])
         self.release_waiters()
 
-    async def get_frame(self, pack: bool = True) -> tuple[Frame, str]:
+    async def get_frame(self, pack: bool = True) -> tuple[Frame, Any]:
         queue = self.frames
         if not queue and self.state is not SessionState.CLOSED:
             waiter: asyncio.Future[None] = asyncio.get_running_loop().create_future()
@@ -311,7 +372,8 @@ class RttSession(sockjs.Session):  # type: ignore[misc]
         if conn is not None:
             conn.queued -= size
         if frame is Frame.MESSAGE:
-            return frame, messages_frame(payload)
+            # Unpacked (the raw WebSocket): the messages' texts, one by one.
+            return frame, messages_frame(payload) if pack else payload
         return frame, payload
 
     def release_waiters(self) -> None:
@@ -459,13 +521,15 @@ class RttWebSocket(WebSocketTransport):  # type: ignore[misc]
 
     session: RttSession
     manager: RttManager
+    #: SockJS's raw WebSocket (:class:`RttRawWebSocket`): one message per WebSocket message.
+    raw = False
 
     async def process(self) -> web.StreamResponse:
         request = self.request  # a GET: the guard answers any other method (405)
         rtt = self.manager.rtt
         session = self.session
         # No permessage-deflate (as rtt-ws): it costs ~90 KiB of memory per connection.
-        ws = web.WebSocketResponse(autoping=False, max_msg_size=rtt.frame_limit, compress=False)
+        ws = CheckedWebSocketResponse(autoping=False, max_msg_size=rtt.frame_limit, compress=False)
         await ws.prepare(request)
         request[TRANSPORT] = self.name
         try:
@@ -473,7 +537,8 @@ class RttWebSocket(WebSocketTransport):  # type: ignore[misc]
         except (SessionIsAcquired, Refused):
             if session.rtt_conn is None:
                 self.manager.sessions.pop(session.id, None)
-            await ws.send_str(_ANOTHER_CONNECTION)
+            if not self.raw:
+                await ws.send_str(_ANOTHER_CONNECTION)
             await ws.close()
             return ws
         conn = session.rtt_conn
@@ -492,7 +557,8 @@ class RttWebSocket(WebSocketTransport):  # type: ignore[misc]
             if not ws.closed:
                 with contextlib.suppress(Exception):
                     async with asyncio.timeout(rtt.options.close_timeout):
-                        await ws.close(code=(conn.detected or CloseReason.SERVER_CLOSED).code)
+                        closing = conn.detected or CloseReason.SERVER_CLOSED
+                        await ws.close(code=closing.code, message=closing.value.encode())
         return ws
 
     async def _write(self, ws: web.WebSocketResponse, conn: SockjsConn) -> None:
@@ -519,7 +585,9 @@ class RttWebSocket(WebSocketTransport):  # type: ignore[misc]
             msg = await ws.receive()
             kind = msg.type
             if kind is WSMsgType.TEXT:
-                if msg.data and not await rtt.deliver(conn, msg.data) and conn.client_closing:
+                # A framed empty message carries nothing; a raw one is the message "".
+                delivered = not (msg.data or self.raw) or await rtt.deliver(conn, msg.data, raw=self.raw)
+                if not delivered and conn.client_closing:
                     return CloseReason.CLIENT_CLOSED
                 # After a violation rtt is closing the session: the writer sends the
                 # close frame and closes, which ends this loop.
@@ -534,12 +602,166 @@ class RttWebSocket(WebSocketTransport):  # type: ignore[misc]
                     return CloseReason.CLIENT_CLOSED
                 return CloseReason.from_wire(msg.data, msg.extra or "")
             elif kind is WSMsgType.ERROR:
-                if ws.close_code == 1009:
+                code = getattr(msg.data, "code", None) or ws.close_code  # the WebSocketError's
+                if code == 1009:
                     conn.detected = CloseReason.MESSAGE_TOO_BIG
+                elif code in PROTOCOL_ERROR_CODES:  # CheckedWebSocketResponse closed it
+                    conn.detected = CloseReason.PROTOCOL_ERROR
                 return conn.detected or CloseReason.TRANSPORT_ERROR
             else:  # CLOSING, CLOSED
                 return CloseReason.TRANSPORT_ERROR
 
+
+class RttRawWebSocket(RttWebSocket):
+    """SockJS's raw WebSocket (``{prefix}/websocket``): each WebSocket text message is one message.
+
+    No SockJS framing either way (no ``o``, ``h``, ``a[...]`` or ``c[...]``):
+    heartbeats are WebSocket pings and the close reason is the WebSocket
+    close's code and text (SPEC.md 6). Everything else (admission, limits,
+    queue, heartbeat schedule, shutdown) is the framed WebSocket's.
+    """
+
+    name = "websocket-raw"
+    raw = True
+
+    async def _write(self, ws: web.WebSocketResponse, conn: SockjsConn) -> None:
+        session = self.session
+        rtt = self.manager.rtt
+        try:
+            while True:
+                frame, data = await session.get_frame(pack=False)
+                if frame is Frame.MESSAGE:
+                    for text in data:
+                        await ws.send_str(text)
+                elif frame is Frame.HEARTBEAT:
+                    await ws.ping()
+                elif frame is Frame.CLOSE:
+                    reason = conn.rtt_reason or CloseReason.SERVER_CLOSED
+                    await ws.close(code=reason.code, message=reason.value.encode())
+                    rtt.close_sent(conn)
+                    return
+                else:  # the library's "o": the raw endpoint sends none
+                    assert frame is Frame.OPEN, frame  # SockjsServer feeds a raw session no blob
+        except (SessionIsClosed, ConnectionError, RuntimeError):
+            return
+
+
+async def raw_websocket(manager: RttManager, request: web.Request) -> web.StreamResponse:
+    """Serve SockJS's raw WebSocket endpoint: a session of its own under an id no client chose.
+
+    The library's own raw route draws ids from ``random`` and would join a
+    session whose id it drew again; rtt's are 96 random bits, never reused
+    while held. A session the request never opened is not left behind.
+    """
+    session = RttRawWebSocket.get_session(manager, secrets.token_urlsafe(12))
+    session.raw = True
+    try:
+        response: web.StreamResponse = await RttRawWebSocket(manager, session, request).process()
+        return response
+    finally:
+        manager.forget_orphan(session.id)
+
+
+# -- aiohttp's server WebSocket, as RFC 6455 asks ------------------------------
+
+
+class CheckedWebSocketResponse(web.WebSocketResponse):
+    """aiohttp's server WebSocket, failing the connection where RFC 6455 says a server must.
+
+    - An unmasked client frame is a protocol error (RFC 6455 5.1: the server
+      MUST close the connection); aiohttp's reader takes it as if masked
+      (:class:`MaskCheck`).
+    - A close aiohttp sends on its own for a peer's protocol error (1002, or
+      1007 for invalid UTF-8) carries rtt's ``protocol error`` text (SPEC.md 6);
+      aiohttp sends no text.
+    """
+
+    def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
+        handler = request.protocol
+        # Bytes that came with the handshake: aiohttp would feed them to its parser
+        # in set_parser; they go through the check below instead.
+        early, handler._message_tail = handler._message_tail, b""
+        super()._post_start(request, protocol, writer)
+        check = MaskCheck(handler._payload_parser, self._reader)
+        handler._payload_parser = check
+        if early:
+            check.feed_data(early)
+
+    async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
+        if not message and code in PROTOCOL_ERROR_CODES:
+            message = PROTOCOL_ERROR_TEXT
+        return await super().close(code=code, message=message, drain=drain)
+
+
+#: Close codes of a peer's protocol error (RFC 6455 7.4.1: protocol error, invalid UTF-8).
+PROTOCOL_ERROR_CODES: Final = frozenset({1002, 1007})
+PROTOCOL_ERROR_TEXT: Final = CloseReason.PROTOCOL_ERROR.value.encode()
+
+
+class MaskCheck:
+    """aiohttp's WebSocket frame parser behind a check that every client frame is masked.
+
+    aiohttp reads the mask bit and never refuses a frame without it. This
+    reads each frame's header (2 to 10 bytes) only to find the next one,
+    passes every byte on unchanged, and at the first unmasked frame passes
+    on what came before it, then fails the connection as aiohttp fails it
+    for its own protocol errors (the parser's message queue raises
+    ``WebSocketError(1002)``, so ``receive()`` closes with 1002 and returns
+    an ``ERROR`` message).
+    """
+
+    __slots__ = ("failed", "head", "parser", "queue", "skip")
+
+    def __init__(self, parser: Any, queue: Any) -> None:
+        self.parser = parser
+        self.queue = queue
+        self.skip = 0  # bytes of the current frame still to come
+        self.head = b""  # the start of a frame header split across reads
+        self.failed = False
+
+    def feed_eof(self) -> None:
+        self.parser.feed_eof()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        if self.failed:
+            return True, b""
+        bad = self._unmasked_at(data)
+        if bad is None:
+            result: tuple[bool, bytes] = self.parser.feed_data(data)
+            return result
+        self.failed = True
+        ended, _ = self.parser.feed_data(data[:bad]) if bad else (False, b"")
+        if not ended:  # else the parser failed first, on a frame before this one
+            self.queue.set_exception(WebSocketError(1002, "unmasked client frame"))
+        return True, b""
+
+    def _unmasked_at(self, data: bytes) -> int | None:
+        """Where in ``data`` the first unmasked frame starts (0 if its header began earlier), or None."""
+        head = self.head
+        buf = head + data if head else data
+        pos = self.skip  # 0 whenever a header is pending
+        end = len(buf)
+        while pos + 2 <= end:
+            second = buf[pos + 1]
+            if not second & 0x80:
+                return max(0, pos - len(head))
+            size = second & 0x7F
+            if size < 126:
+                pos += 6 + size  # header, mask key, payload
+                continue
+            extra = 2 if size == 126 else 8
+            if pos + 2 + extra > end:
+                break
+            pos += 6 + extra + int.from_bytes(buf[pos + 2 : pos + 2 + extra], "big")
+        if pos >= end:
+            self.skip, self.head = pos - end, b""
+        else:
+            self.skip, self.head = 0, bytes(buf[pos:])
+        return None
+
+
+#: The name of the raw WebSocket route in the endpoint's sub-application.
+RAW_WEBSOCKET: Final = "rtt-sockjs-websocket-raw"
 
 #: The library's transports with rtt's receiving loop and WebSocket; the message
 #: POSTs (``xhr_send``, ``jsonp_send``) never reach the library (rtt answers them).
@@ -571,8 +793,10 @@ def add_endpoint(
     """The library's SockJS routes at the root of ``sub``, served by rtt's transports and ``manager``.
 
     Only the transports named in ``served`` (all if None) are routed (the
-    library's ``disable_transports``, which its ``/info`` reflects); its raw
-    WebSocket endpoint never is.
+    library's ``disable_transports``, which its ``/info`` reflects). SockJS's
+    raw WebSocket endpoint (``/websocket``) is served with ``websocket``, by
+    rtt (:func:`raw_websocket`, route :data:`RAW_WEBSOCKET`, every method: the
+    guard answers any but GET with 405); the library's own never is.
 
     ``sockjs.add_endpoint`` takes no transport table; the one object that
     answers its routes (a ``sockjs.route.SockJSRoute``) is found by its type,
@@ -591,6 +815,8 @@ def add_endpoint(
         disable_transports=("websocket-raw", *(_NAMES - set(_NAMES if served is None else served))),
     )
     library_route(routes).handlers = HANDLERS
+    if served is None or WebSocketTransport.name in served:
+        sub.router.add_route("*", "/websocket", functools.partial(raw_websocket, manager), name=RAW_WEBSOCKET)
 
 
 def library_route(routes: Iterable[web.AbstractRoute]) -> Any:

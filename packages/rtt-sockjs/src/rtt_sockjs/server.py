@@ -189,13 +189,19 @@ class SockjsServer(Server[SockjsConn]):
 
     # -- Calls from the transports ------------------------------------------
 
-    async def deliver(self, conn: SockjsConn, payload: str) -> bool:
-        """Hand a client payload's messages to rtt in order; False once the session must end."""
-        try:
-            messages = parse_client_payload(payload)
-        except FrameError:
-            self.violation(conn, CloseReason.PROTOCOL_ERROR)
-            return False
+    async def deliver(self, conn: SockjsConn, payload: str, *, raw: bool = False) -> bool:
+        """Hand a client payload's messages to rtt in order; False once the session must end.
+
+        ``raw``: the payload is one message as it is (SockJS's raw WebSocket), not SockJS JSON.
+        """
+        if raw:
+            messages = [payload]
+        else:
+            try:
+                messages = parse_client_payload(payload)
+            except FrameError:
+                self.violation(conn, CloseReason.PROTOCOL_ERROR)
+                return False
         for text in messages:
             socket = conn.socket
             if conn.ended or socket is None:
@@ -324,13 +330,17 @@ class SockjsServer(Server[SockjsConn]):
 
     async def _broadcast(self, conns: list[SockjsConn], data: str | bytes) -> None:
         size = message_size(data)
-        frame = messages_frame([encode_text(data)])  # encoded once for every session
+        text = encode_text(data)
+        frame = messages_frame([text])  # encoded once for every session
         blob = Frame.MESSAGE_BLOB
         for conn in conns:
             session = conn.session
             if conn.ended or session.state is not SessionState.OPEN:
                 continue
-            session.feed(blob, frame, size)
+            if session.raw:  # SockJS's raw WebSocket sends the message itself, unframed
+                session.feed(Frame.MESSAGE, text, size)
+            else:
+                session.feed(blob, frame, size)
             conn.queued += size
 
     def _buffered(self, conn: SockjsConn) -> int:
