@@ -317,9 +317,10 @@ COUPLING: tuple[Coupling, ...] = (
     ),
     Coupling(
         engineio.async_drivers.aiohttp.WebSocket,
-        ("handler", "server"),
+        ("handler",),
         "reads",
-        "what the driver's __call__ reads: the socket's handler, the server (for max_http_buffer_size)",
+        "what the driver's __call__ reads: the socket's WebSocket handler (a bound method of the "
+        "socket, whose server gives max_http_buffer_size: 4.13's driver keeps no server)",
         instance=True,
     ),
     # -- aiohttp (written against 3.14.5; the lowest environment runs 3.11.0) --
@@ -1096,12 +1097,15 @@ class DriverWebSocket(engineio.async_drivers.aiohttp.WebSocket):  # type: ignore
 
     The driver builds aiohttp's ``WebSocketResponse`` by name, with no
     factory; this is its ``__call__`` with rtt's response, sized by the
-    server's ``max_http_buffer_size`` as python-engineio 4.15 sizes it.
+    server's ``max_http_buffer_size`` as python-engineio 4.15 sizes it (4.13
+    left it unbounded).
     """
 
     async def __call__(self, environ: dict[str, Any]) -> web.WebSocketResponse:
         request = environ["aiohttp.request"]
-        self._sock = sock = CheckedWebSocketResponse(max_msg_size=self.server.max_http_buffer_size)
+        socket: RttSocket = self.handler.__self__  # the handler is RttSocket._websocket_handler
+        limit = socket.server.max_http_buffer_size
+        self._sock = sock = CheckedWebSocketResponse(max_msg_size=limit)
         await sock.prepare(request)
         self.environ = environ
         await self.handler(self)
