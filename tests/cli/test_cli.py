@@ -126,7 +126,7 @@ def test_no_transport_anywhere() -> None:
         ('transport = "ws"\n[options]\nmax_mesage_size = 10\n', "unknown option 'max_mesage_size'"),
         ('transport = "ws"\n[options]\nmax_message_size = -1\n', "max_message_size must be >= 1"),
         ('transport = "ws"\n[options]\nping_interval = "soon"\n', "ping_interval must be a number"),
-        ('transport = "ws"\nport = 8000\n', "unknown key 'port'; a config file has broker, options, transport"),
+        ('transport = "ws"\nport = 8000\n', "unknown key 'port'; a config file has broker, options"),
         ('transport = "ws"\noptions = 3\n', "'options' must be a mapping"),
         ("transport = 3\n", "transport must be a string"),
         ('transport = "nope"\n', "unknown transport 'nope'"),
@@ -386,6 +386,15 @@ def test_check_mock_passes() -> None:
     )
 
 
+def test_check_of_selected_cases_never_claims_the_kit() -> None:
+    result = run("check", "mock", "-k", "round_trip")
+    assert result.status == 0, result.out + result.err
+    assert result.out.splitlines()[-1] == (
+        "rtt: mock (rtt-mock 0.1.0) passes the selected cases ('round_trip') of the conformance kit: "
+        "1 passed, 0 failed, 0 skipped"
+    )
+
+
 def test_check_a_third_party_plugin_with_options(tmp_path: Path) -> None:
     """tcpline, from the test tree, as its author would check it: no test file, options from a file."""
     config = write(tmp_path / "tcpline.toml", 'transport = "tcpline"\n[options]\nclose_timeout = 2\n')
@@ -483,7 +492,9 @@ def test_check_a_plugin_that_breaks_the_contract(tmp_path: Path) -> None:
     assert "FaultyClient does not implement Client.pause_reading() (SPEC.md 10.3)" in result.out
     summary, _, failed = result.err.strip().rpartition(" (")
     assert summary == (
-        "rtt: faulty (rtt-faulty 0.1.0) fails the conformance kit: 1 passed, 2 failed, 0 skipped"
+        "rtt: faulty (rtt-faulty 0.1.0) fails the selected cases "
+        "('broadcast_with_exclude or ping_timeout or round_trip') of the conformance kit: "
+        "1 passed, 2 failed, 0 skipped"
     )
     assert sorted(failed.rstrip(")").split(", ")) == [
         "test_broadcast_with_exclude",

@@ -162,12 +162,16 @@ def run_check(
             _target = None
     sys.stdout.flush()
     counts = f"{tally.passed} passed, {len(tally.failed)} failed, {tally.skipped} skipped"
+    kit = f"the {'broker ' if broker else ''}conformance kit"
+    if keyword:
+        # Never the plain claim: only some cases ran.
+        kit = f"the selected cases ({keyword!r}) of {kit}"
     if code == pytest.ExitCode.OK and tally.passed == 0:
         # Every case needs a Python client (SPEC 11): a transport without one cannot be checked.
         print(f"rtt: {label} was not checked: every case was skipped ({counts})", file=sys.stderr)
         return 1
     if code == pytest.ExitCode.OK:
-        print(f"rtt: {label} passes the {'broker ' if broker else ''}conformance kit: {counts}")
+        print(f"rtt: {label} passes {kit}: {counts}")
         return 0
     if code == pytest.ExitCode.INTERRUPTED:
         print(f"rtt: check of {label} interrupted: {counts}", file=sys.stderr)
@@ -179,7 +183,7 @@ def run_check(
         return 2
     failed = f" ({', '.join(tally.failed)})" if tally.failed else ""
     print(
-        f"rtt: {label} fails the {'broker ' if broker else ''}conformance kit: {counts}{failed}",
+        f"rtt: {label} fails {kit}: {counts}{failed}",
         file=sys.stderr,
     )
     return 1
