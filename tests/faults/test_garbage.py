@@ -2,7 +2,8 @@
 
 A raw client on asyncio streams sends each hand-built frame to the
 WebSocket URL of every wire that has one (rtt-ws, Engine.IO and SockJS over
-WebSocket; the HTTP wires carry no WebSocket frames). The server closes that
+WebSocket, and SockJS's raw WebSocket endpoint, ``sockjs-raw``, which no
+wire's client uses; the HTTP wires carry no WebSocket frames). The server closes that
 connection as a protocol error: its ``disconnect`` says ``protocol error``
 and the peer reads RFC 6455's close (1007 for invalid UTF-8, else 1002) with
 rtt's ``protocol error`` text (rtt-ws: websockets' own text), the frame is
@@ -17,7 +18,9 @@ from __future__ import annotations
 import asyncio
 import logging
 import socket
+from dataclasses import dataclass
 from typing import TYPE_CHECKING
+from urllib.parse import urlsplit
 
 import pytest
 
@@ -33,25 +36,67 @@ if TYPE_CHECKING:
 WAIT = 15.0
 WEBSOCKET_WIRES = [w for w in WIRES if not w.http]
 
-#: One message in each wire's own framing, so only the frame around it is at fault.
-PAYLOAD = {"ws": b"hello", "engineio": b"4hello", "sockjs": b'["hello"]'}
 #: The WebSocket close code of each kind of garbage (RFC 6455 7.4.1), as websockets sends it on rtt-ws.
 CLOSE_CODE = {"invalid-utf8": 1007, "bad-opcode": 1002, "unmasked": 1002}
 
 
-def garbage(kind: str, wire: Wire) -> bytes:
+@dataclass(frozen=True)
+class Endpoint:
+    """A WebSocket endpoint of a wire's server: the wire's own, or SockJS's raw one (``raw``)."""
+
+    wire: Wire
+    raw: bool = False
+
+    @property
+    def id(self) -> str:
+        return "sockjs-raw" if self.raw else self.wire.id
+
+    @property
+    def greets(self) -> bool:
+        """Whether the server's first frame is the wire's own (Engine.IO's OPEN, SockJS's ``o``)."""
+        return self.wire.name != "ws" and not self.raw
+
+    def target(self, url: str) -> tuple[str, int, str]:
+        if not self.raw:
+            return websocket_target(self.wire, url)
+        parts = urlsplit(url)
+        assert parts.hostname is not None and parts.port is not None
+        return parts.hostname, parts.port, parts.path.rstrip("/") + "/websocket"
+
+    def message(self, text: str) -> bytes:
+        """One client message ``text`` in this endpoint's framing."""
+        name = "ws" if self.raw else self.wire.name
+        return {"ws": text, "engineio": "4" + text, "sockjs": f'["{text}"]'}[name].encode()
+
+
+def _endpoints() -> list[Endpoint]:
+    found = [Endpoint(wire) for wire in WEBSOCKET_WIRES]
+    found += [Endpoint(wire, raw=True) for wire in WEBSOCKET_WIRES if wire.name == "sockjs"]
+    return found
+
+
+ENDPOINTS = _endpoints()
+
+
+def garbage(kind: str, endpoint: Endpoint) -> bytes:
+    """One message ``hello`` in the endpoint's own framing, so only the frame around it is at fault."""
+    payload = endpoint.message("hello")
     if kind == "invalid-utf8":
-        return frame(OP_TEXT, PAYLOAD[wire.name][:-1] + b"\xff\xfe" + PAYLOAD[wire.name][-1:])
+        return frame(OP_TEXT, payload[:-1] + b"\xff\xfe" + payload[-1:])
     if kind == "bad-opcode":
-        return frame(0x3, PAYLOAD[wire.name])  # 0x3-0x7 are reserved non-control opcodes
-    return frame(OP_TEXT, PAYLOAD[wire.name], mask=False)  # a client MUST mask (RFC 6455 5.1)
+        return frame(0x3, payload)  # 0x3-0x7 are reserved non-control opcodes
+    return frame(OP_TEXT, payload, mask=False)  # a client MUST mask (RFC 6455 5.1)
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("wire", WEBSOCKET_WIRES, ids=[w.id for w in WEBSOCKET_WIRES], indirect=True)
+@pytest.mark.parametrize(
+    ("wire", "endpoint"),
+    [pytest.param(e.wire, e, id=e.id) for e in ENDPOINTS],
+    indirect=["wire"],
+)
 @pytest.mark.parametrize("kind", ["invalid-utf8", "bad-opcode", "unmasked"])
 async def test_a_garbage_frame_closes_with_protocol_error_and_the_server_stays_healthy(
-    wire: Wire, kind: str, caplog: pytest.LogCaptureFixture
+    wire: Wire, endpoint: Endpoint, kind: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     caplog.set_level(logging.INFO)
     transport = wire.transport()
@@ -63,12 +108,12 @@ async def test_a_garbage_frame_closes_with_protocol_error_and_the_server_stays_h
         async with healthy:
             await healthy.send("before")
             assert await asyncio.wait_for(healthy.recv(), WAIT) == "before"
-            raw = await RawWebSocket.connect(*websocket_target(wire, server.url))
-            if wire.name != "ws":
+            raw = await RawWebSocket.connect(*endpoint.target(server.url))
+            if endpoint.greets:
                 # Engine.IO's OPEN packet, SockJS's ``o``: the session exists before the garbage arrives.
                 await asyncio.wait_for(raw.read_frame(), WAIT)
             await eventually(lambda: len(server.sockets) == 2, WAIT, "the raw client's socket")
-            raw.send(garbage(kind, wire))
+            raw.send(garbage(kind, endpoint))
             closed = await raw.wait_closed(WAIT)
             ((_, reason),) = await rec.wait("disconnect", timeout=WAIT)
             assert reason is rtt.CloseReason.PROTOCOL_ERROR
@@ -88,11 +133,6 @@ async def test_a_garbage_frame_closes_with_protocol_error_and_the_server_stays_h
     assert not errors, [r.getMessage() for r in errors]
 
 
-def message(wire: Wire, text: str) -> bytes:
-    """One client message ``text`` in ``wire``'s own framing."""
-    return {"ws": text, "engineio": "4" + text, "sockjs": f'["{text}"]'}[wire.name].encode()
-
-
 def in_pieces(data: bytes) -> list[bytes]:
     """``data`` cut at uneven places, so that frame headers arrive split across reads."""
     pieces: list[bytes] = []
@@ -105,18 +145,22 @@ def in_pieces(data: bytes) -> list[bytes]:
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize("wire", WEBSOCKET_WIRES, ids=[w.id for w in WEBSOCKET_WIRES], indirect=True)
-async def test_masked_frames_cut_anywhere_arrive_whole_and_in_order(wire: Wire) -> None:
+@pytest.mark.parametrize(
+    ("wire", "endpoint"),
+    [pytest.param(e.wire, e, id=e.id) for e in ENDPOINTS],
+    indirect=["wire"],
+)
+async def test_masked_frames_cut_anywhere_arrive_whole_and_in_order(wire: Wire, endpoint: Endpoint) -> None:
     """Every length encoding (7 bits, 16 bits, 64 bits), header and payload cut across TCP reads."""
     transport = wire.transport()
     texts = ["a", "b" * 125, "c" * 126, "d" * 300, "e" * 70_000, "f"]
     async with echo(transport.server(port=0, close_timeout=2)) as server:
         received: list[str | bytes] = []
         server.on("message", lambda socket, data: received.append(data))
-        raw = await RawWebSocket.connect(*websocket_target(wire, server.url))
-        if wire.name != "ws":
+        raw = await RawWebSocket.connect(*endpoint.target(server.url))
+        if endpoint.greets:
             await asyncio.wait_for(raw.read_frame(), WAIT)
-        stream = b"".join(frame(OP_TEXT, message(wire, text)) for text in texts)
+        stream = b"".join(frame(OP_TEXT, endpoint.message(text)) for text in texts)
         sock = raw.writer.get_extra_info("socket")
         sock.setsockopt(socket.IPPROTO_TCP, socket.TCP_NODELAY, 1)
         for piece in in_pieces(stream):
@@ -129,17 +173,17 @@ async def test_masked_frames_cut_anywhere_arrive_whole_and_in_order(wire: Wire) 
 
 #: Where the unmasked frame comes; rtt-ws is not sent one with its handshake (see the test).
 UNMASKED_CASES = [
-    pytest.param(wire, when, id=f"{when}-{wire.id}")
+    pytest.param(e.wire, e, when, id=f"{when}-{e.id}")
     for when in ("after-good-frames", "with-the-handshake", "header-split")
-    for wire in WEBSOCKET_WIRES
-    if not (wire.name == "ws" and when == "with-the-handshake")
+    for e in ENDPOINTS
+    if not (e.wire.name == "ws" and when == "with-the-handshake")
 ]
 
 
 @pytest.mark.timeout(60)
-@pytest.mark.parametrize(("wire", "when"), UNMASKED_CASES, indirect=["wire"])
+@pytest.mark.parametrize(("wire", "endpoint", "when"), UNMASKED_CASES, indirect=["wire"])
 async def test_an_unmasked_frame_is_refused_wherever_it_comes(
-    wire: Wire, when: str, caplog: pytest.LogCaptureFixture
+    wire: Wire, endpoint: Endpoint, when: str, caplog: pytest.LogCaptureFixture
 ) -> None:
     """Frames before it are delivered; it and everything after are not (RFC 6455 5.1).
 
@@ -155,14 +199,14 @@ async def test_an_unmasked_frame_is_refused_wherever_it_comes(
         received: list[str | bytes] = []
         server.on("message", lambda socket, data: received.append(data))
         rec = Recorder().listen(server, "disconnect")
-        good = frame(OP_TEXT, message(wire, "one")) + frame(OP_TEXT, message(wire, "two" * 100))
-        bad = frame(OP_TEXT, message(wire, "bad"), mask=False) + frame(OP_TEXT, message(wire, "after"))
-        target = websocket_target(wire, server.url)
+        good = frame(OP_TEXT, endpoint.message("one")) + frame(OP_TEXT, endpoint.message("two" * 100))
+        bad = frame(OP_TEXT, endpoint.message("bad"), mask=False) + frame(OP_TEXT, endpoint.message("after"))
+        target = endpoint.target(server.url)
         if when == "with-the-handshake":
             raw = await RawWebSocket.connect(*target, early=good + bad)
         else:
             raw = await RawWebSocket.connect(*target)
-        if wire.name != "ws" and when != "with-the-handshake":
+        if endpoint.greets and when != "with-the-handshake":
             await asyncio.wait_for(raw.read_frame(), WAIT)
         if when == "after-good-frames":
             raw.send(good + bad)
