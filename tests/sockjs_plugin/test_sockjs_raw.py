@@ -21,7 +21,7 @@ import aiohttp
 import pytest
 import websockets
 from conftest import echo_server
-from faults.wire_support import RawWebSocket
+from faults.wire_support import OP_TEXT, RawWebSocket, frame
 from websockets.asyncio.client import ClientConnection, connect
 from websockets.typing import Origin
 
@@ -178,6 +178,19 @@ async def test_a_client_that_stops_reading_is_cut_as_slow_consumer() -> None:
         ((_, reason),) = await rec.wait("disconnect", timeout=WAIT)
         assert reason is rtt.CloseReason.SLOW_CONSUMER
         stalled.abort()
+
+
+async def test_an_unmasked_client_frame_is_protocol_error() -> None:
+    """RFC 6455 5.1, which aiohttp's reader does not enforce (``_library.MaskCheck``)."""
+    async with echo_server("sockjs", kind=SockjsServer, close_timeout=1) as (server, received):
+        rec = Recorder().listen(server, "disconnect")
+        raw = await RawWebSocket.connect(*_target(server))
+        raw.send(frame(OP_TEXT, b"masked") + frame(OP_TEXT, b"unmasked", mask=False))
+        closed = await raw.wait_closed(WAIT)
+        assert (closed.code, closed.reason) == (1002, "protocol error")
+        ((_, reason),) = await rec.wait("disconnect", timeout=WAIT)
+        assert reason is rtt.CloseReason.PROTOCOL_ERROR
+        assert received == ["masked"], "the frame before it is delivered, nothing after"
 
 
 async def test_the_endpoint_follows_the_transports_option_and_answers_only_get() -> None:
