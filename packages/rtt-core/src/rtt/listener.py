@@ -83,7 +83,7 @@ class Listener:
         listener = cls(header_timeout)
         loop = asyncio.get_running_loop()
         listener.server = await loop.create_server(
-            listener.wrap(protocol_factory), host, port, reuse_port=reuse_port or None
+            listener.wrap(protocol_factory), host, port, reuse_port=reuse_port or None, backlog=128
         )
         listener._release = quiet_accept_errors(listener.server.sockets)
         return listener

@@ -22,9 +22,12 @@ from urllib.parse import parse_qsl, urlencode
 
 import engineio  # type: ignore[import-untyped, unused-ignore]
 from aiohttp import web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.log import server_logger
 
 from rtt import BrokerError, Handshake, Headers, ServerState
 from rtt.assets import asset_headers, read_asset
+from rtt.listener import Listener, RequestErrorLog
 from rtt.relay import RelayedRequest, relay_headers
 
 from ._library import aiohttp_request, asgi_scope
@@ -76,6 +79,7 @@ class HttpFront:
     def __init__(self, server: EngineioServer) -> None:
         self.server = server
         self.runner: web.AppRunner | None = None
+        self.listener: Listener | None = None
 
     # -- aiohttp --------------------------------------------------------------
 
@@ -108,36 +112,61 @@ class HttpFront:
         """Run a standalone aiohttp site (and the relay's Unix socket with a broker); its address."""
         server = self.server
         eio = server._engine("aiohttp")
-        app = web.Application(client_max_size=eio.max_http_buffer_size, middlewares=[self._route])
+        app = web.Application(
+            client_max_size=eio.max_http_buffer_size, middlewares=[self._headers_read, self._route]
+        )
         self._attach_endpoint(app)
         self._add_asset_route(app)
         runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=server.options.close_timeout
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=server.options.close_timeout,
+            # A malformed request: one DEBUG line, not aiohttp's traceback quoting its bytes (SPEC 3.8).
+            logger=RequestErrorLog(server_logger, (HttpProcessingError,)),
         )
         await runner.setup()
         self.runner = runner
-        site = web.TCPSite(runner, server.host, server.port, reuse_port=server.options.reuse_port)
         try:
-            await site.start()
+            assert runner.server is not None
+            self.listener = await Listener.open(
+                runner.server, server.host, server.port, reuse_port=server.options.reuse_port
+            )
             if server.broker is not None:
                 # Relayed requests (SPEC.md 13.8) reach this process's own server here.
                 path = str(Path(tempfile.mkdtemp(prefix="rtt-relay-")) / "http.sock")
                 await web.UnixSite(runner, path).start()
                 server._relay_socket = path
         except BaseException:
+            self._close_listener()
             await runner.cleanup()
             self.runner = None
             self._remove_relay_socket()
             raise
-        host, port = runner.addresses[0][:2]
-        return str(host), int(port)
+        return self.listener.address
 
     async def stop(self) -> None:
         """Close the standalone site (if any) and remove the relay's socket."""
+        self._close_listener()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
         self._remove_relay_socket()
+
+    def _close_listener(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+
+    @web.middleware
+    async def _headers_read(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Lift the listener's header deadline while the request is handled (SPEC.md 3.11)."""
+        if self.listener is None:
+            return await handler(request)
+        with self.listener.request(request.transport):
+            return await handler(request)
 
     @web.middleware
     async def _route(

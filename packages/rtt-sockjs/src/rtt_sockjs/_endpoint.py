@@ -28,10 +28,13 @@ from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
 from aiohttp import hdrs, web
+from aiohttp.http_exceptions import HttpProcessingError
+from aiohttp.log import server_logger
 
 from rtt import BrokerError, CloseReason, Handshake, Headers, Reject
 from rtt.assets import asset_headers, read_asset
 from rtt.handshake import origin_allowed
+from rtt.listener import Listener, RequestErrorLog
 from rtt.relay import RelayedRequest, relay_headers
 
 from ._library import RAW_WEBSOCKET, RttManager, add_endpoint, answer_closed, served_urls
@@ -77,6 +80,7 @@ class Endpoint:
         self.sub.router.add_route(hdrs.METH_OPTIONS, "/{server}/{session}/{transport}", self._preflight)
         self.sub.on_response_prepare.append(self._decorate)
         self.runner: web.AppRunner | None = None
+        self.listener: Listener | None = None
         self.relay_socket: str | None = None
         #: Mounted into an application of the user's (which owns the listener).
         self.mounted = False
@@ -99,34 +103,55 @@ class Endpoint:
 
     async def start_site(self, host: str, port: int, *, relay: bool) -> tuple[str, int]:
         """Run the endpoint on its own aiohttp server; with ``relay``, also on a Unix socket for relays."""
-        app = web.Application()
+        app = web.Application(middlewares=[self._headers_read])
         self._mount(app)
         runner = web.AppRunner(
-            app, handle_signals=False, access_log=None, shutdown_timeout=self.options.close_timeout
+            app,
+            handle_signals=False,
+            access_log=None,
+            shutdown_timeout=self.options.close_timeout,
+            # A malformed request: one DEBUG line, not aiohttp's traceback quoting its bytes (SPEC 3.8).
+            logger=RequestErrorLog(server_logger, (HttpProcessingError,)),
         )
         await runner.setup()
-        site = web.TCPSite(runner, host, port, reuse_port=self.options.reuse_port)
         try:
-            await site.start()
+            assert runner.server is not None
+            self.listener = await Listener.open(runner.server, host, port, reuse_port=self.options.reuse_port)
             if relay:
                 # Relayed requests (SPEC.md 13.8) reach this process's own server here.
                 path = str(Path(tempfile.mkdtemp(prefix="rtt-relay-")) / "http.sock")
                 await web.UnixSite(runner, path).start()
                 self.relay_socket = path
         except BaseException:
+            self._close_listener()
             await runner.cleanup()
             self.remove_relay_socket()
             raise
         self.runner = runner
-        address, bound = runner.addresses[0][:2]
-        return str(address), int(bound)
+        return self.listener.address
 
     async def stop_site(self) -> None:
         """Stop the standalone server (if any) and remove the relay socket."""
+        self._close_listener()
         if self.runner is not None:
             await self.runner.cleanup()
             self.runner = None
         self.remove_relay_socket()
+
+    def _close_listener(self) -> None:
+        if self.listener is not None:
+            self.listener.close()
+            self.listener = None
+
+    @web.middleware
+    async def _headers_read(
+        self, request: web.Request, handler: Callable[[web.Request], Awaitable[web.StreamResponse]]
+    ) -> web.StreamResponse:
+        """Lift the listener's header deadline while the request is handled (SPEC.md 3.11)."""
+        if self.listener is None:
+            return await handler(request)
+        with self.listener.request(request.transport):
+            return await handler(request)
 
     def remove_relay_socket(self) -> None:
         if self.relay_socket is not None:

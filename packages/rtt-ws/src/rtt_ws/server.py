@@ -16,6 +16,7 @@ slow consumer as soon as that write returns.
 from __future__ import annotations
 
 import asyncio
+from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -36,6 +37,7 @@ from rtt import (
     Server,
 )
 from rtt.assets import asset_headers, read_asset
+from rtt.listener import HEADER_TIMEOUT, quiet_accept_errors
 
 from . import _frames
 
@@ -91,6 +93,7 @@ class WsServer(Server[ServerConnection]):
     def __init__(self, transport: WsTransport, options: WsServerOptions, host: str, port: int) -> None:
         super().__init__(transport, options, host, port)
         self._listener: WsListener | None = None
+        self._quiet_accept: Callable[[], None] = lambda: None
         self._over_limit: list[_Connection] = []
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
@@ -188,7 +191,11 @@ class WsServer(Server[ServerConnection]):
             write_limit=(options.outbound_limit, options.outbound_limit // 4),
             create_connection=Connection,
             reuse_port=options.reuse_port,  # passed on to loop.create_server
+            # The handshake request's deadline, the same as the aiohttp servers' (SPEC 3.11).
+            open_timeout=HEADER_TIMEOUT,
         )
+        # Out of file descriptors: a few WARNING lines, not asyncio's traceback per accept() (SPEC 3.11).
+        self._quiet_accept = quiet_accept_errors(self._listener.sockets)
         host, port = next(iter(self._listener.sockets)).getsockname()[:2]
         return host, port
 
@@ -223,10 +230,12 @@ class WsServer(Server[ServerConnection]):
         if self._listener is not None:
             # Stop listening; rtt closes the open connections itself with its own reason.
             self._listener.close(close_connections=False)
+            self._quiet_accept()
 
     async def _stop(self) -> None:
         if self._listener is not None:
             for conn in list(self._listener.connections):
                 conn.transport.abort()
             self._listener.close(close_connections=False)
+            self._quiet_accept()
             await self._listener.wait_closed()
