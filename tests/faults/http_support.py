@@ -1,0 +1,85 @@
+"""Raw HTTP requests to a standalone server of each transport, for the HTTP-level fault cases.
+
+A case here is about the HTTP server in front of the transport (SPEC.md
+3.11), not about a wire, so it runs once per transport: the request goes to
+the URL where each server takes a handshake (a WebSocket upgrade for ws, a
+poll for engineio, ``/info`` for sockjs).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import logging
+from typing import Any
+from urllib.parse import urlsplit
+
+import rtt
+
+TRANSPORTS = ("ws", "engineio", "sockjs")
+AIOHTTP_TRANSPORTS = ("engineio", "sockjs")
+ANSWER_TIMEOUT = 10.0
+
+UPGRADE = (
+    "Upgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n"
+)
+
+
+def handshake_target(name: str, url: str) -> tuple[str, str]:
+    """``(path?query, extra header lines)`` of a request each server would take as a handshake."""
+    path = urlsplit(url).path or "/"
+    if name == "ws":
+        return path, UPGRADE
+    if name == "engineio":
+        return path + "?EIO=4&transport=polling", ""
+    return path + "/info", ""
+
+
+async def status_of(address: tuple[str, int], request: bytes) -> int | None:
+    """The status the server answers ``request`` with, or ``None`` if it closed without one.
+
+    Fails if neither happens within :data:`ANSWER_TIMEOUT` (a hang).
+    """
+    reader, writer = await asyncio.open_connection(*address)
+    try:
+        try:
+            writer.write(request)
+            await writer.drain()
+        except ConnectionError:
+            pass  # the server may refuse before the whole request is in; its answer is still there
+        async with asyncio.timeout(ANSWER_TIMEOUT):
+            try:
+                line = await reader.readline()
+            except ConnectionError:
+                return None
+        if not line:
+            return None
+        version, status, *_ = line.decode("latin-1").split(" ", 2)
+        assert version.startswith("HTTP/1."), line
+        return int(status)
+    finally:
+        writer.close()
+
+
+async def echo_once(transport: rtt.Transport, url: str, text: str, timeout: float = 10.0) -> None:
+    """A real client connects, sends ``text`` and gets it back."""
+    async with asyncio.timeout(timeout):
+        async with transport.client(url, reconnect=False) as client:
+            await client.send(text)
+            assert await client.recv() == text
+
+
+def echo(server: rtt.Server[Any]) -> None:
+    """Make ``server`` send every message back to its sender."""
+
+    @server.on("message")
+    async def send_back(socket: rtt.Socket, data: str | bytes) -> None:
+        await server.send(socket.id, data)
+
+
+def text_of(record: logging.LogRecord) -> str:
+    """Everything a record would print: its message and its traceback."""
+    text = record.getMessage()
+    if record.exc_info:
+        text += logging.Formatter().formatException(record.exc_info)
+    return text
