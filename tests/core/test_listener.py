@@ -366,6 +366,13 @@ def test_records_about_bad_requests_become_one_short_debug_line(caplog: pytest.L
     ] * 4
 
 
+def test_the_line_may_say_what_failed(caplog: pytest.LogCaptureFixture) -> None:
+    caplog.set_level(logging.DEBUG, logger="test.http")
+    log = RequestErrorLog(logging.getLogger("test.http"), (BadRequest,), "opening handshake failed")
+    log.error("opening handshake failed", exc_info=BadRequest("GET /secret"))
+    assert [r.getMessage() for r in caplog.records] == ["opening handshake failed (BadRequest)"]
+
+
 def test_other_records_pass_unchanged(caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG, logger="test.http")
     log = RequestErrorLog(logging.getLogger("test.http"), (BadRequest,))

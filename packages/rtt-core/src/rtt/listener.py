@@ -359,13 +359,20 @@ class RequestErrorLog(logging.LoggerAdapter):  # type: ignore[type-arg]
 
     Give it to an HTTP library as its server logger: a malformed or
     oversized request is then logged as ``refused a bad HTTP request
-    (LineTooLong)`` at DEBUG, without the traceback or message that would
-    quote the request's bytes; other records pass unchanged.
+    (LineTooLong)`` at DEBUG (``message`` and the exception's type), without
+    the traceback or message that would quote the request's bytes; other
+    records pass unchanged.
     """
 
-    def __init__(self, logger: logging.Logger, quiet: tuple[type[BaseException], ...]) -> None:
+    def __init__(
+        self,
+        logger: logging.Logger,
+        quiet: tuple[type[BaseException], ...],
+        message: str = "refused a bad HTTP request",
+    ) -> None:
         super().__init__(logger, {})
         self.quiet = quiet
+        self.message = message
 
     def process(self, msg: Any, kwargs: MutableMapping[str, Any]) -> tuple[Any, MutableMapping[str, Any]]:
         return msg, kwargs
@@ -373,7 +380,7 @@ class RequestErrorLog(logging.LoggerAdapter):  # type: ignore[type-arg]
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
         exc = _exception(kwargs.get("exc_info"))
         if exc is not None and isinstance(exc, self.quiet):
-            self.logger.debug("refused a bad HTTP request (%s)", type(exc).__name__)
+            self.logger.debug("%s (%s)", self.message, type(exc).__name__)
             return
         super().log(level, msg, *args, **kwargs)
 

@@ -16,6 +16,7 @@ slow consumer as soon as that write returns.
 from __future__ import annotations
 
 import asyncio
+import logging
 from collections.abc import Callable
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
@@ -23,6 +24,7 @@ from urllib.parse import urlsplit
 from websockets.asyncio.server import ServerConnection, broadcast, serve
 from websockets.datastructures import Headers as WsHeaders
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
+from websockets.exceptions import InvalidHandshake
 from websockets.http11 import Request, Response
 from websockets.protocol import State
 from websockets.server import ServerProtocol
@@ -37,7 +39,7 @@ from rtt import (
     Server,
 )
 from rtt.assets import asset_headers, read_asset
-from rtt.listener import HEADER_TIMEOUT, quiet_accept_errors
+from rtt.listener import HEADER_TIMEOUT, RequestErrorLog, quiet_accept_errors
 
 from . import _frames
 
@@ -193,6 +195,12 @@ class WsServer(Server[ServerConnection]):
             reuse_port=options.reuse_port,  # passed on to loop.create_server
             # The handshake request's deadline, the same as the aiohttp servers' (SPEC 3.11).
             open_timeout=HEADER_TIMEOUT,
+            # websockets 15 logs a failed handshake (slow, malformed: its bytes) at ERROR with a traceback.
+            logger=RequestErrorLog(
+                logging.getLogger("websockets.server"),
+                (InvalidHandshake, WsConnectionClosed, TimeoutError),
+                "opening handshake failed",
+            ),
         )
         # Out of file descriptors: a few WARNING lines, not asyncio's traceback per accept() (SPEC 3.11).
         self._quiet_accept = quiet_accept_errors(self._listener.sockets)
