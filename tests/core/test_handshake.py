@@ -46,6 +46,19 @@ def test_reject_needs_an_error_status() -> None:
         Reject(200)
 
 
+@pytest.mark.parametrize("reason", ["two\r\nSet-Cookie: x=1", "tab\there", "x" * 201, "\x00", 401])
+def test_a_refusal_reason_is_one_short_line(reason: object) -> None:
+    # It reaches a response body and the status line: nothing may split or extend a response.
+    with pytest.raises(ValueError, match="one line of printable text of at most 200"):
+        Reject(401, reason)  # type: ignore[arg-type]
+
+
+def test_a_refusal_reason_may_be_any_printable_text() -> None:
+    assert Reject(401, "Jeton expiré — réessayez").reason == "Jeton expiré — réessayez"
+    assert Reject(401, "x" * 200).reason == "x" * 200
+    assert Reject(401, "").reason == ""
+
+
 def test_headers_from_raw_pairs_decode_when_first_read() -> None:
     raw = [(b"Origin", b"https://a.example"), (b"X-Tag", b"1"), (b"x-tag", b"\xe9")]
     headers = Headers.from_raw(raw)

@@ -134,6 +134,10 @@ class Accept:
     identity: Any = None
 
 
+#: The longest reason a refusal may give (SPEC.md 8.2).
+REASON_LIMIT = 200
+
+
 @dataclass(frozen=True, slots=True)
 class Reject:
     """An ``authorize`` result that refuses the handshake with an HTTP status."""
@@ -144,6 +148,14 @@ class Reject:
     def __post_init__(self) -> None:
         if not 400 <= self.status <= 599:
             raise ValueError(f"Reject status must be an HTTP error status (400-599), got {self.status}")
+        # The reason goes into a response body and, where it can, the status line: one short
+        # line, so no refusal can add a header or split a response.
+        reason = self.reason
+        if not isinstance(reason, str) or not reason.isprintable() or len(reason) > REASON_LIMIT:
+            raise ValueError(
+                f"Reject reason must be one line of printable text of at most {REASON_LIMIT} characters, "
+                f"got {self.reason!r:.60}"
+            )
 
 
 AuthResult: TypeAlias = bool | Accept | Reject | None
