@@ -4,8 +4,8 @@
 // The server echoes text, and on "bytes please" sends bytes and NUL-led text, on "broadcast
 // please" broadcasts, on "close please" disconnects the sender. Prints one JSON line.
 //
-// Over WebSocket (the only transport that works from Node: sockjs-client has no cookie jar
-// here, and rtt binds HTTP sessions to a cookie), two sockets A and B:
+// Over WebSocket (with session_binding on, the only transport that works from Node:
+// sockjs-client has no cookie jar here), two sockets A and B:
 //   A: echo, bytes, broadcast (B receives it too), then B asks to be closed, then A closes.
 // Then xhr-streaming: the session opens (a new session needs no cookie) but the first send
 // comes without the cookie and is refused; sockjs-client must close, not hang.
