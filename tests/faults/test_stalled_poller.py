@@ -32,8 +32,8 @@ PING_TIMEOUT = 1.0
 #: Generous for a loaded 2-core machine.
 MARGIN = 5.0
 WAIT = 30.0
-#: Pace of the trickle: a few hundred bytes a second, far below the limit over the case.
-TRICKLE_PAUSE = 0.05
+#: Pace of the trickle: 5 KiB a second, which takes 12 s to reach the limit, past the ping bound.
+TRICKLE_PAUSE = 0.2
 #: RSS growth allowed: the limits keep every session's queue at 64 KiB.
 RSS_BOUND = 32 * 1024 * 1024
 #: Stalled sessions of each round of the soak case, fed by broadcasts.
@@ -120,8 +120,9 @@ async def test_rounds_of_stalled_pollers_fed_by_broadcasts_are_all_cut_and_leave
         port=0,
         max_message_size=4 * CHUNK,
         outbound_limit=OUTBOUND_LIMIT,
-        ping_interval=PING_INTERVAL,
-        ping_timeout=PING_TIMEOUT,
+        # Heartbeats slower than opening a round of sessions on a loaded machine: the limit cuts them.
+        ping_interval=5.0,
+        ping_timeout=20.0,
     )
     async with echo(server):
         rec = Recorder().listen(server, "connect", "disconnect")
