@@ -22,6 +22,7 @@ __all__ = [
     "Reject",
     "normalise_origin",
     "origin_allowed",
+    "refusal_reason",
 ]
 
 
@@ -178,3 +179,14 @@ def origin_allowed(origin: str | None, allowed: Collection[str] | None) -> bool:
     if allowed is None or origin is None:
         return True
     return "*" in allowed or normalise_origin(origin) in allowed
+
+
+def refusal_reason(body: bytes | bytearray, phrase: str) -> str:
+    """The reason a client reads from a refusal: the body's first line, else the status phrase.
+
+    rtt servers send the :class:`Reject` reason as the body (SPEC.md 8.2);
+    other servers' bodies are cut to one line of at most :data:`REASON_LIMIT`
+    characters, so a page of HTML cannot become an error message.
+    """
+    lines = body[: 4 * REASON_LIMIT].decode("utf-8", "replace").strip().splitlines()
+    return lines[0].strip()[:REASON_LIMIT] if lines else phrase

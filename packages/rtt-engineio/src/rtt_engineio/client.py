@@ -33,6 +33,7 @@ from rtt import (
 )
 from rtt.client import Inbox
 from rtt.codec import message_size
+from rtt.handshake import refusal_reason
 
 from ._library import LibraryClient, forget_client, let_client_go, raw_text, send_close_packet
 from ._wire import CLOSE, MESSAGE, message_data, reason_from_close_text, wire_limit
@@ -50,6 +51,8 @@ POLLING_BATCH = 8
 WEBSOCKET_QUEUE = 64
 #: Smallest WebSocket frame the client accepts, so the server's handshake always fits.
 HANDSHAKE_ROOM = 1024
+#: Largest refusal body read for its reason (rtt's are one short line).
+REFUSAL_BODY_LIMIT = 4096
 
 
 class EngineioConnection(ClientConnection):
@@ -269,8 +272,12 @@ class EngineioClient(Client):
         async def on_request_end(
             session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
         ) -> None:
-            if params.response.status >= 400:
-                refused.append((params.response.status, params.response.reason or ""))
+            response = params.response
+            if response.status >= 400:
+                # The server's reason is the body (SPEC.md 8.2); read() keeps it for the library too.
+                length = response.content_length
+                body = await response.read() if length is not None and length <= REFUSAL_BODY_LIMIT else b""
+                refused.append((response.status, refusal_reason(body, response.reason or "")))
 
         trace = aiohttp.TraceConfig()
         trace.on_request_end.append(on_request_end)

@@ -40,6 +40,7 @@ from rtt import (
 )
 from rtt.client import Inbox
 from rtt.codec import decode_text, encode_text, message_size
+from rtt.handshake import refusal_reason
 
 from ._wire import (
     CLIENT_CLOSING,
@@ -509,7 +510,20 @@ class SockjsClient(Client):
         endpoint = _Endpoint(self.url)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + options.connect_timeout
+        # aiohttp's WebSocket handshake error drops the body, where the server's reason is:
+        # refused upgrades leave it here, by URL.
+        refusals: dict[str, bytes] = {}
+
+        async def on_request_end(
+            session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestEndParams
+        ) -> None:
+            if params.response.status >= 400 and params.headers.get("Upgrade", "").lower() == "websocket":
+                refusals[str(params.url)] = await _read_small(params.response)
+
+        trace = aiohttp.TraceConfig()
+        trace.on_request_end.append(on_request_end)
         http = aiohttp.ClientSession(
+            trace_configs=[trace],
             cookie_jar=aiohttp.CookieJar(unsafe=True),  # the default jar ignores cookies from IP hosts
             headers=options.headers,
             # Requests after the open have no deadline of their own but must not hang forever.
@@ -530,7 +544,7 @@ class SockjsClient(Client):
                 session = f"/{secrets.randbelow(1000):03d}/{secrets.token_urlsafe(12)}"
                 try:
                     async with asyncio.timeout(share):
-                        conn = await _open(transport, options, http, endpoint, session)
+                        conn = await _open(transport, options, http, endpoint, session, refusals)
                 except (_Unavailable, TimeoutError) as exc:
                     failures.append(f"{transport}: {str(exc) or 'timed out'}")
                     continue
@@ -550,7 +564,7 @@ async def _info(http: aiohttp.ClientSession, endpoint: _Endpoint) -> dict[str, A
         async with http.get(url) as response:
             body = await _read_small(response)
             if not 200 <= response.status < 300:
-                raise RejectedError(response.status, _text(body) or response.reason or "")
+                raise RejectedError(response.status, refusal_reason(body, response.reason or ""))
     except (aiohttp.ClientError, ValueError) as exc:
         raise ConnectError(f"cannot connect to {url}: {exc}") from exc
     try:
@@ -568,6 +582,7 @@ async def _open(
     http: aiohttp.ClientSession,
     endpoint: _Endpoint,
     session: str,
+    refusals: dict[str, bytes],
 ) -> SockjsConnection:
     """Open ``session`` over ``transport`` and read its ``o`` frame.
 
@@ -586,7 +601,7 @@ async def _open(
                 timeout=aiohttp.ClientWSTimeout(ws_close=options.close_timeout),
             )
         except aiohttp.WSServerHandshakeError as exc:
-            _refused(exc.status, exc.message)
+            _refused(exc.status, refusal_reason(refusals.pop(str(exc.request_info.url), b""), exc.message))
             raise _Unavailable(f"HTTP {exc.status} {exc.message}") from None
         except (aiohttp.ClientError, OSError) as exc:
             raise _Unavailable(str(exc) or type(exc).__name__) from None
@@ -622,7 +637,7 @@ async def _open(
         except (aiohttp.ClientError, OSError) as exc:
             raise _Unavailable(str(exc) or type(exc).__name__) from None
         if response.status != 200:
-            _refused(response.status, _text(body) or response.reason or "")
+            _refused(response.status, refusal_reason(body, response.reason or ""))
             raise _Unavailable(f"HTTP {response.status}")
         _check_open(first)
     except BaseException:

@@ -258,6 +258,11 @@ class SockjsServer(Server[SockjsConn]):
         conn.deadline = None
         if conn.ended:
             return
+        if conn.socket is not None and self._handling(conn.socket.id):
+            # rtt's message handler holds up this session's reading, and the answer with it:
+            # the clock restarts instead (SPEC.md 10.2).
+            self.arm(conn, self.options.ping_timeout)
+            return
         if conn.socket is not None and conn.socket.id in self._sockets:
             self._begin_close(conn.socket.id, CloseReason.PING_TIMEOUT)
         else:  # already closing: stop waiting for a client that is gone

@@ -9,7 +9,6 @@ from websockets.asyncio.client import connect
 from websockets.client import ClientProtocol
 from websockets.exceptions import ConnectionClosed as WsConnectionClosed
 from websockets.exceptions import InvalidHandshake, InvalidStatus, InvalidURI
-from websockets.http11 import Response
 from websockets.protocol import State
 
 from rtt import (
@@ -20,13 +19,11 @@ from rtt import (
     ConnectionClosed,
     RejectedError,
 )
+from rtt.handshake import refusal_reason
 
 from ._frames import close_reason, speak_rtt_reasons
 
 __all__ = ["WsClient", "WsConnection"]
-
-#: Bytes of a refusal's body read for its reason: a reason is one short line.
-REASON_LIMIT = 200
 
 
 class _Connection(WsClientConnection):
@@ -100,15 +97,11 @@ class WsClient(Client):
         except InvalidStatus as exc:
             response = exc.response
             if 400 <= response.status_code < 600:
-                raise RejectedError(response.status_code, _refusal_reason(response)) from None
+                raise RejectedError(
+                    response.status_code, refusal_reason(response.body or b"", response.reason_phrase)
+                ) from None
             raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
         except (InvalidHandshake, InvalidURI) as exc:
             raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
         self._connection = WsConnection(ws)
         return self._connection
-
-
-def _refusal_reason(response: Response) -> str:
-    """The server's reason for a refusal: the body's first line (rtt writes it there), else the phrase."""
-    body = (response.body or b"")[:REASON_LIMIT].decode("utf-8", "replace").strip()
-    return body.splitlines()[0] if body else response.reason_phrase

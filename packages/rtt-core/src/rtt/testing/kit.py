@@ -295,6 +295,27 @@ class ServerTests(Kit):
         await raises(UnknownSocketError, server.disconnect(socket.id))
 
     @case()
+    async def test_each_reason_sent_with_a_close_reaches_the_client(self) -> None:  # SPEC 6
+        # The reasons rtt closes with a closing handshake; ping timeout and slow consumer are
+        # drops without one (the peer is not reading), so a client sees those as transport errors.
+        limit = 1024
+        server = await self.server(max_message_size=limit)
+        reasons: list[CloseReason] = []
+        disconnected = await self.connected(server)
+        await server.disconnect(self.socket_of(disconnected).id)
+        reasons.append(await disconnected.wait_closed())
+        too_big = await self.connected(server, max_message_size=limit * 2)
+        await too_big.send("z" * (limit + 1))
+        reasons.append(await too_big.wait_closed())
+        shut = await self.connected(server)
+        await server.close()
+        reasons.append(await shut.wait_closed())
+        assert reasons == [CloseReason.SERVER_CLOSED, CloseReason.MESSAGE_TOO_BIG, CloseReason.SHUTDOWN]
+        for client, reason in zip((disconnected, too_big, shut), reasons, strict=True):
+            assert client.close_reason is reason
+            assert (await raises(ConnectionClosed, client.recv())).reason is reason
+
+    @case()
     async def test_stats_count_traffic(self) -> None:  # SPEC 3.7
         server = await self.server(echo=True)
         client = await self.connected(server)
@@ -389,6 +410,21 @@ class MessageTests(Kit):
             await server.close()
 
     @case()
+    async def test_the_clients_own_size_limit(self) -> None:  # SPEC 5.2, 6, 7.2
+        limit = 4096
+        server = await self.server(max_message_size=limit * 4)
+        client = await self.connected(server, max_message_size=limit, reconnect=False)
+        got: list[str | bytes] = []
+        socket = self.socket_of(client)
+        await server.send(socket.id, "x" * limit)
+        got.append(await client.recv())
+        await server.send(socket.id, "y" * (limit + 1))
+        closed = await raises(ConnectionClosed, client.recv())
+        assert closed.reason is CloseReason.MESSAGE_TOO_BIG, closed.reason
+        assert client.close_reason is CloseReason.MESSAGE_TOO_BIG
+        assert got == ["x" * limit], "a message over the client's limit must never be delivered"
+
+    @case()
     async def test_order_is_kept_under_load(self) -> None:  # SPEC 5.3
         count = 2000
         server = await self.server(echo=True)
@@ -475,6 +511,13 @@ class SecurityTests(Kit):
         assert server.stats.rejected == 3
 
     @case()
+    async def test_a_refusal_carries_its_status_and_reason(self) -> None:  # SPEC 8.2, 9
+        server = await self.server(authorize=lambda hs: Reject(401, "Token expired"))
+        refused = await raises(RejectedError, self.client(server).connect())
+        assert refused.status == 401
+        assert refused.reason == "Token expired", f"the server's reason is lost: {refused.reason!r}"
+
+    @case()
     async def test_sync_authorize(self) -> None:  # SPEC 8.2
         server = await self.server(authorize=lambda hs: hs.query.get("k") == "v")
         await self.connected(server, query="k=v")
@@ -511,6 +554,68 @@ class LimitTests(Kit):
         await raises(UnknownSocketError, server.send(reader_socket.id, "more"))
         await server.send(self.socket_of(healthy).id, "healthy still served")
         assert await healthy.recv() == "healthy still served"
+
+    @case()
+    async def test_slow_consumer_through_send(self) -> None:  # SPEC 7.1
+        limit = 256 * 1024
+        chunk = "s" * (32 * 1024)
+        server = await self.server(outbound_limit=limit, max_message_size=len(chunk))
+        rec = Recorder()
+        server.on("disconnect", rec.handler("disconnect"))
+        reader = await self.connected(server, max_queue=1, max_message_size=len(chunk))
+        socket = self.socket_of(reader)
+        for _ in range(2048):  # 64 MiB at most: far past any socket buffer on loopback
+            try:
+                await server.send(socket.id, chunk)
+            except (UnknownSocketError, ConnectionClosed):
+                break
+            await asyncio.sleep(0)
+        else:
+            raise AssertionError("a client that never reads was not disconnected by send()")
+        assert (await rec.wait("disconnect")) == [(socket, CloseReason.SLOW_CONSUMER)]
+        await raises(UnknownSocketError, server.send(socket.id, "more"))
+
+    @case()
+    async def test_no_heartbeats_drop_nobody(self) -> None:  # SPEC 7.1
+        # An idle client, not a stalled one: on HTTP fallbacks a client that stops polling is
+        # an abandoned session, which the protocol's session timeout still ends (12.3, 12.4).
+        server = await self.server(echo=True, ping_interval=None, ping_timeout=self.ping_timeout)
+        rec = Recorder()
+        server.on("disconnect", rec.handler("disconnect"))
+        idle = await self.connected(server)
+        # Many heartbeat periods of the kit's own: nothing on either side may expect one.
+        await asyncio.sleep(6 * (self.ping_interval + self.ping_timeout))
+        assert rec.events == [], f"ping_interval=None dropped {rec.events}"
+        assert len(server.sockets) == 1
+        assert idle.state is ClientState.OPEN
+        await idle.send("still here")
+        assert await idle.recv() == "still here"
+
+    @case()
+    async def test_a_busy_handler_keeps_its_client(self) -> None:  # SPEC 3.5, 7.1
+        # A message handler that takes longer than ping_timeout pushes back on the sender
+        # (5.3); the client is healthy, so heartbeats must still be answered and counted.
+        busy_for = 4 * (self.ping_interval + self.ping_timeout)
+        server = await self.server(ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
+        rec = Recorder()
+        server.on("disconnect", rec.handler("disconnect"))
+        handled: list[str | bytes] = []
+
+        async def slow(socket: Socket, data: str | bytes) -> None:
+            if data == "work":
+                await asyncio.sleep(busy_for)
+            handled.append(data)
+            await server.send(socket.id, data)
+
+        server.on("message", slow)
+        client = await self.connected(server)
+        await client.send("work")
+        await client.send("after")
+        assert await client.recv() == "work"
+        assert await client.recv() == "after"
+        assert handled == ["work", "after"]
+        assert rec.events == [], f"a busy handler cost its client the connection: {rec.events}"
+        assert client.state is ClientState.OPEN
 
     @case()
     async def test_ping_timeout_drops_a_silent_peer(self) -> None:  # SPEC 7.1
@@ -718,6 +823,24 @@ class ShutdownTests(Kit):
         )
         again = await self.server(port=port)
         assert again.address[1] == port
+
+    @case()
+    async def test_shutdown_with_a_stalled_client_keeps_to_close_timeout(self) -> None:  # SPEC 3.9
+        close_timeout = 1.0
+        server = await self.server(close_timeout=close_timeout)
+        rec = Recorder()
+        server.on("disconnect", rec.handler("disconnect"))
+        healthy = await self.connected(server)
+        stalled = await self.connected(server)
+        await self.stall_client(stalled)
+        loop = asyncio.get_running_loop()
+        started = loop.time()
+        await server.close()
+        took = loop.time() - started
+        # The bound is a promise of SPEC 3.9, with a generous margin for a loaded machine.
+        assert took < close_timeout + 4, f"shutdown took {took:.1f} s with close_timeout={close_timeout}"
+        assert sorted(r for _, r in rec.of("disconnect")) == [CloseReason.SHUTDOWN] * 2
+        assert (await healthy.wait_closed()) is CloseReason.SHUTDOWN
 
 
 class TransportTests(ServerTests, MessageTests, SecurityTests, LimitTests, ClientTests, ShutdownTests):
