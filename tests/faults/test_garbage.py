@@ -6,7 +6,7 @@ WebSocket, and SockJS's raw WebSocket endpoint, ``sockjs-raw``, which no
 wire's client uses; the HTTP wires carry no WebSocket frames). The server closes that
 connection as a protocol error: its ``disconnect`` says ``protocol error``
 and the peer reads RFC 6455's close (1007 for invalid UTF-8, else 1002) with
-rtt's ``protocol error`` text (rtt-ws: websockets' own text), the frame is
+rtt's ``protocol error`` text, the frame is
 never delivered, and a well-behaved client on the same server still gets its
 echo. An unmasked frame is refused by every server (RFC 6455 5.1); aiohttp's
 reader does not check the mask bit, so rtt-engineio and rtt-sockjs put a
@@ -121,8 +121,7 @@ async def test_a_garbage_frame_closes_with_protocol_error_and_the_server_stays_h
             # closes with RFC 6455's code, and an rtt client reads it as ``protocol error``.
             assert closed.code == CLOSE_CODE[kind], (closed.code, closed.reason)
             assert rtt.CloseReason.from_wire(closed.code, closed.reason) is rtt.CloseReason.PROTOCOL_ERROR
-            if wire.name != "ws":  # rtt-ws still sends websockets' own wording ('invalid opcode')
-                assert closed.reason == rtt.CloseReason.PROTOCOL_ERROR.value, closed.reason
+            assert closed.reason == rtt.CloseReason.PROTOCOL_ERROR.value, closed.reason
             assert not [f for f in closed.frames if b"hello" in f[1]], "the garbage frame is never echoed"
             assert received == ["before"], "nothing of the garbage connection is delivered"
             assert server.stats.drops == 1

@@ -271,35 +271,6 @@ COUPLING: tuple[Coupling, ...] = (
         instance=True,
     ),
     Coupling(
-        engineio.async_drivers.asgi.WebSocket,
-        ("asgi_receive",),
-        "reads",
-        "the ASGI receive callable, for the close code of websocket.disconnect",
-        instance=True,
-    ),
-    Coupling(
-        engineio.async_drivers.aiohttp.translate_request,
-        ("aiohttp.request",),
-        "environ key",
-        "the aiohttp request: headers, peer address and path of a handshake, the transport to "
-        "abort, the body of a POST",
-    ),
-    Coupling(
-        engineio.async_drivers.asgi.translate_request,
-        ("asgi.scope",),
-        "environ key",
-        "the ASGI scope: headers, client address and path of a handshake",
-    ),
-    # -- The client -----------------------------------------------------------
-    Coupling(
-        _Client,
-        ("_receive_packet",),
-        "overrides",
-        "messages go to rtt's bounded inbox (a full one stops the read loop), the CLOSE packet's "
-        "data is rtt's reason, a paused client takes nothing",
-        ("self", "pkt"),
-    ),
-    Coupling(
         _Server,
         ("_async",),
         "writes",
@@ -361,6 +332,35 @@ COUPLING: tuple[Coupling, ...] = (
         "a close aiohttp sends on its own for a peer's protocol error (1002, 1007) carries rtt's "
         "`protocol error` text (SPEC.md 6); relies on receive() closing with the error's code",
         ("self", "code", "message", "drain"),
+    ),
+    Coupling(
+        engineio.async_drivers.asgi.WebSocket,
+        ("asgi_receive",),
+        "reads",
+        "the ASGI receive callable, for the close code of websocket.disconnect",
+        instance=True,
+    ),
+    Coupling(
+        engineio.async_drivers.aiohttp.translate_request,
+        ("aiohttp.request",),
+        "environ key",
+        "the aiohttp request: headers, peer address and path of a handshake, the transport to "
+        "abort, the body of a POST",
+    ),
+    Coupling(
+        engineio.async_drivers.asgi.translate_request,
+        ("asgi.scope",),
+        "environ key",
+        "the ASGI scope: headers, client address and path of a handshake",
+    ),
+    # -- The client -----------------------------------------------------------
+    Coupling(
+        _Client,
+        ("_receive_packet",),
+        "overrides",
+        "messages go to rtt's bounded inbox (a full one stops the read loop), the CLOSE packet's "
+        "data is rtt's reason, a paused client takes nothing",
+        ("self", "pkt"),
     ),
     Coupling(
         _Client,

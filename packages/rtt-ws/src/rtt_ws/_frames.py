@@ -31,9 +31,13 @@ def close_reason(
 
 
 def _rtt_text(code: int, text: str) -> str:
-    # websockets words a size violation its own way ("frame with 1001 bytes exceeds
-    # limit of 1000 bytes"); the peer must read rtt's reason (SPEC.md 6).
-    return CloseReason.MESSAGE_TOO_BIG.value if code == CloseCode.MESSAGE_TOO_BIG else text
+    # websockets words its own closes its own way ("frame with 1001 bytes exceeds limit of
+    # 1000 bytes", "invalid opcode"); the peer must read rtt's reason (SPEC.md 6).
+    if code == CloseCode.MESSAGE_TOO_BIG:
+        return CloseReason.MESSAGE_TOO_BIG.value
+    if code in (CloseCode.PROTOCOL_ERROR, CloseCode.INVALID_DATA):
+        return CloseReason.PROTOCOL_ERROR.value
+    return text
 
 
 class _ServerProtocol(ServerProtocol):
