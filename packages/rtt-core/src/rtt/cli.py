@@ -7,6 +7,7 @@
     rtt serve -t ws --app chat --workers 4 --broker redis://127.0.0.1:6379/0
                                                the same on four processes sharing one port
     rtt check foo                              the conformance kit against the plugin "foo"
+    rtt new foo                                write rtt-foo/, a plugin that passes rtt check foo
 
 Standard library only, like the rest of rtt-core (``rtt check`` needs pytest,
 which ``pip install 'rtt-core[testing]'`` brings). A mistake of the user's is
@@ -93,7 +94,7 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         command: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
         if command is None:
-            raise CliError("choose a command: list, serve or check (see 'rtt --help')")
+            raise CliError("choose a command: list, serve, check or new (see 'rtt --help')")
         return command(args)
     except CliError as exc:
         print(f"rtt: error: {exc}", file=sys.stderr)
@@ -208,6 +209,31 @@ def _build_parser() -> _Parser:
     check.add_argument("-x", "--exitfirst", action="store_true", help="stop at the first failing case")
     check.add_argument("-v", "--verbose", action="store_true", help="one line per case")
     check.set_defaults(run=_cmd_check)
+
+    new = commands.add_parser(
+        "new",
+        formatter_class=_Formatter,
+        help="write a new transport plugin that passes rtt check as written",
+        description="Write DIR/rtt-NAME, a complete transport plugin distribution (SPEC.md 14): "
+        "pyproject.toml registering NAME in the rtt.transports entry point group, README.md, "
+        "src/rtt_NAME/ (transport, server, client and wire modules: newline-delimited JSON over TCP "
+        "on the standard library) and tests/test_conformance.py. As written it passes the "
+        "conformance kit; put your library in its place. An existing directory is never overwritten.",
+    )
+    new.add_argument(
+        "name",
+        metavar="NAME",
+        help="the transport's name: lowercase letters and digits, starting with a letter, "
+        "with single '-' or '_' between them",
+    )
+    new.add_argument(
+        "--dir",
+        type=Path,
+        default=Path("."),
+        metavar="DIR",
+        help="where to write rtt-NAME (default: the current directory; made if missing)",
+    )
+    new.set_defaults(run=_cmd_new)
     return parser
 
 
@@ -543,3 +569,19 @@ def _cmd_check(args: argparse.Namespace) -> int:
         verbose=args.verbose,
         broker=args.broker,
     )
+
+
+# -- rtt new ---------------------------------------------------------------------
+
+
+def _cmd_new(args: argparse.Namespace) -> int:
+    from ._new import SkeletonError, placeholders, write_skeleton
+
+    try:
+        target = write_skeleton(args.name, args.dir)
+    except SkeletonError as exc:
+        raise CliError(str(exc), EXIT_USAGE if exc.usage else EXIT_FAILURE) from None
+    dist = placeholders(args.name)["dist"]
+    print(f"rtt: wrote {target}, the transport {args.name!r} (distribution {dist})")
+    print(f"rtt: next: pip install -e '{target}[testing]' && rtt check {args.name}")
+    return 0
