@@ -94,7 +94,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         args = parser.parse_args(argv)
         command: Callable[[argparse.Namespace], int] | None = getattr(args, "run", None)
         if command is None:
-            raise CliError("choose a command: list, serve, check or new (see 'rtt --help')")
+            raise CliError(
+                "choose a command: list, serve or check (or new, to write a plugin; see 'rtt --help')"
+            )
         return command(args)
     except CliError as exc:
         print(f"rtt: error: {exc}", file=sys.stderr)
