@@ -18,6 +18,9 @@ import pytest
 ROOT = Path(__file__).resolve().parents[2]
 #: tox-only: it combines the coverage data of the others (tox's ``depends``), which hatch cannot express.
 TOX_ONLY = frozenset({"coverage"})
+#: hatch has no env_tmp_dir: its scripts use this directory instead, emptied first (tox empties its own).
+HATCH_TMP = "build/hatch/{env_name}"
+HATCH_CLEAR_TMP = f"python -c \"import shutil; shutil.rmtree('{HATCH_TMP}', ignore_errors=True)\""
 
 
 def _lines(value: str) -> list[str]:
@@ -62,10 +65,15 @@ def _tox() -> tuple[list[str], dict[str, dict[str, Any]]]:
     envs = {}
     for name in names:
         section = f"testenv:{name}"
+        # hatch has no commands_pre: its scripts run them first, after emptying their temporary directory.
+        pre = values(section, "commands_pre")
+        commands = [HATCH_CLEAR_TMP, *pre] if pre else []
+        commands += values(section, "commands")
         envs[name] = {
             "deps": sorted(_dependency(dep.replace("{toxinidir}/", "")) for dep in values(section, "deps")),
             "commands": [
-                _command(line.replace("{posargs}", "{args}")) for line in values(section, "commands")
+                _command(line.replace("{posargs}", "{args}").replace("{envtmpdir}", HATCH_TMP))
+                for line in commands
             ],
             "python": parser[section].get("basepython", "").removeprefix("python") or None,
         }

@@ -1,4 +1,7 @@
-"""Plugins installed from the test tree are found through their entry points (SPEC.md 2, 12)."""
+"""Third-party plugins are found through their entry points (SPEC.md 2, 12).
+
+rtt-broken comes from the test tree, rtt-tcpline is what ``rtt new tcpline`` writes (tox installs both).
+"""
 
 from __future__ import annotations
 

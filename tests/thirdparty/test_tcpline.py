@@ -1,4 +1,4 @@
-"""A third-party plugin, installed from the test tree, passes the conformance kit (SPEC.md 11, 14).
+"""A third-party plugin, written by ``rtt new tcpline`` and installed by tox, passes the kit (SPEC.md 11, 14).
 
 This file is all a third party writes: a factory (``rtt check tcpline`` runs the same kit without it).
 """
