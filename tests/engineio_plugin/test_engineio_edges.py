@@ -126,15 +126,23 @@ async def test_a_malformed_websocket_frame_is_a_protocol_error(frame: str) -> No
         assert event[1] is rtt.CloseReason.PROTOCOL_ERROR
 
 
-async def test_a_websocket_closed_with_an_error_code_is_a_transport_error() -> None:
+@pytest.mark.parametrize(
+    ("code", "reason"),
+    [
+        (1011, rtt.CloseReason.TRANSPORT_ERROR),  # the client failed
+        (1002, rtt.CloseReason.PROTOCOL_ERROR),
+        (4000, rtt.CloseReason.CLIENT_CLOSED),  # an application's deliberate close (SPEC.md 6)
+    ],
+)
+async def test_a_websocket_close_code_reads_as_from_client(code: int, reason: rtt.CloseReason) -> None:
     async with served() as (server, rec), aiohttp.ClientSession() as session:
         async with session.ws_connect(server.url + "?EIO=4&transport=websocket") as ws:
             assert (await ws.receive_str(timeout=5)).startswith("0{")
             await ws.send_str("4hello")
             assert await ws.receive_str(timeout=5) == "4hello"
-            await ws.close(code=4000)
+            await ws.close(code=code)
         (event,) = await rec.wait("disconnect")
-        assert event[1] is rtt.CloseReason.TRANSPORT_ERROR
+        assert event[1] is reason
 
 
 async def test_an_oversize_message_to_the_rtt_client_closes_it_as_message_too_big() -> None:
@@ -169,7 +177,7 @@ async def test_client_misuse_and_accessors() -> None:
         client = eio.client(server.url, reconnect=False)
         assert isinstance(client, EngineioClient)
         assert library_client(client) is None and transport_of(client) is None
-        with pytest.raises(rtt.StateError, match="cannot pause reading in state"):
+        with pytest.raises(rtt.StateError, match="no open connection in state IDLE"):
             client.pause_reading()
         async with client:
             assert library_client(client) is not None

@@ -157,7 +157,8 @@ async def test_websocket_edges_ping_close_codes_and_methods() -> None:
         await ws.close(code=4321, message=b"my own reason")
         await rec.wait("disconnect", 1)
         ((_, reason),) = rec.of("disconnect")
-        assert reason is rtt.CloseReason.from_wire(4321, "my own reason")
+        # An application's code is a deliberate close of the client (SPEC.md 6).
+        assert reason is rtt.CloseReason.from_client(4321, "my own reason") is rtt.CloseReason.CLIENT_CLOSED
 
 
 async def test_a_streaming_client_that_vanishes_is_a_transport_error() -> None:

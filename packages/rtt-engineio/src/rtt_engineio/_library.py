@@ -85,11 +85,6 @@ ENGINEIO_RANGE = ">=4.13,<4.16"
 #: Packets in one long-polling response: python-engineio's client refuses a payload of more than 16.
 PACKETS_PER_POLL = 16
 
-#: Close codes of a deliberate client close: normal, going away (a page left),
-#: and a close frame with no status (what engine.io-client's close() sends),
-#: which ASGI servers report as 1005 and aiohttp as 0.
-CLIENT_CLOSE_CODES = frozenset({1000, 1001, 1005, 0})
-
 
 @dataclass(frozen=True)
 class Coupling:
@@ -1090,8 +1085,8 @@ class _AiohttpFrames:
                 raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
             if code in PROTOCOL_ERROR_CODES:  # aiohttp closed it (CheckedWebSocketResponse.close)
                 raise _FrameError(CloseReason.PROTOCOL_ERROR)
-        if msg.type is WSMsgType.CLOSE and msg.data in CLIENT_CLOSE_CODES:
-            raise _FrameError(CloseReason.CLIENT_CLOSED)
+        if msg.type is WSMsgType.CLOSE:
+            raise _FrameError(CloseReason.from_client(msg.data, msg.extra or ""))
         raise _FrameError(None)
 
 
@@ -1111,13 +1106,8 @@ class _AsgiFrames:
                 text: str = event["text"]
                 return text
         elif event["type"] == "websocket.disconnect":
-            code = event.get("code")
-            if code in CLIENT_CLOSE_CODES:
-                raise _FrameError(CloseReason.CLIENT_CLOSED)
-            if code == 1009:
-                raise _FrameError(CloseReason.MESSAGE_TOO_BIG)
-            if code in PROTOCOL_ERROR_CODES:
-                raise _FrameError(CloseReason.PROTOCOL_ERROR)
+            # The ASGI server's code: the client's, or 1006 for a broken connection.
+            raise _FrameError(CloseReason.from_client(event.get("code", 1005), event.get("reason") or ""))
         raise _FrameError(None)
 
 

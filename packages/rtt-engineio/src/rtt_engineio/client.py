@@ -13,7 +13,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from collections.abc import Coroutine
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -24,12 +24,10 @@ from engineio import packet  # type: ignore[import-untyped, unused-ignore]
 from rtt import (
     Client,
     ClientConnection,
-    ClientState,
     CloseReason,
     ConnectError,
     ConnectionClosed,
     RejectedError,
-    StateError,
 )
 from rtt.client import Inbox
 from rtt.codec import message_size
@@ -257,10 +255,7 @@ class EngineioClient(Client):
         """Freeze the session (SPEC.md 10.3): the library answers heartbeats in the loop that
         takes packets, so pausing it stops both (a WebSocket is no longer read; long-polling
         stops polling)."""
-        conn = self._connection
-        if conn is None or self.state is not ClientState.OPEN:
-            raise StateError(f"cannot pause reading in state {self.state.name}")
-        conn.pause_reading()
+        cast(EngineioConnection, self._current_connection()).pause_reading()
 
     async def _connect(self) -> ClientConnection:
         parts = urlsplit(self.url)

@@ -80,8 +80,6 @@ WRITTEN_AGAINST: Final = "sockjs>=0.13,<0.14 (checked on 0.13.0), aiohttp>=3.11"
 TRANSPORT: Final = "rtt.transport"
 
 _ANOTHER_CONNECTION: Final = 'c[2010,"Another connection still open"]'
-#: Close codes of a WebSocket the client closed on purpose (normal, going away, no status).
-_CLIENT_CLOSE_CODES: Final = frozenset({1000, 1001, 1005, 0})
 
 
 @dataclass(frozen=True)
@@ -598,9 +596,7 @@ class RttWebSocket(WebSocketTransport):  # type: ignore[misc]
             elif kind is WSMsgType.BINARY:
                 rtt.violation(conn, CloseReason.PROTOCOL_ERROR)  # SockJS is text only
             elif kind is WSMsgType.CLOSE:
-                if msg.data in _CLIENT_CLOSE_CODES:
-                    return CloseReason.CLIENT_CLOSED
-                return CloseReason.from_wire(msg.data, msg.extra or "")
+                return CloseReason.from_client(msg.data, msg.extra or "")
             elif kind is WSMsgType.ERROR:
                 code = getattr(msg.data, "code", None) or ws.close_code  # the WebSocketError's
                 if code == 1009:

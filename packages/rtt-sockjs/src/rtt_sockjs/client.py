@@ -23,7 +23,7 @@ import asyncio
 import contextlib
 import logging
 import secrets
-from typing import TYPE_CHECKING, Any, Final, NoReturn
+from typing import TYPE_CHECKING, Any, Final, NoReturn, cast
 from urllib.parse import urlsplit, urlunsplit
 
 import aiohttp
@@ -31,12 +31,10 @@ import aiohttp
 from rtt import (
     Client,
     ClientConnection,
-    ClientState,
     CloseReason,
     ConnectError,
     ConnectionClosed,
     RejectedError,
-    StateError,
 )
 from rtt.client import Inbox
 from rtt.codec import decode_text, encode_text, message_size
@@ -500,10 +498,7 @@ class SockjsClient(Client):
     def pause_reading(self) -> None:
         """Freeze the session (SPEC.md 10.3): a WebSocket stops answering pings, an HTTP
         transport stops polling or reading its stream."""
-        conn = self._connection
-        if conn is None or self.state is not ClientState.OPEN:
-            raise StateError(f"cannot pause reading in state {self.state.name}")
-        conn.pause_reading()
+        cast(SockjsConnection, self._current_connection()).pause_reading()
 
     async def _connect(self) -> ClientConnection:
         options = self.options
