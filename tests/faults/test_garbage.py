@@ -10,7 +10,7 @@ rtt's ``protocol error`` text, the frame is
 never delivered, and a well-behaved client on the same server still gets its
 echo. An unmasked frame is refused by every server (RFC 6455 5.1); aiohttp's
 reader does not check the mask bit, so rtt-engineio and rtt-sockjs put a
-check in front of it (their ``_library.MaskCheck``).
+check in front of it (``rtt.rfc6455.MaskCheck``).
 """
 
 from __future__ import annotations

@@ -181,7 +181,7 @@ async def test_a_client_that_stops_reading_is_cut_as_slow_consumer() -> None:
 
 
 async def test_an_unmasked_client_frame_is_protocol_error() -> None:
-    """RFC 6455 5.1, which aiohttp's reader does not enforce (``_library.MaskCheck``)."""
+    """RFC 6455 5.1, which aiohttp's reader does not enforce (``rtt.rfc6455.MaskCheck``)."""
     async with echo_server("sockjs", kind=SockjsServer, close_timeout=1) as (server, received):
         rec = Recorder().listen(server, "disconnect")
         raw = await RawWebSocket.connect(*_target(server))

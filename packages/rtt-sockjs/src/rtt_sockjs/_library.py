@@ -44,6 +44,7 @@ from sockjs.transports.base import (  # type: ignore[import-untyped, unused-igno
 from sockjs.transports.websocket import WebSocketTransport  # type: ignore[import-untyped, unused-ignore]
 
 from rtt import CloseReason
+from rtt.rfc6455 import MaskCheck
 
 from ._wire import BATCH_CHARS, close_frame, messages_frame
 
@@ -59,7 +60,6 @@ __all__ = [
     "WRITTEN_AGAINST",
     "CheckedWebSocketResponse",
     "Coupling",
-    "MaskCheck",
     "Receiving",
     "Refused",
     "RttManager",
@@ -678,7 +678,9 @@ class CheckedWebSocketResponse(web.WebSocketResponse):
         # in set_parser; they go through the check below instead.
         early, handler._message_tail = handler._message_tail, b""
         super()._post_start(request, protocol, writer)
-        check = MaskCheck(handler._payload_parser, self._reader)
+        reader = self._reader
+        assert reader is not None  # made by _post_start
+        check = MaskCheck(handler._payload_parser, reader.set_exception, _unmasked_error)
         handler._payload_parser = check
         if early:
             check.feed_data(early)
@@ -694,66 +696,9 @@ PROTOCOL_ERROR_CODES: Final = frozenset({1002, 1007})
 PROTOCOL_ERROR_TEXT: Final = CloseReason.PROTOCOL_ERROR.value.encode()
 
 
-class MaskCheck:
-    """aiohttp's WebSocket frame parser behind a check that every client frame is masked.
-
-    aiohttp reads the mask bit and never refuses a frame without it. This
-    reads each frame's header (2 to 10 bytes) only to find the next one,
-    passes every byte on unchanged, and at the first unmasked frame passes
-    on what came before it, then fails the connection as aiohttp fails it
-    for its own protocol errors (the parser's message queue raises
-    ``WebSocketError(1002)``, so ``receive()`` closes with 1002 and returns
-    an ``ERROR`` message).
-    """
-
-    __slots__ = ("failed", "head", "parser", "queue", "skip")
-
-    def __init__(self, parser: Any, queue: Any) -> None:
-        self.parser = parser
-        self.queue = queue
-        self.skip = 0  # bytes of the current frame still to come
-        self.head = b""  # the start of a frame header split across reads
-        self.failed = False
-
-    def feed_eof(self) -> None:
-        self.parser.feed_eof()
-
-    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
-        if self.failed:
-            return True, b""
-        bad = self._unmasked_at(data)
-        if bad is None:
-            result: tuple[bool, bytes] = self.parser.feed_data(data)
-            return result
-        self.failed = True
-        ended, _ = self.parser.feed_data(data[:bad]) if bad else (False, b"")
-        if not ended:  # else the parser failed first, on a frame before this one
-            self.queue.set_exception(WebSocketError(1002, "unmasked client frame"))
-        return True, b""
-
-    def _unmasked_at(self, data: bytes) -> int | None:
-        """Where in ``data`` the first unmasked frame starts (0 if its header began earlier), or None."""
-        head = self.head
-        buf = head + data if head else data
-        pos = self.skip  # 0 whenever a header is pending
-        end = len(buf)
-        while pos + 2 <= end:
-            second = buf[pos + 1]
-            if not second & 0x80:
-                return max(0, pos - len(head))
-            size = second & 0x7F
-            if size < 126:
-                pos += 6 + size  # header, mask key, payload
-                continue
-            extra = 2 if size == 126 else 8
-            if pos + 2 + extra > end:
-                break
-            pos += 6 + extra + int.from_bytes(buf[pos + 2 : pos + 2 + extra], "big")
-        if pos >= end:
-            self.skip, self.head = pos - end, b""
-        else:
-            self.skip, self.head = 0, bytes(buf[pos:])
-        return None
+def _unmasked_error() -> WebSocketError:
+    # What aiohttp's frame parser puts in the message queue for its own protocol errors.
+    return WebSocketError(1002, "unmasked client frame")
 
 
 #: The name of the raw WebSocket route in the endpoint's sub-application.

@@ -1,0 +1,86 @@
+"""RFC 6455 checks a WebSocket library may leave out, for plugins to put in front of it.
+
+Standard library only: a plugin wraps its library's frame parser in these,
+so two plugins on the same library share the logic, not a copy.
+"""
+
+from __future__ import annotations
+
+from collections.abc import Callable
+from typing import Any, Protocol
+
+__all__ = ["FrameParser", "MaskCheck"]
+
+
+class FrameParser(Protocol):
+    """What :class:`MaskCheck` needs of the parser it wraps (aiohttp's ``WebSocketReader``)."""
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]: ...
+
+    def feed_eof(self) -> None: ...
+
+
+class MaskCheck:
+    """A server's WebSocket frame parser behind a check that every client frame is masked.
+
+    RFC 6455 5.1: a server MUST close the connection on an unmasked client
+    frame. This reads each frame's header (2 to 10 bytes) only to find the
+    next one and passes every byte on unchanged; at the first unmasked frame
+    it passes on what came before it, then calls ``fail(error())`` (the
+    plugin fails the connection as its library does for its own protocol
+    errors) and takes nothing more. ``feed_data`` answers as the wrapped
+    parser does: ``(ended, unused)``.
+    """
+
+    __slots__ = ("error", "fail", "failed", "head", "parser", "skip")
+
+    def __init__(
+        self, parser: FrameParser, fail: Callable[[BaseException], Any], error: Callable[[], BaseException]
+    ) -> None:
+        self.parser = parser
+        self.fail = fail
+        self.error = error
+        self.skip = 0  # bytes of the current frame still to come
+        self.head = b""  # the start of a frame header split across reads
+        self.failed = False
+
+    def feed_eof(self) -> None:
+        """End of the stream: the wrapped parser's own handling."""
+        self.parser.feed_eof()
+
+    def feed_data(self, data: bytes) -> tuple[bool, bytes]:
+        """Check ``data`` and pass it on; after an unmasked frame, nothing more is parsed."""
+        if self.failed:
+            return True, b""
+        bad = self.unmasked_at(data)
+        if bad is None:
+            return self.parser.feed_data(data)
+        self.failed = True
+        ended, _ = self.parser.feed_data(data[:bad]) if bad else (False, b"")
+        if not ended:  # else the parser failed first, on a frame before this one
+            self.fail(self.error())
+        return True, b""
+
+    def unmasked_at(self, data: bytes) -> int | None:
+        """Where in ``data`` the first unmasked frame starts (0 if its header began earlier), or None."""
+        head = self.head
+        buf = head + data if head else data
+        pos = self.skip  # 0 whenever a header is pending
+        end = len(buf)
+        while pos + 2 <= end:
+            second = buf[pos + 1]
+            if not second & 0x80:
+                return max(0, pos - len(head))
+            size = second & 0x7F
+            if size < 126:
+                pos += 6 + size  # header, mask key, payload
+                continue
+            extra = 2 if size == 126 else 8
+            if pos + 2 + extra > end:
+                break
+            pos += 6 + extra + int.from_bytes(buf[pos + 2 : pos + 2 + extra], "big")
+        if pos >= end:
+            self.skip, self.head = pos - end, b""
+        else:
+            self.skip, self.head = 0, bytes(buf[pos:])
+        return None
