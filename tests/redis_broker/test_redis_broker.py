@@ -637,13 +637,16 @@ def cluster_mode_redis(tmp_path: Path) -> Iterator[int]:
     )
     try:
         deadline = time.monotonic() + 10
-        while True:  # until it listens
+        while True:  # until it answers a PING: listening is not yet serving (CI once saw a reset)
             try:
-                with socket.create_connection(("127.0.0.1", port), timeout=1):
-                    break
+                with socket.create_connection(("127.0.0.1", port), timeout=1) as probe:
+                    probe.sendall(b"PING\r\n")
+                    if probe.recv(64).startswith(b"+PONG"):
+                        break
             except OSError:
-                assert time.monotonic() < deadline, "the cluster-mode redis-server did not start"
-                time.sleep(0.05)
+                pass
+            assert time.monotonic() < deadline, "the cluster-mode redis-server did not start"
+            time.sleep(0.05)
         yield port
     finally:
         process.terminate()
