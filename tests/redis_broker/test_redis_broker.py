@@ -625,11 +625,14 @@ async def test_a_node_cut_by_redis_reconnects_and_resubscribes(mock_cluster: Clu
 def cluster_mode_redis(tmp_path: Path) -> Iterator[int]:
     """A redis-server with cluster mode on (one node is enough to be told apart); its port."""
     port = free_port()
+    # The cluster bus defaults to port + 10000, past 65535 for a high free port: name a free one.
+    bus = free_port()
     process = subprocess.Popen(
         [
             REDIS_SERVER,
             *("--port", str(port), "--bind", "127.0.0.1", "--save", "", "--appendonly", "no"),
-            *("--cluster-enabled", "yes", "--cluster-config-file", str(tmp_path / "nodes.conf")),
+            *("--cluster-enabled", "yes", "--cluster-port", str(bus)),
+            *("--cluster-config-file", str(tmp_path / "nodes.conf")),
             *("--dir", str(tmp_path)),
         ],
         stdout=subprocess.DEVNULL,
