@@ -246,9 +246,18 @@ COUPLING: tuple[Coupling, ...] = (
     ),
     Coupling(
         AsyncSocket,
-        ("send", "schedule_ping"),
+        ("send",),
         "calls",
-        "what the library's own receive and handler call: queue a packet, restart the heartbeat",
+        "what the library's own receive and handler call: queue a packet",
+    ),
+    Coupling(
+        AsyncSocket,
+        ("schedule_ping",),
+        "overrides",
+        "the next heartbeat on the first PONG after a PING only, on every supported release (4.13 "
+        "starts one per PONG, and rtt sends several PINGs while a handler is busy); the library's "
+        "first heartbeat, scheduled before rtt adopts the socket on 4.13, runs rtt's _send_ping",
+        ("self",),
     ),
     Coupling(
         AsyncSocket,
@@ -441,7 +450,14 @@ class TrackedTasks:
     def start_background_task(
         self, target: Callable[..., Any], *args: Any, **kwargs: Any
     ) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(target(*args, **kwargs))
+        sock = getattr(target, "__self__", None)
+        if isinstance(sock, AsyncSocket) and getattr(target, "__name__", "") == "_send_ping":
+            # python-engineio 4.13 schedules the first heartbeat before the connect event in
+            # which rtt adopts the socket: run the heartbeat of the socket's class when it starts.
+            coro = _heartbeat(sock)
+        else:
+            coro = target(*args, **kwargs)
+        task = asyncio.get_running_loop().create_task(coro)
         self.rtt_tasks.add(task)
         task.add_done_callback(self._rtt_task_done)
         return task
@@ -451,6 +467,10 @@ class TrackedTasks:
         if not task.cancelled() and task.exception() is not None:
             # e.g. a heartbeat task that found its socket closed
             logging.getLogger("rtt.engineio").debug("engine.io task ended: %r", task.exception())
+
+
+async def _heartbeat(sock: Any) -> None:
+    await type(sock)._send_ping(sock)
 
 
 # -- JSON -----------------------------------------------------------------------
@@ -863,6 +883,17 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
             elif now - sent >= server.ping_timeout:
                 await self.close(wait=False, abort=False, reason=server.reason.PING_TIMEOUT)
                 return
+
+    def schedule_ping(self) -> None:
+        """The next heartbeat, on the first PONG after a PING only.
+
+        python-engineio 4.15 has this guard and 4.13 does not; rtt sends more
+        than one PING while a handler is busy (see ``_send_ping``), and each gets
+        a PONG, so without it every extra PONG would start one more heartbeat.
+        """
+        if self.last_ping:
+            self.last_ping = None
+            self.server.start_background_task(self._send_ping)
 
     async def check_ping_timeout(self) -> bool:
         """The library's check, sparing a socket whose message handler runs (see ``_send_ping``)."""
