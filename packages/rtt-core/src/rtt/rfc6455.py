@@ -32,7 +32,7 @@ class MaskCheck:
     parser does: ``(ended, unused)``.
     """
 
-    __slots__ = ("error", "fail", "failed", "head", "parser", "skip")
+    __slots__ = ("error", "fail", "failed", "held", "parser", "skip")
 
     def __init__(
         self, parser: FrameParser, fail: Callable[[BaseException], Any], error: Callable[[], BaseException]
@@ -41,7 +41,9 @@ class MaskCheck:
         self.fail = fail
         self.error = error
         self.skip = 0  # bytes of the current frame still to come
-        self.head = b""  # the start of a frame header split across reads
+        # The start of a frame header cut by a read: held back until the header is whole, so the
+        # parser never gets a byte of a frame that turns out to be unmasked.
+        self.held = b""
         self.failed = False
 
     def feed_eof(self) -> None:
@@ -52,25 +54,25 @@ class MaskCheck:
         """Check ``data`` and pass it on; after an unmasked frame, nothing more is parsed."""
         if self.failed:
             return True, b""
-        bad = self.unmasked_at(data)
+        buf = self.held + data if self.held else data
+        bad, ready = self._scan(buf)
         if bad is None:
-            return self.parser.feed_data(data)
+            self.held = bytes(buf[ready:])
+            return self.parser.feed_data(buf[:ready]) if ready else (False, b"")
         self.failed = True
-        ended, _ = self.parser.feed_data(data[:bad]) if bad else (False, b"")
+        ended, _ = self.parser.feed_data(buf[:bad]) if bad else (False, b"")
         if not ended:  # else the parser failed first, on a frame before this one
             self.fail(self.error())
         return True, b""
 
-    def unmasked_at(self, data: bytes) -> int | None:
-        """Where in ``data`` the first unmasked frame starts (0 if its header began earlier), or None."""
-        head = self.head
-        buf = head + data if head else data
-        pos = self.skip  # 0 whenever a header is pending
+    def _scan(self, buf: bytes) -> tuple[int | None, int]:
+        """``(where the first unmasked frame starts, or None; how many bytes may go to the parser)``."""
+        pos = self.skip  # 0 whenever bytes are held
         end = len(buf)
         while pos + 2 <= end:
             second = buf[pos + 1]
             if not second & 0x80:
-                return max(0, pos - len(head))
+                return pos, pos
             size = second & 0x7F
             if size < 126:
                 pos += 6 + size  # header, mask key, payload
@@ -80,7 +82,7 @@ class MaskCheck:
                 break
             pos += 6 + extra + int.from_bytes(buf[pos + 2 : pos + 2 + extra], "big")
         if pos >= end:
-            self.skip, self.head = pos - end, b""
-        else:
-            self.skip, self.head = 0, bytes(buf[pos:])
-        return None
+            self.skip = pos - end
+            return None, end
+        self.skip = 0
+        return None, pos
