@@ -216,8 +216,10 @@ COUPLING: tuple[Coupling, ...] = (
     Coupling(
         AsyncSocket,
         ("check_ping_timeout",),
-        "calls",
-        "the library's own ping timeout check (closes the session with `ping timeout` when past)",
+        "overrides",
+        "the library's own ping timeout check (closes the session with `ping timeout` when past), "
+        "called as it is except while rtt's message handler for the socket runs: its PONG waits "
+        "behind the message then, and the library's client monitor would time it out",
         ("self",),
     ),
     Coupling(
