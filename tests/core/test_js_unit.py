@@ -91,7 +91,7 @@ def python_figures() -> dict[str, Any]:
             delays = python_policy.delays(_Fixed(draw))
             taken.append([draw, [next(delays) for _ in range(count)]])
         backoff.append({"fields": fields, "count": count, "ends": ends, "draws": taken})
-    codes: list[int | None] = [None, *range(1000, 1016), 3000, 4009]
+    codes: list[int | None] = [None, *range(1000, 1016), 2999, 3000, 4009, 4999, 5000]
     texts = ["", "bogus", "Shutdown", *(reason.value for reason in rtt.CloseReason)]
     return {
         "version": rtt.__version__,
@@ -110,6 +110,7 @@ def python_figures() -> dict[str, Any]:
                 "jitter": policy.jitter,
                 "maxAttempts": policy.max_attempts,
                 "stableAfter": policy.stable_after,
+                "retryCodes": sorted(policy.retry_codes),
             },
             "offlineQueueSize": options.offline_queue_size,
             "maxMessageSize": options.max_message_size,
@@ -120,6 +121,41 @@ def python_figures() -> dict[str, Any]:
         "fromWire": [
             [code, text, rtt.CloseReason.from_wire(code, text).value] for code in codes for text in texts
         ],
+        "fromText": [[text, _close_figure(rtt.Close.from_text(text))] for text in _CLOSE_TEXTS],
+    }
+
+
+# Texts a text-only close may carry (Close.as_text), and some that are not closes.
+_CLOSE_TEXTS = [
+    *(reason.value for reason in rtt.CloseReason),
+    "4001 logged in elsewhere",
+    "3000 Go away!",
+    "4999",
+    "4000 ",
+    "4002 two  spaces ",
+    "4003 line\nbreak",
+    "4004 é",
+    "4005 " + "é" * 61,
+    "4006 " + "é" * 62,
+    "1000 normal",
+    "5000 x",
+    "2999 x",
+    "40011 x",
+    "4001x",
+    " 4001 x",
+    "",
+    "bogus",
+]
+
+
+def _close_figure(close: rtt.Close | None) -> dict[str, Any] | None:
+    if close is None:
+        return None
+    application = close.reason is rtt.CloseReason.APPLICATION
+    return {
+        "reason": close.reason.value,
+        "code": close.code if application else None,
+        "text": close.text if application else None,
     }
 
 

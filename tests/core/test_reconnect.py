@@ -19,7 +19,13 @@ def test_defaults_are_documented_values() -> None:
         policy.jitter,
         policy.max_attempts,
         policy.stable_after,
-    ) == (1.0, 30.0, 2.0, 0.5, None, 5.0)
+        policy.retry_codes,
+    ) == (1.0, 30.0, 2.0, 0.5, None, 5.0, frozenset())
+
+
+def test_retry_codes_take_any_collection_of_application_codes() -> None:
+    assert ReconnectPolicy(retry_codes=[4503, 3000, 4503]).retry_codes == frozenset({3000, 4503})  # type: ignore[arg-type]
+    assert ReconnectPolicy(retry_codes={4999}).retry_codes == frozenset({4999})  # type: ignore[arg-type]
 
 
 def test_exponential_without_jitter() -> None:
@@ -55,6 +61,12 @@ def test_jitter_is_proportional_and_capped() -> None:
         ({"min_delay": "1"}, "min_delay must be a number"),
         ({"stable_after": -0.5}, "stable_after must be >= 0"),
         ({"stable_after": None}, "stable_after must be a number"),
+        ({"retry_codes": 4503}, "retry_codes must be a set of close codes"),
+        ({"retry_codes": "4503"}, "retry_codes must be a set of close codes"),
+        ({"retry_codes": [1001]}, "application codes"),
+        ({"retry_codes": [5000]}, "application codes"),
+        ({"retry_codes": [True]}, "application codes"),
+        ({"retry_codes": ["4503"]}, "application codes"),
     ],
 )
 def test_invalid_values(kwargs: dict[str, object], message: str) -> None:

@@ -154,6 +154,29 @@ describe("state machine", () => {
     }
   });
 
+  test("an application close is final, keeps its code and text, and retryCodes reconnect", async () => {
+    const { fake, client } = setup({ reconnect: { minDelay: 0, maxDelay: 0, jitter: 0, retryCodes: [4503] } });
+    const seen = [];
+    client.on("close", (reason) => seen.push([reason, client.closeCode, client.closeText]));
+    await client.connect();
+    fake.conns[0].sink.closed("application", 4503, "come back later");
+    assert.equal(client.state, "reconnecting");
+    await client.next("reconnected");
+    fake.conns[1].sink.closed("shutdown");
+    assert.equal(client.closeCode, null, "a close for rtt's own reason clears the code");
+    assert.equal(client.closeText, null);
+    await client.next("reconnected");
+    fake.conns[2].sink.closed("application", 4001, "logged in elsewhere");
+    assert.equal(client.state, "closed");
+    assert.equal(client.closeReason, "application");
+    assert.deepEqual(seen, [
+      ["application", 4503, "come back later"],
+      ["shutdown", null, null],
+      ["application", 4001, "logged in elsewhere"],
+    ]);
+    assert.equal(await client.waitClosed(), "application");
+  });
+
   test("without reconnection, a lost connection closes the client with its reason", async () => {
     const { fake, client } = setup({ reconnect: false });
     assert.equal(client.options.reconnect, null);
@@ -537,6 +560,8 @@ describe("errors and options", () => {
       maxAttempts: thrown(make({ reconnect: { maxAttempts: 0 } })),
       stableAfter: thrown(make({ reconnect: { stableAfter: -1 } })),
       stableAfterType: thrown(make({ reconnect: { stableAfter: "5" } })),
+      retryCodesType: thrown(make({ reconnect: { retryCodes: 4503 } })),
+      retryCode: thrown(make({ reconnect: { retryCodes: [1001] } })),
       queueSize: thrown(make({ offlineQueueSize: 1.5 })),
       timeout: thrown(make({ connectTimeout: 0 })),
       reconnectType: thrown(make({ reconnect: "yes" })),
@@ -557,11 +582,12 @@ describe("errors and options", () => {
     );
     assert.ok(
       errors.unknownPolicyField.message.includes(
-        "valid options: minDelay, maxDelay, factor, jitter, maxAttempts, stableAfter",
+        "valid options: minDelay, maxDelay, factor, jitter, maxAttempts, stableAfter, retryCodes",
       ),
     );
     assert.equal(errors.stableAfter.message, "reconnect stableAfter must be >= 0, got -1");
     assert.equal(errors.stableAfterType.message, 'reconnect stableAfter must be a number, got "5"');
+    assert.equal(errors.retryCode.message, "reconnect retryCodes must be application codes (3000-4999), got 1001");
     assert.ok(errors.transport.message.includes("registered transports: ws"));
     assert.ok(
       errors.event.message.includes(

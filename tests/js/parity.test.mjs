@@ -56,6 +56,16 @@ test("close reasons match Python", () => {
   const mapped = python.fromWire.map(([code, text]) => rtt.closeReasonFromWire(code, text));
   assert.deepEqual(mapped, python.fromWire.map(([, , reason]) => reason));
   assert.equal(rtt.closeReasonFromWire(1001), "shutdown");
+  for (const [code, text, reason] of python.fromWire) {
+    const close = rtt.closeFromWire(code, text);
+    assert.equal(close.reason, reason);
+    assert.deepEqual([close.code, close.text], reason === "application" ? [code, text] : [null, null]);
+  }
+});
+
+test("application closes written as text read as in Python", () => {
+  const rtt = load();
+  for (const [text, expected] of python.fromText) assert.deepEqual(rtt.closeFromText(text), expected, text);
 });
 
 test("the JS client's version is rtt-core's, and so is the npm packages'", () => {

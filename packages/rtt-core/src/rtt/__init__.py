@@ -33,6 +33,7 @@ from .errors import (
     ConfigError,
     ConnectError,
     ConnectionClosed,
+    InvalidCloseError,
     InvalidMessageError,
     MessageTooBigError,
     OfflineQueueFullError,
@@ -47,7 +48,7 @@ from .errors import (
     UnknownTransportError,
     UsageError,
 )
-from .events import CloseReason
+from .events import Close, CloseReason
 from .handshake import Accept, Handshake, Headers, Reject
 from .options import ClientOptions, ServerOptions
 from .reconnect import ReconnectPolicy
@@ -68,12 +69,14 @@ __all__ = [
     "ClientConnection",
     "ClientOptions",
     "ClientState",
+    "Close",
     "CloseReason",
     "ConfigError",
     "ConnectError",
     "ConnectionClosed",
     "Handshake",
     "Headers",
+    "InvalidCloseError",
     "InvalidMessageError",
     "MessageTooBigError",
     "OfflineQueueFullError",

@@ -158,7 +158,8 @@ class Envelope:
     exclude: tuple[str, ...] = ()
     """Socket ids a broadcast skips, wherever they are held."""
     data: str | bytes | None = None
-    """The application's message (broadcast and send); the relay's request or response piece."""
+    """The application's message (broadcast and send); an application close as
+    ``Close.as_text`` (disconnect); the relay's request or response piece."""
     ref: str = ""
     """Which relayed request a relay envelope belongs to."""
 

@@ -150,6 +150,8 @@ class Client(abc.ABC):
         self._offline: collections.deque[str | bytes] = collections.deque()
         self._closing = False
         self._close_reason: CloseReason | None = None
+        self._close_code: int | None = None
+        self._close_text: str | None = None
         self._closed = asyncio.Event()
         self._rng = random.Random()
         # The backoff of the current run of outages and the attempts made in it: kept
@@ -169,6 +171,20 @@ class Client(abc.ABC):
     def close_reason(self) -> CloseReason | None:
         """Why the client ended up CLOSED; ``None`` before that."""
         return self._close_reason
+
+    @property
+    def close_code(self) -> int | None:
+        """The application's close code when the last connection ended with an application close.
+
+        Set before the ``close`` event fires (so a handler reads it), and back
+        to ``None`` when a connection ends for one of rtt's own reasons.
+        """
+        return self._close_code
+
+    @property
+    def close_text(self) -> str | None:
+        """The application's close text, alongside :attr:`close_code`; ``None`` when that is."""
+        return self._close_text
 
     @property
     def unsent(self) -> tuple[str | bytes, ...]:
@@ -238,7 +254,9 @@ class Client(abc.ABC):
             raise StateError("cannot recv in state IDLE; call connect() first")
         data = await self._inbox.get()
         if data is None:
-            raise ConnectionClosed(self._close_reason or CloseReason.CLIENT_CLOSED)
+            raise ConnectionClosed(
+                self._close_reason or CloseReason.CLIENT_CLOSED, code=self._close_code, text=self._close_text
+            )
         return data
 
     def __aiter__(self) -> AsyncIterator[str | bytes]:
@@ -389,13 +407,16 @@ class Client(abc.ABC):
                     await self._deliver(data)
             except ConnectionClosed as exc:
                 reason = exc.reason
+                self._close_code, self._close_text = exc.code, exc.text
             except Exception as exc:
                 logger.warning("client connection failed: %r", exc)
                 reason = CloseReason.TRANSPORT_ERROR
+            if reason is not CloseReason.APPLICATION:
+                self._close_code = self._close_text = None
             if self._stopping():
                 return
             self._conn = None
-            if self.options.reconnect is None or not reason.reconnect:
+            if not self._reconnects_after(reason):
                 self._finalise(reason)
                 await self._emit("close", reason)
                 return
@@ -407,6 +428,14 @@ class Client(abc.ABC):
             if new_conn is None:
                 return
             conn = new_conn
+
+    def _reconnects_after(self, reason: CloseReason) -> bool:
+        policy = self.options.reconnect
+        if policy is None:
+            return False
+        if reason is CloseReason.APPLICATION:
+            return self._close_code in policy.retry_codes
+        return reason.reconnect
 
     async def _refuse_too_big(self, conn: ClientConnection) -> None:
         try:

@@ -17,6 +17,7 @@ the caller down.
     │   ├── InvalidMessageError (TypeError)  data is neither str nor bytes
     │   ├── MessageTooBigError (ValueError)  data exceeds max_message_size
     │   ├── UnknownSocketError (LookupError) no connected socket has that id
+    │   ├── InvalidCloseError (ValueError)   a close code or text rtt cannot send
     │   └── OfflineQueueFullError         the client's offline queue is full
     ├── PluginError                       a plugin failed to load or is malformed
     └── TransportError                    the peer or the network failed
@@ -34,13 +35,14 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 if TYPE_CHECKING:
-    from .events import CloseReason
+    from .events import Close, CloseReason
 
 __all__ = [
     "BrokerError",
     "ConfigError",
     "ConnectError",
     "ConnectionClosed",
+    "InvalidCloseError",
     "InvalidMessageError",
     "MessageTooBigError",
     "OfflineQueueFullError",
@@ -140,6 +142,10 @@ class UnknownSocketError(UsageError, LookupError):
         super().__init__(f"no connected socket with id {socket_id!r}")
 
 
+class InvalidCloseError(UsageError, ValueError):
+    """An application close code or reason text that rtt cannot send (SPEC.md 6.3)."""
+
+
 class OfflineQueueFullError(UsageError):
     """The client is disconnected and its offline queue holds its maximum."""
 
@@ -173,12 +179,28 @@ class RejectedError(ConnectError):
 
 
 class ConnectionClosed(TransportError):
-    """The connection is closed; :attr:`reason` says why."""
+    """The connection is closed; :attr:`reason` says why.
 
-    def __init__(self, reason: CloseReason, detail: str = "") -> None:
+    After an application close (``CloseReason.APPLICATION``), :attr:`code` and
+    :attr:`text` are the application's close code and text; otherwise ``None``.
+    """
+
+    def __init__(
+        self, reason: CloseReason, detail: str = "", *, code: int | None = None, text: str | None = None
+    ) -> None:
         self.reason = reason
         self.detail = detail
-        super().__init__(f"connection closed: {reason}" + (f" ({detail})" if detail else ""))
+        self.code = code
+        self.text = text
+        shown = f"{reason} {code}" + (f" {text!r}" if text else "") if code is not None else str(reason)
+        super().__init__(f"connection closed: {shown}" + (f" ({detail})" if detail else ""))
+
+    @classmethod
+    def of(cls, close: Close, detail: str = "") -> ConnectionClosed:
+        """The error for a received close; an application close keeps its code and text."""
+        if close.reason.value == "application":
+            return cls(close.reason, detail, code=close.code, text=close.text)
+        return cls(close.reason, detail)
 
 
 class BrokerError(TransportError, ConnectionError):

@@ -24,10 +24,24 @@ Handlers may be plain functions or coroutine functions.
 
 from __future__ import annotations
 
+import re
+import unicodedata
+from dataclasses import dataclass
 from enum import StrEnum
 from typing import Literal
 
-__all__ = ["CLIENT_EVENTS", "SERVER_EVENTS", "ClientEvent", "CloseReason", "ServerEvent"]
+from .errors import InvalidCloseError
+
+__all__ = [
+    "APPLICATION_CODES",
+    "CLIENT_EVENTS",
+    "MAX_CLOSE_TEXT",
+    "SERVER_EVENTS",
+    "ClientEvent",
+    "Close",
+    "CloseReason",
+    "ServerEvent",
+]
 
 ServerEvent = Literal["connect", "message", "disconnect", "broker"]
 ClientEvent = Literal["open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error"]
@@ -69,10 +83,19 @@ class CloseReason(StrEnum):
     """The peer sent something the transport's protocol does not allow."""
     TRANSPORT_ERROR = "transport error"
     """The connection broke without a clean close (network error, abrupt cut)."""
+    APPLICATION = "application"
+    """The server closed this socket with the application's own code and text
+    (``Server.disconnect(socket_id, code=..., reason=...)``, SPEC.md 6.3); the client
+    finds them in ``close_code`` and ``close_text``. Final unless the code is one of
+    the reconnect policy's ``retry_codes``."""
 
     @property
     def code(self) -> int:
-        """The WebSocket close code (RFC 6455 section 7.4) that carries this reason."""
+        """The WebSocket close code (RFC 6455 section 7.4) that carries this reason.
+
+        An application close has no code of its own: its :class:`Close` has the
+        application's, and this says 4000, the first private-use code.
+        """
         return _CODES[self]
 
     @property
@@ -88,9 +111,13 @@ class CloseReason(StrEnum):
     def from_wire(cls, code: int | None, text: str = "") -> CloseReason:
         """Map a received WebSocket close code and reason text to a reason.
 
-        The text wins when it is one of ours; otherwise the code decides, and
-        a connection that ended without a close frame is a transport error.
+        An application code (3000-4999) is an application close whatever the
+        text says. Otherwise the text wins when it is one of ours, then the
+        code decides, and a connection that ended without a close frame is a
+        transport error.
         """
+        if code is not None and code in APPLICATION_CODES:
+            return cls.APPLICATION
         try:
             return cls(text)
         except ValueError:
@@ -121,7 +148,17 @@ class CloseReason(StrEnum):
 # "no status" in RFC 6455, and aiohttp reports the same as 0.
 _CLIENT_CLOSE_CODES = frozenset({0, 1000, 1001, 1005})
 
+APPLICATION_CODES = range(3000, 5000)
+"""Close codes an application may send (SPEC.md 6.3): 4000-4999 are for private use
+(RFC 6455 7.4.2); 3000-3999 are registered with IANA for libraries and frameworks
+(SockJS applications use 3000 "Go away!")."""
+
+MAX_CLOSE_TEXT = 123
+"""The longest close text in UTF-8 bytes: a WebSocket close frame's payload is at most
+125 bytes, two of which are the code."""
+
 _CODES: dict[CloseReason, int] = {
+    CloseReason.APPLICATION: 4000,
     CloseReason.CLIENT_CLOSED: 1000,
     CloseReason.SERVER_CLOSED: 1000,
     CloseReason.SHUTDOWN: 1001,
@@ -148,4 +185,86 @@ _FROM_CODE: dict[int, CloseReason] = {
     1013: CloseReason.SHUTDOWN,
 }
 
-_FINAL = frozenset({CloseReason.CLIENT_CLOSED, CloseReason.SERVER_CLOSED, CloseReason.REJECTED})
+_FINAL = frozenset(
+    {CloseReason.CLIENT_CLOSED, CloseReason.SERVER_CLOSED, CloseReason.REJECTED, CloseReason.APPLICATION}
+)
+
+# "4001" or "4001 some text": an application close written as text (Close.as_text).
+_TEXT_FORM = re.compile(r"([34][0-9]{3})(?: (.*))?", re.DOTALL)
+
+
+@dataclass(frozen=True, slots=True)
+class Close:
+    """One close as it crosses the wire: the reason rtt reports, and the code and text sent.
+
+    For rtt's own reasons the code and text are the reason's (:meth:`of`); an
+    application close (:meth:`application`) carries the application's code and
+    text with the reason :attr:`CloseReason.APPLICATION`. A plugin's
+    ``Server._close`` receives one and sends :attr:`code` and :attr:`text` in
+    its protocol's close (a WebSocket close frame, SockJS ``c[code,"text"]``);
+    a protocol whose close carries only text sends :meth:`as_text` and reads
+    it back with :meth:`from_text`.
+    """
+
+    reason: CloseReason
+    code: int
+    text: str
+
+    @classmethod
+    def of(cls, reason: CloseReason) -> Close:
+        """The close rtt sends for one of its own reasons."""
+        return _OWN[reason]
+
+    @classmethod
+    def application(cls, code: object, text: object = "") -> Close:
+        """An application's close; raise :class:`~rtt.errors.InvalidCloseError` if rtt cannot send it.
+
+        ``code`` must be an int in 3000-4999 (:data:`APPLICATION_CODES`);
+        ``text`` a str of at most :data:`MAX_CLOSE_TEXT` UTF-8 bytes with no
+        control characters (every protocol carries it, and a log line shows it).
+        """
+        if isinstance(code, bool) or not isinstance(code, int):
+            raise InvalidCloseError(f"close code must be an int in 3000-4999, got {code!r}")
+        if code not in APPLICATION_CODES:
+            raise InvalidCloseError(
+                f"close code {code} is not an application code: use 4000-4999 "
+                "(or 3000-3999 for a code registered with IANA); rtt's own reasons have their own codes"
+            )
+        if not isinstance(text, str):
+            raise InvalidCloseError(f"close reason must be a str, got {type(text).__name__}")
+        size = len(text.encode("utf-8", "surrogatepass"))
+        if size > MAX_CLOSE_TEXT:
+            raise InvalidCloseError(
+                f"close reason is {size} bytes in UTF-8; a close frame holds at most {MAX_CLOSE_TEXT}"
+            )
+        for char in text:
+            if unicodedata.category(char) in ("Cc", "Cs"):
+                raise InvalidCloseError(f"close reason must not contain control characters, got {char!r}")
+        return cls(CloseReason.APPLICATION, code, text)
+
+    def as_text(self) -> str:
+        """This close as one string, for protocols whose close carries only text.
+
+        rtt's own reasons are their value (``"server closed"``); an application
+        close is its code, a space and its text (``"4001 logged in elsewhere"``).
+        """
+        if self.reason is CloseReason.APPLICATION:
+            return f"{self.code} {self.text}"
+        return self.reason.value
+
+    @classmethod
+    def from_text(cls, text: str) -> Close | None:
+        """Read back :meth:`as_text`; ``None`` if ``text`` is neither rtt's reason nor an app close."""
+        own: Close | None = _OWN.get(text)  # type: ignore[call-overload]
+        if own is not None and own.reason is not CloseReason.APPLICATION:
+            return own
+        match = _TEXT_FORM.fullmatch(text)
+        if match is None:
+            return None
+        try:
+            return cls.application(int(match[1]), match[2] or "")
+        except InvalidCloseError:
+            return None
+
+
+_OWN = {reason: Close(reason, reason.code, reason.value) for reason in CloseReason}

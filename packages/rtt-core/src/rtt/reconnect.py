@@ -8,7 +8,7 @@ caller can swap in any iterable of delays by subclassing and overriding it.
 from __future__ import annotations
 
 import random
-from collections.abc import Iterator
+from collections.abc import Iterable, Iterator
 from dataclasses import dataclass
 
 from .errors import OptionError
@@ -32,6 +32,11 @@ class ReconnectPolicy:
     ever more slowly and ``max_attempts`` still bounds the attempts. A
     connection that stays up that long starts the next outage at attempt 1;
     ``stable_after=0`` always does.
+
+    A connection the server ended with an application close (SPEC.md 6.3) is
+    final, as a plain ``disconnect`` is, unless its code is in ``retry_codes``:
+    a server that kicks a user "logged in elsewhere" should not see them come
+    back, while one that says "come back later" (say 4503) lists that code.
     """
 
     min_delay: float = 1.0
@@ -40,8 +45,19 @@ class ReconnectPolicy:
     jitter: float = 0.5
     max_attempts: int | None = None
     stable_after: float = 5.0
+    retry_codes: frozenset[int] = frozenset()
 
     def __post_init__(self) -> None:
+        codes: object = self.retry_codes
+        if isinstance(codes, str | bytes) or not isinstance(codes, Iterable):
+            raise OptionError(f"reconnect retry_codes must be a set of close codes, got {codes!r}")
+        codes = frozenset(codes)
+        for code in codes:
+            if isinstance(code, bool) or not isinstance(code, int) or not 3000 <= code <= 4999:
+                raise OptionError(
+                    f"reconnect retry_codes must be application codes (3000-4999), got {code!r}"
+                )
+        object.__setattr__(self, "retry_codes", codes)
         for name in ("min_delay", "max_delay", "factor", "jitter", "stable_after"):
             value = getattr(self, name)
             if isinstance(value, bool) or not isinstance(value, int | float):

@@ -25,8 +25,8 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 from ._emitter import Emitter
 from .broker import Broker, BrokerState, Envelope, decode_envelope, encode_envelope
 from .codec import check_message, message_size
-from .errors import BrokerError, ConnectionClosed, StateError, UnknownSocketError
-from .events import SERVER_EVENTS, CloseReason, ServerEvent
+from .errors import BrokerError, ConnectionClosed, InvalidCloseError, StateError, UnknownSocketError
+from .events import SERVER_EVENTS, Close, CloseReason, ServerEvent
 from .handshake import Accept, Handshake, Headers, Reject, origin_allowed
 from .options import ServerOptions
 from .relay import Relay, RelayedRequest, RelayedResponse, fetch_unix
@@ -406,16 +406,34 @@ class Server(abc.ABC, Generic[C]):
                     self._slow_consumer(socket_id)
         return count
 
-    async def disconnect(self, socket_id: str) -> None:
-        """Close one socket with reason ``server closed``; its client will not reconnect.
+    async def disconnect(self, socket_id: str, code: int | None = None, reason: str | None = None) -> None:
+        """Close one socket; its client will not reconnect (SPEC.md 3.4, 6.3).
+
+        Without ``code`` the reason is ``server closed``. With an application
+        ``code`` (4000-4999 private use, 3000-3999 registered with IANA) and an
+        optional ``reason`` text (at most 123 UTF-8 bytes, no control
+        characters), the client reports ``application`` with that code and
+        text, and reconnects only if its policy lists the code in
+        ``retry_codes``; this server's ``disconnect`` event says ``application``
+        too. A code or text rtt cannot send raises
+        :class:`~rtt.errors.InvalidCloseError` before anything is closed.
 
         With a broker, a socket held by another process is closed by that process.
         """
+        if code is None:
+            if reason is not None:
+                raise InvalidCloseError("a close reason text needs an application close code")
+            close = None
+        else:
+            close = Close.application(code, "" if reason is None else reason)
         self._require_running("disconnect")
         if socket_id not in self._conns:
-            await self._to_holder("disconnect", socket_id)
+            await self._to_holder("disconnect", socket_id, data=close.as_text() if close else None)
             return
-        self._begin_close(socket_id, CloseReason.SERVER_CLOSED)
+        if close is None:
+            self._begin_close(socket_id, CloseReason.SERVER_CLOSED)
+        else:
+            self._begin_close(socket_id, close.reason, close)
 
     async def join(self, socket_id: str, group: str) -> None:
         """Add a socket to ``group`` (SPEC.md 3.10); joining twice is joining once.
@@ -637,8 +655,13 @@ class Server(abc.ABC, Generic[C]):
         """Bytes queued on ``conn`` that the peer has not taken yet."""
 
     @abc.abstractmethod
-    async def _close(self, conn: C, reason: CloseReason) -> None:
-        """Close ``conn`` with ``reason``; must end by calling :meth:`_closed`."""
+    async def _close(self, conn: C, close: Close) -> None:
+        """Close ``conn``, sending ``close.code`` and ``close.text``; must end by calling :meth:`_closed`.
+
+        ``close.reason`` is what the server reports; for rtt's own reasons the
+        code and text are the reason's, for an application close the
+        application's (SPEC.md 6.3).
+        """
 
     @abc.abstractmethod
     def _abort(self, conn: C) -> None:
@@ -657,8 +680,11 @@ class Server(abc.ABC, Generic[C]):
         if self._state is not ServerState.RUNNING:
             raise StateError(f"cannot {what} in state {self._state.name}")
 
-    def _begin_close(self, socket_id: str, reason: CloseReason) -> None:
-        """Start closing a socket with ``reason`` (plugins call this for reasons only they see)."""
+    def _begin_close(self, socket_id: str, reason: CloseReason, close: Close | None = None) -> None:
+        """Start closing a socket with ``reason`` (plugins call this for reasons only they see).
+
+        ``close`` is the application's close, when the reason is ``application``.
+        """
         socket = self._sockets.pop(socket_id, None)
         if socket is None:
             return
@@ -668,7 +694,7 @@ class Server(abc.ABC, Generic[C]):
         if reason in _ABORT:
             self._abort(conn)
         else:
-            self._spawn(self._close(conn, reason))
+            self._spawn(self._close(conn, close or Close.of(reason)))
 
     def _closing_reason(self, socket_id: str) -> CloseReason | None:
         """The reason the server chose for a socket it is closing, if it is closing one."""
@@ -833,7 +859,11 @@ class Server(abc.ABC, Generic[C]):
             if not self._reports_slow_consumers and self._buffered(conn) > self.options.outbound_limit:
                 self._slow_consumer(socket_id)
         elif op == "disconnect":
-            self._begin_close(socket_id, CloseReason.SERVER_CLOSED)
+            close = Close.from_text(envelope.data) if isinstance(envelope.data, str) else None
+            if close is not None and close.reason is CloseReason.APPLICATION:
+                self._begin_close(socket_id, close.reason, close)
+            else:
+                self._begin_close(socket_id, CloseReason.SERVER_CLOSED)
         elif op == "join" and envelope.group is not None:
             await self._join(socket_id, envelope.group)
         elif op == "leave" and envelope.group is not None:

@@ -32,7 +32,7 @@ from typing import TYPE_CHECKING, Any
 import engineio  # type: ignore[import-untyped, unused-ignore]
 from aiohttp import web
 
-from rtt import Accept, CloseReason, ConnectionClosed, Handshake, Reject, Server, Socket
+from rtt import Accept, Close, CloseReason, ConnectionClosed, Handshake, Reject, Server, Socket
 from rtt.codec import message_size
 
 from ._http import HttpFront, handshake_of
@@ -306,12 +306,12 @@ class EngineioServer(Server[EngineioConn]):
     def _buffered(self, conn: EngineioConn) -> int:
         return max(conn.queued, 0)
 
-    async def _close(self, conn: EngineioConn, reason: CloseReason) -> None:
-        conn.rtt_reason = reason
+    async def _close(self, conn: EngineioConn, close: Close) -> None:
+        reason = conn.rtt_reason = close.reason
         try:
             async with asyncio.timeout(self.options.close_timeout):
                 # Queues CLOSE with rtt's reason and waits until the client has taken it.
-                await conn.eio_socket.close(wait=True, abort=False, reason=reason.value)
+                await conn.eio_socket.close(wait=True, abort=False, reason=close.as_text())
                 if conn.ws_ended is not None:
                     await asyncio.shield(conn.ws_ended)  # the client closes the WebSocket on CLOSE
         except TimeoutError:

@@ -9,6 +9,7 @@ from rtt import (
     Client,
     ClientConnection,
     ClientOptions,
+    Close,
     CloseReason,
     ConnectionClosed,
     RejectedError,
@@ -29,6 +30,7 @@ class MockConnection(ClientConnection):
     def __init__(self, link: Link) -> None:
         self.link = link
         self._ended: CloseReason | None = None
+        self._received: Close | None = None
 
     async def recv(self) -> str | bytes:
         link = self.link
@@ -40,7 +42,10 @@ class MockConnection(ClientConnection):
                 link.to_server.put(PONG)
             elif frame.kind == "close":
                 self._ended = frame.reason or CloseReason.TRANSPORT_ERROR
+                self._received = frame.close
                 link.to_server.put(Frame("close", reason=self._ended))  # acknowledge
+        if self._received is not None:
+            raise ConnectionClosed.of(self._received)
         raise ConnectionClosed(self._ended)
 
     async def send(self, data: str | bytes) -> None:

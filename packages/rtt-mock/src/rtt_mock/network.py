@@ -15,7 +15,7 @@ import itertools
 from dataclasses import dataclass
 from typing import Literal, TypeAlias
 
-from rtt import CloseReason
+from rtt import Close, CloseReason
 from rtt.codec import message_size
 
 __all__ = ["Frame", "Link", "MockNetwork", "Pipe", "network"]
@@ -30,6 +30,8 @@ class Frame:
     kind: Literal["message", "ping", "pong", "close"]
     data: str | bytes = ""
     reason: CloseReason | None = None
+    close: Close | None = None
+    """An application's close (code and text), on a close frame that carries one."""
 
 
 PING = Frame("ping")

@@ -5,7 +5,17 @@ from __future__ import annotations
 import asyncio
 from typing import TYPE_CHECKING
 
-from rtt import Accept, CloseReason, ConnectionClosed, Handshake, Headers, Reject, Server, ServerOptions
+from rtt import (
+    Accept,
+    Close,
+    CloseReason,
+    ConnectionClosed,
+    Handshake,
+    Headers,
+    Reject,
+    Server,
+    ServerOptions,
+)
 
 from .network import PING, Frame, Link, MockNetwork, Request
 
@@ -96,8 +106,8 @@ class MockServer(Server[Link]):
     def _buffered(self, conn: Link) -> int:
         return conn.to_client.buffered
 
-    async def _close(self, conn: Link, reason: CloseReason) -> None:
-        conn.to_client.put(Frame("close", reason=reason))
+    async def _close(self, conn: Link, close: Close) -> None:
+        conn.to_client.put(Frame("close", reason=close.reason, close=close))
         try:
             await asyncio.wait_for(conn.finished.wait(), self.options.close_timeout)
         except TimeoutError:

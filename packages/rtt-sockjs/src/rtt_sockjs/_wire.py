@@ -23,7 +23,7 @@ from __future__ import annotations
 import json
 from typing import Any, Final
 
-from rtt import CloseReason
+from rtt import Close, CloseReason
 from rtt.codec import encoded_size_limit
 
 __all__ = [
@@ -103,9 +103,11 @@ def encode_payload(messages: list[str]) -> str:
     return _dumps(messages)
 
 
-def close_frame(reason: CloseReason) -> str:
-    """``c[code,"reason text"]`` for an rtt close reason."""
-    return "c" + _dumps([reason.code, reason.value])
+def close_frame(close: Close | CloseReason) -> str:
+    """``c[code,"reason text"]`` for a close, or for one of rtt's close reasons."""
+    if isinstance(close, CloseReason):
+        close = Close.of(close)
+    return "c" + _dumps([close.code, close.text])
 
 
 def reason_from_close(code: int, text: str) -> CloseReason:

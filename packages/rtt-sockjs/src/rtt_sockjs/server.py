@@ -27,7 +27,7 @@ from typing import TYPE_CHECKING, Any
 from aiohttp import web
 from sockjs import Frame, SessionState  # type: ignore[import-untyped, unused-ignore]
 
-from rtt import CloseReason, ConnectionClosed, Server, Socket
+from rtt import Close, CloseReason, ConnectionClosed, Server, Socket
 from rtt.codec import decode_text, encode_text, message_size
 
 from ._endpoint import Endpoint
@@ -351,13 +351,13 @@ class SockjsServer(Server[SockjsConn]):
     def _buffered(self, conn: SockjsConn) -> int:
         return max(conn.queued, 0)
 
-    async def _close(self, conn: SockjsConn, reason: CloseReason) -> None:
-        conn.rtt_reason = reason
+    async def _close(self, conn: SockjsConn, close: Close) -> None:
+        reason = conn.rtt_reason = close.reason
         session = conn.session
         try:
             if not conn.ended and session.state is SessionState.OPEN:
                 session.state = SessionState.CLOSING
-                conn.close_text = close_frame(reason)
+                conn.close_text = close_frame(close)
                 taken = conn.close_taken = asyncio.get_running_loop().create_future()
                 session.feed(Frame.CLOSE, conn.close_text)
                 with contextlib.suppress(TimeoutError):

@@ -31,6 +31,7 @@ from websockets.server import ServerProtocol
 
 from rtt import (
     Accept,
+    Close,
     CloseReason,
     ConnectionClosed,
     Handshake,
@@ -228,8 +229,8 @@ class WsServer(Server[ServerConnection]):
     def _buffered(self, conn: ServerConnection) -> int:
         return conn.transport.get_write_buffer_size()
 
-    async def _close(self, conn: ServerConnection, reason: CloseReason) -> None:
-        await conn.close(reason.code, reason.value)
+    async def _close(self, conn: ServerConnection, close: Close) -> None:
+        await conn.close(close.code, close.text)
 
     def _abort(self, conn: ServerConnection) -> None:
         conn.transport.abort()

@@ -10,6 +10,7 @@ export const registerTransport: (name: string, adapter: {
             jitter: number;
             maxAttempts: number | null;
             stableAfter: number;
+            retryCodes: readonly number[];
             delays(random?: () => number): Generator<number, void, void>;
         } | null;
         readonly offlineQueueSize: number;
@@ -18,7 +19,7 @@ export const registerTransport: (name: string, adapter: {
     }, sink: {
         opened: () => void;
         message: (data: string | Uint8Array<ArrayBufferLike>) => void;
-        closed: (reason: string) => void;
+        closed: (reason: string, code?: number | null, text?: string | null) => void;
         failed: (error: unknown) => void;
     }) => {
         send: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -34,6 +35,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             jitter: number;
             maxAttempts: number | null;
             stableAfter: number;
+            retryCodes: readonly number[];
             delays(random?: () => number): Generator<number, void, void>;
         } | object;
         offlineQueueSize?: number;
@@ -51,6 +53,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
                 jitter: number;
                 maxAttempts: number | null;
                 stableAfter: number;
+                retryCodes: readonly number[];
                 delays(random?: () => number): Generator<number, void, void>;
             } | null;
             readonly offlineQueueSize: number;
@@ -67,6 +70,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
                     jitter: number;
                     maxAttempts: number | null;
                     stableAfter: number;
+                    retryCodes: readonly number[];
                     delays(random?: () => number): Generator<number, void, void>;
                 } | null;
                 readonly offlineQueueSize: number;
@@ -75,7 +79,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             }, sink: {
                 opened: () => void;
                 message: (data: string | Uint8Array<ArrayBufferLike>) => void;
-                closed: (reason: string) => void;
+                closed: (reason: string, code?: number | null, text?: string | null) => void;
                 failed: (error: unknown) => void;
             }) => {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -84,6 +88,8 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         };
         _state: string;
         _closeReason: string | null;
+        _closeCode: number | null;
+        _closeText: string | null;
         _conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
@@ -104,6 +110,8 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         _resolveClosed: (reason: string) => void;
         get state(): string;
         get closeReason(): string | null;
+        get closeCode(): number | null;
+        get closeText(): string | null;
         get unsent(): (string | Uint8Array<ArrayBuffer>)[];
         on(event: string, handler: Function): /*elided*/ any;
         off(event: string, handler: Function): /*elided*/ any;
@@ -125,7 +133,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             close: (code: number, reasonText: string) => void;
         }, attempt: number): unknown;
         _received(data: string | Uint8Array<ArrayBufferLike>): void;
-        _lost(reason: string): void;
+        _lost(reason: string, code?: number | null, text?: string | null): void;
         _reconnect(delays: Iterator<number, void>, attempts: number): void;
         _finalise(reason: string): void;
         _emit(event: string, ...args: unknown[]): void;
@@ -144,6 +152,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             jitter: number;
             maxAttempts: number | null;
             stableAfter: number;
+            retryCodes: readonly number[];
             delays(random?: () => number): Generator<number, void, void>;
         } | null;
         readonly offlineQueueSize: number;
@@ -160,6 +169,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
                 jitter: number;
                 maxAttempts: number | null;
                 stableAfter: number;
+                retryCodes: readonly number[];
                 delays(random?: () => number): Generator<number, void, void>;
             } | null;
             readonly offlineQueueSize: number;
@@ -168,7 +178,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         }, sink: {
             opened: () => void;
             message: (data: string | Uint8Array<ArrayBufferLike>) => void;
-            closed: (reason: string) => void;
+            closed: (reason: string, code?: number | null, text?: string | null) => void;
             failed: (error: unknown) => void;
         }) => {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -177,6 +187,8 @@ export const client: (transport: string, url: string | URL, options?: Constructo
     };
     _state: string;
     _closeReason: string | null;
+    _closeCode: number | null;
+    _closeText: string | null;
     _conn: {
         send: (data: string | Uint8Array<ArrayBufferLike>) => void;
         close: (code: number, reasonText: string) => void;
@@ -197,6 +209,8 @@ export const client: (transport: string, url: string | URL, options?: Constructo
     _resolveClosed: (reason: string) => void;
     get state(): string;
     get closeReason(): string | null;
+    get closeCode(): number | null;
+    get closeText(): string | null;
     get unsent(): (string | Uint8Array<ArrayBuffer>)[];
     on(event: string, handler: Function): /*elided*/ any;
     off(event: string, handler: Function): /*elided*/ any;
@@ -218,7 +232,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         close: (code: number, reasonText: string) => void;
     }, attempt: number): unknown;
     _received(data: string | Uint8Array<ArrayBufferLike>): void;
-    _lost(reason: string): void;
+    _lost(reason: string, code?: number | null, text?: string | null): void;
     _reconnect(delays: Iterator<number, void>, attempts: number): void;
     _finalise(reason: string): void;
     _emit(event: string, ...args: unknown[]): void;
@@ -234,6 +248,7 @@ export const Client: {
             jitter: number;
             maxAttempts: number | null;
             stableAfter: number;
+            retryCodes: readonly number[];
             delays(random?: () => number): Generator<number, void, void>;
         } | object;
         offlineQueueSize?: number;
@@ -251,6 +266,7 @@ export const Client: {
                 jitter: number;
                 maxAttempts: number | null;
                 stableAfter: number;
+                retryCodes: readonly number[];
                 delays(random?: () => number): Generator<number, void, void>;
             } | null;
             readonly offlineQueueSize: number;
@@ -267,6 +283,7 @@ export const Client: {
                     jitter: number;
                     maxAttempts: number | null;
                     stableAfter: number;
+                    retryCodes: readonly number[];
                     delays(random?: () => number): Generator<number, void, void>;
                 } | null;
                 readonly offlineQueueSize: number;
@@ -275,7 +292,7 @@ export const Client: {
             }, sink: {
                 opened: () => void;
                 message: (data: string | Uint8Array<ArrayBufferLike>) => void;
-                closed: (reason: string) => void;
+                closed: (reason: string, code?: number | null, text?: string | null) => void;
                 failed: (error: unknown) => void;
             }) => {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -284,6 +301,8 @@ export const Client: {
         };
         _state: string;
         _closeReason: string | null;
+        _closeCode: number | null;
+        _closeText: string | null;
         _conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
@@ -304,6 +323,8 @@ export const Client: {
         _resolveClosed: (reason: string) => void;
         get state(): string;
         get closeReason(): string | null;
+        get closeCode(): number | null;
+        get closeText(): string | null;
         get unsent(): (string | Uint8Array<ArrayBuffer>)[];
         on(event: string, handler: Function): /*elided*/ any;
         off(event: string, handler: Function): /*elided*/ any;
@@ -325,7 +346,7 @@ export const Client: {
             close: (code: number, reasonText: string) => void;
         }, attempt: number): unknown;
         _received(data: string | Uint8Array<ArrayBufferLike>): void;
-        _lost(reason: string): void;
+        _lost(reason: string, code?: number | null, text?: string | null): void;
         _reconnect(delays: Iterator<number, void>, attempts: number): void;
         _finalise(reason: string): void;
         _emit(event: string, ...args: unknown[]): void;
@@ -341,6 +362,7 @@ export const ReconnectPolicy: {
         jitter?: number;
         maxAttempts?: number | null;
         stableAfter?: number;
+        retryCodes?: number[];
     }): {
         minDelay: number;
         maxDelay: number;
@@ -348,6 +370,7 @@ export const ReconnectPolicy: {
         jitter: number;
         maxAttempts: number | null;
         stableAfter: number;
+        retryCodes: readonly number[];
         delays(random?: () => number): Generator<number, void, void>;
     };
 };
@@ -361,8 +384,19 @@ export const CloseReason: Readonly<{
     REJECTED: "rejected";
     PROTOCOL_ERROR: "protocol error";
     TRANSPORT_ERROR: "transport error";
+    APPLICATION: "application";
 }>;
 export const closeReasonFromWire: (code: number | null | undefined, text?: string) => string;
+export const closeFromWire: (code: number | null | undefined, text?: string) => {
+    reason: string;
+    code: number | null;
+    text: string | null;
+};
+export const closeFromText: (text: string) => {
+    reason: string;
+    code: number | null;
+    text: string | null;
+} | null;
 export const closeCode: (reason: string) => number;
 export const RttError: {
     new (message: string): {
@@ -446,6 +480,7 @@ declare const rtt: {
                 jitter: number;
                 maxAttempts: number | null;
                 stableAfter: number;
+                retryCodes: readonly number[];
                 delays(random?: () => number): Generator<number, void, void>;
             } | null;
             readonly offlineQueueSize: number;
@@ -454,7 +489,7 @@ declare const rtt: {
         }, sink: {
             opened: () => void;
             message: (data: string | Uint8Array<ArrayBufferLike>) => void;
-            closed: (reason: string) => void;
+            closed: (reason: string, code?: number | null, text?: string | null) => void;
             failed: (error: unknown) => void;
         }) => {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -470,6 +505,7 @@ declare const rtt: {
                 jitter: number;
                 maxAttempts: number | null;
                 stableAfter: number;
+                retryCodes: readonly number[];
                 delays(random?: () => number): Generator<number, void, void>;
             } | object;
             offlineQueueSize?: number;
@@ -487,6 +523,7 @@ declare const rtt: {
                     jitter: number;
                     maxAttempts: number | null;
                     stableAfter: number;
+                    retryCodes: readonly number[];
                     delays(random?: () => number): Generator<number, void, void>;
                 } | null;
                 readonly offlineQueueSize: number;
@@ -503,6 +540,7 @@ declare const rtt: {
                         jitter: number;
                         maxAttempts: number | null;
                         stableAfter: number;
+                        retryCodes: readonly number[];
                         delays(random?: () => number): Generator<number, void, void>;
                     } | null;
                     readonly offlineQueueSize: number;
@@ -511,7 +549,7 @@ declare const rtt: {
                 }, sink: {
                     opened: () => void;
                     message: (data: string | Uint8Array<ArrayBufferLike>) => void;
-                    closed: (reason: string) => void;
+                    closed: (reason: string, code?: number | null, text?: string | null) => void;
                     failed: (error: unknown) => void;
                 }) => {
                     send: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -520,6 +558,8 @@ declare const rtt: {
             };
             _state: string;
             _closeReason: string | null;
+            _closeCode: number | null;
+            _closeText: string | null;
             _conn: {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
                 close: (code: number, reasonText: string) => void;
@@ -540,6 +580,8 @@ declare const rtt: {
             _resolveClosed: (reason: string) => void;
             get state(): string;
             get closeReason(): string | null;
+            get closeCode(): number | null;
+            get closeText(): string | null;
             get unsent(): (string | Uint8Array<ArrayBuffer>)[];
             on(event: string, handler: Function): /*elided*/ any;
             off(event: string, handler: Function): /*elided*/ any;
@@ -561,7 +603,7 @@ declare const rtt: {
                 close: (code: number, reasonText: string) => void;
             }, attempt: number): unknown;
             _received(data: string | Uint8Array<ArrayBufferLike>): void;
-            _lost(reason: string): void;
+            _lost(reason: string, code?: number | null, text?: string | null): void;
             _reconnect(delays: Iterator<number, void>, attempts: number): void;
             _finalise(reason: string): void;
             _emit(event: string, ...args: unknown[]): void;
@@ -580,6 +622,7 @@ declare const rtt: {
                 jitter: number;
                 maxAttempts: number | null;
                 stableAfter: number;
+                retryCodes: readonly number[];
                 delays(random?: () => number): Generator<number, void, void>;
             } | null;
             readonly offlineQueueSize: number;
@@ -596,6 +639,7 @@ declare const rtt: {
                     jitter: number;
                     maxAttempts: number | null;
                     stableAfter: number;
+                    retryCodes: readonly number[];
                     delays(random?: () => number): Generator<number, void, void>;
                 } | null;
                 readonly offlineQueueSize: number;
@@ -604,7 +648,7 @@ declare const rtt: {
             }, sink: {
                 opened: () => void;
                 message: (data: string | Uint8Array<ArrayBufferLike>) => void;
-                closed: (reason: string) => void;
+                closed: (reason: string, code?: number | null, text?: string | null) => void;
                 failed: (error: unknown) => void;
             }) => {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -613,6 +657,8 @@ declare const rtt: {
         };
         _state: string;
         _closeReason: string | null;
+        _closeCode: number | null;
+        _closeText: string | null;
         _conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
@@ -633,6 +679,8 @@ declare const rtt: {
         _resolveClosed: (reason: string) => void;
         get state(): string;
         get closeReason(): string | null;
+        get closeCode(): number | null;
+        get closeText(): string | null;
         get unsent(): (string | Uint8Array<ArrayBuffer>)[];
         on(event: string, handler: Function): /*elided*/ any;
         off(event: string, handler: Function): /*elided*/ any;
@@ -654,7 +702,7 @@ declare const rtt: {
             close: (code: number, reasonText: string) => void;
         }, attempt: number): unknown;
         _received(data: string | Uint8Array<ArrayBufferLike>): void;
-        _lost(reason: string): void;
+        _lost(reason: string, code?: number | null, text?: string | null): void;
         _reconnect(delays: Iterator<number, void>, attempts: number): void;
         _finalise(reason: string): void;
         _emit(event: string, ...args: unknown[]): void;
@@ -670,6 +718,7 @@ declare const rtt: {
                 jitter: number;
                 maxAttempts: number | null;
                 stableAfter: number;
+                retryCodes: readonly number[];
                 delays(random?: () => number): Generator<number, void, void>;
             } | object;
             offlineQueueSize?: number;
@@ -687,6 +736,7 @@ declare const rtt: {
                     jitter: number;
                     maxAttempts: number | null;
                     stableAfter: number;
+                    retryCodes: readonly number[];
                     delays(random?: () => number): Generator<number, void, void>;
                 } | null;
                 readonly offlineQueueSize: number;
@@ -703,6 +753,7 @@ declare const rtt: {
                         jitter: number;
                         maxAttempts: number | null;
                         stableAfter: number;
+                        retryCodes: readonly number[];
                         delays(random?: () => number): Generator<number, void, void>;
                     } | null;
                     readonly offlineQueueSize: number;
@@ -711,7 +762,7 @@ declare const rtt: {
                 }, sink: {
                     opened: () => void;
                     message: (data: string | Uint8Array<ArrayBufferLike>) => void;
-                    closed: (reason: string) => void;
+                    closed: (reason: string, code?: number | null, text?: string | null) => void;
                     failed: (error: unknown) => void;
                 }) => {
                     send: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -720,6 +771,8 @@ declare const rtt: {
             };
             _state: string;
             _closeReason: string | null;
+            _closeCode: number | null;
+            _closeText: string | null;
             _conn: {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
                 close: (code: number, reasonText: string) => void;
@@ -740,6 +793,8 @@ declare const rtt: {
             _resolveClosed: (reason: string) => void;
             get state(): string;
             get closeReason(): string | null;
+            get closeCode(): number | null;
+            get closeText(): string | null;
             get unsent(): (string | Uint8Array<ArrayBuffer>)[];
             on(event: string, handler: Function): /*elided*/ any;
             off(event: string, handler: Function): /*elided*/ any;
@@ -761,7 +816,7 @@ declare const rtt: {
                 close: (code: number, reasonText: string) => void;
             }, attempt: number): unknown;
             _received(data: string | Uint8Array<ArrayBufferLike>): void;
-            _lost(reason: string): void;
+            _lost(reason: string, code?: number | null, text?: string | null): void;
             _reconnect(delays: Iterator<number, void>, attempts: number): void;
             _finalise(reason: string): void;
             _emit(event: string, ...args: unknown[]): void;
@@ -777,6 +832,7 @@ declare const rtt: {
             jitter?: number;
             maxAttempts?: number | null;
             stableAfter?: number;
+            retryCodes?: number[];
         }): {
             minDelay: number;
             maxDelay: number;
@@ -784,6 +840,7 @@ declare const rtt: {
             jitter: number;
             maxAttempts: number | null;
             stableAfter: number;
+            retryCodes: readonly number[];
             delays(random?: () => number): Generator<number, void, void>;
         };
     };
@@ -797,8 +854,19 @@ declare const rtt: {
         REJECTED: "rejected";
         PROTOCOL_ERROR: "protocol error";
         TRANSPORT_ERROR: "transport error";
+        APPLICATION: "application";
     }>;
     closeReasonFromWire: (code: number | null | undefined, text?: string) => string;
+    closeFromWire: (code: number | null | undefined, text?: string) => {
+        reason: string;
+        code: number | null;
+        text: string | null;
+    };
+    closeFromText: (text: string) => {
+        reason: string;
+        code: number | null;
+        text: string | null;
+    } | null;
     closeCode: (reason: string) => number;
     RttError: {
         new (message: string): {

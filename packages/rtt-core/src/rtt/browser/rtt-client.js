@@ -36,7 +36,10 @@
  *       whatever the sink reports afterwards.
  *   sink.opened()        the attempt succeeded and the connection can send
  *   sink.message(data)   a message arrived: a string, or a Uint8Array for binary
- *   sink.closed(reason)  the open connection ended; `reason` is a CloseReason value
+ *   sink.closed(reason, code, text)
+ *                        the open connection ended; `reason` is a CloseReason value;
+ *                        for an application close ("application"), `code` and `text`
+ *                        are the server application's (`closeFromWire`, `closeFromText`)
  *   sink.failed(error)   the attempt failed before opening; pass a RejectedError with
  *                        the HTTP status if the transport can tell the server refused it
  *
@@ -65,7 +68,8 @@ var rtt = (() => {
   /**
    * What the core tells an adapter's connection attempt (see the contract above).
    * @typedef {{opened: () => void, message: (data: Message) => void,
-   *            closed: (reason: string) => void, failed: (error: unknown) => void}} Sink
+   *            closed: (reason: string, code?: number | null, text?: string | null) => void,
+   *            failed: (error: unknown) => void}} Sink
    */
   /**
    * One connection made by an adapter.
@@ -100,6 +104,7 @@ var rtt = (() => {
     REJECTED: "rejected",
     PROTOCOL_ERROR: "protocol error",
     TRANSPORT_ERROR: "transport error",
+    APPLICATION: "application",
   });
 
   /** @type {Set<string>} */
@@ -117,6 +122,7 @@ var rtt = (() => {
     [CloseReason.REJECTED, 1008],
     [CloseReason.PROTOCOL_ERROR, 1002],
     [CloseReason.TRANSPORT_ERROR, 1006],
+    [CloseReason.APPLICATION, 4000],
   ]);
 
   // Codes received without rtt's reason text (a plain WebSocket server); 1000 from a
@@ -136,19 +142,63 @@ var rtt = (() => {
 
   // Deliberate closes by either side and rejections are final; the rest reconnect.
   /** @type {Set<string>} */
-  const FINAL = new Set([CloseReason.CLIENT_CLOSED, CloseReason.SERVER_CLOSED, CloseReason.REJECTED]);
+  const FINAL = new Set([
+    CloseReason.CLIENT_CLOSED,
+    CloseReason.SERVER_CLOSED,
+    CloseReason.REJECTED,
+    CloseReason.APPLICATION,
+  ]);
+
+  /** @param {unknown} code */
+  function isApplicationCode(code) {
+    return typeof code === "number" && Number.isInteger(code) && code >= 3000 && code <= 4999;
+  }
 
   /**
    * Map a received WebSocket close code and reason text to a CloseReason, exactly as
-   * Python's `CloseReason.from_wire`: the text wins when it is one of ours, then the
-   * code; no code at all (no close frame) counts as 1006.
+   * Python's `CloseReason.from_wire`: an application code (3000-4999) is "application";
+   * otherwise the text wins when it is one of ours, then the code; no code at all (no
+   * close frame) counts as 1006.
    * @param {number | null | undefined} code
    * @param {string} [text]
    * @returns {string} a CloseReason value
    */
   function closeReasonFromWire(code, text = "") {
+    if (isApplicationCode(code)) return CloseReason.APPLICATION;
     if (REASONS.has(text)) return text;
     return FROM_CODE.get(code ?? 1006) ?? CloseReason.TRANSPORT_ERROR;
+  }
+
+  /**
+   * The close a received WebSocket close code and text stand for: what an adapter passes
+   * to `sink.closed(...)`. An application close keeps its code and text.
+   * @param {number | null | undefined} code
+   * @param {string} [text]
+   * @returns {{reason: string, code: number | null, text: string | null}}
+   */
+  function closeFromWire(code, text = "") {
+    const reason = closeReasonFromWire(code, text);
+    return reason === CloseReason.APPLICATION
+      ? { reason, code: /** @type {number} */ (code), text }
+      : { reason, code: null, text: null };
+  }
+
+  /**
+   * Read a close written as text (Python's `Close.from_text`, for protocols whose close
+   * carries only text): rtt's reason (`"server closed"`), or an application code, a space
+   * and its text (`"4001 logged in elsewhere"`). Null for anything else.
+   * @param {string} text
+   * @returns {{reason: string, code: number | null, text: string | null} | null}
+   */
+  function closeFromText(text) {
+    if (REASONS.has(text) && text !== CloseReason.APPLICATION) return { reason: text, code: null, text: null };
+    const match = /^([34][0-9]{3})(?: ([^]*))?$/.exec(text);
+    if (match === null) return null;
+    const code = Number(match[1]);
+    const rest = match[2] ?? "";
+    // What Python's Close.application accepts: at most 123 UTF-8 bytes, no control characters.
+    if (!isApplicationCode(code) || /\p{Cc}/u.test(rest) || new TextEncoder().encode(rest).length > 123) return null;
+    return { reason: CloseReason.APPLICATION, code, text: rest };
   }
 
   /**
@@ -310,6 +360,7 @@ var rtt = (() => {
     jitter: 0.5,
     maxAttempts: null,
     stableAfter: 5,
+    retryCodes: [],
   });
 
   /**
@@ -327,7 +378,8 @@ var rtt = (() => {
   class ReconnectPolicy {
     /**
      * @param {{minDelay?: number, maxDelay?: number, factor?: number, jitter?: number,
-     *          maxAttempts?: number | null, stableAfter?: number}} [fields] delays in seconds
+     *          maxAttempts?: number | null, stableAfter?: number,
+     *          retryCodes?: number[]}} [fields] delays in seconds
      */
     constructor(fields = {}) {
       const o = withDefaults("reconnect", POLICY_DEFAULTS, fields);
@@ -338,12 +390,23 @@ var rtt = (() => {
       if (o.jitter > 1) throw new TypeError(`reconnect jitter must be between 0 and 1, got ${o.jitter}`);
       if (o.maxAttempts !== null) checkInteger("reconnect", "maxAttempts", o.maxAttempts, 1);
       checkNumber("reconnect", "stableAfter", o.stableAfter, { min: 0 });
+      const codes = o.retryCodes;
+      if (!Array.isArray(codes) && !(codes instanceof Set)) {
+        throw new TypeError(`reconnect retryCodes must be an array of close codes, got ${describe(codes)}`);
+      }
+      for (const code of codes) {
+        if (!isApplicationCode(code)) {
+          throw new TypeError(`reconnect retryCodes must be application codes (3000-4999), got ${describe(code)}`);
+        }
+      }
       /** @type {number} */ this.minDelay = o.minDelay;
       /** @type {number} */ this.maxDelay = o.maxDelay;
       /** @type {number} */ this.factor = o.factor;
       /** @type {number} */ this.jitter = o.jitter;
       /** @type {number | null} */ this.maxAttempts = o.maxAttempts;
       /** @type {number} */ this.stableAfter = o.stableAfter;
+      /** Application close codes after which the client reconnects (SPEC.md 6.3). @type {readonly number[]} */
+      this.retryCodes = Object.freeze([...new Set(/** @type {Iterable<number>} */ (codes))]);
     }
 
     /**
@@ -542,6 +605,10 @@ var rtt = (() => {
       this._state = "idle";
       /** @internal @type {string | null} */
       this._closeReason = null;
+      /** @internal @type {number | null} */
+      this._closeCode = null;
+      /** @internal @type {string | null} */
+      this._closeText = null;
       /** @internal @type {Connection | null} the open connection, only while "open" */
       this._conn = null;
       /** @internal @type {((error: ConnectError) => void) | null} stops the attempt or reconnect wait in progress */
@@ -576,6 +643,20 @@ var rtt = (() => {
     /** Why the client ended up "closed" (a CloseReason value); null before. @type {string | null} */
     get closeReason() {
       return this._closeReason;
+    }
+
+    /**
+     * The server application's close code when the last connection ended with an
+     * application close ("application"); set before the "close" event fires, null after a
+     * close for one of rtt's own reasons. @type {number | null}
+     */
+    get closeCode() {
+      return this._closeCode;
+    }
+
+    /** The application's close text, alongside `closeCode`; null when that is. @type {string | null} */
+    get closeText() {
+      return this._closeText;
     }
 
     /** A copy of the offline queue, oldest first; once "closed", the messages never sent. */
@@ -752,9 +833,9 @@ var rtt = (() => {
         message: (data) => {
           if (conn !== null && this._conn === conn) this._received(data);
         },
-        closed: (reason) => {
+        closed: (reason, code = null, text = null) => {
           if (!settled) fail(new ConnectError(`connection to ${this.url} closed before opening (${reason})`));
-          else if (conn !== null && this._conn === conn) this._lost(reason);
+          else if (conn !== null && this._conn === conn) this._lost(reason, code, text);
         },
       });
       const seconds = this.options.connectTimeout;
@@ -826,12 +907,18 @@ var rtt = (() => {
      * The open connection ended: close for good, or reconnect (SPEC.md 4.4, 6).
      * @internal
      * @param {string} reason a CloseReason value
+     * @param {number | null} [code] an application close's code
+     * @param {string | null} [text] an application close's text
      */
-    _lost(reason) {
+    _lost(reason, code = null, text = null) {
       this._conn = null;
       clearTimeout(this._stable);
+      const application = reason === CloseReason.APPLICATION;
+      this._closeCode = application ? (code ?? CODES.get(reason) ?? null) : null;
+      this._closeText = application ? (text ?? "") : null;
       const policy = this.options.reconnect;
-      if (policy === null || FINAL.has(reason)) {
+      const retry = application && policy !== null && policy.retryCodes.includes(/** @type {number} */ (this._closeCode));
+      if (policy === null || (FINAL.has(reason) && !retry)) {
         this._finalise(reason);
         this._emit("close", reason);
         return;
@@ -965,6 +1052,8 @@ var rtt = (() => {
     ReconnectPolicy,
     CloseReason,
     closeReasonFromWire,
+    closeFromWire,
+    closeFromText,
     closeCode,
     RttError,
     StateError,

@@ -30,6 +30,8 @@ export const {
   ReconnectPolicy,
   CloseReason,
   closeReasonFromWire,
+  closeFromWire,
+  closeFromText,
   closeCode,
   RttError,
   StateError,

@@ -173,6 +173,18 @@ class BrokerTests(Kit):
         await raises(UnknownSocketError, servers[0].disconnect(far_id))
 
     @case()
+    async def test_application_close_across_processes(self) -> None:  # SPEC 13.4, 6.3
+        servers = await self.cluster(2)
+        events = Recorder().listen(servers[1], "disconnect")
+        far = await self.connected(servers[1], reconnect=self.reconnect)
+        far_id = self.socket_of(far).id
+        await servers[0].disconnect(far_id, code=4409, reason="logged in elsewhere")
+        assert (await far.wait_closed()) is CloseReason.APPLICATION
+        assert (far.close_code, far.close_text) == (4409, "logged in elsewhere")
+        await events.wait("disconnect")
+        assert events.of("disconnect")[0][1] is CloseReason.APPLICATION
+
+    @case()
     async def test_events_stay_on_the_holding_process(self) -> None:  # SPEC 13.4
         servers = await self.cluster(2)
         records = [Recorder().listen(s, "connect", "message", "disconnect") for s in servers]

@@ -21,6 +21,7 @@ from ..client import Client, ClientState
 from ..errors import (
     ConnectError,
     ConnectionClosed,
+    InvalidCloseError,
     InvalidMessageError,
     MessageTooBigError,
     OfflineQueueFullError,
@@ -293,6 +294,76 @@ class ServerTests(Kit):
         await asyncio.sleep(3 * self.reconnect["max_delay"])
         assert crec.of("reconnecting") == [], "a server-closed client must not reconnect"
         await raises(UnknownSocketError, server.disconnect(socket.id))
+
+    @case()
+    async def test_application_close_reaches_the_client(self) -> None:  # SPEC 6.3
+        server = await self.server()
+        rec = Recorder()
+        server.on("disconnect", rec.handler("disconnect"))
+        client = await self.connected(server, reconnect=self.reconnect)
+        crec = Recorder()
+        seen: list[tuple[int | None, str | None]] = []
+        client.on("close", lambda _reason: seen.append((client.close_code, client.close_text)))
+        crec.listen(client, "close", "reconnecting")
+        socket = self.socket_of(client)
+        # Non-ASCII and the longest text there is: every protocol must carry it whole.
+        text = "déjà connecté ailleurs " + "x" * (123 - len("déjà connecté ailleurs ".encode()))
+        await server.disconnect(socket.id, code=4001, reason=text)
+        assert (await rec.wait("disconnect"))[0] == (socket, CloseReason.APPLICATION)
+        assert (await client.wait_closed()) is CloseReason.APPLICATION
+        assert (client.close_code, client.close_text) == (4001, text)
+        assert seen == [(4001, text)], "close_code and close_text are set when the close event fires"
+        error = await raises(ConnectionClosed, client.recv())
+        assert (error.reason, error.code, error.text) == (CloseReason.APPLICATION, 4001, text)
+        await asyncio.sleep(3 * self.reconnect["max_delay"])
+        assert crec.of("reconnecting") == [], "an application close is final by default"
+        # A code from the SockJS range, with no text.
+        other = await self.connected(server)
+        await server.disconnect(self.socket_of(other).id, code=3000)
+        assert (await other.wait_closed()) is CloseReason.APPLICATION
+        assert (other.close_code, other.close_text) == (3000, "")
+
+    @case()
+    async def test_application_close_in_retry_codes_reconnects(self) -> None:  # SPEC 6.3, 7
+        server = await self.server()
+        client = await self.connected(server, reconnect={**self.reconnect, "retry_codes": [4503]})
+        rec = Recorder()
+        rec.listen(client, "close", "reconnected")
+        first = self.socket_of(client)
+        await server.disconnect(first.id, code=4503, reason="come back later")
+        await rec.wait("reconnected")
+        assert rec.of("close") == [(CloseReason.APPLICATION,)]
+        assert (client.close_code, client.close_text) == (4503, "come back later")
+        assert client.state is ClientState.OPEN
+        await eventually(lambda: len(server.sockets) == 1, what="the reconnected socket")
+        (second,) = server.sockets
+        assert second != first.id
+        await server.disconnect(second, code=4001, reason="not this one")
+        assert (await client.wait_closed()) is CloseReason.APPLICATION
+        assert client.close_code == 4001
+
+    @case()
+    async def test_invalid_application_close_raises_at_once(self) -> None:  # SPEC 6.3
+        server = await self.server()
+        client = await self.connected(server)
+        socket_id = self.socket_of(client).id
+        bad: list[dict[str, Any]] = [
+            {"code": 1000},
+            {"code": 2999},
+            {"code": 5000},
+            {"code": True},
+            {"code": "4001"},
+            {"code": 4001, "reason": "x" * 124},
+            {"code": 4001, "reason": "é" * 62},
+            {"code": 4001, "reason": "two\nlines"},
+            {"code": 4001, "reason": b"bytes"},
+            {"reason": "text without a code"},
+        ]
+        for kwargs in bad:
+            error = await raises(InvalidCloseError, server.disconnect(socket_id, **kwargs))
+            assert isinstance(error, ValueError), kwargs
+        assert socket_id in server.sockets, "a refused close closes nothing"
+        await client.send("still open")
 
     @case()
     async def test_each_reason_sent_with_a_close_reaches_the_client(self) -> None:  # SPEC 6
