@@ -108,9 +108,12 @@ async def launch() -> AsyncIterator[Browser]:
 
 
 @asynccontextmanager
-async def new_context(browser: Browser) -> AsyncIterator[BrowserContext]:
-    """A fresh context with the recorder installed, allowed to reach 127.0.0.1 from a fulfilled page."""
-    context = await browser.new_context()
+async def new_context(browser: Browser, **options: Any) -> AsyncIterator[BrowserContext]:
+    """A fresh context with the recorder installed, allowed to reach 127.0.0.1 from a fulfilled page.
+
+    ``options`` go to Playwright's ``new_context`` (``ignore_https_errors=True`` for a test CA's servers).
+    """
+    context = await browser.new_context(**options)
     try:
         await context.grant_permissions(["local-network-access"])
         await context.add_init_script(RECORDER)

@@ -115,7 +115,7 @@ class _TcpServer(rtt.Server[asyncio.StreamWriter]):
     def _buffered(self, conn: asyncio.StreamWriter) -> int:
         return conn.transport.get_write_buffer_size()
 
-    async def _close(self, conn: asyncio.StreamWriter, reason: rtt.CloseReason) -> None:
+    async def _close(self, conn: asyncio.StreamWriter, close: rtt.Close) -> None:
         conn.close()  # _serve's pending read then fails and reports _closed
 
     def _abort(self, conn: asyncio.StreamWriter) -> None:
