@@ -56,6 +56,15 @@ async def test_close_codes_seen_by_a_plain_client(ws: rtt.Transport) -> None:
                 await conn.recv()
             assert info.value.rcvd is not None
             assert (info.value.rcvd.code, info.value.rcvd.reason) == (1000, "server closed")
+        async with plain(server.url) as conn:
+            await eventually(lambda: server.sockets)
+            (socket_id,) = server.sockets
+            await server.disconnect(socket_id, code=4001, reason="logged in elsewhere")
+            with pytest.raises(ConnectionClosed) as info:
+                await conn.recv()
+            # The application's code and text are the close frame's own (SPEC.md 6.3).
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (4001, "logged in elsewhere")
         async with plain(server.url, max_size=1000) as conn:
             await conn.send("x" * 101)
             with pytest.raises(ConnectionClosed) as info:
@@ -65,10 +74,11 @@ async def test_close_codes_seen_by_a_plain_client(ws: rtt.Transport) -> None:
             await conn.close(4000, "custom")
         async with plain(server.url) as conn:
             pass  # a plain client's normal close is the client closing
-        await rec.wait("disconnect", 4)
+        await rec.wait("disconnect", 5)
         reasons = [reason for _, reason in rec.of("disconnect")]
         assert reasons == [
             rtt.CloseReason.SERVER_CLOSED,
+            rtt.CloseReason.APPLICATION,
             rtt.CloseReason.MESSAGE_TOO_BIG,
             rtt.CloseReason.CLIENT_CLOSED,  # an application code is a deliberate close (SPEC.md 6)
             rtt.CloseReason.CLIENT_CLOSED,
@@ -103,6 +113,25 @@ async def test_rtt_client_talks_to_a_plain_websockets_server(ws: rtt.Transport) 
             await client.send("hi")
             await client.send(b"\x01")
             assert [await client.recv(), await client.recv()] == ["hi", b"\x01"]
+
+
+async def test_rtt_client_reads_a_plain_servers_application_close(ws: rtt.Transport) -> None:
+    # Any server may send an application code; its text is passed on as it came, even
+    # text that Server.disconnect would refuse to send (SPEC.md 6.3).
+    async def handler(conn: ServerConnection) -> None:
+        await conn.recv()
+        await conn.close(4002, "bye\tnow")
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as plain_server:
+        port = next(iter(plain_server.sockets)).getsockname()[1]
+        client = ws.client(f"ws://127.0.0.1:{port}/", reconnect={"retry_codes": [4003]})
+        async with client:
+            await client.send("hi")
+            assert await client.wait_closed() is rtt.CloseReason.APPLICATION
+            assert (client.close_code, client.close_text) == (4002, "bye\tnow")
+            with pytest.raises(rtt.ConnectionClosed) as info:
+                await client.recv()
+            assert (info.value.code, info.value.text) == (4002, "bye\tnow")
 
 
 async def test_client_only_accepts_ws_urls(ws: rtt.Transport) -> None:

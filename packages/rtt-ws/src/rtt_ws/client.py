@@ -34,8 +34,16 @@ class _Connection(WsClientConnection):
         super().__init__(protocol, *args, **kwargs)
 
 
-def _reason(exc: WsConnectionClosed) -> CloseReason:
-    return close_reason(exc.rcvd, exc.sent, exc.rcvd_then_sent, peer_is_client=False)
+def _closed(exc: WsConnectionClosed) -> ConnectionClosed:
+    """The error for a closed connection; a server's application close keeps its code and text."""
+    reason = close_reason(exc.rcvd, exc.sent, exc.rcvd_then_sent, peer_is_client=False)
+    if reason is CloseReason.APPLICATION:
+        # The frame that decided: the server's, unless this side closed first. The text is
+        # taken as sent, not checked against Close.application: any plain server may send it.
+        frame = exc.rcvd if exc.rcvd is not None and (exc.sent is None or exc.rcvd_then_sent) else exc.sent
+        assert frame is not None  # close_reason says APPLICATION only for a frame with such a code
+        return ConnectionClosed(reason, code=frame.code, text=frame.reason)
+    return ConnectionClosed(reason)
 
 
 class WsConnection(ClientConnection):
@@ -48,13 +56,13 @@ class WsConnection(ClientConnection):
         try:
             return await self.ws.recv()
         except WsConnectionClosed as exc:
-            raise ConnectionClosed(_reason(exc)) from None
+            raise _closed(exc) from None
 
     async def send(self, data: str | bytes) -> None:
         try:
             await self.ws.send(data)
         except WsConnectionClosed as exc:
-            raise ConnectionClosed(_reason(exc)) from None
+            raise _closed(exc) from None
 
     async def close(self, reason: CloseReason) -> None:
         try:

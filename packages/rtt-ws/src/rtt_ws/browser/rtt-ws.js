@@ -3,9 +3,9 @@
  * rtt-ws.js: the "ws" transport for rtt's browser client, over the native WebSocket.
  *
  * The wire is plain WebSocket: text frames carry strings, binary frames carry bytes, and
- * close frames carry rtt's close code and reason text (SPEC.md 6). Everything else
- * (events, backoff, offline queue, limits) is in rtt-client.js; this file follows the
- * adapter contract described at the top of that file.
+ * close frames carry rtt's close code and reason text, or the server application's
+ * (SPEC.md 6, 6.3). Everything else (events, backoff, offline queue, limits) is in
+ * rtt-client.js; this file follows the adapter contract described at the top of that file.
  *
  * As a classic script, load it after rtt-client.js:
  *
@@ -24,7 +24,7 @@
   if (!rtt || typeof rtt.registerTransport !== "function") {
     throw new Error("rtt-ws.js needs rtt-client.js: load it first");
   }
-  const { ConnectError, ConnectionClosed, closeReasonFromWire } = rtt;
+  const { ConnectError, ConnectionClosed, closeFromWire } = rtt;
 
   /** @typedef {Parameters<typeof rtt.registerTransport>[1]} Adapter */
 
@@ -57,7 +57,9 @@
       // always follows it, so everything is decided in onclose.
       ws.onclose = (event) => {
         if (opened) {
-          sink.closed(closeReasonFromWire(event.code, event.reason));
+          // An application close (3000-4999) keeps the server's code and text.
+          const close = closeFromWire(event.code, event.reason);
+          sink.closed(close.reason, close.code, close.text);
         } else {
           sink.failed(new ConnectError(`cannot connect to ${url}: the WebSocket closed with code ${event.code}`));
         }
