@@ -289,14 +289,49 @@ async def test_query_string_and_headers_go_on_every_request(transport: str) -> N
 
 
 @pytest.mark.parametrize("transport", TRANSPORTS)
-async def test_server_closing_the_session_is_server_closed(transport: str) -> None:
+async def test_a_sockjs_servers_go_away_is_an_application_close(transport: str) -> None:
+    # The library's session.close() sends SockJS's c[3000,"Go away!"]: a code of the application range.
     async with raw_sockjs() as (url, _):
         client = make_client(url, transport)
         await client.connect()
         await client.send("close me")
-        assert await closed(client) is rtt.CloseReason.SERVER_CLOSED
-        with pytest.raises(rtt.ConnectionClosed):
+        assert await closed(client) is rtt.CloseReason.APPLICATION
+        assert (client.close_code, client.close_text) == (3000, "Go away!")
+        with pytest.raises(rtt.ConnectionClosed) as caught:
             await connection(client).send("too late")
+        assert (caught.value.reason, caught.value.code, caught.value.text) == (
+            rtt.CloseReason.APPLICATION,
+            3000,
+            "Go away!",
+        )
+
+
+@pytest.mark.parametrize("transport", TRANSPORTS)
+@pytest.mark.parametrize(
+    ("close", "expected"),
+    [
+        ('c[4001,"logged in elsewhere"]', (rtt.CloseReason.APPLICATION, 4001, "logged in elsewhere")),
+        ('c[4999,"server closed"]', (rtt.CloseReason.APPLICATION, 4999, "server closed")),
+        ('c[3000,""]', (rtt.CloseReason.APPLICATION, 3000, "")),
+        ('c[2010,"Another connection still open"]', (rtt.CloseReason.PROTOCOL_ERROR, None, None)),
+        ('c[1002,"Connection interrupted"]', (rtt.CloseReason.TRANSPORT_ERROR, None, None)),
+        ('c[1000,"application"]', (rtt.CloseReason.SERVER_CLOSED, None, None)),
+        ('c[1001,"shutdown"]', (rtt.CloseReason.SHUTDOWN, None, None)),
+    ],
+    ids=["app-4001", "app-code-wins-over-rtt-text", "app-no-text", "2010", "1002", "not-app", "shutdown"],
+)
+async def test_a_close_frame_decides_the_reason_code_and_text(
+    transport: str, close: str, expected: tuple[rtt.CloseReason, int | None, str | None]
+) -> None:
+    async with fake_server(Fake(["o", 'a["before"]', close])) as url:
+        client = make_client(url, transport, reconnect=False)
+        await client.connect()
+        assert await recv(client) == "before"
+        assert await closed(client) is expected[0]
+        assert (client.close_reason, client.close_code, client.close_text) == expected
+        with pytest.raises(rtt.ConnectionClosed) as caught:
+            await client.recv()
+        assert (caught.value.reason, caught.value.code, caught.value.text) == expected
 
 
 async def test_falls_back_when_the_server_disables_websocket() -> None:
@@ -480,12 +515,25 @@ async def test_a_malformed_frame_is_a_protocol_error(transport: str, bad: str) -
     [
         (["o"], (1001, ""), rtt.CloseReason.SHUTDOWN),
         (["o"], (1000, "slow consumer"), rtt.CloseReason.SLOW_CONSUMER),
-        (["o"], (4000, ""), rtt.CloseReason.TRANSPORT_ERROR),
-        (["o", 'c[3000,"Go away!"]'], (1011, ""), rtt.CloseReason.SERVER_CLOSED),
+        (["o"], (1014, ""), rtt.CloseReason.TRANSPORT_ERROR),
+        (["o"], (1002, ""), rtt.CloseReason.PROTOCOL_ERROR),
+        (["o"], (4000, ""), rtt.CloseReason.APPLICATION),
+        (["o"], (4001, "server closed"), rtt.CloseReason.APPLICATION),
+        (["o", 'c[3000,"Go away!"]'], (1011, ""), rtt.CloseReason.APPLICATION),
         (["o", 'c[1011,"ping timeout"]'], (1000, ""), rtt.CloseReason.PING_TIMEOUT),
         (["o"], "drop", rtt.CloseReason.TRANSPORT_ERROR),
     ],
-    ids=["1001", "reason-text", "unknown-code", "c-frame-wins", "rtt-reason-in-c", "no-close-frame"],
+    ids=[
+        "1001",
+        "reason-text",
+        "unknown-code",
+        "websocket-1002",
+        "app-code",
+        "app-code-wins",
+        "c-frame-wins",
+        "rtt-reason-in-c",
+        "no-close-frame",
+    ],
 )
 async def test_how_a_websocket_ends_decides_the_reason(
     frames: list[str], end: tuple[int, str] | str, reason: rtt.CloseReason

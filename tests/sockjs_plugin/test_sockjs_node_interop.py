@@ -134,3 +134,49 @@ async def test_sockjs_client_over_xhr_without_binding(transport: str) -> None:
         assert rec.of("message") == [(socket, f"over {transport}")]
         conn = server._conns[socket.id]
         assert conn.transport_name == transport
+
+
+# sockjs-client in Node over one transport: open, send one message, report the close event.
+CLOSE_EVENT = """
+import SockJS from "sockjs-client";
+const [url, transport] = process.argv.slice(1);
+const timer = setTimeout(() => {
+  console.log(JSON.stringify({ error: "timed out" }));
+  process.exit(1);
+}, 15000);
+const sock = new SockJS(url, null, { transports: [transport] });
+sock.onopen = () => sock.send("close me");
+sock.onclose = (event) => {
+  clearTimeout(timer);
+  console.log(JSON.stringify({ code: event.code, reason: event.reason }));
+  process.exit(0);
+};
+"""
+
+
+@pytest.mark.skipif(NODE is None, reason="Node.js is not installed (CI installs it for the interop tests)")
+@pytest.mark.parametrize("transport", ["websocket", "xhr-polling", "xhr-streaming"])
+async def test_sockjs_client_sees_an_application_close(transport: str) -> None:
+    """``disconnect(id, code=4001, reason=...)`` is the close event's code and reason (SPEC.md 6.3)."""
+    assert NODE is not None
+    assert (NODE_DIR / "node_modules" / "sockjs-client").is_dir(), "run `npm ci --prefix tests/node` first"
+    async with rtt.load("sockjs").server(host="127.0.0.1", port=0, close_timeout=1) as server:
+        rec = Recorder().listen(server, "disconnect")
+        server.on(
+            "message", lambda socket, _: server.disconnect(socket.id, code=4001, reason="logged in elsewhere")
+        )
+        process = await asyncio.create_subprocess_exec(
+            NODE,
+            "--input-type=module",
+            "-e",
+            CLOSE_EVENT,
+            server.url,
+            transport,
+            stdout=asyncio.subprocess.PIPE,
+            cwd=NODE_DIR,  # where sockjs-client is installed
+        )
+        stdout, _ = await asyncio.wait_for(process.communicate(), 30)
+        assert process.returncode == 0, stdout
+        assert json.loads(stdout) == {"code": 4001, "reason": "logged in elsewhere"}
+        ((_, reason),) = await rec.wait("disconnect")
+        assert reason is rtt.CloseReason.APPLICATION

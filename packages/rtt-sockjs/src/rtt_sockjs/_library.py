@@ -43,7 +43,7 @@ from sockjs.transports.base import (  # type: ignore[import-untyped, unused-igno
 )
 from sockjs.transports.websocket import WebSocketTransport  # type: ignore[import-untyped, unused-ignore]
 
-from rtt import CloseReason
+from rtt import Close, CloseReason
 from rtt.rfc6455 import MaskCheck
 
 from ._wire import BATCH_CHARS, close_frame, messages_frame
@@ -570,8 +570,7 @@ class RttWebSocket(WebSocketTransport):  # type: ignore[misc]
                     continue
                 await ws.send_str(text)
                 if frame is Frame.CLOSE:
-                    reason = conn.rtt_reason or CloseReason.SERVER_CLOSED
-                    await ws.close(code=reason.code, message=reason.value.encode())
+                    await _close_as(ws, conn)
                     rtt.close_sent(conn)
                     return
         except (SessionIsClosed, ConnectionError, RuntimeError):
@@ -608,6 +607,12 @@ class RttWebSocket(WebSocketTransport):  # type: ignore[misc]
                 return CloseReason.TRANSPORT_ERROR
 
 
+async def _close_as(ws: web.WebSocketResponse, conn: SockjsConn) -> None:
+    """Close the WebSocket with the session's close: the same code and text as its ``c[...]`` frame."""
+    close = conn.closing or Close.of(conn.rtt_reason or CloseReason.SERVER_CLOSED)
+    await ws.close(code=close.code, message=close.text.encode())
+
+
 class RttRawWebSocket(RttWebSocket):
     """SockJS's raw WebSocket (``{prefix}/websocket``): each WebSocket text message is one message.
 
@@ -632,8 +637,7 @@ class RttRawWebSocket(RttWebSocket):
                 elif frame is Frame.HEARTBEAT:
                     await ws.ping()
                 elif frame is Frame.CLOSE:
-                    reason = conn.rtt_reason or CloseReason.SERVER_CLOSED
-                    await ws.close(code=reason.code, message=reason.value.encode())
+                    await _close_as(ws, conn)
                     rtt.close_sent(conn)
                     return
                 else:  # the library's "o": the raw endpoint sends none

@@ -25,6 +25,7 @@ from typing import Any, Final
 
 from rtt import Close, CloseReason
 from rtt.codec import encoded_size_limit
+from rtt.events import APPLICATION_CODES
 
 __all__ = [
     "BINDING_COOKIE",
@@ -38,7 +39,7 @@ __all__ = [
     "messages_frame",
     "parse_client_payload",
     "parse_server_frame",
-    "reason_from_close",
+    "received_close",
 ]
 
 #: Cookie that binds an HTTP session to the client that opened it (``session_binding``, SPEC.md 8.3).
@@ -55,11 +56,11 @@ BATCH_CHARS: Final = 64 * 1024
 OPEN_FRAME: Final = "o"
 HEARTBEAT_FRAME: Final = "h"
 
-# Codes of the SockJS protocol itself (no rtt reason text): 3000 "Go away!" is
-# a server closing the session, 2010 a second receiving request for a session
-# that has one, 1002 an interrupted session.
+# Codes of the SockJS protocol itself below the application range (no rtt reason
+# text): 2010 a second receiving request for a session that has one, 1002 an
+# interrupted session. SockJS's 3000 "Go away!" is an application's close (the
+# code a SockJS server's application closes with by default), as every 3000-4999.
 _SOCKJS_CODES: Final = {
-    3000: CloseReason.SERVER_CLOSED,
     2010: CloseReason.PROTOCOL_ERROR,
     1002: CloseReason.TRANSPORT_ERROR,
 }
@@ -110,13 +111,25 @@ def close_frame(close: Close | CloseReason) -> str:
     return "c" + _dumps([close.code, close.text])
 
 
-def reason_from_close(code: int, text: str) -> CloseReason:
-    """The close reason a received ``c[code, text]`` frame carries."""
+def received_close(code: int, text: str, *, websocket: bool = False) -> Close:
+    """The close a received ``c[code, text]`` frame (or, with ``websocket``, a WebSocket close) carries.
+
+    An application code (3000-4999) is the application's close, kept as sent
+    whatever its text says (another SockJS server's text is not checked against
+    rtt's limits); otherwise rtt's reason text wins, then SockJS's own codes
+    (2010, 1002; a WebSocket close's 1002 is RFC 6455's protocol error instead),
+    then the WebSocket meaning of the code.
+    """
+    if code in APPLICATION_CODES:
+        return Close(CloseReason.APPLICATION, code, text)
     try:
-        return CloseReason(text)
+        own: CloseReason | None = CloseReason(text)
     except ValueError:
-        pass
-    return _SOCKJS_CODES.get(code) or CloseReason.from_wire(code, text)
+        own = None
+    if own is None or own is CloseReason.APPLICATION:
+        # Outside 3000-4999 nothing is an application's close, whatever the text says.
+        own = (None if websocket else _SOCKJS_CODES.get(code)) or CloseReason.from_wire(code, "")
+    return Close.of(own)
 
 
 def parse_client_payload(text: str) -> list[str]:

@@ -31,6 +31,7 @@ import aiohttp
 from rtt import (
     Client,
     ClientConnection,
+    Close,
     CloseReason,
     ConnectError,
     ConnectionClosed,
@@ -47,7 +48,7 @@ from ._wire import (
     frame_limit,
     load_json,
     parse_server_frame,
-    reason_from_close,
+    received_close,
 )
 
 if TYPE_CHECKING:
@@ -72,11 +73,12 @@ _SEND_HEADERS: Final = {"Content-Type": "text/plain;charset=UTF-8"}
 
 
 class _Ended(Exception):
-    """The reader saw the connection end; :attr:`reason` says why."""
+    """The reader saw the connection end; :attr:`close` says why (:attr:`reason` for short)."""
 
-    def __init__(self, reason: CloseReason, detail: str = "") -> None:
-        super().__init__(detail or reason.value)
-        self.reason = reason
+    def __init__(self, reason: CloseReason | Close, detail: str = "") -> None:
+        self.close = Close.of(reason) if isinstance(reason, CloseReason) else reason
+        self.reason = self.close.reason
+        super().__init__(detail or self.reason.value)
 
 
 class _Unavailable(Exception):
@@ -146,6 +148,8 @@ class SockjsConnection(ClientConnection):
         self.session_path = session
         #: Why the connection ended; ``None`` while it is open.
         self.reason: CloseReason | None = None
+        #: The application's close (code and text) when the server ended it with one.
+        self.application_close: Close | None = None
         self._http = http
         self._endpoint = endpoint
         self._inbox = Inbox(INBOX_SIZE)
@@ -161,12 +165,12 @@ class SockjsConnection(ClientConnection):
         data = await self._inbox.get()
         if data is None:
             await self._dispose()  # the connection ended by itself: release it
-            raise ConnectionClosed(self.reason or CloseReason.TRANSPORT_ERROR)
+            raise self._closed_error()
         return data
 
     async def send(self, data: str | bytes) -> None:
         if self.reason is not None:
-            raise ConnectionClosed(self.reason)
+            raise self._closed_error()
         await self._send_text(encode_text(data))
 
     async def close(self, reason: CloseReason) -> None:
@@ -226,6 +230,8 @@ class SockjsConnection(ClientConnection):
             await self._read()
         except _Ended as end:
             reason = end.reason
+            if reason is CloseReason.APPLICATION and self.reason is None:
+                self.application_close = end.close
             logger.debug("sockjs connection ended: %s", end)
         except (aiohttp.ClientError, OSError) as exc:
             reason = CloseReason.TRANSPORT_ERROR
@@ -260,7 +266,7 @@ class SockjsConnection(ClientConnection):
                 await self._inbox.put(data)
         elif kind == "c":
             assert isinstance(content, tuple)
-            raise _Ended(reason_from_close(*content), f"the server closed the session: {content!r}")
+            raise _Ended(received_close(*content), f"the server closed the session: {content!r}")
         elif kind == "o":
             raise _Ended(CloseReason.PROTOCOL_ERROR, "a second 'o' frame")
         # "h" is a heartbeat: any frame proves the server is there, and the caller notes that.
@@ -276,8 +282,13 @@ class SockjsConnection(ClientConnection):
         """A send failed: the connection is over (the server may hold any prefix of what was sent)."""
         logger.debug("sockjs send failed: %r", exc)
         self._end(reason)
-        assert self.reason is not None
-        return ConnectionClosed(self.reason)
+        return self._closed_error()
+
+    def _closed_error(self) -> ConnectionClosed:
+        """The error for using the ended connection: an application close keeps its code and text."""
+        if self.application_close is not None and self.reason is CloseReason.APPLICATION:
+            return ConnectionClosed.of(self.application_close)
+        return ConnectionClosed(self.reason or CloseReason.TRANSPORT_ERROR)
 
     async def _dispose(self) -> None:
         """Stop the reader and release the HTTP session with every socket in it."""
@@ -330,7 +341,8 @@ class _WebSocketConnection(SockjsConnection):
             elif msg.type is aiohttp.WSMsgType.BINARY:
                 raise _Ended(CloseReason.PROTOCOL_ERROR, "binary WebSocket frame")
             elif msg.type is aiohttp.WSMsgType.CLOSE:
-                raise _Ended(CloseReason.from_wire(msg.data, msg.extra or ""), f"closed with {msg.data}")
+                close = received_close(msg.data, msg.extra or "", websocket=True)
+                raise _Ended(close, f"closed with {msg.data}")
             elif msg.type is aiohttp.WSMsgType.ERROR and isinstance(msg.data, aiohttp.WebSocketError):
                 # aiohttp closed the WebSocket with this code: 1009 (a frame past max_msg_size),
                 # 1007 (text that is not UTF-8) or 1002 (a malformed frame).
@@ -360,10 +372,13 @@ class _WebSocketConnection(SockjsConnection):
             return
         # 1006 may not be sent; 1011 reads as a transport error too.
         code = 1011 if reason is CloseReason.TRANSPORT_ERROR else reason.code
+        text = reason.value
+        if reason is CloseReason.APPLICATION:  # the server's close, answered as a normal one
+            code, text = 1000, ""
         with contextlib.suppress(Exception):
             # Cut short, aiohttp drops the connection instead.
             async with asyncio.timeout(min(1.0, self.options.close_timeout)):
-                await self.ws.close(code=code, message=reason.value.encode())
+                await self.ws.close(code=code, message=text.encode())
 
 
 class _Batch:
@@ -463,7 +478,7 @@ class _HttpConnection(SockjsConnection):
                     batch.failed = self.reason
                     raise
         if batch.failed is not None:
-            raise ConnectionClosed(batch.failed)
+            raise self._closed_error()
 
     async def _post(self, texts: list[str]) -> None:
         try:

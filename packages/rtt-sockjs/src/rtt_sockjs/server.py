@@ -54,6 +54,7 @@ class SockjsConn:
         "client_closing",
         "close_taken",
         "close_text",
+        "closing",
         "deadline",
         "detected",
         "ended",
@@ -80,6 +81,8 @@ class SockjsConn:
         self.queued = 0
         #: The reason rtt chose when it began closing the session itself.
         self.rtt_reason: CloseReason | None = None
+        #: The close rtt is sending (an application's code and text, or rtt's reason's).
+        self.closing: Close | None = None
         #: A reason rtt saw on the wire (oversize, malformed) before the session ended.
         self.detected: CloseReason | None = None
         #: The client announced a deliberate close (``CLIENT_CLOSING``).
@@ -353,6 +356,7 @@ class SockjsServer(Server[SockjsConn]):
 
     async def _close(self, conn: SockjsConn, close: Close) -> None:
         reason = conn.rtt_reason = close.reason
+        conn.closing = close
         session = conn.session
         try:
             if not conn.ended and session.state is SessionState.OPEN:

@@ -60,11 +60,14 @@
  * allows that for the origins it accepts).
  *
  * Close reasons: rtt's server closes with a SockJS close frame c[code, "reason"] whose
- * reason is rtt's CloseReason text, which sockjs-client hands over as the close event's
- * code and reason. As in rtt's Python client, that text wins when it is one of rtt's;
- * otherwise SockJS's own codes count as 3000 ("Go away!") -> "server closed", 2010
- * ("Another connection still open") -> "protocol error", 1002 -> "transport error", and
- * any other code as a WebSocket close code (`rtt.closeReasonFromWire`: 1001 ->
+ * reason is rtt's CloseReason text, or the application's code and text
+ * (`server.disconnect(id, code=4001, reason="logged in elsewhere")`), which sockjs-client
+ * hands over as the close event's code and reason. As in rtt's Python client, a code of
+ * 3000-4999 (SockJS's own 3000 "Go away!" included) is an application close: the
+ * client's `closeReason` is "application", and `closeCode`/`closeText` are the code and
+ * text. Otherwise rtt's text wins when it is one of rtt's; then SockJS's own codes count
+ * as 2010 ("Another connection still open") -> "protocol error", 1002 -> "transport
+ * error", and any other code as a WebSocket close code (`rtt.closeFromWire`: 1001 ->
  * "shutdown", sockjs-client's 1006 for a lost connection or a lost session -> "transport
  * error", ...).
  *
@@ -119,7 +122,7 @@
   if (!rtt || typeof rtt.registerTransport !== "function") {
     throw new Error("rtt-sockjs.js needs rtt-client.js: load it first");
   }
-  const { CloseReason, ConnectError, ConnectionClosed, closeReasonFromWire } = rtt;
+  const { CloseReason, ConnectError, ConnectionClosed, closeFromWire } = rtt;
   /** @type {Set<string>} */
   const REASONS = new Set(Object.values(CloseReason));
 
@@ -200,26 +203,29 @@
 
   // -- The adapter ------------------------------------------------------------------------
 
-  // SockJS's own close codes, which come without rtt's text: 3000 "Go away!" is a server
-  // closing the session, 2010 a second receiving request for one session, 1002 an
-  // interrupted session (as rtt_sockjs/_wire.py's reason_from_close).
+  // SockJS's own close codes below the application range, which come without rtt's text:
+  // 2010 a second receiving request for one session, 1002 an interrupted session (as
+  // rtt_sockjs/_wire.py's received_close).
   /** @type {Map<number, string>} */
   const FROM_SOCKJS = new Map([
-    [3000, CloseReason.SERVER_CLOSED],
     [2010, CloseReason.PROTOCOL_ERROR],
     [1002, CloseReason.TRANSPORT_ERROR],
   ]);
 
-  // The CloseReason of a close event after the connection opened: rtt's text wins, then
-  // SockJS's codes, then the WebSocket codes (1001 "shutdown", 1006 "transport error", ...).
+  // The close a close event after the connection opened stands for: an application code
+  // (3000-4999, SockJS's 3000 "Go away!" included) is the application's close with its
+  // code and text, whatever the text; then rtt's text wins, then SockJS's codes, then the
+  // WebSocket codes (1001 "shutdown", 1006 "transport error", ...).
   /**
    * @param {number} code
    * @param {string} text
-   * @returns {string} a CloseReason value
+   * @returns {{reason: string, code: number | null, text: string | null}}
    */
-  function closeReason(code, text) {
-    if (REASONS.has(text)) return text;
-    return FROM_SOCKJS.get(code) ?? closeReasonFromWire(code, text);
+  function closeOf(code, text) {
+    if (Number.isInteger(code) && code >= 3000 && code <= 4999) return closeFromWire(code, text);
+    if (REASONS.has(text) && text !== CloseReason.APPLICATION) return { reason: text, code: null, text: null };
+    const own = FROM_SOCKJS.get(code);
+    return own !== undefined ? { reason: own, code: null, text: null } : closeFromWire(code, "");
   }
 
   /**
@@ -324,11 +330,11 @@
         let opened = false;
         let done = false; // the sink has heard the end, or the client closed: ignore the rest
 
-        /** @param {string} reason */
-        const finish = (reason) => {
+        /** @param {string} reason @param {number | null} [code] @param {string | null} [text] */
+        const finish = (reason, code = null, text = null) => {
           if (done) return;
           done = true;
-          sink.closed(reason);
+          sink.closed(reason, code, text);
         };
 
         sock.onopen = () => {
@@ -350,7 +356,8 @@
         // event (an "error" event comes just before it only when /info failed).
         sock.onclose = (event) => {
           if (opened) {
-            finish(closeReason(event.code, event.reason));
+            const close = closeOf(event.code, event.reason);
+            finish(close.reason, close.code, close.text);
             return;
           }
           if (done) return;
