@@ -11,6 +11,7 @@ servers run in the test's event loop and listen on 127.0.0.1 only.
 
 from __future__ import annotations
 
+import asyncio
 import re
 from functools import partial
 from typing import Any
@@ -20,6 +21,7 @@ import pytest
 from browser_support import (
     FAST_RECONNECT,
     NODE_MODULES,
+    WAIT_MS,
     BrowserClient,
     Message,
     Pages,
@@ -253,3 +255,65 @@ async def test_page_on_another_site_over_plain_http(pages: Pages, binding: bool)
         await wait_for_event(page, "close")
         assert await page.evaluate("[client.state, client.closeReason]") == ["closed", "rejected"]
         assert summary(await page.evaluate("log")) == "open close:rejected"
+
+
+# -- Application close codes (SPEC.md 6.3) ------------------------------------------------
+
+
+@pytest.mark.parametrize("transports", [["polling"], ["websocket"]])
+async def test_application_close_reaches_the_page_and_is_final(pages: Pages, transports: list[str]) -> None:
+    """The code and text travel as the CLOSE packet's data (``"4001 logged in elsewhere"``)."""
+    async with echo_server() as (server, _):
+        page = await pages.classic(server)
+        await page.evaluate("(transports) => rtt.engineio.register('eio-test', { transports })", transports)
+        await pages.connect(page, server.url, {"reconnect": FAST_RECONNECT}, transport="eio-test")
+        # What the page sees while its close handler runs, not only afterwards.
+        await page.evaluate(
+            "client.on('close', () => { window.atClose = [client.closeCode, client.closeText]; })"
+        )
+        await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
+        assert transport_names(server) == set(transports)
+        socket_id = next(iter(server.sockets))
+        await server.send(socket_id, "last words")
+        await server.disconnect(socket_id, code=4001, reason="logged in elsewhere")
+        await wait_for_event(page, "close")
+        await asyncio.sleep(0.3)  # longer than a reconnect delay: nothing else may happen
+        assert await page.evaluate(
+            "[client.state, client.closeReason, client.closeCode, client.closeText, atClose]"
+        ) == ["closed", "application", 4001, "logged in elsewhere", [4001, "logged in elsewhere"]]
+        assert summary(await page.evaluate("log")) == "open message close:application"
+        assert await messages(page) == ["last words"]
+        assert not server.sockets
+    assert pages.rtt_errors() == []
+
+
+@pytest.mark.parametrize("transports", [["polling"], ["websocket"]])
+async def test_application_close_in_retry_codes_reconnects(pages: Pages, transports: list[str]) -> None:
+    async with echo_server() as (server, received):
+        page = await pages.classic(server)
+        await page.evaluate("(transports) => rtt.engineio.register('eio-test', { transports })", transports)
+        options = {"reconnect": {**FAST_RECONNECT, "retryCodes": [4503]}}
+        await pages.connect(page, server.url, options, transport="eio-test")
+        await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
+        first = next(iter(server.sockets))
+        await server.disconnect(first, code=4503, reason="come back later")
+        await wait_for_event(page, "reconnected")
+        assert await page.evaluate("[client.state, client.closeCode, client.closeText]") == [
+            "open",
+            4503,
+            "come back later",
+        ]
+        assert summary(await page.evaluate("log")) == "open close:application reconnecting open reconnected"
+        await eventually(lambda: len(server.sockets) == 1, what="the reconnected socket")
+        (second,) = server.sockets
+        assert second != first
+        await page.evaluate("client.send('back')")
+        await eventually(lambda: received == ["back"], what="a message over the new connection")
+        # A code not in retryCodes is final.
+        await server.disconnect(second, code=4001, reason="not this one")
+        await page.wait_for_function("client.state === 'closed'", timeout=WAIT_MS)
+        assert await page.evaluate("[client.closeReason, client.closeCode, client.closeText]") == [
+            "application",
+            4001,
+            "not this one",
+        ]

@@ -10,12 +10,13 @@ payloads.
 Found here and fixed: the packet type was read with ``str.isdigit()``, true
 for any Unicode digit: ``"²"`` raised ``ValueError`` out of the decoder, on
 the WebSocket reader and on a POST alike, and ``"٣"`` (ARABIC-INDIC DIGIT
-THREE) was taken for a ``PONG``. Still open, marked ``xfail(strict=True)``
-with its minimal input:
+THREE) was taken for a ``PONG``.
 
-- a text message containing U+001E cannot cross long-polling: the payload is
-  split there, so ``"4a\\x1eb"`` arrives as the message ``"a"`` followed by a
-  malformed packet ``"b"``.
+A text message containing U+001E cannot cross long-polling: the payload is
+split there, so ``"4a\\x1eb"`` would arrive as the message ``"a"`` followed by
+the packet ``"b"``. Engine.IO v4 has no escape for it, so rtt refuses such a
+text at ``send`` whenever long-polling is configured (SPEC.md 12.3):
+``check_polling_text`` is that rule, fuzzed below.
 """
 
 from __future__ import annotations
@@ -37,6 +38,8 @@ from rtt_engineio._wire import (
     MESSAGE,
     NOOP,
     OPEN,
+    check_polling_text,
+    close_from_text,
     decode_packet,
     message_data,
     reason_from_close_text,
@@ -46,12 +49,6 @@ from rtt_engineio._wire import (
 FUZZ = settings(max_examples=200, deadline=None)
 #: A refusal here takes milliseconds; a generous bound for a loaded 2-core machine.
 MARGIN = 5.0
-
-_RECORD_SEPARATOR = pytest.mark.xfail(
-    strict=True,
-    reason="a text message containing U+001E is split by the long-polling payload: "
-    "'4a\\x1eb' arrives as 'a' and a malformed 'b' (owner: rtt-engineio)",
-)
 
 
 def check_decoded(encoded: str) -> None:
@@ -136,12 +133,34 @@ def test_a_payload_splits_into_its_packets(sent: list[packet.Packet]) -> None:
     assert _same(sent, _split(sent))
 
 
-@_RECORD_SEPARATOR
-@given(st.lists(packets, min_size=1, max_size=4))
-@example([packet.Packet(MESSAGE, "a\x1eb")])
+def test_a_payload_cannot_carry_the_record_separator() -> None:
+    # Why rtt refuses such a text: the payload is split there, into other packets.
+    sent = [packet.Packet(MESSAGE, "a\x1eb")]
+    assert not _same(sent, _split(sent))
+
+
+_CONFIGURATIONS = [("polling",), ("websocket",), ("polling", "websocket"), ("websocket", "polling")]
+
+
 @FUZZ
-def test_a_payload_carries_any_text(sent: list[packet.Packet]) -> None:
-    assert _same(sent, _split(sent))
+@given(
+    st.one_of(st.text(), st.binary(), st.lists(st.sampled_from(["\x1e", "4", "b", "a"])).map("".join)),
+    st.sampled_from(_CONFIGURATIONS),
+)
+@example("a\x1eb", ("polling",))
+@example(b"a\x1eb", ("polling",))
+def test_a_text_is_refused_exactly_when_a_payload_would_split_it(
+    data: str | bytes, transports: tuple[str, ...]
+) -> None:
+    refused = isinstance(data, str) and "\x1e" in data and "polling" in transports
+    if refused:
+        with pytest.raises(rtt.InvalidMessageError, match=r"U\+001E"):
+            check_polling_text(data, transports)
+    else:
+        check_polling_text(data, transports)
+        if "polling" in transports:  # what is let through crosses a payload whole
+            sent = [packet.Packet(MESSAGE, data)]
+            assert _same(sent, _split(sent))
 
 
 @FUZZ
@@ -166,12 +185,33 @@ def test_message_data_is_always_a_message(data: object) -> None:
 
 
 @FUZZ
-@given(st.one_of(st.text(), json_values, st.sampled_from([r.value for r in rtt.CloseReason])))
-def test_a_close_packet_always_gives_a_reason(text: object) -> None:
-    reason = reason_from_close_text(text, rtt.CloseReason.SERVER_CLOSED)
-    assert isinstance(reason, rtt.CloseReason)
-    if isinstance(text, str) and text in {r.value for r in rtt.CloseReason}:
-        assert reason.value == text
+@given(
+    st.one_of(
+        st.text(),
+        json_values,
+        st.sampled_from([r.value for r in rtt.CloseReason]),
+        st.tuples(st.integers(min_value=2990, max_value=5010), st.text(max_size=130)).map(
+            lambda ct: f"{ct[0]} {ct[1]}"
+        ),
+    )
+)
+@example("application")
+@example("4001 logged in elsewhere")
+@example("4001")
+@example("5000 out of range")
+@example("4001 two\nlines")
+def test_a_close_packet_always_gives_a_close(text: object) -> None:
+    close = close_from_text(text, rtt.CloseReason.SERVER_CLOSED)
+    assert isinstance(close, rtt.Close)
+    assert reason_from_close_text(text, rtt.CloseReason.SERVER_CLOSED) is close.reason
+    if isinstance(text, str) and text in {r.value for r in rtt.CloseReason} and text != "application":
+        assert close == rtt.Close.of(rtt.CloseReason(text))
+    elif close.reason is rtt.CloseReason.APPLICATION:
+        # Only what Close.application accepts, read back exactly.
+        assert close == rtt.Close.application(close.code, close.text)
+        assert close.as_text() == text or (text == str(close.code) and close.text == "")
+    else:
+        assert close == rtt.Close.of(rtt.CloseReason.SERVER_CLOSED)
 
 
 # -- The fuzz-found inputs on the real server --------------------------------------------

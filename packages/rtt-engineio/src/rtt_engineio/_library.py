@@ -51,6 +51,7 @@ from ._wire import (
     OPEN,
     PING,
     PONG,
+    RECORD_SEPARATOR,
     UPGRADE,
     binding_cookie,
     binding_key,
@@ -808,8 +809,10 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
             "disconnect", self.sid, reason or self.server.reason.SERVER_DISCONNECT, run_async=False
         )
         if not abort:
-            chosen = self.rtt_conn.rtt_reason
-            await self.send(packet.Packet(CLOSE, chosen.value if chosen is not None else None))
+            conn = self.rtt_conn
+            chosen = conn.rtt_reason
+            text = conn.close_text or (chosen.value if chosen is not None else None)
+            await self.send(packet.Packet(CLOSE, text))
             if wait:
                 # Still open meanwhile: a long-polling client must be able to fetch the CLOSE.
                 await self.queue.join()
@@ -945,11 +948,14 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
             # No packet at all (a payload has at least one); the library's read of it raised.
             self._refuse(environ, "Empty payload")
             return
-        for encoded in text.split("\x1e"):
-            pkt = decode_packet(encoded)
+        # Every packet decoded before any is delivered: a payload with a malformed packet
+        # (a text message a client sent with U+001E in it, split there) is refused whole.
+        packets = [decode_packet(encoded) for encoded in text.split(RECORD_SEPARATOR)]
+        for pkt in packets:
             if pkt is None:
                 self._refuse(environ, "Malformed packet")
                 return
+        for pkt in packets:
             await self.receive(pkt)
             if conn.detected is CloseReason.PROTOCOL_ERROR:  # a packet a client must not send
                 self._refuse(environ, "Unexpected packet", closed=True)

@@ -13,11 +13,12 @@ import base64
 import binascii
 import json
 import secrets
+from collections.abc import Collection
 from http.cookies import CookieError, SimpleCookie
 
 from engineio import packet  # type: ignore[import-untyped, unused-ignore]
 
-from rtt import CloseReason
+from rtt import Close, CloseReason, InvalidMessageError
 
 __all__ = [
     "BINDING_COOKIE",
@@ -28,9 +29,12 @@ __all__ = [
     "OPEN",
     "PING",
     "PONG",
+    "RECORD_SEPARATOR",
     "UPGRADE",
     "binding_cookie",
     "binding_key",
+    "check_polling_text",
+    "close_from_text",
     "decode_packet",
     "message_data",
     "owns",
@@ -74,6 +78,25 @@ def decode_packet(encoded: str | bytes) -> packet.Packet | None:
     return packet.Packet(int(head), encoded[1:])
 
 
+#: Separates the packets of a long-polling payload; Engine.IO v4 has no escape for it.
+RECORD_SEPARATOR = "\x1e"
+
+
+def check_polling_text(data: object, transports: Collection[str]) -> None:
+    """Refuse a text message long-polling cannot carry, when ``transports`` allow long-polling.
+
+    A payload joins its packets with U+001E, so a text containing it would reach
+    the peer cut in two (or as two messages). Decided by configuration, not by
+    the transport a connection happens to use now, so that the same call
+    always succeeds or always fails (SPEC.md 12.3).
+    """
+    if isinstance(data, str) and RECORD_SEPARATOR in data and "polling" in transports:
+        raise InvalidMessageError(
+            "message contains U+001E (record separator), which separates Engine.IO long-polling "
+            "packets and cannot be escaped: send it as bytes, or use transports=['websocket']"
+        )
+
+
 def message_data(data: object) -> str | bytes:
     """A received message as rtt delivers it (JSON a library decoded anyway goes back to text)."""
     if isinstance(data, str | bytes):
@@ -81,14 +104,20 @@ def message_data(data: object) -> str | bytes:
     return json.dumps(data, separators=(",", ":"))
 
 
+def close_from_text(text: object, default: CloseReason) -> Close:
+    """The close a ``CLOSE`` packet's data stands for (:meth:`rtt.Close.as_text`).
+
+    rtt writes its reason (``"shutdown"``), or an application's code and text
+    (``"4001 logged in elsewhere"``); a bare ``CLOSE``, or data rtt did not write
+    (another server), means ``default``.
+    """
+    close = Close.from_text(text) if isinstance(text, str) and text else None
+    return close if close is not None else Close.of(default)
+
+
 def reason_from_close_text(text: object, default: CloseReason) -> CloseReason:
-    """rtt writes its close reason into the ``CLOSE`` packet; a bare ``CLOSE`` means ``default``."""
-    if isinstance(text, str) and text:
-        try:
-            return CloseReason(text)
-        except ValueError:
-            pass
-    return default
+    """The reason of :func:`close_from_text`."""
+    return close_from_text(text, default).reason
 
 
 def wire_limit(max_message_size: int) -> int:

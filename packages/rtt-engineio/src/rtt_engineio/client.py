@@ -24,6 +24,7 @@ from engineio import packet  # type: ignore[import-untyped, unused-ignore]
 from rtt import (
     Client,
     ClientConnection,
+    Close,
     CloseReason,
     ConnectError,
     ConnectionClosed,
@@ -34,7 +35,7 @@ from rtt.codec import message_size
 from rtt.handshake import refusal_reason
 
 from ._library import LibraryClient, forget_client, let_client_go, raw_text, send_close_packet
-from ._wire import CLOSE, MESSAGE, message_data, reason_from_close_text, wire_limit
+from ._wire import CLOSE, MESSAGE, check_polling_text, close_from_text, message_data, wire_limit
 
 if TYPE_CHECKING:
     from .transport import EngineioClientOptions
@@ -65,6 +66,8 @@ class EngineioConnection(ClientConnection):
         self.close_text: object = None
         self.detected: CloseReason | None = None
         self.reason: CloseReason | None = None
+        #: The server's close, read from its ``CLOSE`` packet (an application close keeps its code).
+        self.server_close: Close | None = None
         self.ended = asyncio.Event()
         #: ``(status, reason)`` of every HTTP answer of 400 or more this session got (a trace fills it).
         self.refused: list[tuple[int, str]] = []
@@ -119,7 +122,8 @@ class EngineioConnection(ClientConnection):
             elif reason == eio.reason.CLIENT_DISCONNECT:
                 self.reason = CloseReason.CLIENT_CLOSED
             elif reason == eio.reason.SERVER_DISCONNECT:
-                self.reason = reason_from_close_text(self.close_text, CloseReason.SERVER_CLOSED)
+                self.server_close = close_from_text(self.close_text, CloseReason.SERVER_CLOSED)
+                self.reason = self.server_close.reason
             else:
                 ws = eio.websocket
                 code = ws.close_code if ws is not None else None
@@ -138,6 +142,9 @@ class EngineioConnection(ClientConnection):
         data = await self.inbox.get()
         if data is None:
             await self.dispose()  # the session ended by itself: release it
+            close = self.server_close
+            if close is not None and close.reason is self.reason:
+                raise ConnectionClosed.of(close)
             raise ConnectionClosed(self.reason or CloseReason.TRANSPORT_ERROR)
         return data
 
@@ -250,6 +257,13 @@ class EngineioClient(Client):
     def engineio_client(self) -> engineio.AsyncClient | None:
         """The current ``engineio.AsyncClient``."""
         return self._connection.eio if self._connection is not None else None
+
+    async def send(self, data: str | bytes) -> None:
+        """As :meth:`rtt.Client.send`; with long-polling among the client's ``transports``, a text
+        containing U+001E raises :class:`~rtt.errors.InvalidMessageError` before anything is sent
+        or queued (SPEC.md 12.3: the long-polling payload separates packets with it)."""
+        check_polling_text(data, self.options.transports)
+        await super().send(data)
 
     def pause_reading(self) -> None:
         """Freeze the session (SPEC.md 10.3): the library answers heartbeats in the loop that

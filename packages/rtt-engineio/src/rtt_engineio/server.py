@@ -37,7 +37,7 @@ from rtt.codec import message_size
 
 from ._http import HttpFront, handshake_of
 from ._library import LibraryServer, RttSocket, aiohttp_request, binding_key_of, message_packet
-from ._wire import wire_limit
+from ._wire import check_polling_text, wire_limit
 
 if TYPE_CHECKING:
     from .transport import EngineioServerOptions, EngineioTransport
@@ -64,6 +64,7 @@ class EngineioConn:
     """rtt's view of one Engine.IO session (the ``C`` of ``Server[C]``)."""
 
     __slots__ = (
+        "close_text",
         "detected",
         "eio_socket",
         "ended",
@@ -88,6 +89,8 @@ class EngineioConn:
         self.queued = 0
         #: The reason rtt chose when it began closing the socket itself.
         self.rtt_reason: CloseReason | None = None
+        #: The data of the CLOSE packet rtt sends (``Close.as_text``); None: the reason's value.
+        self.close_text: str | None = None
         #: A reason rtt saw on the wire (oversize, malformed) before the library ended the session.
         self.detected: CloseReason | None = None
         #: The WebSocket of this session once it has one, and a future done when its
@@ -269,6 +272,23 @@ class EngineioServer(Server[EngineioConn]):
             else:
                 self._spawn(_quietly(conn.ws.close()))
 
+    # -- Messages -----------------------------------------------------------
+
+    async def send(self, socket_id: str, data: str | bytes) -> None:
+        """As :meth:`rtt.Server.send`; with long-polling among the server's ``transports``, a text
+        containing U+001E raises :class:`~rtt.errors.InvalidMessageError` before anything is queued
+        (SPEC.md 12.3: the long-polling payload separates packets with it)."""
+        check_polling_text(data, self.options.transports)
+        await super().send(socket_id, data)
+
+    async def broadcast(
+        self, data: str | bytes, exclude: str | Iterable[str] = (), *, group: str | None = None
+    ) -> int:
+        """As :meth:`rtt.Server.broadcast`; a text long-polling cannot carry is refused as by
+        :meth:`send`, before any socket gets it."""
+        check_polling_text(data, self.options.transports)
+        return await super().broadcast(data, exclude, group=group)
+
     # -- rtt.Server hooks ---------------------------------------------------
 
     async def _start(self) -> tuple[str, int]:
@@ -308,9 +328,11 @@ class EngineioServer(Server[EngineioConn]):
 
     async def _close(self, conn: EngineioConn, close: Close) -> None:
         reason = conn.rtt_reason = close.reason
+        conn.close_text = close.as_text()
         try:
             async with asyncio.timeout(self.options.close_timeout):
-                # Queues CLOSE with rtt's reason and waits until the client has taken it.
+                # Queues CLOSE with rtt's reason (or the application's code and text) and
+                # waits until the client has taken it.
                 await conn.eio_socket.close(wait=True, abort=False, reason=close.as_text())
                 if conn.ws_ended is not None:
                     await asyncio.shield(conn.ws_ended)  # the client closes the WebSocket on CLOSE

@@ -45,9 +45,12 @@
  * not matter). If the core passes a `transports` client option, it wins.
  *
  * Close reasons: rtt's server puts its CloseReason text in the Engine.IO CLOSE packet
- * (SPEC.md 12.3). engine.io-client drops that text, so this adapter reads it from the
- * raw packets itself and closes at once. A CLOSE without rtt's text (another Engine.IO
- * server) counts as "server closed"; engine.io-client's own reasons map as "ping
+ * (SPEC.md 12.3), or an application close's code and text ("4001 logged in elsewhere",
+ * read with rtt.closeFromText and passed on as the close's code and text).
+ * engine.io-client drops that data (its parser keeps it, its Socket never reads it, and
+ * no event carries it), so this adapter reads it from the raw transport data itself and
+ * closes at once. A CLOSE without rtt's text (another Engine.IO server) counts as
+ * "server closed"; engine.io-client's own reasons map as "ping
  * timeout" -> "ping timeout", "parse error" -> "protocol error", and "transport close"
  * (the connection dropped without a CLOSE) or "transport error" -> "transport error";
  * a poll of the open session answered 403 (refused for session binding, SPEC.md 8.3)
@@ -87,9 +90,7 @@
   if (!rtt || typeof rtt.registerTransport !== "function") {
     throw new Error("rtt-engineio.js needs rtt-client.js: load it first");
   }
-  const { CloseReason, ConnectError, RejectedError, ConnectionClosed } = rtt;
-  /** @type {Set<string>} */
-  const REASONS = new Set(Object.values(CloseReason));
+  const { CloseReason, ConnectError, RejectedError, ConnectionClosed, closeFromText } = rtt;
   const TRANSPORTS = ["polling", "websocket"];
   const RECORD_SEPARATOR = "\x1e"; // between packets of a long-polling payload
 
@@ -104,12 +105,14 @@
   ]);
 
   /**
-   * The reason in a CLOSE packet's data: rtt's text, else a deliberate close.
+   * The close in a CLOSE packet's data: rtt's reason ("shutdown"), or an application's
+   * code and text ("4001 logged in elsewhere", SPEC.md 6.3); anything else (another
+   * Engine.IO server's data, or none) is a deliberate close.
    * @param {string} text
-   * @returns {string} a CloseReason value
+   * @returns {{reason: string, code: number | null, text: string | null}}
    */
-  function serverReason(text) {
-    return REASONS.has(text) ? text : CloseReason.SERVER_CLOSED;
+  function serverClose(text) {
+    return closeFromText(text) ?? { reason: CloseReason.SERVER_CLOSED, code: null, text: null };
   }
 
   /**
@@ -217,11 +220,11 @@
           withCredentials: true,
         });
         socket.binaryType = "arraybuffer";
-        /** @param {string} reason */
-        const finish = (reason) => {
+        /** @param {{reason: string, code?: number | null, text?: string | null}} close */
+        const finish = ({ reason, code = null, text = null }) => {
           if (done) return;
           done = true;
-          sink.closed(reason);
+          sink.closed(reason, code, text);
         };
         // rtt's server says why in its CLOSE packet. Long-polling closes on it by itself
         // (the "close" handler below then uses the text); over WebSocket engine.io-client
@@ -234,7 +237,7 @@
         };
         const after = () => {
           if (closeText === undefined || done) return;
-          finish(serverReason(closeText));
+          finish(serverClose(closeText));
           socket.close();
         };
         // The first transport is already made (nothing has arrived yet: that takes a
@@ -257,11 +260,11 @@
           // An XHR failure carries the HTTP status (0 for a network failure).
           const status = description && typeof description.description === "number" ? description.description : 0;
           if (opened) {
-            if (closeText !== undefined) finish(serverReason(closeText));
+            if (closeText !== undefined) finish(serverClose(closeText));
             // A poll of the open session refused (403: session binding, SPEC.md 8.3, e.g. a page on
             // another site over plain HTTP, whose browser keeps no cookie): a refusal, never retried.
-            else if (status === 403) finish(CloseReason.REJECTED);
-            else finish(FROM_EIO.get(reason) ?? CloseReason.TRANSPORT_ERROR);
+            else if (status === 403) finish({ reason: CloseReason.REJECTED });
+            else finish({ reason: FROM_EIO.get(reason) ?? CloseReason.TRANSPORT_ERROR });
             return;
           }
           if (done) return;
