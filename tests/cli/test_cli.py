@@ -382,7 +382,7 @@ def test_check_mock_passes() -> None:
     result = run("check", "mock")
     assert result.status == 0, result.out + result.err
     assert (
-        "rtt: mock (rtt-mock 0.1.0) passes the conformance kit: 38 passed, 0 failed, 0 skipped" in result.out
+        "rtt: mock (rtt-mock 0.1.0) passes the conformance kit: 41 passed, 0 failed, 0 skipped" in result.out
     )
 
 
@@ -425,7 +425,7 @@ def test_check_a_broker() -> None:
     assert "TestBrokerMock::test_groups_across_processes PASSED" in result.out
     assert (
         "rtt: broker memory (rtt-mock 0.1.0) on mock nodes passes the broker conformance kit: "
-        "11 passed, 0 failed, 2 skipped" in result.out
+        "12 passed, 0 failed, 2 skipped" in result.out
     )
     result = run("check", "--broker", "nats://127.0.0.1:4222")
     assert result.status == 2
@@ -507,7 +507,7 @@ def test_check_a_transport_without_a_python_client_is_not_a_pass(tmp_path: Path)
     assert result.status == 1
     assert result.err.strip() == (
         "rtt: serveronly (rtt-faulty 0.1.0) was not checked: every case was skipped "
-        "(0 passed, 0 failed, 38 skipped)"
+        "(0 passed, 0 failed, 41 skipped)"
     )
 
 
