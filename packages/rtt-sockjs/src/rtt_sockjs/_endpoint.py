@@ -14,6 +14,7 @@ sessions are needed.
 
 from __future__ import annotations
 
+import asyncio
 import contextlib
 import email.utils
 import logging
@@ -27,6 +28,7 @@ from pathlib import Path
 from typing import TYPE_CHECKING, Final
 from urllib.parse import parse_qsl, unquote_plus, urlencode
 
+import aiohttp
 from aiohttp import hdrs, web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
@@ -34,7 +36,7 @@ from aiohttp.log import server_logger
 from rtt import BrokerError, CloseReason, Handshake, Headers, Reject
 from rtt.assets import asset_headers, read_asset
 from rtt.handshake import origin_allowed
-from rtt.listener import Listener, RequestErrorLog
+from rtt.listener import HEADER_TIMEOUT, Listener, RequestErrorLog
 from rtt.relay import RelayedRequest, relay_headers
 
 from ._library import RAW_WEBSOCKET, RttManager, add_endpoint, answer_closed, served_urls
@@ -59,6 +61,9 @@ _NOT_CACHED: Final = "no-store, no-cache, must-revalidate, max-age=0"
 #: Transports a cross-origin browser preflights (SockJS 0.3.3), and how long a preflight is cached.
 PREFLIGHTED: Final = frozenset({"xhr", "xhr_send", "xhr_streaming"})
 _PREFLIGHT_AGE: Final = 31_536_000  # one year, as SockJS 0.3.3 advises
+#: Seconds a message POST's whole body may take once its headers are in: the headers' own
+#: bound (SPEC.md 3.11), which neither aiohttp nor the library sets for a body.
+BODY_TIMEOUT: Final = HEADER_TIMEOUT
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
 
@@ -251,7 +256,10 @@ class Endpoint:
         """Relay a request of a session another process holds to that process (SPEC.md 13.8)."""
         if _relayed(request):
             return None  # relayed here already: never relayed again
-        body = await read_body(request, self.server.body_limit)
+        try:
+            body = await read_body(request, self.server.body_limit)
+        except _BodyFailed as failed:
+            return await failed.answer(request)
         if body is None:
             return web.Response(status=413, text="Payload too large")
         try:
@@ -331,7 +339,10 @@ class Endpoint:
         malformed payload also ends the session as ``protocol error`` (SPEC.md 12.4).
         """
         server = self.server
-        body = await read_body(request, server.body_limit)
+        try:
+            body = await read_body(request, server.body_limit)
+        except _BodyFailed as failed:
+            return await failed.answer(request)  # nothing of it is delivered; the session goes on
         if body is None:
             server.violation(conn, CloseReason.MESSAGE_TOO_BIG)
             return _post_answer(request, 413, "Payload too large")
@@ -419,8 +430,52 @@ def _relayed(request: web.Request) -> bool:
     return sock is not None and sock.family == socket_module.AF_UNIX
 
 
+class _BodyFailed(Exception):
+    """A request body that did not arrive whole: too slowly (408), or its client left (400)."""
+
+    def __init__(self, status: int, text: str) -> None:
+        super().__init__(text)
+        self.status = status
+        self.text = text
+
+    async def answer(self, request: web.Request) -> web.StreamResponse:
+        """Answer, then close the connection: the rest of the body is never read.
+
+        (aiohttp would otherwise read and drop what still comes for up to its
+        lingering time, 10 s, before it closes the connection.)
+        """
+        logger.debug("%s %s: %s", request.method, request.match_info.get("transport", request.path), self)
+        response = _post_answer(request, self.status, self.text)
+        response.force_close()
+        transport = request.transport
+        if transport is None or transport.is_closing():
+            return response  # the client has gone: aiohttp sees it, and writes nothing
+        try:
+            await response.prepare(request)
+            await response.write_eof()
+        except ConnectionError:
+            return response
+        transport.close()  # after what is written: the answer goes out first
+        return response
+
+
 async def read_body(request: web.Request, limit: int) -> bytes | None:
-    """The whole request body, or None (unread) once it is past ``limit`` bytes."""
+    """The whole request body, or None (unread) once it is past ``limit`` bytes.
+
+    Raise :class:`_BodyFailed` if it has not all arrived within :data:`BODY_TIMEOUT`
+    (a body sent a byte at a time would otherwise hold the request for ever), or if
+    the connection ended inside it.
+    """
+    try:
+        async with asyncio.timeout(BODY_TIMEOUT):
+            return await _read_body(request, limit)
+    except TimeoutError:
+        raise _BodyFailed(408, f"Request body not received within {BODY_TIMEOUT:g} s") from None
+    except (ConnectionResetError, asyncio.IncompleteReadError, aiohttp.ClientPayloadError) as exc:
+        raise _BodyFailed(400, f"Request body incomplete ({type(exc).__name__})") from None
+
+
+async def _read_body(request: web.Request, limit: int) -> bytes | None:
     length = request.content_length
     if length is not None:
         if length > limit:
