@@ -27,10 +27,10 @@ from aiohttp.log import server_logger
 
 from rtt import BrokerError, Handshake, Headers, ServerState
 from rtt.assets import asset_headers, read_asset
-from rtt.listener import Listener, RequestErrorLog
+from rtt.listener import HEADER_TIMEOUT, Listener, RequestErrorLog
 from rtt.relay import RelayedRequest, relay_headers
 
-from ._library import aiohttp_request, asgi_scope
+from ._library import aiohttp_request, answer_and_close, asgi_scope
 
 if TYPE_CHECKING:
     from .server import EngineioServer
@@ -181,7 +181,13 @@ class HttpFront:
             # A WebSocket cannot be relayed: the client keeps its session on long-polling.
             return web.Response(status=400, text="Session held by another process; keep polling")
         try:
-            body = await request.read()
+            async with asyncio.timeout(HEADER_TIMEOUT):  # a trickling body, as in handle_post_request
+                body = await request.read()
+        except TimeoutError:
+            timed_out = web.Response(status=408, text="Request body timed out\n")
+            await answer_and_close(request, timed_out)
+            return timed_out
+        try:
             relayed = await server._relay_session(
                 sid, RelayedRequest(request.method, request.path_qs, relay_headers(request.headers), body)
             )

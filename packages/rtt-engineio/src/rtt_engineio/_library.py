@@ -41,6 +41,7 @@ from engineio import packet  # type: ignore[import-untyped, unused-ignore]
 from engineio.async_socket import AsyncSocket  # type: ignore[import-untyped, unused-ignore]
 
 from rtt import CloseReason
+from rtt.listener import HEADER_TIMEOUT
 from rtt.rfc6455 import MaskCheck
 
 from ._wire import (
@@ -72,6 +73,7 @@ __all__ = [
     "SendQueue",
     "TrackedTasks",
     "aiohttp_request",
+    "answer_and_close",
     "asgi_scope",
     "binding_key_of",
     "binding_refused",
@@ -126,7 +128,8 @@ COUPLING: tuple[Coupling, ...] = (
         "overrides",
         "every HTTP answer passes here with its environ: a POST rtt refused is 400 (the library "
         "answers 200 whatever its body), another method 400 (the library: 405), a POST `ok` (the "
-        "library: `OK`), as Engine.IO v4 says; no public hook sees the response",
+        "library: `OK`), as Engine.IO v4 says, a POST whose body timed out 408 and its connection "
+        "closed; no public hook sees the response",
         ("self", "response_dict", "environ"),
     ),
     Coupling(
@@ -229,7 +232,8 @@ COUPLING: tuple[Coupling, ...] = (
         "overrides",
         "rtt decodes long-polling bodies: text stays text, any number of packets, oversize and "
         "malformed bodies close the session with rtt's reason, a malformed or empty one is 400 "
-        "(the library answers 200 and goes on, or logs a traceback for an empty body)",
+        "(the library answers 200 and goes on, or logs a traceback for an empty body), a body "
+        "not received within the header deadline is 408 (the library waits for ever)",
         ("self", "environ"),
     ),
     Coupling(
@@ -581,7 +585,10 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
         """
         refused: str | None = environ.pop(_REFUSED, None)
         status = str(response_dict["status"])
-        if environ.pop(_BINDING, False):
+        timed_out = environ.pop(_TIMED_OUT, False)
+        if timed_out:
+            response_dict = body_timed_out()
+        elif environ.pop(_BINDING, False):
             response_dict = binding_refused()
         elif refused is not None:
             response_dict = bad_request(refused)
@@ -589,7 +596,11 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
             response_dict = bad_request("Method not allowed")
         elif status.startswith("200") and response_dict["response"] == b"OK":
             response_dict = {**response_dict, "response": b"ok"}
-        return await super()._make_response(response_dict, environ)
+        response = await super()._make_response(response_dict, environ)
+        request = aiohttp_request(environ)
+        if timed_out and request is not None and isinstance(response, web.StreamResponse):
+            await answer_and_close(request, response)
+        return response
 
     def adopt(self, sid: str, conn: EngineioConn) -> RttSocket:
         """Make the socket of a session being opened (in its connect event) rtt's socket.
@@ -628,6 +639,11 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
 
 #: The environ key of a request rtt refused while the library handled it: the reason, answered 400.
 _REFUSED = "rtt.refused"
+#: The environ key of a POST whose body did not arrive within BODY_TIMEOUT: answered 408.
+_TIMED_OUT = "rtt.timed_out"
+#: Seconds a POST's body has to arrive once the request is handled: the listener's header
+#: deadline (SPEC.md 3.11), so that a request, headers or body, cannot hold a connection longer.
+BODY_TIMEOUT = HEADER_TIMEOUT
 #: The environ key of a request refused for session binding (answered 403), and of a handshake's key.
 _BINDING = "rtt.binding_refused"
 _KEY = "rtt.key"
@@ -657,6 +673,34 @@ def _secure(environ: dict[str, Any]) -> bool:
         return request.secure
     scope = asgi_scope(environ)
     return scope is not None and scope.get("scheme") in ("https", "wss")
+
+
+async def answer_and_close(request: web.Request, response: web.StreamResponse) -> None:
+    """Write ``response`` now, then close the connection: the rest of the body is never read.
+
+    aiohttp would otherwise read and drop what still comes of an unread body for
+    up to its lingering time (10 s) before it closes the connection. aiohttp
+    then finds the response written and writes nothing more.
+    """
+    response.force_close()
+    transport = request.transport
+    if transport is None or transport.is_closing():
+        return  # the client has gone: aiohttp sees it, and writes nothing
+    try:
+        await response.prepare(request)
+        await response.write_eof()
+    except ConnectionError:
+        return
+    transport.close()  # after what is written: the answer goes out first
+
+
+def body_timed_out() -> dict[str, Any]:
+    """The answer to a POST whose body did not arrive within :data:`BODY_TIMEOUT`: 408."""
+    return {
+        "status": "408 REQUEST TIMEOUT",
+        "headers": [("Content-Type", "text/plain; charset=utf-8")],
+        "response": b"Request body timed out\n",
+    }
 
 
 def bad_request(reason: str) -> dict[str, Any]:
@@ -926,19 +970,21 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
         if length > limit:
             conn.server._wire_violation(conn, CloseReason.MESSAGE_TOO_BIG)
             return
-        request = aiohttp_request(environ)
-        body: bytes | None
-        if request is None:
-            body = await environ["wsgi.input"].read(length)
-        elif length:
-            body = await request.content.readexactly(length)
-        elif request.body_exists:  # chunked: no Content-Length
-            body = await _read_at_most(request, limit)
-            if body is None:
-                conn.server._wire_violation(conn, CloseReason.MESSAGE_TOO_BIG)
-                return
-        else:
-            body = b""
+        try:
+            async with asyncio.timeout(BODY_TIMEOUT):  # a timer, not a task per POST
+                body = await _read_body(environ, length, limit)
+        except TimeoutError:
+            # Slowloris after the headers (the listener's deadline is lifted while a request is
+            # handled): 408, nothing of the body delivered; the session goes on.
+            self._log_refusal(f"body not received within {BODY_TIMEOUT:g} s")
+            environ[_TIMED_OUT] = True
+            return
+        except (asyncio.IncompleteReadError, ConnectionError):
+            refuse_request(environ, "Incomplete body")  # the client left: nobody reads the answer
+            return
+        if body is None:
+            conn.server._wire_violation(conn, CloseReason.MESSAGE_TOO_BIG)
+            return
         try:
             text = body.decode("utf-8")
         except UnicodeDecodeError:
@@ -965,11 +1011,7 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
 
     def _refuse(self, environ: dict[str, Any], reason: str, *, closed: bool = False) -> None:
         """An undecodable POST: 400, and the session closed with ``protocol error`` unless ``closed``."""
-        socket = self.rtt_conn.socket
-        # The socket's rtt id, never the Engine.IO sid: whoever reads the log must not get a session.
-        logging.getLogger("rtt.engineio").info(
-            "refused a POST of socket %s: %s", socket.id if socket is not None else "?", reason
-        )
+        self._log_refusal(reason)
         refuse_request(environ, reason)
         if not closed:
             self.rtt_conn.server._wire_violation(self.rtt_conn, CloseReason.PROTOCOL_ERROR)
@@ -1076,6 +1118,26 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
             writer_task.cancel()
             await self.close(wait=False, abort=True, reason=reason)
             ended.set_result(None)
+
+    def _log_refusal(self, reason: str) -> None:
+        socket = self.rtt_conn.socket
+        # The socket's rtt id, never the Engine.IO sid: whoever reads the log must not get a session.
+        logging.getLogger("rtt.engineio").info(
+            "refused a POST of socket %s: %s", socket.id if socket is not None else "?", reason
+        )
+
+
+async def _read_body(environ: dict[str, Any], length: int, limit: int) -> bytes | None:
+    """A POST's body (``None`` once a body without ``Content-Length`` passes ``limit`` bytes)."""
+    request = aiohttp_request(environ)
+    if request is None:  # ASGI: the driver has read it already
+        body: bytes = await environ["wsgi.input"].read(length)
+        return body
+    if length:
+        return await request.content.readexactly(length)
+    if request.body_exists:  # chunked: no Content-Length
+        return await _read_at_most(request, limit)
+    return b""
 
 
 async def _read_at_most(request: web.Request, limit: int) -> bytes | None:
