@@ -1,10 +1,17 @@
-"""Close frames to and from rtt close reasons, shared by the ws server and client (SPEC.md 6, 12.2)."""
+"""Close frames to and from rtt close reasons, shared by the ws server and client (SPEC.md 6, 12.2).
+
+Also the one change to websockets' server protocol besides the wording of its
+closes: a request it cannot parse is answered with 400 (SPEC.md 3.11).
+"""
 
 from __future__ import annotations
 
+from http import HTTPStatus
+
 from websockets.client import ClientProtocol
+from websockets.exceptions import InvalidMessage
 from websockets.frames import Close, CloseCode
-from websockets.protocol import Protocol
+from websockets.protocol import CONNECTING, Protocol
 from websockets.server import ServerProtocol
 
 from rtt import CloseReason
@@ -40,9 +47,30 @@ def _rtt_text(code: int, text: str) -> str:
     return text
 
 
+BAD_REQUEST_TEXT = "Failed to open a WebSocket connection: not a valid HTTP request.\n"
+"""The body of the 400 that answers a request websockets cannot parse."""
+
+
 class _ServerProtocol(ServerProtocol):
     def fail(self, code: CloseCode | int, reason: str = "") -> None:
         super().fail(code, _rtt_text(code, reason))
+
+    def send_eof(self) -> None:
+        # websockets ends a request it cannot parse (a garbage request line, a malformed
+        # header, a body) by setting handshake_exc to an InvalidMessage and sending EOF,
+        # without a response; RFC 9112 (2.2, 3) says 400. A peer that has itself sent
+        # EOF (it left mid-request) is not answered.
+        exc = self.handshake_exc
+        if self.state is CONNECTING and type(exc) is InvalidMessage and not self.reader.eof:
+            # send_response() sends EOF through this method again: let it through that time,
+            # and keep websockets' record of why the handshake failed.
+            self.handshake_exc = None
+            try:
+                self.send_response(self.reject(HTTPStatus.BAD_REQUEST, BAD_REQUEST_TEXT))
+            finally:
+                self.handshake_exc = exc
+            return
+        super().send_eof()
 
 
 class _ClientProtocol(ClientProtocol):

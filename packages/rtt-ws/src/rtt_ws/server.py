@@ -17,7 +17,9 @@ from __future__ import annotations
 
 import asyncio
 import logging
+import sys
 from collections.abc import Callable
+from http import HTTPStatus
 from typing import TYPE_CHECKING, Any
 from urllib.parse import urlsplit
 
@@ -81,6 +83,63 @@ class _Connection(ServerConnection):
             self.rtt_server._over_limit.append(self)
 
 
+_FAILED = "Failed to open a WebSocket connection: "
+"""How websockets begins the body of each refusal; rtt's own say the same."""
+_WS_VERSION = "13"
+"""The only WebSocket version (RFC 6455 4.1)."""
+
+
+def _check_request(conn: ServerConnection, request: Request) -> Response | None:
+    """Refuse what websockets parses but HTTP or RFC 6455 does not allow, before anything else runs.
+
+    websockets checks the upgrade itself after ``process_request`` (426 for a
+    plain request, 400 for a missing key, 405 for another method), but takes
+    any target and no ``Host``, and answers a WebSocket version it does not
+    speak with 400 where RFC 6455 4.4 asks for 426 naming the version it does.
+    """
+    # RFC 9112 3.2: a request-target is visible ASCII (websockets takes control characters too).
+    if not request.path or not all("!" <= char <= "~" for char in request.path):
+        return conn.respond(HTTPStatus.BAD_REQUEST, f"{_FAILED}invalid target.\n")
+    # RFC 9112 3.2: exactly one Host header, or 400 (RFC 6455 4.2.1 requires it too).
+    if len(request.headers.get_all("Host")) != 1:
+        return conn.respond(HTTPStatus.BAD_REQUEST, f"{_FAILED}missing or repeated Host header.\n")
+    versions = request.headers.get_all("Sec-WebSocket-Version")
+    if versions and versions != [_WS_VERSION]:
+        text = f"{_FAILED}unsupported WebSocket version, use {_WS_VERSION}.\n"
+        response = conn.respond(HTTPStatus.UPGRADE_REQUIRED, text)
+        response.headers["Sec-WebSocket-Version"] = _WS_VERSION
+        return response
+    return None
+
+
+# What websockets logs at INFO for every connection: rtt.server logs its sockets at DEBUG.
+_LIFECYCLE = frozenset({"connection open", "connection closed"})
+
+
+class _HandshakeLog(RequestErrorLog):
+    """websockets' server logger, quiet about bad requests: at most one INFO line a request (SPEC 3.11).
+
+    On top of :class:`~rtt.listener.RequestErrorLog`: a DEBUG record with a
+    traceback (websockets' ``! no valid HTTP request``, whose exception quotes
+    the request's bytes) loses the traceback and names the exception's type, and the
+    per-connection ``connection open``/``connection closed`` lines go to DEBUG,
+    so what remains at INFO for a request is the status it was answered with
+    (``connection rejected (400 Bad Request)``), never its bytes.
+    """
+
+    def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
+        exc_info = kwargs.pop("exc_info", None) if level <= logging.DEBUG else None
+        if exc_info:
+            exc = exc_info[1] if isinstance(exc_info, tuple) else exc_info
+            if not isinstance(exc, BaseException):
+                exc = sys.exc_info()[1]
+            super().log(level, f"{msg} (%s)", *args, type(exc).__name__, **kwargs)
+            return
+        if level == logging.INFO and msg in _LIFECYCLE:
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
+
+
 class WsServer(Server[ServerConnection]):
     """A server at ``ws://host:port/``; any path is accepted and reported in ``socket.path``.
 
@@ -100,6 +159,9 @@ class WsServer(Server[ServerConnection]):
         self._over_limit: list[_Connection] = []
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
+        refused = _check_request(conn, request)
+        if refused is not None:
+            return refused
         parts = urlsplit(request.path)
         assets_path = self.options.assets_path
         upgrade = request.headers.get("Upgrade", "").lower() == "websocket"
@@ -197,7 +259,7 @@ class WsServer(Server[ServerConnection]):
             # The handshake request's deadline, the same as the aiohttp servers' (SPEC 3.11).
             open_timeout=HEADER_TIMEOUT,
             # websockets 15 logs a failed handshake (slow, malformed: its bytes) at ERROR with a traceback.
-            logger=RequestErrorLog(
+            logger=_HandshakeLog(
                 logging.getLogger("websockets.server"),
                 (InvalidHandshake, WsConnectionClosed, TimeoutError),
                 "opening handshake failed",
