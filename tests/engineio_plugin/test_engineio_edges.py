@@ -12,6 +12,7 @@ from typing import Any
 
 import aiohttp
 import pytest
+import uvicorn
 from aiohttp import web
 
 import rtt
@@ -287,3 +288,57 @@ def test_wire_decoding_keeps_text_and_refuses_what_is_malformed() -> None:
     assert reason_from_close_text("shutdown", rtt.CloseReason.SERVER_CLOSED) is rtt.CloseReason.SHUTDOWN
     assert reason_from_close_text("nonsense", rtt.CloseReason.SERVER_CLOSED) is rtt.CloseReason.SERVER_CLOSED
     assert reason_from_close_text(None, rtt.CloseReason.SERVER_CLOSED) is rtt.CloseReason.SERVER_CLOSED
+
+
+# -- A WebSocket writer that dies (issue 12) ------------------------------------------------
+
+#: A text the server accepts but no WebSocket can write (a lone surrogate is no UTF-8): the
+#: socket's writer fails on it while the peer is alive and reading.
+UNWRITABLE = "a\ud800"
+
+
+async def _writer_failure_ends_the_socket(server: rtt.Server[Any], url: str) -> None:
+    rec = Recorder().listen(server, "disconnect")
+    reconnect = {"min_delay": 0.05, "max_delay": 0.1}
+    client = rtt.load("engineio", transports=["websocket"]).client(url, reconnect=reconnect)
+    events = Recorder().listen(client, "close", "reconnected")
+    async with client:
+        await eventually(lambda: len(server.sockets) == 1, what="the socket")
+        (first,) = server.sockets
+        await server.send(first, UNWRITABLE)
+        await server.send(first, "queued behind it")
+        # The socket ends at once as a transport error: nothing lingers with its queue unsent.
+        (event,) = await rec.wait("disconnect")
+        assert (event[0].id, event[1]) == (first, rtt.CloseReason.TRANSPORT_ERROR)
+        assert first not in server.sockets
+        await events.wait("reconnected")
+        assert events.of("close") == [(rtt.CloseReason.TRANSPORT_ERROR,)]
+        await client.send("after")
+        async with asyncio.timeout(5):
+            assert await client.recv() == "after"
+
+
+async def test_a_failed_websocket_writer_ends_the_socket() -> None:
+    async with served() as (server, _):
+        await _writer_failure_ends_the_socket(server, server.url)
+
+
+async def test_a_failed_websocket_writer_ends_the_socket_under_asgi() -> None:
+    sock = socketlib.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    server = rtt.load("engineio").server(host="127.0.0.1", port=port, close_timeout=0.5)
+    assert isinstance(server, EngineioServer)
+    server.on("message", lambda s, data: server.send(s.id, data))
+    config = uvicorn.Config(
+        server.asgi_app(), lifespan="on", log_level="warning", timeout_graceful_shutdown=2
+    )
+    uv = uvicorn.Server(config)
+    serving = asyncio.create_task(uv.serve(sockets=[sock]))
+    try:
+        await eventually(lambda: uv.started or serving.done(), 10, "uvicorn to start")
+        await _writer_failure_ends_the_socket(server, server.url)
+    finally:
+        uv.should_exit = True
+        await asyncio.wait_for(serving, 15)
+        sock.close()

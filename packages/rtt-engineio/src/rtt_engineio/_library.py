@@ -1076,8 +1076,16 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
                             continue  # a noop meant for a poll: never sent on the WebSocket
                         await ws.send(pkt.encode())
                         conn.queued -= getattr(pkt, "rtt_size", 0)
-            except Exception:  # the peer went away
-                pass
+            except Exception as exc:
+                # The peer went away, or a packet could not be written: what is still queued
+                # never will be, so the session ends now as a transport error (SPEC.md 12.3),
+                # without a closing handshake the peer would answer as if all went well.
+                _logger.debug("WebSocket writer of socket %s failed: %r", _socket_id(conn), exc)
+                conn.detected = conn.detected or CloseReason.TRANSPORT_ERROR
+                drop_queue(self)
+                if conn.request_transport is not None:
+                    conn.request_transport.abort()
+                    return
             with contextlib.suppress(Exception):
                 await ws.close()
 
@@ -1093,7 +1101,7 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
                     reason = server.reason.PING_TIMEOUT
                     break
                 except _FrameError as exc:
-                    if exc.reason is not None:
+                    if exc.reason is not None and conn.detected is None:
                         conn.detected = exc.reason
                     break
                 except OSError:
@@ -1125,6 +1133,11 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
         logging.getLogger("rtt.engineio").info(
             "refused a POST of socket %s: %s", socket.id if socket is not None else "?", reason
         )
+
+
+def _socket_id(conn: EngineioConn) -> str:
+    """The socket's rtt id for a log line, never the Engine.IO sid (SPEC.md 3.8)."""
+    return conn.socket.id if conn.socket is not None else "?"
 
 
 async def _read_body(environ: dict[str, Any], length: int, limit: int) -> bytes | None:
