@@ -157,11 +157,18 @@ async def test_a_request_that_is_no_upgrade_gets_a_clear_status(
             assert authorized == [], "refused before authorize runs"
 
 
-async def test_a_peer_leaving_mid_request_is_not_answered(caplog: pytest.LogCaptureFixture) -> None:
+@pytest.mark.parametrize(
+    "sent",
+    [pytest.param("", id="nothing"), pytest.param(f"GET / HTTP/1.1\r\nHost: x\r\nX-A: {MARK}", id="part")],
+)
+async def test_a_peer_leaving_mid_request_is_not_answered(
+    sent: str, caplog: pytest.LogCaptureFixture
+) -> None:
+    # A TCP health check connects and leaves: no answer, and nothing at INFO for it.
     caplog.set_level(logging.DEBUG)
     async with rtt.load("ws").server("127.0.0.1", 0) as server:
         caplog.clear()
-        answer = await ask(server.address, f"GET / HTTP/1.1\r\nHost: x\r\nX-A: {MARK}", half_close=True)
+        answer = await ask(server.address, sent, half_close=True)
         assert answer.status is None
         assert loud(caplog.records) == []
         assert [record for record in caplog.records if record.exc_info] == []

@@ -59,7 +59,8 @@ class _ServerProtocol(ServerProtocol):
         # websockets ends a request it cannot parse (a garbage request line, a malformed
         # header, a body) by setting handshake_exc to an InvalidMessage and sending EOF,
         # without a response; RFC 9112 (2.2, 3) says 400. A peer that has itself sent
-        # EOF (it left mid-request) is not answered.
+        # EOF (it left mid-request, or a TCP health check that never sent one) is not
+        # answered: reader.eof is websockets' own, SPEC.md 12.2 names the coupling.
         exc = self.handshake_exc
         if self.state is CONNECTING and type(exc) is InvalidMessage and not self.reader.eof:
             # send_response() sends EOF through this method again: let it through that time,
