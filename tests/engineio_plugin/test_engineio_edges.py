@@ -18,6 +18,7 @@ from aiohttp import web
 import rtt
 from rtt.testing import Recorder, eventually
 from rtt_engineio import EngineioClient, EngineioServer
+from rtt_engineio._library import message_packet
 from rtt_engineio._wire import decode_packet, message_data, reason_from_close_text
 
 pytestmark = pytest.mark.timeout(60)
@@ -292,8 +293,9 @@ def test_wire_decoding_keeps_text_and_refuses_what_is_malformed() -> None:
 
 # -- A WebSocket writer that dies (issue 12) ------------------------------------------------
 
-#: A text the server accepts but no WebSocket can write (a lone surrogate is no UTF-8): the
-#: socket's writer fails on it while the peer is alive and reading.
+#: A text no WebSocket can write (a lone surrogate is no UTF-8; rtt's send refuses it, so the
+#: test queues it on the library's socket directly): the socket's writer fails on it while the
+#: peer is alive and reading.
 UNWRITABLE = "a\ud800"
 
 
@@ -305,7 +307,10 @@ async def _writer_failure_ends_the_socket(server: rtt.Server[Any], url: str) -> 
     async with client:
         await eventually(lambda: len(server.sockets) == 1, what="the socket")
         (first,) = server.sockets
-        await server.send(first, UNWRITABLE)
+        with pytest.raises(rtt.InvalidMessageError, match="lone surrogate"):
+            await server.send(first, UNWRITABLE)
+        assert isinstance(server, EngineioServer)
+        server._conns[first].eio_socket.put(message_packet(UNWRITABLE, 4))
         await server.send(first, "queued behind it")
         # The socket ends at once as a transport error: nothing lingers with its queue unsent.
         (event,) = await rec.wait("disconnect")

@@ -106,6 +106,9 @@ def test_check_message_returns_the_size_or_raises_rtts_errors(data: object, limi
     if not isinstance(data, str | bytes):
         with pytest.raises(InvalidMessageError, match="must be str or bytes"):
             check_message(data, limit)
+    elif isinstance(data, str) and any("\ud800" <= char <= "\udfff" for char in data):
+        with pytest.raises(InvalidMessageError, match="lone surrogate"):
+            check_message(data, limit)
     elif message_size(data) > limit:
         with pytest.raises(MessageTooBigError) as info:
             check_message(data, limit)

@@ -52,14 +52,27 @@ def message_size(data: str | bytes) -> int:
 
 
 def check_message(data: object, limit: int) -> int:
-    """Return the size of ``data``, raising if it is not a message or too big."""
+    """Return the size of ``data``, raising if it is not a message or too big.
+
+    A ``str`` must be Unicode text: one with a lone surrogate (U+D800-U+DFFF,
+    which Python strings can hold) has no UTF-8 form, so no wire can carry it.
+    """
     if not isinstance(data, str | bytes):
         if isinstance(data, bytearray | memoryview):
             raise InvalidMessageError(
                 f"message must be str or bytes, got {type(data).__name__}; pass bytes(data)"
             )
         raise InvalidMessageError(f"message must be str or bytes, got {type(data).__name__}")
-    size = message_size(data)
+    if isinstance(data, bytes) or data.isascii():
+        size = len(data)
+    else:
+        try:
+            size = len(data.encode("utf-8"))
+        except UnicodeEncodeError as exc:
+            raise InvalidMessageError(
+                f"message contains a lone surrogate ({data[exc.start]!r} at index {exc.start}), "
+                "which is not Unicode text: no wire carries it"
+            ) from None
     if size > limit:
         raise MessageTooBigError(size, limit)
     return size

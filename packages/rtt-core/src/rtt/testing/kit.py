@@ -266,6 +266,18 @@ class ServerTests(Kit):
         await unstarted.close()
 
     @case()
+    async def test_text_that_is_not_unicode_is_refused_everywhere(self) -> None:  # SPEC 5.1
+        server = await self.server(echo=True)
+        client = await self.connected(server)
+        socket_id = self.socket_of(client).id
+        lone = "half a pair \ud83d"
+        for attempt in (server.send(socket_id, lone), server.broadcast(lone), client.send(lone)):
+            error = await raises(InvalidMessageError, attempt)
+            assert "lone surrogate" in str(error)
+        await client.send("whole 🚀")
+        assert await client.recv() == "whole 🚀", "a refused message is not sent and ends nothing"
+
+    @case()
     async def test_broadcast_with_exclude(self) -> None:  # SPEC 3.6
         server = await self.server()
         clients = [await self.connected(server) for _ in range(3)]
