@@ -31,7 +31,7 @@ test("rtt-client.mjs exports what rtt-client.js defines, and the same objects", 
   const core = await import(pathToFileURL(join(served, "rtt-client.mjs")).href);
   const rtt = globalThis.rtt;
   assert.deepEqual(names(core).sort(), Object.keys(rtt).sort());
-  assert.equal(names(core).length, 18);
+  assert.equal(names(core).length, 19);
   assert.equal(core.default, rtt);
   for (const name of names(core)) assert.equal(core[name], rtt[name], name);
 });

@@ -3,8 +3,11 @@
 The shared part of every browser client (events, backoff, offline queue) is
 ``rtt/browser/rtt-client.js`` in rtt-core, with ``rtt-client.mjs``, the ES
 module that holds its one list of named exports; each plugin adds a small
-adapter file and an ES module entry that re-exports the core's. A server
-serves exactly these files, read from the installed packages.
+adapter file and an ES module entry that re-exports the core's. The adapter of
+a transport whose wire is a plain WebSocket is in the core too
+(``rtt.registerWebSocketTransport(name)``), so such a plugin's adapter file is
+that one call. A server serves exactly these files, read from the installed
+packages.
 """
 
 from __future__ import annotations
@@ -18,6 +21,7 @@ __all__ = [
     "CORE_MODULE",
     "CORE_SCRIPT",
     "BrowserLibrary",
+    "adapter_assets",
     "asset_headers",
     "content_type",
     "core_assets",
@@ -70,6 +74,27 @@ def core_assets() -> dict[str, Traversable]:
     """
     browser = files("rtt") / "browser"
     return {CORE_SCRIPT: browser / CORE_SCRIPT, CORE_MODULE: browser / CORE_MODULE}
+
+
+def adapter_assets(package: str, name: str) -> dict[str, Traversable]:
+    """Every browser file of the transport ``name`` whose plugin is the Python package ``package``.
+
+    That is :func:`core_assets` plus the plugin's adapter ``rtt-<name>.js`` and its ES module
+    entry ``rtt-<name>.mjs`` from the ``browser`` folder of ``package``: what a plugin's
+    ``browser_assets()`` returns, e.g. ``adapter_assets("rtt_ws", "ws")``. For a transport whose
+    wire is a plain WebSocket, the adapter file only calls ``rtt.registerWebSocketTransport(name)``.
+
+    Raises :class:`FileNotFoundError` naming the file when either is missing from ``package``, and
+    :class:`ModuleNotFoundError` when ``package`` is not installed.
+    """
+    browser = files(package) / "browser"
+    own = {f"rtt-{name}{suffix}": browser / f"rtt-{name}{suffix}" for suffix in (".js", ".mjs")}
+    for file_name, asset in own.items():
+        if not asset.is_file():
+            raise FileNotFoundError(
+                f"the browser client of transport {name!r} needs the file {package}/browser/{file_name}"
+            )
+    return {**core_assets(), **own}
 
 
 def content_type(name: str) -> str:

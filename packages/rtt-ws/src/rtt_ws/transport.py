@@ -4,12 +4,11 @@ from __future__ import annotations
 
 from collections.abc import Mapping
 from dataclasses import dataclass
-from importlib.resources import files
 from importlib.resources.abc import Traversable
 from urllib.parse import urlsplit
 
 from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
-from rtt.assets import core_assets
+from rtt.assets import adapter_assets
 
 from .client import WsClient
 from .server import WsServer
@@ -39,12 +38,8 @@ class WsTransport(Transport):
     server_options = WsServerOptions
 
     def browser_assets(self) -> Mapping[str, Traversable]:
-        browser = files("rtt_ws") / "browser"
-        return {
-            **core_assets(),
-            "rtt-ws.js": browser / "rtt-ws.js",
-            "rtt-ws.mjs": browser / "rtt-ws.mjs",
-        }
+        # rtt-ws.js only registers rtt-client.js's plain WebSocket adapter under "ws".
+        return adapter_assets("rtt_ws", "ws")
 
     def _create_server(self, options: ServerOptions, host: str, port: int) -> WsServer:
         assert isinstance(options, WsServerOptions)

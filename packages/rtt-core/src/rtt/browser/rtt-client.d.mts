@@ -26,6 +26,7 @@ export const registerTransport: (name: string, adapter: {
         close: (code: number, reasonText: string) => void;
     };
 }) => void;
+export const registerWebSocketTransport: (name: string) => void;
 export const client: (transport: string, url: string | URL, options?: ConstructorParameters<{
     new (transport: string, url: string | URL, options?: {
         reconnect?: boolean | {
@@ -496,6 +497,7 @@ declare const rtt: {
             close: (code: number, reasonText: string) => void;
         };
     }) => void;
+    registerWebSocketTransport: (name: string) => void;
     client: (transport: string, url: string | URL, options?: ConstructorParameters<{
         new (transport: string, url: string | URL, options?: {
             reconnect?: boolean | {

@@ -4,8 +4,10 @@
  *
  * The browser twin of the Python `rtt.Client`: the same events in the same order, the
  * same options (camelCase, delays in seconds), the same close reasons, backoff and
- * offline queue. It speaks no wire protocol itself: each transport plugin ships a small
- * adapter file that calls `rtt.registerTransport(name, adapter)` (rtt-ws.js for "ws").
+ * offline queue. Each transport plugin ships a small adapter file that calls
+ * `rtt.registerTransport(name, adapter)`; the one adapter of plain-WebSocket transports is
+ * here, and such a plugin's file only calls `rtt.registerWebSocketTransport(name)`
+ * (rtt-ws.js for "ws").
  *
  * Plain ES2020 with no build step and no dependencies. It works as a classic script
  * (load it before the adapter) and as an imported module (rtt-client.mjs imports it and
@@ -548,6 +550,72 @@ var rtt = (() => {
     transports.set(name, adapter);
   }
 
+  // -- The plain WebSocket adapter (SPEC.md 4.7) --------------------------------------
+
+  // Browsers may only send close code 1000 or 3000-4999 (anything else throws), so the
+  // other rtt codes go out as 4000 + (code - 1000), e.g. 1009 as 4009. rtt's reason text
+  // travels with them, and the server recovers the reason from the text.
+  /** @param {number} code @returns {number} */
+  function sendableCode(code) {
+    return code === 1000 || (code >= 3000 && code <= 4999) ? code : 4000 + (code % 1000);
+  }
+
+  /**
+   * The adapter of every transport whose wire is a plain WebSocket (SPEC.md 6, 6.3), over
+   * the native `WebSocket`: text frames carry strings, binary frames bytes, close frames
+   * rtt's close code and reason text or the server application's.
+   * @type {Adapter}
+   */
+  const webSocketAdapter = Object.freeze({
+    open(url, options, sink) {
+      if (typeof WebSocket !== "function") throw new ConnectError("this JavaScript environment has no WebSocket");
+      const ws = new WebSocket(url); // a malformed URL throws here: a failed attempt
+      ws.binaryType = "arraybuffer";
+      let opened = false;
+      ws.onopen = () => {
+        opened = true;
+        sink.opened();
+      };
+      ws.onmessage = (event) => {
+        sink.message(typeof event.data === "string" ? event.data : new Uint8Array(event.data));
+      };
+      // An error event carries no detail (browsers hide it on purpose) and a close event
+      // always follows it, so everything is decided in onclose.
+      ws.onclose = (event) => {
+        if (opened) {
+          // An application close (3000-4999) keeps the server's code and text.
+          const close = closeFromWire(event.code, event.reason);
+          sink.closed(close.reason, close.code, close.text);
+        } else {
+          sink.failed(new ConnectError(`cannot connect to ${url}: the WebSocket closed with code ${event.code}`));
+        }
+      };
+      return {
+        send(data) {
+          // A WebSocket that is closing drops sent data silently; throw instead, so the
+          // client keeps the message for the next connection.
+          if (ws.readyState !== WebSocket.OPEN) throw new ConnectionClosed(null);
+          ws.send(data);
+        },
+        close(code, reasonText) {
+          if (ws.readyState === WebSocket.CLOSING || ws.readyState === WebSocket.CLOSED) return;
+          ws.close(sendableCode(code), reasonText);
+        },
+      };
+    },
+  });
+
+  /**
+   * Register the plain WebSocket adapter under `name`: the whole browser client of a
+   * transport whose wire is a plain WebSocket (rtt-ws.js is `registerWebSocketTransport("ws")`).
+   * What a browser cannot do over it: set handshake headers, or see the HTTP status of a
+   * refused handshake (a 403 looks like any other failed attempt, so it is retried like one).
+   * @param {string} name
+   */
+  function registerWebSocketTransport(name) {
+    registerTransport(name, webSocketAdapter);
+  }
+
   const EVENTS = Object.freeze([
     "open",
     "message",
@@ -1047,6 +1115,7 @@ var rtt = (() => {
   const api = {
     version: "0.1.0",
     registerTransport,
+    registerWebSocketTransport,
     client,
     Client,
     ReconnectPolicy,

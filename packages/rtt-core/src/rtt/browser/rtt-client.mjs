@@ -25,6 +25,7 @@ export default rtt;
 export const {
   version,
   registerTransport,
+  registerWebSocketTransport,
   client,
   Client,
   ReconnectPolicy,
