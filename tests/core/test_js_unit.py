@@ -2,7 +2,8 @@
 
 ``tests/js/*.test.mjs`` drive ``rtt-client.js`` with a scripted adapter: the
 state machine, backoff, the offline queue, errors and options, the adapter
-contract. Where the JavaScript must agree with Python (defaults, backoff,
+contract; and its plain WebSocket adapter over Node's native WebSocket against
+a ``ws`` server on 127.0.0.1. Where the JavaScript must agree with Python (defaults, backoff,
 close reasons, versions), this module computes the Python side and hands it
 over in a JSON file named by ``RTT_PYTHON_FIGURES``. Also here: the npm
 package's committed TypeScript declarations equal a fresh generation.
@@ -44,6 +45,13 @@ def _node() -> str:
     node = shutil.which("node")
     assert node is not None, "Node.js is needed: apt-get install nodejs npm"
     return node
+
+
+def _websocket_flags() -> list[str]:
+    """What Node needs for a global ``WebSocket``: a flag before Node 22, nothing since."""
+    found = subprocess.run([_node(), "--version"], capture_output=True, text=True, timeout=NODE_TIMEOUT)
+    major = int(found.stdout.strip().lstrip("v").split(".")[0])
+    return ["--experimental-websocket"] if major < 22 else []
 
 
 class _Fixed(random.Random):
@@ -163,7 +171,7 @@ def test_node_unit_tests_pass(tmp_path: Path) -> None:
     figures = tmp_path / "figures.json"
     figures.write_text(json.dumps(python_figures()), encoding="utf-8")
     result = subprocess.run(
-        [_node(), "--test", "--test-reporter=spec", "tests/js/"],
+        [_node(), *_websocket_flags(), "--test", "--test-reporter=spec", "tests/js/"],
         cwd=ROOT,
         env={"PATH": str(Path(_node()).parent), "RTT_PYTHON_FIGURES": str(figures), "NO_COLOR": "1"},
         capture_output=True,

@@ -568,7 +568,7 @@ var rtt = (() => {
    */
   const webSocketAdapter = Object.freeze({
     open(url, options, sink) {
-      if (typeof WebSocket !== "function") throw new ConnectError("this JavaScript environment has no WebSocket");
+      if (typeof WebSocket !== "function") throw new Error("this JavaScript environment has no WebSocket");
       const ws = new WebSocket(url); // a malformed URL throws here: a failed attempt
       ws.binaryType = "arraybuffer";
       let opened = false;
