@@ -2,24 +2,36 @@
 // globalThis.rtt, and each plugin's .mjs entry re-exports it without naming anything.
 
 import assert from "node:assert/strict";
-import { copyFileSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
+import { copyFileSync, existsSync, mkdtempSync, readdirSync, readFileSync, rmSync } from "node:fs";
 import { tmpdir } from "node:os";
 import { join } from "node:path";
 import { after, test } from "node:test";
 import { fileURLToPath, pathToFileURL } from "node:url";
 
 const root = fileURLToPath(new URL("../../", import.meta.url));
-const BROWSER_DIRS = {
-  core: "packages/rtt-core/src/rtt/browser",
-  ws: "packages/rtt-ws/src/rtt_ws/browser",
-  engineio: "packages/rtt-engineio/src/rtt_engineio/browser",
-  sockjs: "packages/rtt-sockjs/src/rtt_sockjs/browser",
-};
+const CORE_DIR = "packages/rtt-core/src/rtt/browser";
+// Every plugin's browser folder (packages/<dist>/src/<module>/browser), by the transport its
+// rtt-<name>.mjs entry is for: a new plugin is checked as soon as its files exist.
+const BROWSER_DIRS = {};
+for (const dist of readdirSync(join(root, "packages"))) {
+  const src = join(root, "packages", dist, "src");
+  if (!existsSync(src)) continue;
+  for (const module of readdirSync(src)) {
+    const dir = join("packages", dist, "src", module, "browser");
+    if (dir === CORE_DIR || !existsSync(join(root, dir))) continue;
+    for (const name of readdirSync(join(root, dir))) {
+      const entry = /^rtt-(.+)\.mjs$/.exec(name);
+      if (entry) BROWSER_DIRS[entry[1]] = dir;
+    }
+  }
+}
+// What a plugin's entry exports beyond the core's names.
+const EXTRA_EXPORTS = { engineio: ["engineio"], sockjs: ["sockjs"] };
 
 // The files as a server hands them out: every browser folder's scripts in one /rtt/.
 const served = mkdtempSync(join(tmpdir(), "rtt-served-"));
 after(() => rmSync(served, { recursive: true, force: true }));
-for (const dir of Object.values(BROWSER_DIRS)) {
+for (const dir of [CORE_DIR, ...Object.values(BROWSER_DIRS)]) {
   for (const name of readdirSync(join(root, dir))) {
     if (/\.m?js$/.test(name)) copyFileSync(join(root, dir, name), join(served, name));
   }
@@ -38,11 +50,10 @@ test("rtt-client.mjs exports what rtt-client.js defines, and the same objects", 
 
 test("each plugin's entry re-exports the core's names and adds only its own", async () => {
   const core = await import(pathToFileURL(join(served, "rtt-client.mjs")).href);
-  for (const [plugin, extra] of [
-    ["ws", []],
-    ["engineio", ["engineio"]],
-    ["sockjs", ["sockjs"]],
-  ]) {
+  // The first-party plugins are always there.
+  for (const plugin of ["ws", "engineio", "sockjs"]) assert.ok(plugin in BROWSER_DIRS, plugin);
+  for (const plugin of Object.keys(BROWSER_DIRS)) {
+    const extra = EXTRA_EXPORTS[plugin] ?? [];
     const entry = await import(pathToFileURL(join(served, `rtt-${plugin}.mjs`)).href);
     assert.deepEqual(names(entry).sort(), [...names(core), ...extra].sort(), plugin);
     assert.equal(entry.default, core.default, plugin);
@@ -55,7 +66,7 @@ test("each plugin's entry re-exports the core's names and adds only its own", as
     }
   }
   // Each entry ran its adapter, which registered its transport.
-  for (const name of ["ws", "engineio", "sockjs"]) {
+  for (const name of Object.keys(BROWSER_DIRS)) {
     assert.equal(core.client(name, "http://127.0.0.1:1/").transport, name);
   }
 });
