@@ -1,10 +1,12 @@
 """What the Chromium tests of every transport share: the browser, pages on a server's origin, the recorder.
 
-A pytest plugin (``pytest_plugins`` in tests/conftest.py) with three fixtures:
+A pytest plugin (``pytest_plugins`` in tests/conftest.py) with four fixtures:
 ``browser`` (one headless Chromium per test module), ``context`` (a fresh
-context per test, the recorder installed) and ``pages`` (a :class:`Pages`
-opening pages in that context). A module that asks for ``pages`` defines the
-fixture ``browser_client``: the :class:`BrowserClient` of its transport.
+context per test, the recorder installed), ``pages`` (a :class:`Pages`
+opening pages in that context) and ``https_pages`` (the same in a context
+that ignores certificate errors). A module that asks for ``pages`` defines
+the fixture ``browser_client``: the :class:`BrowserClient` of its transport.
+The ``check_*`` functions are behaviour every browser client must show.
 
 Pages are fulfilled by Playwright (``page.route``) at the origin of the
 server under test, so no other HTTP server is needed. A fulfilled page counts
@@ -18,6 +20,7 @@ and no transport plugin is imported here at all.
 
 from __future__ import annotations
 
+import asyncio
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from dataclasses import dataclass
@@ -28,6 +31,7 @@ import pytest
 import pytest_asyncio
 
 import rtt
+from rtt.testing import eventually
 
 if TYPE_CHECKING:
     from playwright.async_api import Browser, BrowserContext, Page, Route
@@ -273,6 +277,65 @@ async def send_all_and_check(page: Page, received: list[Message], round_trip: li
     assert await messages(page) == round_trip
 
 
+# -- Checks every browser client passes (SPEC.md 6.3) ------------------------------------
+
+RETRY_4503 = {"reconnect": {**FAST_RECONNECT, "retryCodes": [4503]}}
+"""Client options for :func:`check_retry_codes_reconnect`."""
+
+
+async def check_application_close_is_final(page: Page, server: rtt.Server[Any]) -> None:
+    """The page's one socket is closed with 4001 "logged in elsewhere" after a last message.
+
+    The page (connected with ``FAST_RECONNECT``) reads the code and text, in
+    its close handler too, receives the last message, and does not reconnect.
+    """
+    # What the page sees while its close handler runs, not only afterwards.
+    await page.evaluate(
+        "client.on('close', () => { window.atClose = [client.closeCode, client.closeText]; })"
+    )
+    await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
+    socket_id = next(iter(server.sockets))
+    await server.send(socket_id, "last words")
+    await server.disconnect(socket_id, code=4001, reason="logged in elsewhere")
+    await wait_for_event(page, "close")
+    await asyncio.sleep(0.5)  # many reconnection delays of FAST_RECONNECT: none may start
+    assert await page.evaluate(
+        "[client.state, client.closeReason, client.closeCode, client.closeText, atClose]"
+    ) == ["closed", "application", 4001, "logged in elsewhere", [4001, "logged in elsewhere"]]
+    assert summary(await page.evaluate("log")) == "open message close:application"
+    assert await messages(page) == ["last words"]
+    assert not server.sockets
+
+
+async def check_retry_codes_reconnect(
+    page: Page, server: rtt.Server[Any], received: list[Message], final: tuple[int, str]
+) -> None:
+    """A page connected with :data:`RETRY_4503` comes back after 4503 and stays out after ``final``."""
+    await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
+    first = next(iter(server.sockets))
+    await server.disconnect(first, code=4503, reason="come back later")
+    await wait_for_event(page, "reconnected")
+    assert await page.evaluate("[client.state, client.closeCode, client.closeText]") == [
+        "open",
+        4503,
+        "come back later",
+    ]
+    assert summary(await page.evaluate("log")) == "open close:application reconnecting open reconnected"
+    await eventually(lambda: len(server.sockets) == 1, what="the reconnected socket")
+    (second,) = server.sockets
+    assert second != first
+    await page.evaluate("client.send('back')")
+    await eventually(lambda: received == ["back"], what="a message over the new connection")
+    code, text = final  # not in retryCodes: final
+    await server.disconnect(second, code=code, reason=text)
+    await page.wait_for_function("client.state === 'closed'", timeout=WAIT_MS)
+    assert await page.evaluate("[client.closeReason, client.closeCode, client.closeText]") == [
+        "application",
+        code,
+        text,
+    ]
+
+
 # -- Fixtures ---------------------------------------------------------------------------
 
 
@@ -294,3 +357,10 @@ async def context(browser: Browser) -> AsyncIterator[BrowserContext]:
 def pages(context: BrowserContext, browser_client: BrowserClient) -> Pages:
     """Pages of the module's ``browser_client`` in the test's context."""
     return Pages(context, browser_client)
+
+
+@pytest_asyncio.fixture(loop_scope="module")
+async def https_pages(browser: Browser, browser_client: BrowserClient) -> AsyncIterator[Pages]:
+    """Pages in a context that ignores certificate errors, for servers with a test CA (tls_support)."""
+    async with new_context(browser, ignore_https_errors=True) as context:
+        yield Pages(context, browser_client)

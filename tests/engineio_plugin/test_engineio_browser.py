@@ -13,22 +13,39 @@ from __future__ import annotations
 
 import asyncio
 import re
+from collections.abc import AsyncIterator, Callable
+from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from functools import partial
+from pathlib import Path
 from typing import Any
 
+import aiohttp
 import conftest
 import pytest
+import trustme
+import uvicorn
+from aiohttp import web
 from browser_support import (
     FAST_RECONNECT,
     NODE_MODULES,
-    WAIT_MS,
+    RETRY_4503,
     BrowserClient,
     Message,
     Pages,
+    check_application_close_is_final,
+    check_retry_codes_reconnect,
     messages,
     send_all_and_check,
     summary,
     wait_for_event,
+)
+from tls_support import (
+    NAMES,
+    bound_socket,
+    certificate_authority,
+    client_context,
+    https_app,
+    server_context,
 )
 
 import rtt
@@ -267,23 +284,9 @@ async def test_application_close_reaches_the_page_and_is_final(pages: Pages, tra
         page = await pages.classic(server)
         await page.evaluate("(transports) => rtt.engineio.register('eio-test', { transports })", transports)
         await pages.connect(page, server.url, {"reconnect": FAST_RECONNECT}, transport="eio-test")
-        # What the page sees while its close handler runs, not only afterwards.
-        await page.evaluate(
-            "client.on('close', () => { window.atClose = [client.closeCode, client.closeText]; })"
-        )
         await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
         assert transport_names(server) == set(transports)
-        socket_id = next(iter(server.sockets))
-        await server.send(socket_id, "last words")
-        await server.disconnect(socket_id, code=4001, reason="logged in elsewhere")
-        await wait_for_event(page, "close")
-        await asyncio.sleep(0.3)  # longer than a reconnect delay: nothing else may happen
-        assert await page.evaluate(
-            "[client.state, client.closeReason, client.closeCode, client.closeText, atClose]"
-        ) == ["closed", "application", 4001, "logged in elsewhere", [4001, "logged in elsewhere"]]
-        assert summary(await page.evaluate("log")) == "open message close:application"
-        assert await messages(page) == ["last words"]
-        assert not server.sockets
+        await check_application_close_is_final(page, server)
     assert pages.rtt_errors() == []
 
 
@@ -292,28 +295,102 @@ async def test_application_close_in_retry_codes_reconnects(pages: Pages, transpo
     async with echo_server() as (server, received):
         page = await pages.classic(server)
         await page.evaluate("(transports) => rtt.engineio.register('eio-test', { transports })", transports)
-        options = {"reconnect": {**FAST_RECONNECT, "retryCodes": [4503]}}
-        await pages.connect(page, server.url, options, transport="eio-test")
-        await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
-        first = next(iter(server.sockets))
-        await server.disconnect(first, code=4503, reason="come back later")
-        await wait_for_event(page, "reconnected")
-        assert await page.evaluate("[client.state, client.closeCode, client.closeText]") == [
-            "open",
-            4503,
-            "come back later",
-        ]
-        assert summary(await page.evaluate("log")) == "open close:application reconnecting open reconnected"
-        await eventually(lambda: len(server.sockets) == 1, what="the reconnected socket")
-        (second,) = server.sockets
-        assert second != first
-        await page.evaluate("client.send('back')")
-        await eventually(lambda: received == ["back"], what="a message over the new connection")
-        # A code not in retryCodes is final.
-        await server.disconnect(second, code=4001, reason="not this one")
-        await page.wait_for_function("client.state === 'closed'", timeout=WAIT_MS)
-        assert await page.evaluate("[client.closeReason, client.closeCode, client.closeText]") == [
-            "application",
-            4001,
-            "not this one",
-        ]
+        await pages.connect(page, server.url, RETRY_4503, transport="eio-test")
+        await check_retry_codes_reconnect(page, server, received, (4001, "not this one"))
+    assert pages.rtt_errors() == []
+
+
+# -- Session binding across sites over HTTPS (SPEC.md 8.3) ------------------------------
+
+
+@asynccontextmanager
+async def asgi_https(
+    server: rtt_engineio.EngineioServer, ca: trustme.CA, sock: Any, tmp_path: Path
+) -> AsyncIterator[None]:
+    """Serve ``server.asgi_app()`` under uvicorn over TLS on ``sock``; the ASGI lifespan runs the server."""
+    cert = ca.issue_cert(*NAMES)
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    cert.cert_chain_pems[0].write_to_path(str(certfile))
+    cert.private_key_pem.write_to_path(str(keyfile))
+    config = uvicorn.Config(
+        server.asgi_app(),
+        lifespan="on",
+        log_level="warning",
+        ssl_certfile=str(certfile),
+        ssl_keyfile=str(keyfile),
+        timeout_graceful_shutdown=2,
+    )
+    uv = uvicorn.Server(config)
+    serving = asyncio.create_task(uv.serve(sockets=[sock]))
+    try:
+        await eventually(lambda: uv.started or serving.done(), 10, "uvicorn to start")
+        assert not serving.done(), "uvicorn did not start"
+        yield
+    finally:
+        uv.should_exit = True
+        await asyncio.wait_for(serving, 15)
+        sock.close()
+
+
+@asynccontextmanager
+async def aiohttp_https(
+    server: rtt_engineio.EngineioServer, ca: trustme.CA, sock: Any, tmp_path: Path
+) -> AsyncIterator[None]:
+    """Serve an aiohttp application with ``server`` attached over TLS on ``sock``."""
+    app = web.Application()
+    server.attach(app)
+    async with https_app(app, server_context(ca), sock), server:
+        yield
+
+
+Mount = Callable[[rtt_engineio.EngineioServer, trustme.CA, Any, Path], AbstractAsyncContextManager[None]]
+
+
+@pytest.mark.parametrize("mount", [aiohttp_https, asgi_https], ids=["aiohttp", "asgi"])
+async def test_a_page_on_another_site_keeps_its_bound_session_over_https(
+    https_pages: Pages, mount: Mount, tmp_path: Path
+) -> None:
+    """A page on ``https://localhost`` keeps a bound long-polling session on ``https://127.0.0.1``.
+
+    Over HTTPS the binding cookie is ``SameSite=None; Secure; Partitioned``,
+    which Chromium keeps for a cross-site request with credentials; a request
+    with the session id but without the cookie is refused. TLS is the
+    application's server's (aiohttp, or uvicorn for the ASGI mount, with a
+    throwaway CA), as for any mounted rtt server.
+    """
+    ca = certificate_authority()
+    sock, port = bound_socket()
+    server = rtt.load("engineio").server(host="127.0.0.1", port=port, session_binding=True)
+    assert isinstance(server, rtt_engineio.EngineioServer)
+    received: list[str | bytes] = []
+
+    @server.on("message")
+    async def echo(socket: rtt.Socket, data: str | bytes) -> None:
+        received.append(data)
+        await server.send(socket.id, data)
+
+    url = f"https://127.0.0.1:{port}/engine.io/"
+    async with mount(server, ca, sock, tmp_path):
+        page = await https_pages.classic(f"https://localhost:{port}")
+        await page.evaluate("rtt.engineio.register('engineio-polling', { transports: ['polling'] })")
+        await https_pages.connect(page, url, transport="engineio-polling")
+        await send_all_and_check(page, received, ["from another site", "over https", "poll after poll"])
+        assert await page.evaluate("[client.state, client.closeReason]") == ["open", None]
+
+        # The binding is on: the page's session id alone, without the page's cookie, is refused.
+        eio = server.engineio_server
+        await eventually(lambda: len(eio.sockets) == 1, what="the page's session")
+        (sid,) = eio.sockets
+        connector = aiohttp.TCPConnector(ssl=client_context(ca))
+        async with (
+            aiohttp.ClientSession(connector=connector) as http,
+            http.get(url, params={"EIO": "4", "transport": "polling", "sid": sid}) as answer,
+        ):
+            assert answer.status == 403
+            assert "Session binding" in await answer.text()
+        # The refused request ended nothing: the page's session goes on.
+        await page.evaluate("client.send('still bound to the page')")
+        await wait_for_event(page, "message", 4)
+        assert received[-1] == "still bound to the page"
+        assert await page.evaluate("[client.state, client.closeReason]") == ["open", None]
+    assert https_pages.rtt_errors() == []

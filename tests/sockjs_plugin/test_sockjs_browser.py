@@ -25,15 +25,19 @@ from contextlib import asynccontextmanager
 from functools import partial
 from typing import Any
 
+import aiohttp
 import conftest
 import pytest
+from aiohttp import web
 from browser_support import (
     FAST_RECONNECT,
     NODE_MODULES,
-    WAIT_MS,
+    RETRY_4503,
     BrowserClient,
     Message,
     Pages,
+    check_application_close_is_final,
+    check_retry_codes_reconnect,
     from_js,
     messages,
     send_all_and_check,
@@ -42,6 +46,7 @@ from browser_support import (
     wait_for_event,
 )
 from playwright.async_api import Page
+from tls_support import bound_socket, certificate_authority, client_context, https_app, server_context
 
 import rtt
 import rtt_sockjs
@@ -475,22 +480,8 @@ async def test_application_close_reaches_the_page_and_is_final(pages: Pages, tra
         page = await pages.classic(server)
         variant = await use_transport(page, transport)
         await pages.connect(page, server.url, {"reconnect": FAST_RECONNECT}, transport=variant)
-        # What the page sees while its close handler runs, not only afterwards.
-        await page.evaluate(
-            "client.on('close', () => { window.atClose = [client.closeCode, client.closeText]; })"
-        )
         assert transport_names(server) == {transport}
-        socket_id = next(iter(server.sockets))
-        await server.send(socket_id, "last words")
-        await server.disconnect(socket_id, code=4001, reason="logged in elsewhere")
-        await wait_for_event(page, "close")
-        await asyncio.sleep(0.5)  # many reconnection delays of FAST_RECONNECT: none may start
-        assert await page.evaluate(
-            "[client.state, client.closeReason, client.closeCode, client.closeText, atClose]"
-        ) == ["closed", "application", 4001, "logged in elsewhere", [4001, "logged in elsewhere"]]
-        assert summary(await page.evaluate("log")) == "open message close:application"
-        assert await messages(page) == ["last words"]
-        assert not server.sockets
+        await check_application_close_is_final(page, server)
     assert pages.rtt_errors() == []
 
 
@@ -499,28 +490,62 @@ async def test_application_close_in_retry_codes_reconnects(pages: Pages, transpo
     async with echo_server() as (server, received):
         page = await pages.classic(server)
         variant = await use_transport(page, transport)
-        options = {"reconnect": {**FAST_RECONNECT, "retryCodes": [4503]}}
-        await pages.connect(page, server.url, options, transport=variant)
-        first = next(iter(server.sockets))
-        await server.disconnect(first, code=4503, reason="come back later")
-        await wait_for_event(page, "reconnected")
-        assert await page.evaluate("[client.state, client.closeCode, client.closeText]") == [
-            "open",
-            4503,
-            "come back later",
-        ]
-        assert summary(await page.evaluate("log")) == "open close:application reconnecting open reconnected"
-        await eventually(lambda: len(server.sockets) == 1, what="the reconnected socket")
-        (second,) = server.sockets
-        assert second != first
-        await page.evaluate("client.send('back')")
-        await eventually(lambda: received == ["back"], what="a message over the new connection")
+        await pages.connect(page, server.url, RETRY_4503, transport=variant)
         # A code not in retryCodes is final; SockJS's own 3000 "Go away!" is an application's too.
-        await server.disconnect(second, code=3000, reason="Go away!")
-        await page.wait_for_function("client.state === 'closed'", timeout=WAIT_MS)
-        assert await page.evaluate("[client.closeReason, client.closeCode, client.closeText]") == [
-            "application",
-            3000,
-            "Go away!",
-        ]
+        await check_retry_codes_reconnect(page, server, received, (3000, "Go away!"))
     assert pages.rtt_errors() == []
+
+
+# -- Session binding across sites over HTTPS (SPEC.md 8.3) ------------------------------
+
+
+@pytest.mark.parametrize("transport", ["xhr-polling", "xhr-streaming"])
+async def test_a_page_on_another_site_keeps_its_bound_session_over_https(
+    https_pages: Pages, transport: str
+) -> None:
+    """A page on ``https://localhost`` keeps a bound session on ``https://127.0.0.1``.
+
+    Over HTTPS the binding cookie is ``SameSite=None; Secure; Partitioned``,
+    which Chromium keeps for a cross-site request with credentials; a POST
+    with the session id but without the cookie is refused. TLS is the
+    application's server's (aiohttp with a throwaway CA).
+    """
+    ca = certificate_authority()
+    sock, port = bound_socket()
+    server = rtt.load("sockjs").server(host="127.0.0.1", port=port, session_binding=True)
+    assert isinstance(server, rtt_sockjs.SockjsServer)
+    received: list[str | bytes] = []
+
+    @server.on("message")
+    async def echo(socket: rtt.Socket, data: str | bytes) -> None:
+        received.append(data)
+        await server.send(socket.id, data)
+
+    app = web.Application()
+    server.attach(app)
+    url = f"https://127.0.0.1:{port}/sockjs"
+    async with https_app(app, server_context(ca), sock), server:
+        page = await https_pages.classic(f"https://localhost:{port}")
+        variant = await use_transport(page, transport)
+        await https_pages.connect(page, url, transport=variant)
+        await send_all_and_check(page, received, ["from another site", "over https", "request after request"])
+        assert await page.evaluate("[client.state, client.closeReason]") == ["open", None]
+        await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
+        (socket_id,) = server.sockets
+        conn = server._conns[socket_id]
+        assert conn.transport_name == transport
+
+        # The binding is on: the page's session id alone, without the page's cookie, is refused.
+        connector = aiohttp.TCPConnector(ssl=client_context(ca))
+        async with (
+            aiohttp.ClientSession(connector=connector) as http,
+            http.post(f"{url}/000/{conn.session.id}/xhr_send", data='["as the page"]') as answer,
+        ):
+            assert answer.status == 403
+        # The refused request ended nothing: the page's session goes on.
+        await page.evaluate("client.send('still bound to the page')")
+        await wait_for_event(page, "message", 4)
+        assert received[-1] == "still bound to the page"
+        assert "as the page" not in received
+        assert await page.evaluate("[client.state, client.closeReason]") == ["open", None]
+    assert https_pages.rtt_errors() == []
