@@ -31,14 +31,9 @@ DECLARATIONS = "rtt-client.d.mts"
 NODE_TIMEOUT = 120
 """Seconds for one node run; the suite takes about two."""
 
-# The distributions with an npm package (a package.json in their browser folder) and their import name:
-# each package carries its distribution's version.
-NPM_PACKAGES = {
-    "rtt-core": "rtt",
-    "rtt-ws": "rtt_ws",
-    "rtt-engineio": "rtt_engineio",
-    "rtt-sockjs": "rtt_sockjs",
-}
+# The distributions with an npm package (a package.json in their browser folder), found as
+# packages/<dist>/src/<module>/browser/package.json: each carries its distribution's version.
+NPM_PACKAGES = sorted((ROOT / "packages").glob("*/src/*/browser/package.json"))
 
 
 def _node() -> str:
@@ -65,9 +60,9 @@ class _Fixed(random.Random):
         return self.value
 
 
-def _source_version(path: str) -> str:
+def _source_version(path: Path) -> str:
     """``__version__`` as hatch reads it from a package's source (the plugins need not be installed)."""
-    found = re.search(r'^__version__ = "([^"]+)"$', (ROOT / path).read_text(encoding="utf-8"), re.MULTILINE)
+    found = re.search(r'^__version__ = "([^"]+)"$', path.read_text(encoding="utf-8"), re.MULTILINE)
     assert found is not None, path
     return found[1]
 
@@ -105,10 +100,7 @@ def python_figures() -> dict[str, Any]:
         "version": rtt.__version__,
         "distributionVersion": version("rtt-core"),
         "packageJsons": {
-            str(ROOT / f"packages/{dist}/src/{module}/browser/package.json"): _source_version(
-                f"packages/{dist}/src/{module}/__init__.py"
-            )
-            for dist, module in NPM_PACKAGES.items()
+            str(path): _source_version(path.parent.parent / "__init__.py") for path in NPM_PACKAGES
         },
         "defaults": {
             "reconnect": {
@@ -164,6 +156,15 @@ def _close_figure(close: rtt.Close | None) -> dict[str, Any] | None:
         "reason": close.reason.value,
         "code": close.code if application else None,
         "text": close.text if application else None,
+    }
+
+
+def test_every_first_party_npm_package_is_checked() -> None:
+    assert {path.parent.parent.name for path in NPM_PACKAGES} >= {
+        "rtt",
+        "rtt_ws",
+        "rtt_engineio",
+        "rtt_sockjs",
     }
 
 
