@@ -9,7 +9,9 @@ poll for engineio, ``/info`` for sockjs).
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
+import time
 from typing import Any
 from urllib.parse import urlsplit
 
@@ -83,3 +85,46 @@ def text_of(record: logging.LogRecord) -> str:
     if record.exc_info:
         text += logging.Formatter().formatException(record.exc_info)
     return text
+
+
+#: Seconds between two bytes of a trickling body (:func:`trickle_post`).
+TRICKLE = 2.0
+
+
+async def trickle_post(
+    url: str, content_type: str, filler: bytes, *, first: bytes = b"", give_up: float = 15.0
+) -> tuple[int | None, float, bool]:
+    """POST to ``url`` a body announced as 1000 bytes: ``first``, then ``filler`` every :data:`TRICKLE` s.
+
+    Returns the answer's status (``None`` if none came within ``give_up``
+    seconds), the seconds it took, and whether the server then closed the
+    connection (within 5 s).
+    """
+    parts = urlsplit(url)
+    target = parts.path + (f"?{parts.query}" if parts.query else "")
+    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
+    start = time.monotonic()
+    try:
+        writer.write(
+            f"POST {target} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
+            f"Content-Type: {content_type}\r\nContent-Length: 1000\r\n\r\n".encode()
+            + first
+        )
+        line = b""
+        while time.monotonic() - start < give_up:
+            with contextlib.suppress(TimeoutError):
+                line = await asyncio.wait_for(reader.readline(), TRICKLE)
+                break
+            with contextlib.suppress(ConnectionError):
+                writer.write(filler)
+        elapsed = time.monotonic() - start
+        if not line:
+            return None, elapsed, False
+        status = int(line.split(b" ", 2)[1])
+        async with asyncio.timeout(5):
+            with contextlib.suppress(ConnectionError):
+                while await reader.read(65536):
+                    pass
+        return status, elapsed, True
+    finally:
+        writer.close()

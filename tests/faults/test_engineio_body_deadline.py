@@ -14,16 +14,12 @@ relay to the process that holds the session (SPEC.md 13.8) alike.
 
 from __future__ import annotations
 
-import asyncio
-import contextlib
 import itertools
 import json
 import logging
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
-from urllib.parse import urlsplit
 
 import aiohttp
 import pytest
@@ -34,13 +30,11 @@ from rtt.listener import HEADER_TIMEOUT
 from rtt.testing import Recorder, echo
 from rtt_engineio import EngineioServer
 
-from .http_support import text_of
+from .http_support import text_of, trickle_post
 
 pytestmark = pytest.mark.timeout(90)
 
 MARGIN = 5.0
-#: Seconds between two bytes of a trickling body.
-TRICKLE = 2.0
 
 _hubs = (f"eio-body-{n}" for n in itertools.count())
 
@@ -74,36 +68,6 @@ async def engineio_servers(mode: str) -> AsyncIterator[tuple[list[rtt.Server[Any
         await runner.cleanup()
 
 
-async def trickle(url: str) -> tuple[int | None, float, bool]:
-    """POST a 1000-byte payload a byte every TRICKLE s: (status, seconds to it, closed after)."""
-    parts = urlsplit(url)
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    start = time.monotonic()
-    try:
-        writer.write(
-            f"POST {parts.path}?{parts.query} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            "Content-Type: text/plain;charset=UTF-8\r\nContent-Length: 1000\r\n\r\n4".encode()
-        )
-        line = b""
-        while time.monotonic() - start < HEADER_TIMEOUT + MARGIN:
-            with contextlib.suppress(TimeoutError):
-                line = await asyncio.wait_for(reader.readline(), TRICKLE)
-                break
-            with contextlib.suppress(ConnectionError):
-                writer.write(b"x")
-        elapsed = time.monotonic() - start
-        if not line:
-            return None, elapsed, False
-        status = int(line.split(b" ", 2)[1])
-        async with asyncio.timeout(MARGIN):
-            with contextlib.suppress(ConnectionError):
-                while await reader.read(65536):
-                    pass
-        return status, elapsed, True
-    finally:
-        writer.close()
-
-
 @pytest.mark.parametrize("mode", ["standalone", "attached", "relayed"])
 async def test_a_trickling_post_is_cut_with_408(mode: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
@@ -112,7 +76,9 @@ async def test_a_trickling_post_is_cut_with_408(mode: str, caplog: pytest.LogCap
         async with http.get(open_url + "?EIO=4&transport=polling") as response:
             sid = json.loads((await response.text())[1:])["sid"]
         session = f"?EIO=4&transport=polling&sid={sid}"
-        status, elapsed, closed = await trickle(post_url + session)
+        status, elapsed, closed = await trickle_post(
+            post_url + session, "text/plain;charset=UTF-8", b"x", first=b"4", give_up=HEADER_TIMEOUT + MARGIN
+        )
         assert status == 408
         assert HEADER_TIMEOUT - 1 <= elapsed <= HEADER_TIMEOUT + MARGIN
         assert closed, "the connection of a cut request is closed"

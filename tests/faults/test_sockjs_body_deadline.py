@@ -15,10 +15,8 @@ application alike.
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import logging
 import secrets
-import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from urllib.parse import urlsplit
@@ -32,7 +30,7 @@ from rtt.listener import HEADER_TIMEOUT
 from rtt.testing import Recorder, eventually
 from rtt_sockjs import SockjsServer
 
-from .http_support import text_of
+from .http_support import text_of, trickle_post
 
 # sockjs 0.13 stores its state under string keys of the aiohttp application.
 pytestmark = [
@@ -41,8 +39,6 @@ pytestmark = [
 ]
 
 MARGIN = 5.0
-#: Seconds between two bytes of a trickling body.
-TRICKLE = 2.0
 
 
 @asynccontextmanager
@@ -78,36 +74,6 @@ async def open_session(http: aiohttp.ClientSession, base: str) -> str:
     return url
 
 
-async def trickle(url: str, endpoint: str, content_type: str) -> tuple[int | None, float, bool]:
-    """POST ``endpoint`` a byte every TRICKLE s of a 1000-byte body: (status, seconds to it, closed after)."""
-    parts = urlsplit(url)
-    reader, writer = await asyncio.open_connection(parts.hostname, parts.port)
-    start = time.monotonic()
-    try:
-        writer.write(
-            f"POST {parts.path}/{endpoint} HTTP/1.1\r\nHost: {parts.netloc}\r\n"
-            f"Content-Type: {content_type}\r\nContent-Length: 1000\r\n\r\n".encode()
-        )
-        line = b""
-        while time.monotonic() - start < HEADER_TIMEOUT + MARGIN:
-            with contextlib.suppress(TimeoutError):
-                line = await asyncio.wait_for(reader.readline(), TRICKLE)
-                break
-            with contextlib.suppress(ConnectionError):
-                writer.write(b"d" if endpoint == "jsonp_send" else b"[")
-        elapsed = time.monotonic() - start
-        if not line:
-            return None, elapsed, False
-        status = int(line.split(b" ", 2)[1])
-        async with asyncio.timeout(MARGIN):
-            with contextlib.suppress(ConnectionError):
-                while await reader.read(65536):
-                    pass
-        return status, elapsed, True
-    finally:
-        writer.close()
-
-
 @pytest.mark.parametrize("mode", ["standalone", "attached"])
 async def test_a_trickling_message_post_is_cut_with_408(mode: str, caplog: pytest.LogCaptureFixture) -> None:
     caplog.set_level(logging.DEBUG)
@@ -115,8 +81,13 @@ async def test_a_trickling_message_post_is_cut_with_408(mode: str, caplog: pytes
         rec = Recorder().listen(server, "message", "disconnect")
         url = await open_session(http, base)
         results = await asyncio.gather(
-            trickle(url, "xhr_send", "text/plain"),
-            trickle(url, "jsonp_send", "application/x-www-form-urlencoded"),
+            trickle_post(f"{url}/xhr_send", "text/plain", b"[", give_up=HEADER_TIMEOUT + MARGIN),
+            trickle_post(
+                f"{url}/jsonp_send",
+                "application/x-www-form-urlencoded",
+                b"d",
+                give_up=HEADER_TIMEOUT + MARGIN,
+            ),
         )
         for status, elapsed, closed in results:
             assert status == 408, results
