@@ -1,0 +1,390 @@
+"""rtt-picows specifics: a plain WebSocket wire, option mapping, refusals, frames the kit does not send.
+
+A `websockets` client and raw sockets against the picows server, the picows
+client against a plain `websockets` server (SPEC.md 12).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import os
+import struct
+from collections.abc import Callable
+from typing import Any
+
+import pytest
+from conftest import FreshVenv, echo_server
+from websockets.asyncio.client import connect
+from websockets.asyncio.server import ServerConnection, serve
+from websockets.exceptions import ConnectionClosed, InvalidStatus
+
+import rtt
+from rtt.testing import Recorder, eventually
+from rtt_picows import PicowsClient, PicowsServer, PicowsTransport
+
+pytestmark = pytest.mark.timeout(60)
+
+
+@pytest.fixture
+def picows() -> rtt.Transport:
+    return rtt.load("picows", reconnect={"min_delay": 0.02, "max_delay": 0.05, "jitter": 0})
+
+
+def plain(url: str, **kwargs: Any) -> Any:
+    """A plain `websockets` client: no rtt code on the client side."""
+    return connect(url, compression=None, proxy=None, **kwargs)
+
+
+UPGRADE = (
+    "GET / HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    "Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+)
+
+
+def frame(opcode: int, payload: bytes, *, fin: bool = True) -> bytes:
+    """One masked client frame (RFC 6455 5.2)."""
+    mask = os.urandom(4)
+    size = len(payload)
+    head = bytes([(0x80 if fin else 0) | opcode])
+    if size < 126:
+        head += bytes([0x80 | size])
+    elif size < 65536:
+        head += bytes([0x80 | 126]) + struct.pack("!H", size)
+    else:
+        head += bytes([0x80 | 127]) + struct.pack("!Q", size)
+    return head + mask + bytes(byte ^ mask[i % 4] for i, byte in enumerate(payload))
+
+
+async def raw_close(server: rtt.Server[Any], *frames: bytes) -> tuple[int, bytes]:
+    """Open a WebSocket by hand, send ``frames``; the server's close frame: (code, text)."""
+    reader, writer = await asyncio.open_connection(*server.address)
+    try:
+        writer.write(UPGRADE.encode())
+        async with asyncio.timeout(10):
+            head = await reader.readuntil(b"\r\n\r\n")
+            assert head.startswith(b"HTTP/1.1 101 "), head
+            writer.write(b"".join(frames))
+            while True:
+                first, second = await reader.readexactly(2)
+                size = second & 0x7F
+                if size == 126:
+                    (size,) = struct.unpack("!H", await reader.readexactly(2))
+                payload = await reader.readexactly(size)
+                if first & 0x0F == 0x8:
+                    (code,) = struct.unpack("!H", payload[:2])
+                    assert await reader.read() == b"", "the server closes the TCP connection"
+                    return code, payload[2:]
+    finally:
+        writer.close()
+
+
+async def test_plain_websocket_client_gets_plain_frames(picows: rtt.Transport) -> None:
+    async with echo_server(picows) as (server, received):
+        async with plain(server.url + "room?x=1") as conn:
+            await conn.send("text frame")
+            assert await conn.recv() == "text frame"
+            await conn.send(b"\x00\xffbinary frame")
+            assert await conn.recv() == b"\x00\xffbinary frame"
+            await conn.send("\x00b AAAA")  # nothing rtt-specific on the wire
+            assert await conn.recv() == "\x00b AAAA"
+            big = "é" * 50_000  # past picows's copy threshold for one send
+            await conn.send(big)
+            assert await conn.recv() == big
+            # A fragmented message is one message (picows hands over frames, rtt joins them).
+            await conn.send(["frag", "mented ", "ünïcode"])
+            assert await conn.recv() == "fragmented ünïcode"
+            await conn.send([b"\x01", b"\x02\x03"])
+            assert await conn.recv() == b"\x01\x02\x03"
+            (socket,) = server.sockets.values()
+            assert socket.path == "/room" and socket.query == {"x": "1"}
+            assert socket.headers.get("Host") is not None and socket.remote_address is not None
+        await eventually(lambda: not server.sockets)
+        assert received[-2:] == ["fragmented ünïcode", b"\x01\x02\x03"]
+
+
+async def test_broadcast_reaches_plain_clients_as_plain_frames(picows: rtt.Transport) -> None:
+    async with picows.server() as server, plain(server.url) as one, plain(server.url) as two:
+        await eventually(lambda: len(server.sockets) == 2)
+        for data in ("hello", b"\x00\xff", "x" * 70_000, b""):
+            assert await server.broadcast(data) == 2
+            assert [await one.recv(), await two.recv()] == [data, data]
+
+
+async def test_close_codes_seen_by_a_plain_client(picows: rtt.Transport) -> None:
+    async with echo_server(picows, max_message_size=100) as (server, _):
+        rec = Recorder().listen(server, "disconnect")
+        async with plain(server.url) as conn:
+            await eventually(lambda: server.sockets)
+            (socket_id,) = server.sockets
+            await server.disconnect(socket_id)
+            with pytest.raises(ConnectionClosed) as info:
+                await conn.recv()
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (1000, "server closed")
+        async with plain(server.url) as conn:
+            await eventually(lambda: server.sockets)
+            (socket_id,) = server.sockets
+            await server.disconnect(socket_id, code=4001, reason="logged in elsewhere")
+            with pytest.raises(ConnectionClosed) as info:
+                await conn.recv()
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (4001, "logged in elsewhere")
+        async with plain(server.url, max_size=1000) as conn:
+            await conn.send("x" * 101)  # one frame past the limit: picows's own check, its own words
+            with pytest.raises(ConnectionClosed) as info:
+                await conn.recv()
+            assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+        async with plain(server.url, max_size=1000) as conn:
+            await conn.send(["x" * 60, "x" * 60])  # small frames, one message past the limit
+            with pytest.raises(ConnectionClosed) as info:
+                await conn.recv()
+            assert info.value.rcvd is not None
+            assert (info.value.rcvd.code, info.value.rcvd.reason) == (1009, "message too big")
+        async with plain(server.url) as conn:
+            await conn.close(4000, "custom")
+        async with plain(server.url) as conn:
+            pass  # a plain client's normal close is the client closing
+        await rec.wait("disconnect", 6)
+        reasons = [reason for _, reason in rec.of("disconnect")]
+        assert reasons == [
+            rtt.CloseReason.SERVER_CLOSED,
+            rtt.CloseReason.APPLICATION,
+            rtt.CloseReason.MESSAGE_TOO_BIG,
+            rtt.CloseReason.MESSAGE_TOO_BIG,
+            rtt.CloseReason.CLIENT_CLOSED,  # an application code is a deliberate close (SPEC.md 6)
+            rtt.CloseReason.CLIENT_CLOSED,
+        ]
+
+
+async def test_frames_that_break_rfc_6455_are_protocol_errors(picows: rtt.Transport) -> None:
+    async with echo_server(picows) as (server, received):
+        rec = Recorder().listen(server, "disconnect")
+        # Invalid UTF-8 in a text frame, whole or across fragments: 1007 (SPEC.md 6.1).
+        assert await raw_close(server, frame(0x1, b"\xff\xfe")) == (1007, b"protocol error")
+        assert await raw_close(server, frame(0x1, b"\xc3", fin=False), frame(0x0, b"\x28")) == (
+            1007,
+            b"protocol error",
+        )
+        # A continuation of nothing, and a new message inside a fragmented one: 1002.
+        assert await raw_close(server, frame(0x0, b"x")) == (1002, b"protocol error")
+        assert await raw_close(server, frame(0x1, b"a", fin=False), frame(0x1, b"b")) == (
+            1002,
+            b"protocol error",
+        )
+        # A close frame with no status is answered with 1000 and ends as the client closing.
+        assert await raw_close(server, frame(0x8, b"")) == (1000, b"")
+        await rec.wait("disconnect", 5)
+        assert [reason for _, reason in rec.of("disconnect")] == [rtt.CloseReason.PROTOCOL_ERROR] * 4 + [
+            rtt.CloseReason.CLIENT_CLOSED
+        ]
+        assert received == []
+
+
+async def test_shutdown_is_1001_and_origins_are_refused_before_the_upgrade(picows: rtt.Transport) -> None:
+    async with echo_server(picows, allowed_origins=["https://app.example"]) as (server, _):
+        with pytest.raises(InvalidStatus) as info:
+            async with plain(server.url, origin="https://evil.example"):
+                pass
+        assert info.value.response.status_code == 403
+        assert b"Origin not allowed" in info.value.response.body
+        async with plain(server.url, origin="https://app.example") as conn:
+            await eventually(lambda: server.sockets)
+            await server.close()
+            with pytest.raises(ConnectionClosed) as closed:
+                await conn.recv()
+            assert closed.value.rcvd is not None
+            assert (closed.value.rcvd.code, closed.value.rcvd.reason) == (1001, "shutdown")
+
+
+async def test_refusals_carry_status_and_reason(picows: rtt.Transport) -> None:
+    async def authorize(handshake: rtt.Handshake) -> rtt.Accept | rtt.Reject | bool:
+        await asyncio.sleep(0)  # an async hook: picows itself would need the answer at once
+        who = handshake.query.get("who")
+        if who == "guest":
+            return False
+        if who == "late":
+            return rtt.Reject(429, "Too many attempts, wait a minute")
+        if who == "ünï":
+            return rtt.Reject(401, "Wer bist dü?")
+        return rtt.Accept(identity=who)
+
+    async with echo_server(picows, authorize=authorize) as (server, _):
+        for query, status, reason in (
+            ("guest", 403, "Forbidden"),
+            ("late", 429, "Too many attempts, wait a minute"),
+            ("ünï", 401, "Wer bist dü?"),
+        ):
+            with pytest.raises(rtt.RejectedError) as info:
+                await picows.client(f"{server.url}?who={query}", reconnect=False).connect()
+            assert (info.value.status, info.value.reason) == (status, reason)
+            with pytest.raises(InvalidStatus) as plain_info:
+                async with plain(f"{server.url}?who={query}"):
+                    pass
+            assert plain_info.value.response.status_code == status
+            assert plain_info.value.response.body == f"{reason}\n".encode()
+        assert server.stats.rejected == 6 and not server.sockets
+        async with picows.client(f"{server.url}?who=ann") as client:
+            await client.send("hi")
+            assert await client.recv() == "hi"
+            (socket,) = server.sockets.values()
+            assert socket.identity == "ann"
+
+
+async def test_rtt_client_talks_to_a_plain_websockets_server(picows: rtt.Transport) -> None:
+    async def handler(conn: ServerConnection) -> None:
+        async for message in conn:
+            await conn.send(message)
+        await conn.close()
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as plain_server:
+        port = next(iter(plain_server.sockets)).getsockname()[1]
+        async with picows.client(f"ws://127.0.0.1:{port}/") as client:
+            await client.send("hi")
+            await client.send(b"\x01")
+            assert [await client.recv(), await client.recv()] == ["hi", b"\x01"]
+
+
+async def test_rtt_client_reads_closes_and_limits_of_a_plain_server(picows: rtt.Transport) -> None:
+    # Any server may send an application code; its text is passed on as it came (SPEC.md 6.3).
+    async def handler(conn: ServerConnection) -> None:
+        message = await conn.recv()
+        if message == "big":
+            await conn.send(["x" * 80, "x" * 80])  # fragments, one message past the client's limit
+            await conn.wait_closed()
+        elif message == "shutdown":
+            await conn.close(1012)
+        else:
+            await conn.close(4002, "bye\tnow")
+
+    async with serve(handler, "127.0.0.1", 0, compression=None) as plain_server:
+        url = f"ws://127.0.0.1:{next(iter(plain_server.sockets)).getsockname()[1]}/"
+        client = picows.client(url, reconnect={"retry_codes": [4003]})
+        async with client:
+            await client.send("hi")
+            assert await client.wait_closed() is rtt.CloseReason.APPLICATION
+            assert (client.close_code, client.close_text) == (4002, "bye\tnow")
+            with pytest.raises(rtt.ConnectionClosed) as info:
+                await client.recv()
+            assert (info.value.code, info.value.text) == (4002, "bye\tnow")
+        client = picows.client(url, max_message_size=100, reconnect=False)
+        async with client:
+            await client.send("big")
+            assert await client.wait_closed() is rtt.CloseReason.MESSAGE_TOO_BIG
+        client = picows.client(url, reconnect=False)
+        async with client:
+            await client.send("shutdown")
+            assert await client.wait_closed() is rtt.CloseReason.SHUTDOWN
+
+
+async def test_client_only_accepts_ws_urls(picows: rtt.Transport) -> None:
+    with pytest.raises(rtt.ConfigError, match="ws:// or wss://"):
+        picows.client("http://127.0.0.1:1/")
+    with pytest.raises(rtt.ConnectError, match=r"cannot connect|refused"):
+        await picows.client("ws://127.0.0.1:1/", reconnect=False).connect()
+
+
+async def test_client_of_a_server_that_is_no_websocket(picows: rtt.Transport) -> None:
+    async def answer(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        await reader.readuntil(b"\r\n\r\n")
+        writer.write(b"HTTP/1.1 302 Found\r\nLocation: /else\r\nContent-Length: 0\r\n\r\n")
+        await writer.drain()
+        writer.close()
+
+    listener = await asyncio.start_server(answer, "127.0.0.1", 0)
+    async with listener:
+        port = listener.sockets[0].getsockname()[1]
+        with pytest.raises(rtt.ConnectError) as info:
+            await picows.client(f"ws://127.0.0.1:{port}/", reconnect=False).connect()
+        assert not isinstance(info.value, rtt.RejectedError)
+
+
+def test_picows_options_are_mapped() -> None:
+    server = rtt.load("picows", max_message_size=10).server()
+    assert isinstance(server, PicowsServer) and server.options.max_message_size == 10
+    assert isinstance(rtt.load("picows"), PicowsTransport)
+    assert rtt.load("picows").capabilities.binary
+    with pytest.raises(rtt.OptionError):
+        rtt.load("picows").client("ws://127.0.0.1:1/", assets_path="/x/")
+
+
+async def test_a_burst_to_a_stalled_client_stays_bounded(picows: rtt.Transport) -> None:
+    """Sends that never yield to the loop still cannot grow a socket's buffer past the limit."""
+    limit, chunk = 256 * 1024, b"\xab" * 65536
+    async with picows.server(outbound_limit=limit, max_message_size=len(chunk)) as server:
+        rec = Recorder().listen(server, "disconnect")
+        client = picows.client(server.url, max_message_size=len(chunk), reconnect=False)
+        await client.connect()
+        await eventually(lambda: server.sockets)
+        assert isinstance(client, PicowsClient)
+        client.pause_reading()
+        ((socket_id, conn),) = server._conns.items()
+        peak = 0
+        try:
+            for _ in range(2000):  # 128 MiB at most, far past any kernel buffer
+                await server.send(socket_id, chunk)
+                peak = max(peak, conn.ws.underlying_transport.get_write_buffer_size())
+        except rtt.UnknownSocketError:
+            pass
+        else:
+            pytest.fail("a client that never reads was not disconnected")
+        assert peak <= limit + len(chunk)
+        ((_, reason),) = await rec.wait("disconnect")
+        assert reason is rtt.CloseReason.SLOW_CONSUMER
+        await client.close()
+
+
+async def test_a_broadcast_burst_drops_only_the_stalled_client(picows: rtt.Transport) -> None:
+    limit, chunk = 256 * 1024, b"\xcd" * 65536
+    async with picows.server(outbound_limit=limit, max_message_size=len(chunk)) as server:
+        rec = Recorder().listen(server, "disconnect")
+        stalled = picows.client(server.url, max_message_size=len(chunk), reconnect=False)
+        await stalled.connect()
+        async with plain(server.url, max_size=len(chunk)) as reader:
+            await eventually(lambda: len(server.sockets) == 2)
+            stalled.pause_reading()
+            sent = 0
+            while len(server.sockets) == 2 and sent < 2000:
+                await server.broadcast(chunk)
+                sent += 1
+                assert await reader.recv() == chunk  # the reading client keeps up
+            ((_, reason),) = await rec.wait("disconnect")
+            assert reason is rtt.CloseReason.SLOW_CONSUMER and len(server.sockets) == 1
+        await stalled.close()
+
+
+async def test_reuse_port_lets_two_servers_share_a_port(picows: rtt.Transport) -> None:
+    """SPEC.md 7.1: with reuse_port both processes' listeners take connections on one port."""
+    async with (
+        picows.server(reuse_port=True) as first,
+        picows.server(port=first.address[1], reuse_port=True) as second,
+    ):
+        assert first.url == second.url
+        clients = []
+        try:
+            async with asyncio.timeout(20):
+                while not (first.sockets and second.sockets):
+                    client = picows.client(first.url, reconnect=False)
+                    await client.connect()
+                    clients.append(client)
+                    await eventually(lambda: len(first.sockets) + len(second.sockets) == len(clients))
+        finally:
+            for client in clients:
+                await client.close()
+
+
+async def test_ipv6_url(picows: rtt.Transport) -> None:
+    async with picows.server(host="::1") as server:
+        assert server.url == f"ws://[::1]:{server.address[1]}/"
+        async with picows.client(server.url) as client:
+            await client.send("v6")
+            await eventually(lambda: server.sockets)
+
+
+@pytest.mark.timeout(600)
+def test_fresh_virtualenv_install(fresh_venv: Callable[..., FreshVenv]) -> None:
+    """`pip install packages/rtt-core packages/rtt-picows` pulls in picows and its own dependencies only."""
+    venv = fresh_venv("packages/rtt-core", "packages/rtt-picows")
+    assert {"rtt-core", "rtt-picows", "picows"} <= venv.distributions()
+    assert not venv.distributions() & {"websockets", "aiohttp", "rtt-ws"}
+    out = venv.run("import rtt; print(rtt.load('picows').name, [i.name for i in rtt.available()])")
+    assert out == "picows ['picows']\n"
