@@ -264,7 +264,7 @@ var rtt = (() => {
 
   /**
    * The server refused the handshake with an HTTP status. A native WebSocket cannot see
-   * the status, so the ws adapter reports a plain ConnectError instead; transports over
+   * the status, so the plain WebSocket adapter reports a plain ConnectError instead; transports over
    * HTTP can tell.
    */
   class RejectedError extends ConnectError {
