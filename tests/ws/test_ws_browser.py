@@ -17,10 +17,13 @@ import conftest
 import pytest
 from browser_support import (
     FAST_RECONNECT,
+    RETRY_4503,
     WAIT_MS,
     BrowserClient,
     Message,
     Pages,
+    check_application_close_is_final,
+    check_retry_codes_reconnect,
     from_js,
     messages,
     summary,
@@ -259,54 +262,16 @@ async def test_application_close_reaches_the_page_and_is_final(pages: Pages) -> 
     async with echo_server() as (server, _):
         page = await pages.classic(server)
         await pages.connect(page, server.url, {"reconnect": FAST_RECONNECT})
-        # What the page sees while its close handler runs, not only afterwards.
-        await page.evaluate(
-            "client.on('close', () => { window.atClose = [client.closeCode, client.closeText]; })"
-        )
-        await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
-        await server.disconnect(next(iter(server.sockets)), code=4001, reason="logged in elsewhere")
-        await wait_for_event(page, "close")
-        await asyncio.sleep(0.3)  # longer than a reconnect delay: nothing else may happen
-        assert await page.evaluate(
-            "[log, client.state, client.closeReason, client.closeCode, client.closeText, atClose]"
-        ) == [
-            [["open"], ["close", "application"]],
-            "closed",
-            "application",
-            4001,
-            "logged in elsewhere",
-            [4001, "logged in elsewhere"],
-        ]
-        assert not server.sockets
+        await check_application_close_is_final(page, server)
+    assert pages.rtt_errors() == []
 
 
 async def test_application_close_in_retry_codes_reconnects(pages: Pages) -> None:  # SPEC 6.3, 7
     async with echo_server() as (server, received):
         page = await pages.classic(server)
-        await pages.connect(page, server.url, {"reconnect": {**FAST_RECONNECT, "retryCodes": [4503]}})
-        await eventually(lambda: len(server.sockets) == 1, what="the page's socket")
-        first = next(iter(server.sockets))
-        await server.disconnect(first, code=4503, reason="come back later")
-        await wait_for_event(page, "reconnected")
-        assert await page.evaluate("[client.state, client.closeCode, client.closeText]") == [
-            "open",
-            4503,
-            "come back later",
-        ]
-        assert summary(await page.evaluate("log")) == "open close:application reconnecting open reconnected"
-        await eventually(lambda: len(server.sockets) == 1, what="the reconnected socket")
-        (second,) = server.sockets
-        assert second != first
-        await page.evaluate("client.send('back')")
-        await eventually(lambda: received == ["back"], what="a message over the new connection")
-        # A code not in retryCodes is final.
-        await server.disconnect(second, code=4001, reason="not this one")
-        await page.wait_for_function("client.state === 'closed'", timeout=WAIT_MS)
-        assert await page.evaluate("[client.closeReason, client.closeCode, client.closeText]") == [
-            "application",
-            4001,
-            "not this one",
-        ]
+        await pages.connect(page, server.url, RETRY_4503)
+        await check_retry_codes_reconnect(page, server, received, (4001, "not this one"))
+    assert pages.rtt_errors() == []
 
 
 async def test_plain_websocket_sees_the_application_close(pages: Pages) -> None:
