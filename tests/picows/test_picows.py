@@ -9,7 +9,10 @@ from __future__ import annotations
 import asyncio
 import os
 import struct
+import urllib.error
+import urllib.request
 from collections.abc import Callable
+from email.message import Message
 from typing import Any
 
 import pytest
@@ -298,7 +301,41 @@ async def test_client_of_a_server_that_is_no_websocket(picows: rtt.Transport) ->
         assert not isinstance(info.value, rtt.RejectedError)
 
 
+def fetch(url: str) -> tuple[int, Message | None, bytes]:
+    try:
+        with urllib.request.urlopen(url, timeout=5) as response:
+            return response.status, response.headers, response.read()
+    except urllib.error.HTTPError as exc:
+        return exc.code, None, b""
+
+
+async def test_browser_assets_are_served_and_nothing_else(picows: rtt.Transport) -> None:
+    assets = picows.browser_assets()
+    assert set(assets) == {"rtt-client.js", "rtt-client.mjs", "rtt-picows.js", "rtt-picows.mjs"}
+    assert picows.capabilities.browser_client
+    async with picows.server() as server:
+        base = server.url.replace("ws://", "http://")
+        for name, file in assets.items():
+            status, headers, body = await asyncio.to_thread(fetch, f"{base}rtt/{name}")
+            assert status == 200 and headers is not None
+            assert headers["Content-Type"] == "text/javascript; charset=utf-8"
+            assert headers["Access-Control-Allow-Origin"] == "*"
+            assert headers["Connection"] == "close"
+            assert body == file.read_bytes()
+        for path in ("rtt/nope.js", "rtt/../pyproject.toml", "rtt/", "rtt/%2e%2e/x"):
+            assert (await asyncio.to_thread(fetch, base + path))[0] == 404
+        assert (await asyncio.to_thread(fetch, base + "elsewhere"))[0] == 426  # WebSocket only
+    async with picows.server(assets_path="/static/rtt/") as server:
+        base = server.url.replace("ws://", "http://")
+        assert (await asyncio.to_thread(fetch, base + "static/rtt/rtt-picows.js"))[0] == 200
+    async with picows.server(assets_path=None) as server:
+        base = server.url.replace("ws://", "http://")
+        assert (await asyncio.to_thread(fetch, base + "rtt/rtt-picows.js"))[0] == 426
+
+
 def test_picows_options_are_mapped() -> None:
+    with pytest.raises(rtt.OptionError, match="assets_path must be None or a path"):
+        rtt.load("picows", assets_path="rtt")
     server = rtt.load("picows", max_message_size=10).server()
     assert isinstance(server, PicowsServer) and server.options.max_message_size == 10
     assert isinstance(rtt.load("picows"), PicowsTransport)

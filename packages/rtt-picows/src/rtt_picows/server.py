@@ -44,6 +44,7 @@ from rtt import (
     Server,
     Socket,
 )
+from rtt.assets import asset_headers, read_asset
 from rtt.listener import HEADER_TIMEOUT, quiet_accept_errors
 
 from ._frames import Assembler, Violation, close_reason, code_of, reply_code, violation_text, wire_code
@@ -270,21 +271,28 @@ class _Upgrade(asyncio.Protocol):
         phrase: str | None = None,
         raw: bool = False,
     ) -> None:
-        """Answer the request and close the connection; ``raw`` sends ``text`` as the whole body."""
+        """Answer the request with plain text; ``raw`` sends ``text`` as the whole body."""
+        body = (text if raw else f"{_FAILED}{text}\n").encode()
+        self._write(status, {"Content-Type": "text/plain; charset=utf-8", **(headers or {})}, body, phrase)
+
+    def _write(self, status: int, headers: dict[str, str], body: bytes, phrase: str | None = None) -> None:
+        """Write one response and close the connection: one response per connection, no keep-alive."""
         transport = self.transport
         assert transport is not None
-        body = (text if raw else f"{_FAILED}{text}\n").encode()
         lines = [f"HTTP/1.1 {status} {phrase or HTTPStatus(status).phrase}"]
-        for name, value in {
-            "Content-Type": "text/plain; charset=utf-8",
-            **(headers or {}),
-            "Content-Length": str(len(body)),
-            "Connection": "close",
-        }.items():
+        for name, value in {**headers, "Content-Length": str(len(body)), "Connection": "close"}.items():
             lines.append(f"{name}: {value}")
         transport.write("\r\n".join(lines).encode("latin-1") + b"\r\n\r\n" + body)
         transport.close()
         self._done()
+
+    def _asset(self, name: str) -> None:
+        found = read_asset(self.server.transport.browser_assets(), name)
+        if found is None:
+            self._write(HTTPStatus.NOT_FOUND, {}, b"")
+            return
+        content_type, body = found
+        self._write(HTTPStatus.OK, asset_headers(content_type), body)
 
     async def _handle(self, head: bytes) -> None:
         transport = self.transport
@@ -299,6 +307,19 @@ class _Upgrade(asyncio.Protocol):
             self._respond(*refused)
             return
         parts = urlsplit(target)
+        assets_path = self.server.options.assets_path
+        if (
+            assets_path is not None
+            and request.method == "GET"
+            and not _upgrade_to_websocket(Headers(pairs))
+            and parts.path.startswith(assets_path)
+        ):
+            self._asset(parts.path[len(assets_path) :])
+            return
+        refused = _check_upgrade(request)
+        if refused is not None:
+            self._respond(*refused)
+            return
         peer = transport.get_extra_info("peername")
         handshake = Handshake(
             headers=Headers(pairs),
@@ -378,8 +399,8 @@ def _parse(head: bytes) -> _Request | _Refusal:
 
 
 def _check(request: _Request) -> _Refusal | None:
-    """Refuse what HTTP or RFC 6455 (4.2.1) does not allow as a WebSocket upgrade; None if it is one."""
-    target, method, version = request.target, request.method, request.version
+    """Refuse what HTTP or RFC 6455 does not allow in any request, before anything else runs."""
+    target = request.target
     headers = Headers(request.headers)
     # RFC 9112 3.2: a request-target is visible ASCII.
     if not target or not all("!" <= char <= "~" for char in target):
@@ -393,15 +414,27 @@ def _check(request: _Request) -> _Refusal | None:
             f"unsupported WebSocket version, use {_WS_VERSION}.",
             {"Sec-WebSocket-Version": _WS_VERSION},
         )
+    return None
+
+
+def _upgrade_to_websocket(headers: Headers) -> bool:
+    """Whether a request asks for a WebSocket (``Upgrade: websocket``)."""
+    return "websocket" in [token.strip().lower() for token in ",".join(headers.get_all("Upgrade")).split(",")]
+
+
+def _check_upgrade(request: _Request) -> _Refusal | None:
+    """Refuse what is no WebSocket upgrade (RFC 6455 4.2.1); None for one picows will accept."""
+    method, version = request.method, request.version
+    headers = Headers(request.headers)
+    versions = headers.get_all("Sec-WebSocket-Version")
     if method != "GET":
         return HTTPStatus.METHOD_NOT_ALLOWED, "only GET opens a WebSocket.", {"Allow": "GET"}
     if version != "HTTP/1.1":
         return HTTPStatus.HTTP_VERSION_NOT_SUPPORTED, "a WebSocket needs HTTP/1.1."
     if headers.get("Transfer-Encoding") is not None or headers.get("Content-Length", "0") != "0":
         return HTTPStatus.BAD_REQUEST, "not a valid HTTP request."
-    upgrade = [token.strip().lower() for token in ",".join(headers.get_all("Upgrade")).split(",")]
     connection = [token.strip().lower() for token in ",".join(headers.get_all("Connection")).split(",")]
-    if "websocket" not in upgrade or "upgrade" not in connection:
+    if not _upgrade_to_websocket(headers) or "upgrade" not in connection:
         return HTTPStatus.UPGRADE_REQUIRED, "expected a WebSocket upgrade.", {"Upgrade": "websocket"}
     if not versions:
         return HTTPStatus.BAD_REQUEST, "missing Sec-WebSocket-Version header."
@@ -416,7 +449,11 @@ def _check(request: _Request) -> _Refusal | None:
 
 
 class PicowsServer(Server[_Conn]):
-    """A server at ``ws://host:port/``; any path is accepted and reported in ``socket.path``."""
+    """A server at ``ws://host:port/``; any path is accepted and reported in ``socket.path``.
+
+    Plain HTTP GETs under ``assets_path`` (default ``/rtt/``) get the browser
+    client files, so a page can load exactly the code that talks to this server.
+    """
 
     options: PicowsServerOptions
     # The asyncio transport pauses writing past outbound_limit, so rtt hears of a slow
