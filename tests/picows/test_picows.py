@@ -174,10 +174,15 @@ async def test_frames_that_break_rfc_6455_are_protocol_errors(picows: rtt.Transp
             1002,
             b"protocol error",
         )
+        # A reserved bit without an extension (RFC 6455 5.2), which picows itself lets through.
+        assert await raw_close(server, bytes([0xC1]) + frame(0x1, b"x")[1:]) == (1002, b"protocol error")
+        # What picows's parser refuses gets the right code, in picows's own words.
+        assert (await raw_close(server, b"\x81\x02hi"))[0] == 1002  # an unmasked client frame
+        assert (await raw_close(server, frame(0x3, b"x")))[0] == 1002  # a reserved opcode
         # A close frame with no status is answered with 1000 and ends as the client closing.
         assert await raw_close(server, frame(0x8, b"")) == (1000, b"")
         await rec.wait("disconnect", 5)
-        assert [reason for _, reason in rec.of("disconnect")] == [rtt.CloseReason.PROTOCOL_ERROR] * 4 + [
+        assert [reason for _, reason in rec.of("disconnect")] == [rtt.CloseReason.PROTOCOL_ERROR] * 7 + [
             rtt.CloseReason.CLIENT_CLOSED
         ]
         assert received == []

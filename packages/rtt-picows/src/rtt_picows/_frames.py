@@ -66,6 +66,10 @@ class Assembler:
 
         Control frames are the caller's; this takes TEXT, BINARY and CONTINUATION.
         """
+        if frame.rsv1 or frame.rsv2 or frame.rsv3:
+            # RFC 6455 5.2: no extension is negotiated, so a reserved bit fails the connection;
+            # picows passes such frames on.
+            raise Violation(PROTOCOL_ERROR)
         kind = frame.msg_type
         if kind is WSMsgType.CONTINUATION:
             parts = self._parts
