@@ -430,3 +430,58 @@ def test_fresh_virtualenv_install(fresh_venv: Callable[..., FreshVenv]) -> None:
     assert not venv.distributions() & {"websockets", "aiohttp", "rtt-ws"}
     out = venv.run("import rtt; print(rtt.load('picows').name, [i.name for i in rtt.available()])")
     assert out == "picows ['picows']\n"
+
+
+async def test_a_waiting_handler_pushes_back_on_its_socket_only(picows: rtt.Transport) -> None:
+    """Messages wait behind a handler that awaits; past 16 the socket is no longer read (SPEC.md 5.3)."""
+    gate = asyncio.Event()
+    seen: list[tuple[str, str | bytes]] = []
+    async with picows.server() as server:
+
+        @server.on("message")
+        async def handle(socket: rtt.Socket, data: str | bytes) -> None:
+            if data == "hold":
+                await gate.wait()  # a real wait: the report goes on in a task
+            elif data == "yield":
+                await asyncio.sleep(0)  # a bare yield to the loop
+            seen.append((socket.id, data))
+
+        async with plain(server.url) as slow, plain(server.url) as other:
+            await eventually(lambda: len(server.sockets) == 2)
+            await slow.send("hold")
+            for i in range(100):
+                await slow.send(f"m{i}")
+            await eventually(lambda: any(conn.paused for conn in server._conns.values()))
+            await other.send("yield")
+            await other.send("free")
+            await eventually(lambda: [data for _, data in seen] == ["yield", "free"])
+            gate.set()
+            await eventually(lambda: len(seen) == 103)
+            slow_id = next(sid for sid, data in seen if data == "hold")
+            assert [data for sid, data in seen if sid == slow_id] == ["hold"] + [f"m{i}" for i in range(100)]
+            assert not any(conn.paused for conn in server._conns.values())
+
+
+async def test_shutdown_cancels_a_handler_that_never_returns(picows: rtt.Transport) -> None:
+    started = asyncio.Event()
+    cancelled = asyncio.Event()
+    server = picows.server(close_timeout=0.5)
+    rec = Recorder().listen(server, "disconnect")
+
+    @server.on("message")
+    async def stuck(socket: rtt.Socket, data: str | bytes) -> None:
+        started.set()
+        try:
+            await asyncio.Event().wait()
+        except asyncio.CancelledError:
+            cancelled.set()
+            raise
+
+    await server.start()
+    async with plain(server.url) as conn:
+        await conn.send("never answered")
+        await started.wait()
+        await server.close()
+        assert cancelled.is_set()
+        ((_, reason),) = await rec.wait("disconnect")
+        assert reason is rtt.CloseReason.SHUTDOWN

@@ -23,8 +23,9 @@ import asyncio
 import base64
 import binascii
 import collections
+import contextvars
 import logging
-from collections.abc import Callable
+from collections.abc import Callable, Coroutine
 from dataclasses import dataclass
 from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
@@ -91,9 +92,11 @@ class _Conn(WSListener):
     """One WebSocket connection: picows's listener, and the ``C`` of ``Server[C]``.
 
     picows calls it synchronously for each frame; the messages wait in
-    :attr:`queue` for one task that reports them to rtt in order, so a handler
-    that awaits delays only its own socket, and the socket stops being read
-    once :data:`_QUEUE` messages wait.
+    :attr:`queue` and are reported to rtt in order (:meth:`_report`), so a
+    handler that awaits delays only its own socket, and the socket stops being
+    read once :data:`_QUEUE` messages wait. The report starts at once, inside
+    picows's callback, and becomes a task only if a handler really waits
+    (:func:`_go_on`): most messages cost no task and no turn of the loop.
     """
 
     __slots__ = (
@@ -105,9 +108,9 @@ class _Conn(WSListener):
         "ping_at",
         "pinged",
         "queue",
+        "reporting",
         "server",
         "socket",
-        "task",
         "ws",
     )
 
@@ -119,7 +122,7 @@ class _Conn(WSListener):
         self.ws: WSTransport = None  # type: ignore[assignment]  # set by on_ws_connected, before anything else
         self.assembler = Assembler(server.options.max_message_size)
         self.queue: collections.deque[object] = collections.deque()
-        self.task: asyncio.Task[None] | None = None
+        self.reporting = False
         self.paused = False
         self.dead = False
         self.ping_at: float | None = None
@@ -175,8 +178,16 @@ class _Conn(WSListener):
 
     def _push(self, item: object) -> None:
         self.queue.append(item)
-        if self.task is None:
-            self.task = self.server._spawn(self._report())
+        if not self.reporting:
+            self.reporting = True
+            # Each report runs in its own copy of the context, as a task would.
+            context = contextvars.copy_context()
+            report = self._report()
+            try:
+                waiting = context.run(report.send, None)
+            except StopIteration:
+                return
+            self.server._spawn(_go_on(context, report, waiting))
         elif len(self.queue) >= _QUEUE and not self.paused and not self.dead:
             self.paused = True
             self.ws.underlying_transport.pause_reading()
@@ -202,7 +213,37 @@ class _Conn(WSListener):
                     assert self.socket is not None
                     await server._received(self.socket, item)  # type: ignore[arg-type]
         finally:
-            self.task = None
+            self.reporting = False
+
+
+async def _go_on(context: contextvars.Context, coro: Coroutine[Any, Any, None], waiting: Any) -> None:
+    """Run the rest of ``coro``, whose first step ran outside any task and stopped at ``waiting``.
+
+    What ``asyncio.Task`` does for a coroutine (Python 3.12's eager tasks do
+    the same for their first step): ``waiting`` is the future the coroutine
+    waits for (``None`` for a bare yield, ``asyncio.sleep(0)``); once it is
+    done the coroutine goes on, and reads its result or exception itself. A
+    cancellation of this task is passed on to the coroutine where it waits.
+    """
+    while True:
+        try:
+            if waiting is None:
+                await asyncio.sleep(0)
+            else:
+                waiting._asyncio_future_blocking = False
+                await asyncio.wait((waiting,))
+        except asyncio.CancelledError:
+            if waiting is not None:
+                waiting.cancel()
+            try:
+                waiting = context.run(coro.throw, asyncio.CancelledError())
+            except StopIteration:
+                return
+            continue
+        try:
+            waiting = context.run(coro.send, None)
+        except StopIteration:
+            return
 
 
 class _Upgrade(asyncio.Protocol):
