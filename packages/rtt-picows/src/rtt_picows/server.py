@@ -64,7 +64,7 @@ _MAX_HEAD: Final = 16000
 _MAX_HEADERS: Final = 128
 _QUEUE: Final = 16
 """Messages a connection may have waiting for its handlers before its socket is no longer read."""
-_READ_BUFFER: Final = 4096
+_READ_BUFFER: Final = 1024
 """picows's first read buffer per connection (it doubles as frames need): its default 16 KiB is most
 of an idle connection's memory."""
 _FAILED: Final = "Failed to open a WebSocket connection: "
@@ -91,8 +91,8 @@ _LOG = _PicowsLog(logging.getLogger("picows.server"), {})
 class _Conn(WSListener):
     """One WebSocket connection: picows's listener, and the ``C`` of ``Server[C]``.
 
-    picows calls it synchronously for each frame; the messages wait in
-    :attr:`queue` and are reported to rtt in order (:meth:`_report`), so a
+    picows calls it synchronously for each frame; messages that come while
+    one is being handled wait in :attr:`queue` and are reported to rtt in order (:meth:`_report`), so a
     handler that awaits delays only its own socket, and the socket stops being
     read once :data:`_QUEUE` messages wait. The report starts at once, inside
     picows's callback, and becomes a task only if a handler really waits
@@ -121,7 +121,7 @@ class _Conn(WSListener):
         self.socket: Socket | None = None
         self.ws: WSTransport = None  # type: ignore[assignment]  # set by on_ws_connected, before anything else
         self.assembler = Assembler(server.options.max_message_size)
-        self.queue: collections.deque[object] = collections.deque()
+        self.queue: collections.deque[object] | None = None
         self.reporting = False
         self.paused = False
         self.dead = False
@@ -177,31 +177,31 @@ class _Conn(WSListener):
     # -- Reporting to rtt, in order ---------------------------------------------
 
     def _push(self, item: object) -> None:
-        self.queue.append(item)
-        if not self.reporting:
-            self.reporting = True
-            # Each report runs in its own copy of the context, as a task would.
-            context = contextvars.copy_context()
-            report = self._report()
-            try:
-                waiting = context.run(report.send, None)
-            except StopIteration:
-                return
-            self.server._spawn(_go_on(context, report, waiting))
-        elif len(self.queue) >= _QUEUE and not self.paused and not self.dead:
-            self.paused = True
-            self.ws.underlying_transport.pause_reading()
-
-    async def _report(self) -> None:
-        server = self.server
-        queue = self.queue
+        if self.reporting:
+            queue = self.queue
+            if queue is None:
+                # Only for a socket whose handler waits: an idle connection holds no queue.
+                queue = self.queue = collections.deque()
+            queue.append(item)
+            if len(queue) >= _QUEUE and not self.paused and not self.dead:
+                self.paused = True
+                self.ws.underlying_transport.pause_reading()
+            return
+        self.reporting = True
+        # Each report runs in its own copy of the context, as a task would.
+        context = contextvars.copy_context()
+        report = self._report(item)
         try:
-            while queue:
-                item = queue.popleft()
-                if self.paused and len(queue) < _QUEUE // 2:
-                    self.paused = False
-                    if not self.ws.is_disconnected:
-                        self.ws.underlying_transport.resume_reading()
+            waiting = context.run(report.send, None)
+        except StopIteration:
+            return
+        self.server._spawn(_go_on(context, report, waiting))
+
+    async def _report(self, item: object) -> None:
+        """Report ``item``, then whatever was queued meanwhile, in order."""
+        server = self.server
+        try:
+            while True:
                 if item is self:
                     assert self.handshake is not None
                     self.socket = await server._opened(self, self.handshake, self.identity)
@@ -212,6 +212,14 @@ class _Conn(WSListener):
                 else:
                     assert self.socket is not None
                     await server._received(self.socket, item)  # type: ignore[arg-type]
+                queue = self.queue
+                if not queue:
+                    return
+                item = queue.popleft()
+                if self.paused and len(queue) < _QUEUE // 2:
+                    self.paused = False
+                    if not self.ws.is_disconnected:
+                        self.ws.underlying_transport.resume_reading()
         finally:
             self.reporting = False
 
