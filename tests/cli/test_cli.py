@@ -29,7 +29,7 @@ if TYPE_CHECKING:
     from conftest import FreshVenv
 
 #: Every transport with a Python client and a browser client, which rtt serve is for.
-TRANSPORTS = ["ws", "engineio", "sockjs"]
+TRANSPORTS = ["ws", "picows", "engineio", "sockjs"]
 
 
 def fetch(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
@@ -388,7 +388,7 @@ def test_check_mock_passes() -> None:
     result = run("check", "mock")
     assert result.status == 0, result.out + result.err
     assert (
-        "rtt: mock (rtt-mock 0.1.0) passes the conformance kit: 42 passed, 0 failed, 0 skipped" in result.out
+        "rtt: mock (rtt-mock 0.1.0) passes the conformance kit: 43 passed, 0 failed, 0 skipped" in result.out
     )
 
 
@@ -513,7 +513,7 @@ def test_check_a_transport_without_a_python_client_is_not_a_pass(tmp_path: Path)
     assert result.status == 1
     assert result.err.strip() == (
         "rtt: serveronly (rtt-faulty 0.1.0) was not checked: every case was skipped "
-        "(0 passed, 0 failed, 42 skipped)"
+        "(0 passed, 0 failed, 43 skipped)"
     )
 
 

@@ -61,7 +61,7 @@ async def lines(page: Page) -> list[list[str]]:
     return result
 
 
-@pytest.mark.parametrize("name", ["ws", "engineio", "sockjs"])
+@pytest.mark.parametrize("name", ["ws", "picows", "engineio", "sockjs"])
 async def test_two_pages_chat(browser: Browser, name: str) -> None:
     console: list[tuple[str, str]] = []
     async with new_context(browser) as context:
@@ -126,7 +126,7 @@ def redis_url(tmp_path: Path) -> Iterator[str]:
         server.stop()
 
 
-@pytest.mark.parametrize("name", ["ws", "engineio", "sockjs"])
+@pytest.mark.parametrize("name", ["ws", "picows", "engineio", "sockjs"])
 async def test_two_pages_chat_on_four_workers(browser: Browser, name: str, redis_url: str) -> None:
     """The README's scale-out demo: one port, four worker processes, one chat (SPEC.md 13, 16.2).
 

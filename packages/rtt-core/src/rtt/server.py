@@ -15,6 +15,7 @@ import contextlib
 import inspect
 import logging
 import secrets
+import sys
 import time
 from collections.abc import Callable, Coroutine, Iterable, Mapping
 from dataclasses import dataclass, field
@@ -921,8 +922,13 @@ class Server(abc.ABC, Generic[C]):
             )
         return await fetch_unix(self._relay_socket, request)
 
-    def _spawn(self, coro: Coroutine[Any, Any, Any]) -> asyncio.Task[Any]:
-        task = asyncio.get_running_loop().create_task(coro)
+    def _spawn(self, coro: Coroutine[Any, Any, Any], *, eager: bool = False) -> asyncio.Task[Any]:
+        loop = asyncio.get_running_loop()
+        if eager and _EAGER_TASKS:
+            # Runs the coroutine at once, up to its first real wait, still as a task (3.12+).
+            task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+        else:
+            task = loop.create_task(coro)
         self._tasks.add(task)
         task.add_done_callback(self._task_done)
         return task
@@ -939,6 +945,9 @@ class Server(abc.ABC, Generic[C]):
             task.cancel()
         if tasks:
             await asyncio.gather(*tasks, return_exceptions=True)
+
+
+_EAGER_TASKS = sys.version_info >= (3, 12)
 
 
 def _cancelling() -> bool:

@@ -278,6 +278,27 @@ class ServerTests(Kit):
         assert await client.recv() == "whole 🚀", "a refused message is not sent and ends nothing"
 
     @case()
+    async def test_handlers_run_in_a_task(self) -> None:  # SPEC 3.5, 10
+        # What asyncio promises a coroutine: a current task, so asyncio.timeout() works (a broker
+        # publish uses it). A plugin that drives handlers outside a task breaks them.
+        server = await self.server()
+        seen: list[tuple[str, bool]] = []
+
+        async def check(event: str) -> None:
+            async with asyncio.timeout(5):
+                await asyncio.sleep(0)
+            seen.append((event, asyncio.current_task() is not None))
+
+        server.on("connect", lambda socket: check("connect"))
+        server.on("message", lambda socket, data: check("message"))
+        server.on("disconnect", lambda socket, reason: check("disconnect"))
+        client = await self.connected(server)
+        await client.send("x")
+        await client.close()
+        await eventually(lambda: len(seen) == 3, what="the three handlers")
+        assert seen == [("connect", True), ("message", True), ("disconnect", True)]
+
+    @case()
     async def test_broadcast_with_exclude(self) -> None:  # SPEC 3.6
         server = await self.server()
         clients = [await self.connected(server) for _ in range(3)]
