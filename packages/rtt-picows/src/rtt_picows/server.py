@@ -470,9 +470,10 @@ class PicowsServer(Server[_Conn]):
     """
 
     options: PicowsServerOptions
-    # The asyncio transport pauses writing past outbound_limit, so rtt hears of a slow
-    # consumer without polling every socket.
-    _reports_slow_consumers = True
+    # Not True, although pause_writing reports most slow consumers: picows writes with the
+    # transport's writelines(), which on Python 3.12 and 3.13 (sendmsg) buffers without calling
+    # pause_writing, so the core also reads each written socket's buffer size after a send.
+    _reports_slow_consumers = False
 
     def __init__(
         self, transport: PicowsTransport, options: PicowsServerOptions, host: str, port: int
