@@ -198,7 +198,9 @@ class ConnectionClosed(TransportError):
     @classmethod
     def of(cls, close: Close, detail: str = "") -> ConnectionClosed:
         """The error for a received close; an application close keeps its code and text."""
-        if close.reason.value == "application":
+        from .events import CloseReason  # events imports this module
+
+        if close.reason is CloseReason.APPLICATION:
             return cls(close.reason, detail, code=close.code, text=close.text)
         return cls(close.reason, detail)
 

@@ -255,8 +255,8 @@ class Close:
     @classmethod
     def from_text(cls, text: str) -> Close | None:
         """Read back :meth:`as_text`; ``None`` if ``text`` is neither rtt's reason nor an app close."""
-        own: Close | None = _OWN.get(text)  # type: ignore[call-overload]
-        if own is not None and own.reason is not CloseReason.APPLICATION:
+        own = _OWN_BY_TEXT.get(text)
+        if own is not None:
             return own
         match = _TEXT_FORM.fullmatch(text)
         if match is None:
@@ -268,3 +268,5 @@ class Close:
 
 
 _OWN = {reason: Close(reason, reason.code, reason.value) for reason in CloseReason}
+# What from_text reads back as rtt's own: "application" alone is no close an rtt peer sends.
+_OWN_BY_TEXT = {close.text: close for close in _OWN.values() if close.reason is not CloseReason.APPLICATION}
