@@ -9,6 +9,7 @@ from __future__ import annotations
 
 import dataclasses
 import socket
+import ssl as _ssl
 from collections.abc import Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
@@ -36,6 +37,21 @@ def _integer(name: str, value: object, *, minimum: int) -> None:
         raise OptionError(f"option {name} must be an int, got {value!r}")
     if value < minimum:
         raise OptionError(f"option {name} must be >= {minimum}, got {value!r}")
+
+
+def _context(name: str, value: object, *, server: bool) -> None:
+    if value is None:
+        return
+    if not isinstance(value, _ssl.SSLContext):
+        raise OptionError(f"option {name} must be an ssl.SSLContext or None, got {value!r}")
+    wrong = _ssl.PROTOCOL_TLS_CLIENT if server else _ssl.PROTOCOL_TLS_SERVER
+    if value.protocol == wrong:
+        # Caught here: the library would fail only at the first handshake, and not say why.
+        example = "ssl.Purpose.CLIENT_AUTH" if server else "cafile=..."
+        raise OptionError(
+            f"option {name} got a {'client' if server else 'server'}-side context; "
+            f"use ssl.create_default_context({example})"
+        )
 
 
 @dataclass(frozen=True, kw_only=True)
@@ -73,6 +89,11 @@ class ServerOptions(Options):
     native client of the protocol works (cookie-less clients, pages on another site over plain
     HTTP). Transports without HTTP sessions (ws, mock) ignore it: their sessions are bound to
     the connection."""
+    ssl: _ssl.SSLContext | None = None
+    """TLS for a server that listens on its own (SPEC.md 8.4): a server-side context, such as
+    ``ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)`` with ``load_cert_chain(...)``;
+    ``server.url`` then reads ``wss://`` or ``https://``. A server mounted in an application
+    (aiohttp, ASGI) leaves TLS to the application's web server and refuses this option."""
     # Timeouts
     ping_interval: float | None = 20.0
     """Seconds between heartbeats; ``None`` disables them."""
@@ -120,6 +141,7 @@ class ServerOptions(Options):
             ):
                 raise OptionError(f"option allowed_origins must be a list of origin strings, got {origins!r}")
             object.__setattr__(self, "allowed_origins", tuple(normalise_origin(o) for o in origins))
+        _context("ssl", self.ssl, server=True)
         if self.authorize is not None and not callable(self.authorize):
             raise OptionError(f"option authorize must be callable, got {self.authorize!r}")
         _seconds("ping_interval", self.ping_interval, zero_ok=False, none_ok=True)
@@ -158,6 +180,11 @@ class ClientOptions(Options):
     # Handshake
     headers: Mapping[str, str] = field(default_factory=dict)
     """Extra handshake headers (an ``Authorization`` token, an ``Origin``)."""
+    ssl: _ssl.SSLContext | None = None
+    """TLS for ``wss://`` and ``https://`` URLs (SPEC.md 8.4). ``None`` verifies the server
+    against the system's CAs; a client-side context (``ssl.create_default_context(cafile=...)``,
+    ``load_cert_chain`` for a client certificate) trusts what it is given. rtt never turns
+    verification off; a context that does is the caller's explicit choice."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -170,6 +197,7 @@ class ClientOptions(Options):
         ):
             raise OptionError(f"option headers must map str to str, got {self.headers!r}")
         object.__setattr__(self, "headers", dict(self.headers))
+        _context("ssl", self.ssl, server=False)
 
 
 T = TypeVar("T")
