@@ -10,12 +10,12 @@ from __future__ import annotations
 import dataclasses
 import socket
 import ssl as _ssl
-from collections.abc import Mapping, Sequence
+from collections.abc import Collection, Mapping, Sequence
 from dataclasses import dataclass, field
 from typing import Any, TypeVar
 
 from .errors import OptionError
-from .handshake import Authorize, normalise_origin
+from .handshake import Authorize, TrustedProxies, normalise_origin
 from .reconnect import ReconnectPolicy
 
 __all__ = ["ClientOptions", "Options", "ServerOptions", "build_options", "option_names"]
@@ -94,6 +94,12 @@ class ServerOptions(Options):
     ``ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)`` with ``load_cert_chain(...)``;
     ``server.url`` then reads ``wss://`` or ``https://``. A server mounted in an application
     (aiohttp, ASGI) leaves TLS to the application's web server and refuses this option."""
+    trusted_proxies: Collection[str] = ()
+    """Reverse proxies whose forwarded headers are believed (SPEC.md 8.5): exact IP addresses and
+    CIDR networks, IPv4 or IPv6 (``["127.0.0.1", "10.0.0.0/8"]``). Only for a connection from one
+    of them, the client's address and scheme come from ``X-Forwarded-For``/``X-Forwarded-Proto``
+    or ``Forwarded``. Empty (the default) trusts none. Kept as a
+    :class:`~rtt.handshake.TrustedProxies`, parsed once."""
     # Timeouts
     ping_interval: float | None = 20.0
     """Seconds between heartbeats; ``None`` disables them."""
@@ -142,10 +148,25 @@ class ServerOptions(Options):
                 raise OptionError(f"option allowed_origins must be a list of origin strings, got {origins!r}")
             object.__setattr__(self, "allowed_origins", tuple(normalise_origin(o) for o in origins))
         _context("ssl", self.ssl, server=True)
+        object.__setattr__(self, "trusted_proxies", _proxies(self.trusted_proxies))
         if self.authorize is not None and not callable(self.authorize):
             raise OptionError(f"option authorize must be callable, got {self.authorize!r}")
         _seconds("ping_interval", self.ping_interval, zero_ok=False, none_ok=True)
         _seconds("ping_timeout", self.ping_timeout, zero_ok=False)
+
+
+def _proxies(value: object) -> TrustedProxies:
+    if isinstance(value, TrustedProxies):
+        return value
+    if not isinstance(value, list | tuple | set | frozenset):
+        # A lone str would read as its characters: say so rather than trust "1", ".", ...
+        raise OptionError(
+            f"option trusted_proxies must be a list of IP addresses and networks (strings), got {value!r}"
+        )
+    try:
+        return TrustedProxies(value)
+    except ValueError as exc:
+        raise OptionError(f"option trusted_proxies: {exc}") from None
 
 
 def _policy(value: object) -> ReconnectPolicy | None:

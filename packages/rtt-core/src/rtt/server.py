@@ -28,7 +28,7 @@ from .broker import Broker, BrokerState, Envelope, decode_envelope, encode_envel
 from .codec import check_message, message_size
 from .errors import BrokerError, ConnectionClosed, InvalidCloseError, StateError, UnknownSocketError
 from .events import SERVER_EVENTS, Close, CloseReason, ServerEvent
-from .handshake import Accept, Handshake, Headers, Reject, origin_allowed
+from .handshake import Accept, Handshake, Headers, Reject, origin_allowed, through_proxies
 from .options import ServerOptions
 from .relay import Relay, RelayedRequest, RelayedResponse, fetch_unix
 
@@ -95,7 +95,7 @@ class Socket:
     transport: str
     """Name of the transport that carries it."""
     remote_address: tuple[str, int] | None
-    """Peer address from the server's own socket, not from a forwarded header."""
+    """The client's address: the peer's, or what a trusted proxy's forwarded headers name (SPEC.md 8.5)."""
     headers: Headers
     """Handshake request headers."""
     path: str
@@ -491,7 +491,15 @@ class Server(abc.ABC, Generic[C]):
 
         A plugin calls this before it upgrades or starts a session and, on
         :class:`Reject`, refuses with ``status`` so no socket ever exists.
+        First, a handshake from a trusted proxy takes the client's address and
+        scheme from its forwarded headers, in place (SPEC.md 8.5): ``authorize``,
+        the socket and the plugin (a cookie's ``Secure``) all read that.
         """
+        if self.options.ssl is not None:
+            # A standalone server with TLS: every connection it accepts came over TLS.
+            object.__setattr__(handshake, "scheme", "https")
+        if self.options.trusted_proxies:
+            through_proxies(handshake, self.options.trusted_proxies)
         self._admitting += 1
         self._admitted.clear()
         try:
