@@ -13,6 +13,7 @@ import collections
 import inspect
 import logging
 import random
+import ssl
 from collections.abc import AsyncIterator, Callable, Iterator
 from enum import Enum
 from types import CoroutineType, TracebackType
@@ -120,6 +121,25 @@ class Inbox:
         self.closed = True
         _wake(self._getter)
         _wake(self._putter)
+
+
+def _certificate_failure(exc: BaseException) -> ssl.SSLCertVerificationError | None:
+    """The certificate verification error behind ``exc`` (itself, its causes or contexts), if any.
+
+    Libraries wrap it (aiohttp's ``ClientConnectorCertificateError`` subclasses it without
+    the details): the innermost one that says why is preferred.
+    """
+    found: ssl.SSLCertVerificationError | None = None
+    seen: set[int] = set()
+    current: BaseException | None = exc
+    while current is not None and id(current) not in seen:
+        seen.add(id(current))
+        if isinstance(current, ssl.SSLCertVerificationError) and (
+            found is None or getattr(current, "verify_message", None)
+        ):
+            found = current
+        current = current.__cause__ or current.__context__
+    return found
 
 
 def _wake(future: asyncio.Future[None] | None) -> None:
@@ -353,10 +373,24 @@ class Client(abc.ABC):
             raise ConnectError(
                 f"connecting to {self.url} timed out after {self.options.connect_timeout} s"
             ) from None
-        except ConnectError:
+        except ConnectError as exc:
+            certificate = None if isinstance(exc, RejectedError) else _certificate_failure(exc)
+            if certificate is not None:
+                raise self._untrusted(certificate) from exc
             raise
         except OSError as exc:
+            certificate = _certificate_failure(exc)
+            if certificate is not None:
+                raise self._untrusted(certificate) from exc
             raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
+
+    def _untrusted(self, failure: ssl.SSLCertVerificationError) -> ConnectError:
+        """The one error for a server certificate that failed verification, on every transport."""
+        detail = getattr(failure, "verify_message", None) or str(failure)
+        return ConnectError(
+            f"cannot connect to {self.url}: the server's TLS certificate failed verification ({detail}); "
+            f"the client trusts the system's CAs, or those of its ssl option"
+        )
 
     def _enqueue(self, data: str | bytes) -> None:
         size = self.options.offline_queue_size
@@ -472,6 +506,10 @@ class Client(abc.ABC):
                 break
             except Exception as exc:
                 await self._emitter.emit("error", exc)
+                if _certificate_failure(exc) is not None:
+                    # Retrying cannot make a certificate trusted; it only keeps knocking on
+                    # a server that is misconfigured or not the one meant (SPEC.md 8.4).
+                    break
                 continue
             try:
                 await self._flush(conn)

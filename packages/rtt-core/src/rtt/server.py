@@ -26,7 +26,14 @@ from typing import TYPE_CHECKING, Any, ClassVar, Generic, TypeVar, overload
 from ._emitter import Emitter
 from .broker import Broker, BrokerState, Envelope, decode_envelope, encode_envelope
 from .codec import check_message, message_size
-from .errors import BrokerError, ConnectionClosed, InvalidCloseError, StateError, UnknownSocketError
+from .errors import (
+    BrokerError,
+    ConnectionClosed,
+    InvalidCloseError,
+    OptionError,
+    StateError,
+    UnknownSocketError,
+)
 from .events import SERVER_EVENTS, Close, CloseReason, ServerEvent
 from .handshake import Accept, Handshake, Headers, Reject, origin_allowed, through_proxies
 from .options import ServerOptions
@@ -688,6 +695,18 @@ class Server(abc.ABC, Generic[C]):
     def _require_running(self, what: str) -> None:
         if self._state is not ServerState.RUNNING:
             raise StateError(f"cannot {what} in state {self._state.name}")
+
+    def _refuse_tls_mounted(self, where: str) -> None:
+        """Refuse the ``ssl`` option for a server mounted in ``where`` (SPEC.md 8.4).
+
+        The application's web server owns the listener, so only it can speak TLS;
+        ignoring the option would serve plain text to a caller who asked for TLS.
+        """
+        if self.options.ssl is not None:
+            raise OptionError(
+                f"option ssl is for a standalone server: mounted in {where}, TLS is the job of the "
+                f"application's web server (give the context to it, and leave ssl out here)"
+            )
 
     def _begin_close(self, socket_id: str, reason: CloseReason, close: Close | None = None) -> None:
         """Start closing a socket with ``reason`` (plugins call this for reasons only they see).

@@ -3,19 +3,22 @@
 from __future__ import annotations
 
 import abc
-from collections.abc import Mapping
+from collections.abc import Collection, Mapping
 from dataclasses import dataclass, fields
 from importlib.resources.abc import Traversable
 from types import MappingProxyType
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
+from urllib.parse import urlsplit
 
 from .assets import BrowserLibrary
 from .client import Client
-from .errors import OptionError
+from .errors import ConfigError, OptionError
 from .options import ClientOptions, ServerOptions, build_options, option_names
 from .server import Server
 
 __all__ = ["Capabilities", "Transport"]
+
+OptionsT = TypeVar("OptionsT", bound=ServerOptions | ClientOptions)
 
 
 @dataclass(frozen=True, kw_only=True, slots=True)
@@ -34,6 +37,9 @@ class Capabilities:
     """Its server can be mounted into an existing aiohttp application."""
     asgi: bool = False
     """Its server can be served as, or mounted into, an ASGI application."""
+    tls: bool = False
+    """Its standalone server listens with the ``ssl`` option and its Python client takes ``ssl``
+    (SPEC.md 8.4); without it, rtt refuses the option."""
 
     def names(self) -> frozenset[str]:
         """The names of the capabilities this transport has."""
@@ -73,8 +79,12 @@ class Transport(abc.ABC):
         self._server_defaults = {k: v for k, v in options.items() if k in server_names}
         self._client_defaults = {k: v for k, v in options.items() if k in client_names}
         # Build both now so a bad value fails at load time, not at first use.
-        build_options(self.server_options, self._server_defaults, context=f"{self.name} server")
-        build_options(self.client_options, self._client_defaults, context=f"{self.name} client")
+        self._check_tls(
+            build_options(self.server_options, self._server_defaults, context=f"{self.name} server")
+        )
+        self._check_tls(
+            build_options(self.client_options, self._client_defaults, context=f"{self.name} client")
+        )
         self.options: Mapping[str, Any] = MappingProxyType(dict(options))
 
     def server(self, host: str = "127.0.0.1", port: int = 0, **options: Any) -> Server[Any]:
@@ -82,14 +92,14 @@ class Transport(abc.ABC):
         built = build_options(
             self.server_options, {**self._server_defaults, **options}, context=f"{self.name} server"
         )
-        return self._create_server(built, host, port)
+        return self._create_server(self._check_tls(built), host, port)
 
     def client(self, url: str, **options: Any) -> Client:
         """A new, unconnected client; use it as ``async with transport.client(url) as client``."""
         built = build_options(
             self.client_options, {**self._client_defaults, **options}, context=f"{self.name} client"
         )
-        return self._create_client(url, built)
+        return self._create_client(url, self._check_tls(built))
 
     def configure(self, **options: Any) -> Transport:
         """A copy of this transport with some default options replaced."""
@@ -105,6 +115,34 @@ class Transport(abc.ABC):
 
     def __repr__(self) -> str:
         return f"<{type(self).__name__} {self.name!r}>"
+
+    def _check_tls(self, options: OptionsT) -> OptionsT:
+        # Refused here rather than ignored: a plugin that never reads the option would
+        # otherwise listen or connect in plain text while the caller believes it is encrypted.
+        if options.ssl is not None and not self.capabilities.tls:
+            raise OptionError(
+                f"option ssl: transport {self.name!r} does not do TLS (it lacks the 'tls' capability)"
+            )
+        return options
+
+    def _secure_url(
+        self, url: str, options: ClientOptions, *, plain: Collection[str], secure: Collection[str]
+    ) -> bool:
+        """Whether ``url`` asks for TLS; a plugin's ``_create_client`` calls it (SPEC.md 8.4).
+
+        Raises :class:`~rtt.errors.ConfigError` for a scheme in neither collection, and for
+        the ``ssl`` option with a plain URL (it would otherwise be ignored).
+        """
+        scheme = urlsplit(url).scheme
+        if scheme not in plain and scheme not in secure:
+            schemes = " or ".join(f"{s}://" for s in (*plain, *secure))
+            raise ConfigError(f"the {self.name} transport connects to {schemes} URLs, got {url!r}")
+        if options.ssl is not None and scheme not in secure:
+            schemes = " or ".join(f"{s}://" for s in secure)
+            raise ConfigError(
+                f"option ssl is for {schemes} URLs; {url!r} is plain text (use {schemes} for TLS)"
+            )
+        return scheme in secure
 
     @abc.abstractmethod
     def _create_server(self, options: ServerOptions, host: str, port: int) -> Server[Any]:

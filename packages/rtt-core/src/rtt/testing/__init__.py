@@ -28,6 +28,7 @@ from .kit import (
     SecurityTests,
     ServerTests,
     ShutdownTests,
+    TlsTests,
     TransportTests,
 )
 
@@ -43,6 +44,7 @@ __all__ = [
     "SecurityTests",
     "ServerTests",
     "ShutdownTests",
+    "TlsTests",
     "TransportTests",
     "case",
     "echo",

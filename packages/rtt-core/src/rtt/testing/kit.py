@@ -19,6 +19,7 @@ from urllib.parse import urlsplit, urlunsplit
 
 from ..client import Client, ClientState
 from ..errors import (
+    ConfigError,
     ConnectError,
     ConnectionClosed,
     InvalidCloseError,
@@ -33,6 +34,7 @@ from ..events import CloseReason
 from ..handshake import Accept, Handshake, Reject
 from ..server import Server, ServerState, Socket
 from ..transport import Capabilities, Transport
+from . import _tls
 from ._support import LogCapture, Recorder, case, eventually
 from ._support import echo as echo_messages
 
@@ -44,6 +46,7 @@ __all__ = [
     "SecurityTests",
     "ServerTests",
     "ShutdownTests",
+    "TlsTests",
     "TransportTests",
 ]
 
@@ -947,7 +950,90 @@ class ShutdownTests(Kit):
         assert (await healthy.wait_closed()) is CloseReason.SHUTDOWN
 
 
-class TransportTests(ServerTests, MessageTests, SecurityTests, LimitTests, ClientTests, ShutdownTests):
+class TlsTests(Kit):
+    """SPEC.md 8.4: a standalone server with ``ssl`` and the Python client over TLS.
+
+    Each case makes its own throwaway CA (trustme, from ``rtt-core[testing]``);
+    the server's certificate names ``127.0.0.1``, where the kit's clients connect.
+    """
+
+    @case(requires=("python_client", "tls"))
+    async def test_tls_carries_messages_both_ways(self) -> None:  # SPEC 8.4, 5.1
+        ca = _tls.authority()
+        server = await self.server(echo=True, ssl=_tls.server_context(ca))
+        client = await self.connected(server, ssl=_tls.client_context(ca))
+        for message in ROUND_TRIP:
+            await client.send(message)
+            echoed = await client.recv()
+            assert type(echoed) is type(message), f"{message!r} came back over TLS as {echoed!r}"
+            assert echoed == message
+        # Larger than one TLS record (16 KiB), both from the server alone and as a broadcast.
+        big_text, big_bytes = "é" * 40_000, bytes(range(256)) * 400
+        socket = self.socket_of(client)
+        await server.send(socket.id, big_text)
+        await server.broadcast(big_bytes)
+        assert await client.recv() == big_text
+        assert await client.recv() == big_bytes
+        assert socket.remote_address is not None
+
+    @case(requires=("python_client", "tls"))
+    async def test_tls_url_is_the_secure_scheme(self) -> None:  # SPEC 8.4, 3.2
+        ca = _tls.authority()
+        plain = await self.server()
+        secure = await self.server(ssl=_tls.server_context(ca))
+        plain_scheme, secure_scheme = urlsplit(plain.url).scheme, urlsplit(secure.url).scheme
+        assert secure_scheme == plain_scheme + "s", f"{secure.url} is not the TLS twin of {plain.url}"
+        assert urlsplit(secure.url).port == secure.address[1]
+        # The plain URL with a context would be sent in plain text: refused before connecting.
+        raises_now(ConfigError, lambda: self.make_transport().client(plain.url, ssl=_tls.client_context(ca)))
+
+    @case(requires=("python_client", "tls"))
+    async def test_tls_untrusted_certificate_is_refused(self) -> None:  # SPEC 8.4, 4.1
+        ca = _tls.authority()
+        server = await self.server(ssl=_tls.server_context(ca))
+        rec = Recorder().listen(server, "connect")
+        wrong_ca = _tls.client_context(_tls.authority())
+        # The system's CAs (ssl=None) do not know the test CA either.
+        for context in (wrong_ca, None):
+            client = self.client(server, ssl=context)
+            error = await raises(ConnectError, client.connect())
+            assert not isinstance(error, RejectedError), "a certificate failure is not a refusal"
+            assert "certificate" in str(error), f"the error should say it was the certificate: {error}"
+            assert client.state is ClientState.CLOSED
+        # A certificate from the trusted CA for another host name.
+        elsewhere = await self.server(ssl=_tls.server_context(ca, "rtt.example"))
+        client = self.client(elsewhere, ssl=_tls.client_context(ca))
+        error = await raises(ConnectError, client.connect())
+        assert "certificate" in str(error), f"the error should say it was the certificate: {error}"
+        assert rec.of("connect") == []
+        assert not server.sockets and not elsewhere.sockets
+
+    @case(requires=("python_client", "tls"))
+    async def test_tls_certificate_failure_ends_reconnection(self) -> None:  # SPEC 8.4, 4.4
+        ca = _tls.authority()
+        server = await self.server(ssl=_tls.server_context(ca))
+        port = server.address[1]
+        client = self.client(
+            server, ssl=_tls.client_context(ca), reconnect={**self.reconnect, "max_attempts": None}
+        )
+        rec = Recorder()
+        rec.listen(client, "close", "reconnecting", "reconnect_failed", "error")
+        await client.connect()
+        await server.close()
+        await rec.wait("close")
+        # The same address now answers with a certificate the client does not trust.
+        await self.server(port=port, ssl=_tls.server_context(_tls.authority()))
+        await rec.wait("reconnect_failed", timeout=10)
+        assert (await client.wait_closed()) is CloseReason.TRANSPORT_ERROR
+        errors = [e for (e,) in rec.of("error")]
+        assert "certificate" in str(errors[-1]), f"the last error should be the certificate's: {errors[-1]}"
+        assert isinstance(errors[-1], ConnectError)
+        assert rec.of("reconnect_failed") == [(len(rec.of("reconnecting")),)]
+
+
+class TransportTests(
+    ServerTests, MessageTests, SecurityTests, LimitTests, ClientTests, ShutdownTests, TlsTests
+):
     """The whole conformance kit: subclass it as ``TestMyTransport``."""
 
 
