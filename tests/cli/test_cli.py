@@ -14,6 +14,7 @@ import socket
 import subprocess
 import textwrap
 from collections.abc import Callable
+from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
 from urllib.parse import urlsplit
@@ -59,7 +60,7 @@ def test_help_on_every_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
         "list": ["capabilities"],
         "serve": [
             *("--transport", "--host", "--port", "--app", "--config", "RTT_TRANSPORT", "--page-port"),
-            *("--broker", "--workers", "RTT_BROKER"),
+            *("--broker", "--workers", "RTT_BROKER", "--loop", "pip install uvloop"),
         ],
         "check": ["NAME", "conformance kit", "rtt-core[testing]"],
     }.items():
@@ -132,7 +133,7 @@ def test_no_transport_anywhere() -> None:
         ('transport = "ws"\n[options]\nmax_mesage_size = 10\n', "unknown option 'max_mesage_size'"),
         ('transport = "ws"\n[options]\nmax_message_size = -1\n', "max_message_size must be >= 1"),
         ('transport = "ws"\n[options]\nping_interval = "soon"\n', "ping_interval must be a number"),
-        ('transport = "ws"\nport = 8000\n', "unknown key 'port'; a config file has broker, options"),
+        ('transport = "ws"\nport = 8000\n', "unknown key 'port'; a config file has broker, loop, options"),
         ('transport = "ws"\noptions = 3\n', "'options' must be a mapping"),
         ("transport = 3\n", "transport must be a string"),
         ('transport = "nope"\n', "unknown transport 'nope'"),
@@ -141,7 +142,7 @@ def test_no_transport_anywhere() -> None:
         (
             'transprt = "ws"\n',
             "unknown key 'transprt' (did you mean 'transport'?); "
-            "a config file has broker, options, transport",
+            "a config file has broker, loop, options, transport",
         ),
         (
             'transport = "ws"\n[option]\nmax_message_size = 1\n',
@@ -252,35 +253,125 @@ async def test_page_port_in_use() -> None:
 # -- rtt serve: echo and chat, driven by each transport's Python client ----------------------
 
 
+async def check_echo(name: str, url: str) -> None:
+    """Two clients of ``name`` at ``url``: each gets back what it sent, and only that."""
+    transport = rtt.load(name)
+    async with transport.client(url) as one, transport.client(url) as two:
+        messages: list[str | bytes] = ["hello", "héllo 🚀", b"\x00\x01\xff", ""]
+        for message in messages:
+            await one.send(message)
+            assert await asyncio.wait_for(one.recv(), 5) == message
+        await two.send("two")
+        assert await asyncio.wait_for(two.recv(), 5) == "two"
+        # Echo answers only the sender: nothing else is waiting for the first client.
+        await one.send("last")
+        assert await asyncio.wait_for(one.recv(), 5) == "last"
+
+
+async def check_chat(name: str, url: str) -> None:
+    """Two clients of ``name`` at ``url``: each message reaches both, the sender included."""
+    transport = rtt.load(name)
+    async with transport.client(url) as one, transport.client(url) as two:
+        await one.send("hi from one")
+        assert await asyncio.wait_for(one.recv(), 5) == "hi from one"
+        assert await asyncio.wait_for(two.recv(), 5) == "hi from one"
+        await two.send(b"\x00bytes")
+        assert await asyncio.wait_for(one.recv(), 5) == b"\x00bytes"
+        assert await asyncio.wait_for(two.recv(), 5) == b"\x00bytes"
+
+
 @pytest.mark.parametrize("name", TRANSPORTS)
 async def test_serve_echo(name: str) -> None:
     async with serving("--transport", name, "--port", "0") as served:
         assert served.name == name and served.page is None
-        transport = rtt.load(name)
-        async with transport.client(served.url) as one, transport.client(served.url) as two:
-            messages: list[str | bytes] = ["hello", "héllo 🚀", b"\x00\x01\xff", ""]
-            for message in messages:
-                await one.send(message)
-                assert await asyncio.wait_for(one.recv(), 5) == message
-            await two.send("two")
-            assert await asyncio.wait_for(two.recv(), 5) == "two"
-            # Echo answers only the sender: nothing else is waiting for the first client.
-            await one.send("last")
-            assert await asyncio.wait_for(one.recv(), 5) == "last"
+        # asyncio's own loop, the default, is not announced.
+        assert not any(line.startswith("rtt: event loop") for line in served.lines)
+        await check_echo(name, served.url)
 
 
 @pytest.mark.parametrize("name", TRANSPORTS)
 async def test_serve_chat(name: str) -> None:
     async with serving("--transport", name, "--port", "0", "--app", "chat") as served:
         assert served.name == name and served.page is not None
-        transport = rtt.load(name)
-        async with transport.client(served.url) as one, transport.client(served.url) as two:
-            await one.send("hi from one")
-            assert await asyncio.wait_for(one.recv(), 5) == "hi from one"
-            assert await asyncio.wait_for(two.recv(), 5) == "hi from one"
-            await two.send(b"\x00bytes")
-            assert await asyncio.wait_for(one.recv(), 5) == b"\x00bytes"
-            assert await asyncio.wait_for(two.recv(), 5) == b"\x00bytes"
+        await check_chat(name, served.url)
+
+
+# -- rtt serve --loop uvloop ----------------------------------------------------------------------
+
+UVLOOP_LINE = f"rtt: event loop: uvloop.Loop (uvloop {version('uvloop')})"
+
+
+# rtt-picows's server does not yet accept uvloop's transports (not asyncio.Transport subclasses): it joins
+# this list with that fix.
+UVLOOP_TRANSPORTS = ["ws", "engineio", "sockjs"]
+
+
+@pytest.mark.parametrize("name", UVLOOP_TRANSPORTS)
+@pytest.mark.parametrize("app", ["echo", "chat"])
+async def test_serve_on_uvloop(name: str, app: str) -> None:
+    """The apps, unchanged, on uvloop: the first line names the class of the loop the server runs on."""
+    async with serving("-t", name, "--port", "0", "--app", app, "--loop", "uvloop") as served:
+        assert served.lines[0] == UVLOOP_LINE, served.lines
+        await (check_echo if app == "echo" else check_chat)(name, served.url)
+
+
+async def test_loop_from_the_config_file_and_the_flag_over_it(tmp_path: Path) -> None:
+    config = write(tmp_path / "rtt.toml", 'transport = "ws"\nloop = "uvloop"\n')
+    async with serving("--port", "0", "--config", str(config)) as served:
+        assert served.lines[0] == UVLOOP_LINE
+        await check_echo("ws", served.url)
+    async with serving("--port", "0", "--config", str(config), "--loop", "asyncio") as served:
+        assert not any(line.startswith("rtt: event loop") for line in served.lines)
+
+
+def without_uvloop(directory: Path) -> dict[str, str]:
+    """An environment in which ``import uvloop`` fails, as where it is not installed.
+
+    A ``sitecustomize`` module on ``PYTHONPATH`` puts ``None`` in ``sys.modules["uvloop"]``
+    before anything runs, so the import raises ``ModuleNotFoundError``: a virtualenv
+    without uvloop, at the cost of one small file.
+    """
+    (directory / "sitecustomize.py").write_text('import sys\n\nsys.modules["uvloop"] = None\n')
+    return command_env({"PYTHONPATH": str(directory)})
+
+
+def test_uvloop_not_installed_is_a_usage_error(tmp_path: Path) -> None:
+    env = without_uvloop(tmp_path)
+    result = run("serve", "-t", "ws", "--port", "0", "--loop", "uvloop", env=env)
+    assert result.status == 2
+    assert (
+        result.error_line()
+        == "rtt: error: --loop uvloop needs uvloop, which is not installed: pip install uvloop"
+    )
+    config = write(tmp_path / "rtt.toml", 'transport = "ws"\nloop = "uvloop"\n')
+    result = run("serve", "--port", "0", "--config", str(config), env=env)
+    assert result.status == 2
+    assert result.error_line() == (
+        f'rtt: error: {config}: loop = "uvloop" needs uvloop, which is not installed: pip install uvloop'
+    )
+    # The parent of --workers says it once, before starting any worker (the broker is never reached).
+    result = run(
+        "serve",
+        "-t",
+        "ws",
+        "--workers",
+        "2",
+        "--broker",
+        "redis://127.0.0.1:1/0",
+        "--loop",
+        "uvloop",
+        env=env,
+    )
+    assert result.status == 2 and "pip install uvloop" in result.error_line()
+
+
+def test_bad_loops_are_usage_errors(tmp_path: Path) -> None:
+    result = run("serve", "-t", "ws", "--loop", "trio")
+    assert result.status == 2 and "invalid choice: 'trio'" in result.error_line()
+    config = write(tmp_path / "rtt.toml", 'transport = "ws"\nloop = "trio"\n')
+    result = run("serve", "--config", str(config))
+    assert result.status == 2
+    assert result.error_line() == f"rtt: error: {config}: loop must be one of 'asyncio', 'uvloop', got 'trio'"
 
 
 async def test_sigint_shuts_down_gracefully_and_clients_see_it() -> None:

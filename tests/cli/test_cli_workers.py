@@ -17,6 +17,7 @@ import os
 import signal
 import socket
 from collections.abc import AsyncIterator, Iterator
+from importlib.metadata import version
 from pathlib import Path
 from typing import Any
 
@@ -358,6 +359,20 @@ async def test_one_process_with_a_broker(redis_server: Redis, tmp_path: Path, na
             await one.send("through the broker's process")
             assert await recv_all(two, 1) == ["through the broker's process"]
             assert await recv_all(one, 1) == ["through the broker's process"]
+
+
+async def test_workers_run_on_the_loop_of_the_config_file(redis_server: Redis, tmp_path: Path) -> None:
+    """``loop = "uvloop"`` reaches every worker: each reports the class of the loop it runs on."""
+    config = tmp_path / "rtt.toml"
+    config.write_text(f'transport = "ws"\nloop = "uvloop"\nbroker = "{redis_server.url}"\n')
+    async with cluster("--config", str(config), "--workers", "2", "--app", "chat", "--port", "0") as served:
+        assert served.lines[-2] == f"rtt: event loop of the workers: uvloop.Loop (uvloop {version('uvloop')})"
+        assert redis_server.processes() == 2
+        ws = rtt.load("ws")
+        async with ws.client(served.url) as one, ws.client(served.url) as two:
+            await eventually(lambda: redis_server.sockets() == 2, timeout=10)
+            await one.send("on uvloop")
+            assert await recv_all(two, 1) == ["on uvloop"]
 
 
 # -- HTTP long-polling sessions spread over the workers (SPEC.md 13.8) ---------------------------

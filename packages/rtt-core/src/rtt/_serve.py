@@ -28,7 +28,7 @@ from typing import Any, Literal
 from urllib.parse import urlsplit
 
 from .assets import BrowserLibrary, content_type
-from .cli import EXIT_FAILURE, EXIT_USAGE, CliError
+from .cli import EXIT_FAILURE, EXIT_USAGE, CliError, describe_loop
 from .errors import BrokerError, ConfigError, ConnectionClosed, UnknownSocketError
 from .server import Server, Socket
 from .transport import Transport
@@ -58,6 +58,8 @@ class ServeSettings:
     """The npm install given with ``--node-modules``; ``None`` looks in ``./node_modules``."""
     reuse_port: bool = False
     """Listen with ``SO_REUSEPORT`` (a worker of ``--workers``, sharing the port with the others)."""
+    loop: str = "asyncio"
+    """The event loop asked for with ``--loop``; any but asyncio's own is named at start."""
 
 
 # -- The apps ------------------------------------------------------------------------
@@ -352,6 +354,8 @@ async def serve(
             ready(server.url)
             await stop.wait()
             return
+        if settings.loop != "asyncio":
+            _say(f"rtt: event loop: {describe_loop()}")
         line = f"rtt: serving {transport.name} at {server.url}"
         if settings.app == "chat":
             page, suffix = await start_page(transport, settings, server.url)

@@ -20,7 +20,8 @@ thread or a sentinel per worker to notice an exit.
 Between parent and worker:
 
 - a pipe passed as file descriptor ``--worker-fd`` carries one JSON line from
-  the worker: ``{"ready": URL}`` once it listens, or ``{"error": MESSAGE,
+  the worker: ``{"ready": URL, "loop": LOOP}`` once it listens (``LOOP``: the
+  class of the event loop it runs on, as ``--loop`` chose it), or ``{"error": MESSAGE,
   "status": N}`` if it could not start (the parent prints that line once,
   however many workers fail alike);
 - the worker's standard input is a pipe from the parent that is never written:
@@ -49,7 +50,7 @@ from pathlib import Path
 from typing import Any, Literal
 
 from ._serve import PageServer, ServeSettings, start_page
-from .cli import EXIT_FAILURE, EXIT_USAGE, CliError
+from .cli import EXIT_FAILURE, EXIT_USAGE, CliError, describe_loop
 from .options import ServerOptions
 from .transport import Transport
 
@@ -88,8 +89,8 @@ class WorkerLink:
         self.fd = fd
 
     def ready(self, url: str) -> None:
-        """Tell the parent this worker listens, and where."""
-        self._report({"ready": url})
+        """Tell the parent this worker listens, where, and on which event loop (called on that loop)."""
+        self._report({"ready": url, "loop": describe_loop()})
 
     def failed(self, message: str, status: int) -> None:
         """Tell the parent why this worker could not start, with the exit status it ends with."""
@@ -160,6 +161,8 @@ class _Supervisor:
         self.workers = [_Worker(index) for index in range(1, count + 1)]
         self.exit_timeout = exit_timeout
         self.stopping = False
+        self.loops: set[str] = set()
+        """The event loops the workers reported running on."""
         self._watchers: list[asyncio.Task[None]] = []
 
     async def start(self) -> str:
@@ -177,6 +180,7 @@ class _Supervisor:
                     status = report.get("status")
                     raise CliError(report["error"], status if status in (EXIT_USAGE, EXIT_FAILURE) else 1)
                 url = report["ready"]
+                self.loops.add(str(report.get("loop", "?")))
         except BaseException:
             for task in tasks:
                 task.cancel()
@@ -327,11 +331,13 @@ async def serve_workers(
     page_port: int,
     node_modules: Path | None,
     stop: asyncio.Event,
+    loop: str = "asyncio",
 ) -> None:
     """Run ``count`` workers of ``transport`` on one port until ``stop`` is set (SPEC.md 16.2).
 
-    ``command(port, fd)`` is the ``rtt`` arguments of one worker. Prints one
-    serving line once every worker listens; a worker that fails to start
+    ``command(port, fd)`` is the ``rtt`` arguments of one worker, which runs
+    on the event loop ``loop`` (named in a line of its own unless asyncio's).
+    Prints one serving line once every worker listens; a worker that fails to start
     raises :class:`CliError` with its message, after every worker stopped.
     """
     reservation = _reserve_port(host) if port == 0 else None
@@ -356,6 +362,8 @@ async def serve_workers(
     url = starting.result()  # a worker's failure to start raises here
     page: PageServer | None = None
     try:
+        if loop != "asyncio":
+            print(f"rtt: event loop of the workers: {', '.join(sorted(supervisor.loops))}", flush=True)
         line = f"rtt: serving {transport.name} at {url} with {count} worker{'s' if count > 1 else ''}"
         if app == "chat":
             settings = ServeSettings(

@@ -6,6 +6,7 @@
     rtt serve --transport ws --app chat        a chat server and its page, on any transport
     rtt serve -t ws --app chat --workers 4 --broker redis://127.0.0.1:6379/0
                                                the same on four processes sharing one port
+    rtt serve -t picows --loop uvloop          the echo demo on uvloop's event loop (pip install uvloop)
     rtt check foo                              the conformance kit against the plugin "foo"
     rtt new foo                                write rtt-foo/, a plugin that passes rtt check foo
 
@@ -21,6 +22,7 @@ from __future__ import annotations
 import argparse
 import asyncio
 import difflib
+import importlib
 import os
 import signal
 import socket
@@ -50,8 +52,14 @@ EXIT_USAGE = 2
 EXIT_FAILURE = 1
 """Exit status for a failure at run time: the command ran and something failed or broke."""
 
-#: The top-level keys of a ``--config`` file.
-CONFIG_KEYS = frozenset({"transport", "options", "broker"})
+#: The top-level keys of a ``--config`` file that go to :func:`rtt.load`.
+LOAD_KEYS = frozenset({"transport", "options", "broker"})
+#: The top-level keys of a ``--config`` file that only ``rtt serve`` reads (``rtt check`` ignores them).
+SERVE_KEYS = frozenset({"loop"})
+CONFIG_KEYS = LOAD_KEYS | SERVE_KEYS
+
+#: The event loops of ``rtt serve --loop``: asyncio's own (the default) and uvloop's, if installed.
+LOOPS = ("asyncio", "uvloop")
 
 
 class CliError(Exception):
@@ -170,6 +178,13 @@ def _build_parser() -> _Parser:
         help="run N worker processes on one port (SO_REUSEPORT), joined through the broker, which is "
         "then required; a worker that dies is restarted",
     )
+    serve.add_argument(
+        "--loop",
+        choices=LOOPS,
+        default=None,
+        help="the event loop to serve on (default: the config file's loop, else asyncio); uvloop is "
+        "not a dependency of rtt: pip install uvloop",
+    )
     # Internal: set by the parent of --workers on each worker it runs (rtt._workers).
     serve.add_argument(WORKER_FLAG, dest="worker_fd", type=int, default=None, help=argparse.SUPPRESS)
     serve.add_argument(
@@ -246,7 +261,7 @@ def _transport_arguments(parser: argparse.ArgumentParser) -> None:
         type=Path,
         metavar="FILE",
         help='a TOML file: transport = "NAME", an [options] table of the transport\'s options and '
-        'optionally broker = "URL"',
+        'optionally broker = "URL" (and for rtt serve loop = "uvloop")',
     )
 
 
@@ -298,6 +313,8 @@ def read_config(path: Path) -> dict[str, Any]:
             f'{path}: broker must be a string, e.g. broker = "redis://127.0.0.1:6379/0", '
             "or a table with a broker key and an options table"
         )
+    if "loop" in config and config["loop"] not in LOOPS:
+        raise CliError(f"{path}: loop must be one of {', '.join(map(repr, LOOPS))}, got {config['loop']!r}")
     return config
 
 
@@ -310,6 +327,7 @@ def load_transport(name: str | None, config_path: Path | None, broker: str | Non
     takes the broker from ``RTT_BROKER``.
     """
     config = read_config(config_path) if config_path is not None else {}
+    config = {key: value for key, value in config.items() if key in LOAD_KEYS}
     chosen = name or config.get("transport") or os.environ.get(ENV_VAR, "").strip()
     if not chosen:
         installed = ", ".join(info.name for info in _transports(available()) if info.ok) or "none"
@@ -427,10 +445,51 @@ def _page_port(args: argparse.Namespace) -> int:
     return page_port
 
 
+def _loop(args: argparse.Namespace) -> tuple[str, Callable[[], asyncio.AbstractEventLoop] | None]:
+    """``rtt serve``'s event loop (``--loop``, else the config file's, else asyncio) and its factory.
+
+    The factory is ``None`` for asyncio's own loop. uvloop is imported here,
+    by name, because it is not a dependency of rtt-core: without it, the
+    error says how to install it.
+    """
+    name: str | None = args.loop
+    where = "--loop uvloop"
+    if name is None and args.config is not None:
+        name = read_config(args.config).get("loop")
+        where = f'{args.config}: loop = "uvloop"'
+    if name is None or name == "asyncio":
+        return "asyncio", None
+    try:
+        uvloop = importlib.import_module("uvloop")
+    except ImportError:
+        raise CliError(f"{where} needs uvloop, which is not installed: pip install uvloop") from None
+    factory: Callable[[], asyncio.AbstractEventLoop] = uvloop.new_event_loop
+    return name, factory
+
+
+def describe_loop() -> str:
+    """The running event loop's class, with its distribution's version if it is not asyncio's."""
+    kind = type(asyncio.get_running_loop())
+    text = f"{kind.__module__}.{kind.__qualname__}"
+    package = sys.modules.get(kind.__module__.partition(".")[0])
+    version = getattr(package, "__version__", None)
+    return f"{text} ({package.__name__} {version})" if package is not None and version else text
+
+
+def _run(
+    main: Callable[[asyncio.Event], Any], loop_factory: Callable[[], asyncio.AbstractEventLoop] | None
+) -> int:
+    """Run ``main(stop)`` on a new loop from ``loop_factory`` (``None``: asyncio's own) until it returns."""
+    # asyncio.run takes loop_factory from Python 3.12 on; Runner takes it on 3.11 too.
+    with asyncio.Runner(loop_factory=loop_factory) as runner:
+        return runner.run(_until_signalled(main))
+
+
 def _serve_one(args: argparse.Namespace, link: WorkerLink | None) -> int:
     """One process: plain ``rtt serve``, with or without a broker, or one worker of ``--workers``."""
     from ._serve import ServeSettings, serve  # the demo's web server is loaded only when used
 
+    loop, loop_factory = _loop(args)
     transport = load_transport(args.transport, args.config, args.broker)
     settings = ServeSettings(
         host=args.host,
@@ -439,6 +498,7 @@ def _serve_one(args: argparse.Namespace, link: WorkerLink | None) -> int:
         page_port=0 if link is not None else _page_port(args),
         node_modules=args.node_modules,
         reuse_port=link is not None,
+        loop=loop,
     )
 
     async def run(stop: asyncio.Event) -> None:
@@ -448,7 +508,7 @@ def _serve_one(args: argparse.Namespace, link: WorkerLink | None) -> int:
         async with link.watching_parent(stop):
             await serve(transport, settings, stop, ready=link.ready)
 
-    return asyncio.run(_until_signalled(run))
+    return _run(run, loop_factory)
 
 
 def _workers_refusal(transport: Transport) -> str | None:
@@ -473,6 +533,9 @@ def _serve_workers(args: argparse.Namespace) -> int:
     """``--workers N``: the parent, which runs the workers and the chat page (SPEC.md 16.2)."""
     from ._workers import serve_workers
 
+    # Checked here, so a missing uvloop is one line and not every worker's failure. The parent itself
+    # only supervises and serves the page: it stays on asyncio's loop.
+    loop, _ = _loop(args)
     transport = load_transport(args.transport, args.config, args.broker)
     if transport.options.get("broker") is None:
         raise CliError(
@@ -493,27 +556,27 @@ def _serve_workers(args: argparse.Namespace) -> int:
 
     def worker_command(port: int, fd: int) -> list[str]:
         command = ["serve", "--transport", transport.name, "--host", args.host, "--port", str(port)]
-        command += ["--app", args.app, WORKER_FLAG, str(fd)]
+        command += ["--app", args.app, "--loop", loop, WORKER_FLAG, str(fd)]
         if args.config is not None:
             command += ["--config", str(args.config.resolve())]
         if args.broker is not None:
             command += ["--broker", args.broker]  # else from the same file or RTT_BROKER, inherited
         return command
 
-    return asyncio.run(
-        _until_signalled(
-            lambda stop: serve_workers(
-                transport,
-                host=args.host,
-                port=args.port,
-                count=args.workers,
-                command=worker_command,
-                app=args.app,
-                page_port=page_port,
-                node_modules=args.node_modules,
-                stop=stop,
-            )
-        )
+    return _run(
+        lambda stop: serve_workers(
+            transport,
+            host=args.host,
+            port=args.port,
+            count=args.workers,
+            command=worker_command,
+            app=args.app,
+            page_port=page_port,
+            node_modules=args.node_modules,
+            stop=stop,
+            loop=loop,
+        ),
+        None,
     )
 
 
