@@ -91,6 +91,9 @@ class WsClient(Client):
 
     async def _connect(self) -> ClientConnection:
         options = self.options
+        # websockets verifies wss:// against the system's CAs when given no context (ssl=None
+        # means "no TLS" to it, which it refuses for wss://).
+        tls: dict[str, Any] = {} if options.ssl is None else {"ssl": options.ssl}
         try:
             ws = await connect(
                 self.url,
@@ -101,6 +104,7 @@ class WsClient(Client):
                 close_timeout=options.close_timeout,
                 max_size=options.max_message_size,
                 create_connection=_Connection,
+                **tls,
             )
         except InvalidStatus as exc:
             response = exc.response

@@ -256,8 +256,11 @@ class WsServer(Server[ServerConnection]):
             write_limit=(options.outbound_limit, options.outbound_limit // 4),
             create_connection=Connection,
             reuse_port=options.reuse_port,  # passed on to loop.create_server
-            # The handshake request's deadline, the same as the aiohttp servers' (SPEC 3.11).
+            ssl=options.ssl,
+            # The handshake request's deadline, the same as the aiohttp servers' (SPEC 3.11);
+            # open_timeout starts once TLS is up, so the TLS handshake gets its own.
             open_timeout=HEADER_TIMEOUT,
+            ssl_handshake_timeout=HEADER_TIMEOUT if options.ssl is not None else None,
             # websockets 15 logs a failed handshake (slow, malformed: its bytes) at ERROR with a traceback.
             logger=_HandshakeLog(
                 logging.getLogger("websockets.server"),
@@ -274,7 +277,7 @@ class WsServer(Server[ServerConnection]):
         host, port = self.address
         if ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{port}/"
+        return f"{'wss' if self.options.ssl is not None else 'ws'}://{host}:{port}/"
 
     async def _send(self, conn: ServerConnection, data: str | bytes) -> None:
         if conn.protocol.state is not State.OPEN:

@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
-from urllib.parse import urlsplit
 
-from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
+from rtt import Capabilities, ClientOptions, OptionError, ServerOptions, Transport
 from rtt.assets import adapter_assets
 
 from .client import WsClient
@@ -31,10 +30,10 @@ class WsServerOptions(ServerOptions):
 
 
 class WsTransport(Transport):
-    """``rtt.load("ws")``: servers at ``ws://host:port/``, plain WebSocket on the wire."""
+    """``rtt.load("ws")``: servers at ``ws://host:port/`` (``wss://`` with ``ssl``), plain WebSocket."""
 
     name = "ws"
-    capabilities = Capabilities(binary=True, python_client=True, browser_client=True)
+    capabilities = Capabilities(binary=True, python_client=True, browser_client=True, tls=True)
     server_options = WsServerOptions
 
     def browser_assets(self) -> Mapping[str, Traversable]:
@@ -46,6 +45,5 @@ class WsTransport(Transport):
         return WsServer(self, options, host, port)
 
     def _create_client(self, url: str, options: ClientOptions) -> WsClient:
-        if urlsplit(url).scheme not in ("ws", "wss"):
-            raise ConfigError(f"the ws transport connects to ws:// or wss:// URLs, got {url!r}")
+        self._secure_url(url, options, plain=("ws",), secure=("wss",))
         return WsClient(self, url, options)
