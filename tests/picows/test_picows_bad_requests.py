@@ -96,6 +96,12 @@ CASES: dict[str, tuple[str, int, bytes, dict[str, str]]] = {
         b"Sec-WebSocket-Key",
         {},
     ),
+    "non-ASCII key": (
+        "GET / HTTP/1.1\r\nHost: x\r\n" + UPGRADE.replace("ZQ==", "ZQ\xe9=") + "\r\n",
+        400,
+        b"Sec-WebSocket-Key",
+        {},
+    ),
     "no version": (
         f"GET / HTTP/1.1\r\nHost: x\r\n{UPGRADE.replace('Sec-WebSocket-Version: 13', 'X-V: 1')}\r\n",
         400,
@@ -162,3 +168,34 @@ async def test_a_request_still_in_authorize_at_shutdown_gets_503() -> None:
     await server.close()
     answer = await pending
     assert answer.status == 503 and answer.body == b"Server shutting down\n"
+
+
+async def test_an_upgrade_among_other_connection_tokens_is_accepted() -> None:
+    """``Connection: keep-alive, Upgrade`` (Firefox) opens a socket; its headers are kept as sent."""
+    opened: list[rtt.Socket] = []
+    connected = asyncio.Event()
+
+    def on_connect(socket: rtt.Socket) -> None:
+        opened.append(socket)
+        connected.set()
+
+    async with rtt.load("picows").server() as server:
+        server.on("connect", on_connect)
+        request = (
+            "GET /room?x=1 HTTP/1.1\r\nHost: x\r\n"
+            + UPGRADE.replace("Connection: Upgrade", "Connection: keep-alive, Upgrade")
+            + "X-Extra: yes\r\n\r\n"
+        )
+        reader, writer = await asyncio.open_connection(*server.address)
+        try:
+            writer.write(request.encode())
+            async with asyncio.timeout(10):
+                head = await reader.readuntil(b"\r\n\r\n")
+                assert head.startswith(b"HTTP/1.1 101 ")
+                assert b"Sec-WebSocket-Accept: s3pPLMBiTxaQ9kYGzzhZRbK+xOo=\r\n" in head
+                await connected.wait()
+        finally:
+            writer.close()
+        socket = opened[0]
+        assert socket.path == "/room" and socket.query == {"x": "1"}
+        assert socket.headers["Connection"] == "keep-alive, Upgrade" and socket.headers["X-Extra"] == "yes"

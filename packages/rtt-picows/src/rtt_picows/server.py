@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import base64
-import binascii
 import collections
 import logging
 from collections.abc import Callable
@@ -30,7 +29,15 @@ from http import HTTPStatus
 from typing import TYPE_CHECKING, Any, Final
 from urllib.parse import urlsplit
 
-from picows import WSAutoPingStrategy, WSFrame, WSListener, WSMsgType, WSTransport
+from picows import (
+    WSAutoPingStrategy,
+    WSFrame,
+    WSListener,
+    WSMsgType,
+    WSTransport,
+    WSUpgradeResponse,
+    WSUpgradeResponseWithListener,
+)
 from picows.picows import WSProtocol  # type: ignore[attr-defined]
 
 from rtt import (
@@ -66,6 +73,31 @@ _QUEUE: Final = 16
 _READ_BUFFER: Final = 1024
 """picows's first read buffer per connection (it doubles as frames need): its default 16 KiB is most
 of an idle connection's memory."""
+_REPLAY: Final = (
+    b"GET / HTTP/1.1\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+    b"Sec-WebSocket-Version: 13\r\nSec-WebSocket-Key: %b\r\n\r\n"
+)
+"""What picows is given of an admitted request (see :meth:`_Upgrade._upgrade`)."""
+_SHARED: Final = frozenset(
+    {
+        "accept-encoding",
+        "accept-language",
+        "cache-control",
+        "connection",
+        "host",
+        "origin",
+        "pragma",
+        "sec-websocket-extensions",
+        "sec-websocket-version",
+        "upgrade",
+        "user-agent",
+    }
+)
+"""Headers whose lines most clients send alike: their parsed pairs are shared between sockets."""
+_MAX_SHARED: Final = 1024
+_LINES: dict[str, tuple[str, str]] = {}
+"""Parsed pairs of :data:`_SHARED` header lines, by line: every socket keeps its headers, so
+identical lines cost one pair for all (emptied when full, so it stays bounded)."""
 _FAILED: Final = "Failed to open a WebSocket connection: "
 _WS_VERSION: Final = "13"
 
@@ -271,7 +303,9 @@ class _Upgrade(asyncio.Protocol):
         if self.deadline is not None:
             self.deadline.cancel()  # lifted while the request is handled (3.11)
             self.deadline = None
-        self.task = self.server._spawn(self._handle(bytes(self.buffer[:end])))
+        head = bytes(self.buffer[:end])
+        del self.buffer[: end + 4]  # what is left is the start of the WebSocket stream
+        self.task = self.server._spawn(self._handle(head))
 
     def eof_received(self) -> bool:
         return False
@@ -361,9 +395,14 @@ class _Upgrade(asyncio.Protocol):
         self._done()
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
-        data = memoryview(self.buffer)
+        # picows parses a request again and keeps it for the connection's life: it gets the
+        # shortest request that asks for the same upgrade, not the client's (checked above; the
+        # socket keeps its headers), which also spares it tokens it would misread
+        # (``Connection: keep-alive, Upgrade``).
+        key = handshake.headers["Sec-WebSocket-Key"]
+        data = memoryview(_REPLAY % key.encode("ascii") + self.buffer)
         while data:
-            # picows parses the request again (it is valid: checked above) and answers 101.
+            # picows answers 101.
             space = memoryview(protocol.get_buffer(-1))
             size = min(len(space), len(data))
             space[:size] = data[:size]
@@ -402,13 +441,20 @@ def _parse(head: bytes) -> _Request | _Refusal:
         return bad
     pairs: list[tuple[str, str]] = []
     for line in lines[1:]:
-        name, colon, value = line.partition(":")
-        if not colon or not name or set(name) - _TOKEN:
-            return bad
-        value = value.strip(" \t")
-        if any((char < " " and char != "\t") or char == "\x7f" for char in value):
-            return bad
-        pairs.append((name, value))
+        pair = _LINES.get(line)
+        if pair is None:
+            name, colon, value = line.partition(":")
+            if not colon or not name or set(name) - _TOKEN:
+                return bad
+            value = value.strip(" \t")
+            if any((char < " " and char != "\t") or char == "\x7f" for char in value):
+                return bad
+            pair = (name, value)
+            if name.lower() in _SHARED:
+                if len(_LINES) >= _MAX_SHARED:
+                    _LINES.clear()
+                _LINES[line] = pair
+        pairs.append(pair)
     return _Request(fields[0], fields[1], fields[2], pairs)
 
 
@@ -455,7 +501,7 @@ def _check_upgrade(request: _Request) -> _Refusal | None:
     keys = headers.get_all("Sec-WebSocket-Key")
     try:
         valid = len(keys) == 1 and len(base64.b64decode(keys[0], validate=True)) == 16
-    except binascii.Error:
+    except ValueError:  # binascii.Error, or a character past ASCII
         valid = False
     if not valid:
         return HTTPStatus.BAD_REQUEST, "missing or invalid Sec-WebSocket-Key header."
@@ -485,6 +531,10 @@ class PicowsServer(Server[_Conn]):
         self._pending: set[_Upgrade] = set()
         self._all: set[_Conn] = set()
         self._loop_time: Callable[[], float] = lambda: 0.0
+        # The 101 response for every connection: picows keeps the response it sent for the
+        # connection's life, so one object for all saves each its own (picows sets the
+        # Sec-WebSocket-Accept header on it just before it writes it, in the same call).
+        self._response = WSUpgradeResponse.create_101_response()
 
     def _protocol(self, conn: _Conn) -> asyncio.BufferedProtocol:
         """picows's protocol for one admitted connection, with ``conn`` as its listener."""
@@ -493,7 +543,7 @@ class PicowsServer(Server[_Conn]):
             None,  # host and port: a client's
             None,  # path: a client's
             False,  # server side
-            lambda request: conn,
+            lambda request: WSUpgradeResponseWithListener(self._response, conn),
             _LOG,
             True,  # disconnect_on_exception
             None,  # handshake timeout: the request is in already
