@@ -12,6 +12,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 from types import TracebackType
+from typing import Any
 from urllib.parse import urlsplit, urlunsplit
 
 #: The address the relay connects from: a loopback alias, playing the proxy.
@@ -26,7 +27,8 @@ class TcpRelay:
         self.source = source
         self.connections = 0
         self._listener: asyncio.Server | None = None
-        self._tasks: set[asyncio.Task[None]] = set()
+        self._tasks: set[asyncio.Task[Any]] = set()
+        self._writers: set[asyncio.StreamWriter] = set()
         self.address: tuple[str, int] = ("", 0)
 
     def url(self, server_url: str) -> str:
@@ -45,15 +47,18 @@ class TcpRelay:
     ) -> None:
         assert self._listener is not None
         self._listener.close()
-        for task in list(self._tasks):
-            task.cancel()
-        await asyncio.gather(*self._tasks, return_exceptions=True)
+        # Dropping both ends ends every pipe: each connection's handler returns on its own.
+        for writer in list(self._writers):
+            writer.transport.abort()
+        if self._tasks:
+            await asyncio.wait(self._tasks, timeout=10)
         await self._listener.wait_closed()
 
     async def _accept(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
         task = asyncio.current_task()
         assert task is not None
         self._tasks.add(task)
+        self._writers.add(writer)
         self.connections += 1
         try:
             async with asyncio.timeout(10):
@@ -62,19 +67,22 @@ class TcpRelay:
                 )
         except (OSError, TimeoutError):
             writer.close()
+            self._writers.discard(writer)
             self._tasks.discard(task)
             return
+        self._writers.add(up_writer)
         try:
             await asyncio.gather(_pipe(reader, up_writer), _pipe(up_reader, writer))
         finally:
             for w in (writer, up_writer):
                 w.close()
+                self._writers.discard(w)
             self._tasks.discard(task)
 
 
 async def _pipe(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
     """Copy until the end of ``reader``, then half-close ``writer``, as a proxy passes a FIN on."""
-    with contextlib.suppress(ConnectionError):
+    with contextlib.suppress(ConnectionError, OSError):
         while data := await reader.read(65536):
             writer.write(data)
             await writer.drain()

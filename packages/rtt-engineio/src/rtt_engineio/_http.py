@@ -48,18 +48,21 @@ def handshake_of(environ: dict[str, Any]) -> Handshake:
     request = aiohttp_request(environ)
     scope = asgi_scope(environ)
     remote: tuple[str, int] | None = None
+    secure = False
     if request is not None:
         headers = Headers.from_raw(request.raw_headers)
         peer = request.transport.get_extra_info("peername") if request.transport is not None else None
         if peer:
             remote = (str(peer[0]), int(peer[1]))
         path = request.path
+        secure = request.secure
     elif scope is not None:
         headers = Headers.from_raw(scope["headers"])
         client = scope.get("client")
         if client:
             remote = (str(client[0]), int(client[1]))
         path = scope["path"]
+        secure = scope.get("scheme") in ("https", "wss")
     else:  # pragma: no cover - only the aiohttp and asgi drivers are used
         headers = Headers(
             [(k[5:].replace("_", "-").title(), v) for k, v in environ.items() if k.startswith("HTTP_")]
@@ -70,7 +73,13 @@ def handshake_of(environ: dict[str, Any]) -> Handshake:
         for k, v in parse_qsl(environ.get("QUERY_STRING", ""), keep_blank_values=True)
         if k not in _PROTOCOL_QUERY
     ]
-    return Handshake(headers=headers, path=path, query_string=urlencode(query), remote_address=remote)
+    return Handshake(
+        headers=headers,
+        path=path,
+        query_string=urlencode(query),
+        remote_address=remote,
+        scheme="https" if secure else "http",
+    )
 
 
 class HttpFront:

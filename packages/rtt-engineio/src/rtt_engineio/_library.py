@@ -566,9 +566,12 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
             return await super()._handle_connect(environ, transport, jsonp_index)
         key, new = binding_key(environ.get("HTTP_COOKIE"))
         environ[_KEY] = key  # the connect event gives it to the session
+        # The scheme the client used, a trusted proxy's word included (SPEC.md 8.5); read
+        # before the connect event takes the admitted handshake.
+        secure = environ["rtt.admitted"][0].secure if "rtt.admitted" in environ else _secure(environ)
         response = await super()._handle_connect(environ, transport, jsonp_index)
         if new and isinstance(response, dict) and str(response["status"]).startswith("200"):
-            cookie = binding_cookie(key, environ.get("PATH_INFO") or self.rtt.path, _secure(environ))
+            cookie = binding_cookie(key, environ.get("PATH_INFO") or self.rtt.path, secure)
             response["headers"] = [*response["headers"], ("Set-Cookie", cookie)]
         return response
 
@@ -667,7 +670,7 @@ def binding_key_of(environ: dict[str, Any]) -> str | None:
 
 
 def _secure(environ: dict[str, Any]) -> bool:
-    """Whether the request came over TLS, as the web server knows it (never X-Forwarded-Proto)."""
+    """Whether the request came over TLS, as the web server knows it (a proxy's word is the core's, 8.5)."""
     request = aiohttp_request(environ)
     if request is not None:
         return request.secure

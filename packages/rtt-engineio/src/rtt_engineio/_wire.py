@@ -171,8 +171,8 @@ def binding_cookie(key: str, path: str, secure: bool) -> str:
     Over HTTPS ``SameSite=None; Secure; Partitioned``, so a page on another site
     keeps its session where the browser allows third-party (partitioned)
     cookies; over plain HTTP ``SameSite=Lax`` (browsers refuse ``None`` without
-    ``Secure``). ``secure`` is the scheme as the web server knows it: rtt never
-    trusts ``X-Forwarded-Proto`` itself.
+    ``Secure``). ``secure`` is the handshake's scheme: the web server's, or a
+    trusted proxy's ``X-Forwarded-Proto`` (SPEC.md 8.5), never an untrusted peer's.
     """
     same_site = "SameSite=None; Secure; Partitioned" if secure else "SameSite=Lax"
     return f"{BINDING_COOKIE}={key}; Path={path}; HttpOnly; {same_site}"

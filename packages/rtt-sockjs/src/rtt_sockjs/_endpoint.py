@@ -286,10 +286,11 @@ class Endpoint:
         """Set the binding cookie and the CORS headers a cross-origin SockJS client needs."""
         key = request.get("rtt.new_key")
         if key is not None:
+            # The scheme the client used, a trusted proxy's word included (SPEC.md 8.5).
+            admitted = request.get("rtt.admitted")
+            secure = admitted[0].secure if admitted is not None else request.secure
             # aiohttp has already turned response.cookies into headers at this point.
-            response.headers.add(
-                hdrs.SET_COOKIE, binding_cookie(BINDING_COOKIE, key, self.prefix, request.secure)
-            )
+            response.headers.add(hdrs.SET_COOKIE, binding_cookie(BINDING_COOKIE, key, self.prefix, secure))
         origin = request.headers.get(hdrs.ORIGIN)
         if origin is not None and origin_allowed(origin, self.options.allowed_origins):
             if origin == "null":  # a file:// page: echoing "null" reads as a refusal (SockJS 0.3.3)
@@ -329,6 +330,7 @@ class Endpoint:
             path=self.prefix,
             query_string=urlencode(query),
             remote_address=remote,
+            scheme="https" if request.secure else "http",
         )
 
     async def _post(self, request: web.Request, conn: SockjsConn, *, jsonp: bool) -> web.StreamResponse:
@@ -400,8 +402,8 @@ def binding_cookie(name: str, key: str, path: str, secure: bool) -> str:
     keeps its session where the browser allows third-party (partitioned)
     cookies; over plain HTTP ``SameSite=Lax`` (browsers refuse ``None`` without
     ``Secure``), which only pages of the same site send. ``secure`` is the
-    request's scheme as the web server knows it: rtt never trusts
-    ``X-Forwarded-Proto`` itself (a proxy-aware server or middleware may set it).
+    handshake's scheme: the web server's, or a trusted proxy's
+    ``X-Forwarded-Proto`` (SPEC.md 8.5), never an untrusted peer's.
     """
     same_site = "SameSite=None; Secure; Partitioned" if secure else "SameSite=Lax"
     return f"{name}={key}; Path={path}; HttpOnly; {same_site}"
