@@ -197,6 +197,9 @@ class PicowsClient(Client):
                 lambda: _Listener(limit),
                 self.url,
                 extra_headers=dict(options.headers),
+                # None: for a wss:// URL picows takes asyncio's default context (the system's
+                # CAs, verification on); a ws:// URL with a context is refused before this.
+                ssl_context=options.ssl,
                 # rtt bounds the whole attempt with connect_timeout; picows's own bound only makes
                 # sure a cancelled attempt does not leave its socket open.
                 websocket_handshake_timeout=options.connect_timeout,

@@ -509,7 +509,7 @@ def _check_upgrade(request: _Request) -> _Refusal | None:
 
 
 class PicowsServer(Server[_Conn]):
-    """A server at ``ws://host:port/``; any path is accepted and reported in ``socket.path``.
+    """A server at ``ws://host:port/`` (``wss://`` with ``ssl``); any path is reported in ``socket.path``.
 
     Plain HTTP GETs under ``assets_path`` (default ``/rtt/``) get the browser
     client files, so a page can load exactly the code that talks to this server.
@@ -596,8 +596,15 @@ class PicowsServer(Server[_Conn]):
     async def _start(self) -> tuple[str, int]:
         loop = asyncio.get_running_loop()
         self._loop_time = loop.time
+        tls = self.options.ssl
         self._listener = await loop.create_server(
-            lambda: _Upgrade(self), self.host, self.port, reuse_port=self.options.reuse_port or None
+            lambda: _Upgrade(self),
+            self.host,
+            self.port,
+            reuse_port=self.options.reuse_port or None,
+            ssl=tls,
+            # The TLS handshake gets the request head's deadline (3.11) before the head's own starts.
+            ssl_handshake_timeout=HEADER_TIMEOUT if tls is not None else None,
         )
         # Out of file descriptors: a few WARNING lines, not asyncio's traceback per accept() (SPEC 3.11).
         self._quiet_accept = quiet_accept_errors(self._listener.sockets)
@@ -611,7 +618,7 @@ class PicowsServer(Server[_Conn]):
         host, port = self.address
         if ":" in host:
             host = f"[{host}]"
-        return f"ws://{host}:{port}/"
+        return f"{'wss' if self.options.ssl is not None else 'ws'}://{host}:{port}/"
 
     async def _send(self, conn: _Conn, data: str | bytes) -> None:
         ws = conn.ws

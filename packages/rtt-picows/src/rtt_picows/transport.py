@@ -5,9 +5,8 @@ from __future__ import annotations
 from collections.abc import Mapping
 from dataclasses import dataclass
 from importlib.resources.abc import Traversable
-from urllib.parse import urlsplit
 
-from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
+from rtt import Capabilities, ClientOptions, OptionError, ServerOptions, Transport
 from rtt.assets import adapter_assets
 
 from .client import PicowsClient
@@ -31,10 +30,10 @@ class PicowsServerOptions(ServerOptions):
 
 
 class PicowsTransport(Transport):
-    """``rtt.load("picows")``: servers at ``ws://host:port/``, plain WebSocket on the wire."""
+    """``rtt.load("picows")``: servers at ``ws://host:port/`` (``wss://`` with ``ssl``), plain WebSocket."""
 
     name = "picows"
-    capabilities = Capabilities(binary=True, python_client=True, browser_client=True)
+    capabilities = Capabilities(binary=True, python_client=True, browser_client=True, tls=True)
     server_options = PicowsServerOptions
 
     def browser_assets(self) -> Mapping[str, Traversable]:
@@ -46,6 +45,5 @@ class PicowsTransport(Transport):
         return PicowsServer(self, options, host, port)
 
     def _create_client(self, url: str, options: ClientOptions) -> PicowsClient:
-        if urlsplit(url).scheme not in ("ws", "wss"):
-            raise ConfigError(f"the picows transport connects to ws:// or wss:// URLs, got {url!r}")
+        self._secure_url(url, options, plain=("ws",), secure=("wss",))
         return PicowsClient(self, url, options)
