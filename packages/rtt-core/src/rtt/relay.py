@@ -31,8 +31,17 @@ from .errors import BrokerError
 
 if TYPE_CHECKING:
     from .broker import Broker
+    from .handshake import Headers
 
-__all__ = ["HOP_BY_HOP", "RelayedRequest", "RelayedResponse", "fetch_unix", "relay_headers"]
+__all__ = [
+    "HOP_BY_HOP",
+    "RelayedRequest",
+    "RelayedResponse",
+    "fetch_unix",
+    "peer_of",
+    "relay_headers",
+    "relayed_peer",
+]
 
 logger = logging.getLogger("rtt.relay")
 
@@ -62,9 +71,16 @@ class RelayedRequest:
     headers: tuple[tuple[str, str], ...]
     """Request headers, repeats kept, hop-by-hop ones left out."""
     body: bytes = b""
+    peer: tuple[str, int] | None = None
+    """The peer of the connection the request came on, at the process that relays it."""
+    scheme: str = "http"
+    """That connection's scheme (``https`` over TLS)."""
 
     def encode(self) -> bytes:
-        head = {"m": self.method, "t": self.target, "h": [list(h) for h in self.headers]}
+        head: dict[str, Any] = {"m": self.method, "t": self.target, "h": [list(h) for h in self.headers]}
+        if self.peer is not None:
+            head["p"] = list(self.peer)
+        head["s"] = self.scheme
         return json.dumps(head, separators=(",", ":")).encode() + b"\n" + self.body
 
     @classmethod
@@ -72,7 +88,15 @@ class RelayedRequest:
         end = data.index(b"\n")
         head = json.loads(data[:end])
         headers = tuple((str(k), str(v)) for k, v in head["h"])
-        return cls(str(head["m"]), str(head["t"]), headers, data[end + 1 :])
+        peer = head.get("p")
+        return cls(
+            str(head["m"]),
+            str(head["t"]),
+            headers,
+            data[end + 1 :],
+            (str(peer[0]), int(peer[1])) if peer else None,
+            "https" if head.get("s") == "https" else "http",
+        )
 
 
 @dataclass(slots=True)
@@ -88,6 +112,36 @@ class RelayedResponse:
 
 #: Bytes of status line and headers a relayed response may have.
 HEAD_LIMIT = 64 * 1024
+
+#: The header that carries a relayed request's peer and scheme to this process's own server.
+PEER_HEADER = "Rtt-Relayed-Peer"
+#: Vouches for :data:`PEER_HEADER`: random, and never leaves the process (a process relays a
+#: request to its own server only), so no client can forge the header.
+_VOUCH = secrets.token_urlsafe(16)
+_PEER_LOWER = PEER_HEADER.lower()
+
+
+def peer_of(transport: asyncio.BaseTransport | None) -> tuple[str, int] | None:
+    """The ``(host, port)`` peer of a TCP connection; ``None`` for a Unix socket or none."""
+    peer = transport.get_extra_info("peername") if transport is not None else None
+    return (str(peer[0]), int(peer[1])) if isinstance(peer, tuple) and len(peer) >= 2 else None
+
+
+def relayed_peer(headers: Headers) -> tuple[tuple[str, int], str] | None:
+    """The peer and scheme :func:`fetch_unix` vouched for in ``headers``; ``None`` if it did not.
+
+    So a socket opened by a relayed request keeps the client's address, not
+    this process's (SPEC.md 8.5, 13.8); a value this process did not write is
+    ignored.
+    """
+    for value in headers.get_all(PEER_HEADER):
+        vouch, _, rest = value.partition(" ")
+        if secrets.compare_digest(vouch.encode(), _VOUCH.encode()):
+            scheme, host, port = rest.split(" ", 2)
+            return (host, int(port)), "https" if scheme == "https" else "http"
+    return None
+
+
 #: Bytes read from a relayed response body at a time.
 READ_SIZE = 64 * 1024
 
@@ -100,7 +154,9 @@ async def fetch_unix(path: str, request: RelayedRequest) -> RelayedResponse:
     here (SPEC.md 13.8). The socket is the process's own, its peer is that
     process's own HTTP library, so this small HTTP/1.1 exchange (one request,
     ``Connection: close``, a body by length, chunks or until the end) is all
-    it takes; rtt-core depends on no HTTP library (SPEC.md 15).
+    it takes; rtt-core depends on no HTTP library (SPEC.md 15). The request's
+    ``peer`` and ``scheme`` go along in a header only this process can write
+    (:func:`relayed_peer`), so a socket the request opens has the client's address.
     """
     reader, writer = await asyncio.open_unix_connection(path, limit=HEAD_LIMIT)
     try:
@@ -109,8 +165,11 @@ async def fetch_unix(path: str, request: RelayedRequest) -> RelayedResponse:
             "Host: rtt-relay",
             "Connection: close",
             f"Content-Length: {len(request.body)}",
-            *(f"{name}: {value}" for name, value in request.headers),
+            *(f"{name}: {value}" for name, value in request.headers if name.lower() != _PEER_LOWER),
         ]
+        if request.peer is not None:
+            host, port = request.peer
+            lines.append(f"{PEER_HEADER}: {_VOUCH} {request.scheme} {host} {port}")
         writer.write(("\r\n".join(lines) + "\r\n\r\n").encode("latin-1", "replace") + request.body)
         head = (await reader.readuntil(b"\r\n\r\n")).decode("latin-1")
     except BaseException:

@@ -37,7 +37,7 @@ from .errors import (
 from .events import SERVER_EVENTS, Close, CloseReason, ServerEvent
 from .handshake import Accept, Handshake, Headers, Reject, origin_allowed, through_proxies
 from .options import ServerOptions
-from .relay import Relay, RelayedRequest, RelayedResponse, fetch_unix
+from .relay import Relay, RelayedRequest, RelayedResponse, fetch_unix, relayed_peer
 
 if TYPE_CHECKING:
     from .transport import Transport
@@ -502,7 +502,13 @@ class Server(abc.ABC, Generic[C]):
         scheme from its forwarded headers, in place (SPEC.md 8.5): ``authorize``,
         the socket and the plugin (a cookie's ``Secure``) all read that.
         """
-        if self.options.ssl is not None:
+        relayed = relayed_peer(handshake.headers) if handshake.peer_address is None else None
+        if relayed is not None:
+            # Relayed from another process (13.8): the connection there is the one that counts.
+            object.__setattr__(handshake, "peer_address", relayed[0])
+            object.__setattr__(handshake, "remote_address", relayed[0])
+            object.__setattr__(handshake, "scheme", relayed[1])
+        elif self.options.ssl is not None:
             # A standalone server with TLS: every connection it accepts came over TLS.
             object.__setattr__(handshake, "scheme", "https")
         if self.options.trusted_proxies:
