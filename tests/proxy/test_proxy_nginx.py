@@ -2,11 +2,12 @@
 
 nginx ends TLS (a throwaway CA) on a free loopback port and passes each
 connection on to rtt from 127.0.0.2 (``proxy_bind``), the one address rtt
-trusts; the client connects from 127.0.0.1. Over WebSocket (ws, engineio)
-and Engine.IO long-polling, the socket's ``remote_address`` is the client's,
-the scheme is ``https``, and an ``X-Forwarded-For`` the client wrote itself
-changes nothing. nginx runs as a child process of the test with every path
-under the test's temporary directory, and is stopped at the end.
+trusts; the client connects from 127.0.0.1. Over WebSocket (ws, engineio,
+sockjs), Engine.IO long-polling and SockJS xhr-streaming, the socket's
+``remote_address`` is the client's, the scheme is ``https``, and an
+``X-Forwarded-For`` the client wrote itself changes nothing. nginx runs as a
+child process of the test with every path under the test's temporary
+directory, and is stopped at the end.
 
 Without nginx the tests skip, unless ``CI`` is set: there nginx is
 installed, so its absence is a failure.
@@ -173,6 +174,9 @@ CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
     "engineio-websocket": ("engineio", {"transports": ("websocket",)}, {"transports": ("websocket",)}),
     # ping_interval 1 s: several heartbeats pass through nginx while the test runs.
     "engineio-polling": ("engineio", {"transports": ("polling",), "ping_interval": 1.0}, {}),
+    "sockjs-websocket": ("sockjs", {}, {"transports": ["websocket"]}),
+    # A stream, which nginx passes on as it comes (proxy_buffering off).
+    "sockjs-xhr-streaming": ("sockjs", {}, {"transports": ["xhr-streaming"]}),
 }
 
 
