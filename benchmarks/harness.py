@@ -171,6 +171,17 @@ def _reply(line: str) -> None:
 
 
 async def _serve(factory: Callable[[], BenchServer]) -> None:
+    await serve(factory)
+
+
+async def serve(
+    factory: Callable[[], BenchServer], extra: dict[str, Callable[[list[str]], str]] | None = None
+) -> None:
+    """Run a server child: build the server, report its port, answer control commands until stdin ends.
+
+    ``extra`` adds commands of the caller's own: each gets the command's words and returns the reply line.
+    """
+    extra = extra or {}
     server = factory()  # inside the loop: some libraries want one when built
     port = await server.start()
     try:
@@ -187,6 +198,8 @@ async def _serve(factory: Callable[[], BenchServer]) -> None:
                 for _ in range(int(words[1])):
                     await server.broadcast(payload)
                 _reply("done")
+            elif words[0] in extra:
+                _reply(extra[words[0]](words))
             else:
                 _reply(f"error unknown command {words[0]!r}")
     finally:
@@ -229,10 +242,14 @@ class ServerProcess:
     ends the child, killing it if it does not exit by itself in time.
     """
 
-    def __init__(self, pair: str, side: Side, timeout: float = 10.0) -> None:
+    def __init__(
+        self, pair: str, side: Side, timeout: float = 10.0, argv: Sequence[str] | None = None
+    ) -> None:
         self.pair = pair
         self.side = side
         self.timeout = timeout
+        self.argv = list(argv) if argv is not None else [sys.executable, "-c", _CHILD, pair, side]
+        """The child's command line: by default the pair's side through :func:`child_main`."""
         self.port = 0
         self._proc: asyncio.subprocess.Process | None = None
 
@@ -251,11 +268,7 @@ class ServerProcess:
     async def start(self) -> None:
         """Spawn the child and wait until it reports its port."""
         self._proc = await asyncio.create_subprocess_exec(
-            sys.executable,
-            "-c",
-            _CHILD,
-            self.pair,
-            self.side,
+            *self.argv,
             stdin=asyncio.subprocess.PIPE,
             stdout=asyncio.subprocess.PIPE,
             env={**os.environ, "GLIBC_TUNABLES": os.environ.get("GLIBC_TUNABLES", PINNED_MALLOC)},
