@@ -184,6 +184,8 @@ def test_forwarded_rfc_7239_examples() -> None:
     "value",
     [
         "for=unknown",
+        'for="_hidden:80"',
+        'for="unknown:_port"',
         "for=_hidden, for=10.1.1.1",
         "proto=https",
         "for=1.2.3.4 junk",
@@ -200,6 +202,18 @@ def test_unusable_forwarded_falls_back_to_the_peer(value: str) -> None:
     result = client(("Forwarded", value))
     assert result.remote_address == PROXY and result.scheme == "http"
     assert result.problem is not None and "Forwarded" in result.problem
+
+
+def test_an_unknown_forwarded_proto_keeps_the_connections_scheme() -> None:
+    result = client(("Forwarded", "for=198.51.100.17;proto=gopher"), scheme="https")
+    assert result.remote_address == ("198.51.100.17", 0) and result.scheme == "https"
+    assert result.problem is not None and "gopher" in result.problem
+
+
+def test_trusted_proxies_compare_and_hash_by_their_entries() -> None:
+    a, b = TrustedProxies(["10.0.0.0/8", "::1"]), TrustedProxies(["10.0.0.0/8", "::1"])
+    assert a == b and hash(a) == hash(b) and a != TrustedProxies(["::1"])
+    assert a != ["10.0.0.0/8", "::1"], "a list is not a TrustedProxies"
 
 
 # -- Properties ---------------------------------------------------------------------------------
