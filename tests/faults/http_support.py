@@ -2,8 +2,8 @@
 
 A case here is about the HTTP server in front of the transport (SPEC.md
 3.11), not about a wire, so it runs once per transport: the request goes to
-the URL where each server takes a handshake (a WebSocket upgrade for ws, a
-poll for engineio, ``/info`` for sockjs).
+the URL where each server takes a handshake (a WebSocket upgrade for ws and
+picows, a poll for engineio, ``/info`` for sockjs).
 """
 
 from __future__ import annotations
@@ -12,12 +12,15 @@ import asyncio
 import contextlib
 import logging
 import time
+from collections.abc import Awaitable, Mapping
 from typing import Any
 from urllib.parse import urlsplit
 
 import rtt
 
-TRANSPORTS = ("ws", "engineio", "sockjs")
+TRANSPORTS = ("ws", "picows", "engineio", "sockjs")
+#: The transports whose server is a plain WebSocket server (no HTTP of its own but the upgrade).
+PLAIN_TRANSPORTS = ("ws", "picows")
 AIOHTTP_TRANSPORTS = ("engineio", "sockjs")
 ANSWER_TIMEOUT = 10.0
 
@@ -30,7 +33,7 @@ UPGRADE = (
 def handshake_target(name: str, url: str) -> tuple[str, str]:
     """``(path?query, extra header lines)`` of a request each server would take as a handshake."""
     path = urlsplit(url).path or "/"
-    if name == "ws":
+    if name in PLAIN_TRANSPORTS:
         return path, UPGRADE
     if name == "engineio":
         return path + "?EIO=4&transport=polling", ""
@@ -61,6 +64,25 @@ async def status_of(address: tuple[str, int], request: bytes) -> int | None:
         return int(status)
     finally:
         writer.close()
+
+
+async def each_at_once(cases: Mapping[str, Awaitable[None]]) -> None:
+    """Await every case at once; fail with each one's failure, named after its key.
+
+    The cases that use it wait out a deadline of :data:`rtt.listener.HEADER_TIMEOUT`
+    (10 s) each: one after the other they cost that per transport, at once they cost
+    it once. None stops another: each runs to its end, and every failure is reported.
+    """
+    results = await asyncio.gather(*cases.values(), return_exceptions=True)
+    failures: list[BaseException] = []
+    for name, result in zip(cases, results, strict=True):
+        if isinstance(result, BaseException):
+            result.add_note(f"(in the case of {name})")
+            failures.append(result)
+    if len(failures) == 1:
+        raise failures[0]
+    if failures:
+        raise BaseExceptionGroup(f"{len(failures)} of {len(results)} cases failed", failures)
 
 
 async def echo_once(transport: rtt.Transport, url: str, text: str, timeout: float = 10.0) -> None:
