@@ -22,6 +22,7 @@ __all__ = [
     "Accept",
     "AuthResult",
     "Authorize",
+    "Forwarded",
     "Handshake",
     "Headers",
     "Reject",
@@ -30,6 +31,7 @@ __all__ = [
     "normalise_origin",
     "origin_allowed",
     "refusal_reason",
+    "through_proxies",
 ]
 
 
