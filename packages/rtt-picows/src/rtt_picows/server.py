@@ -23,10 +23,11 @@ import asyncio
 import base64
 import collections
 import logging
+import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final
+from typing import TYPE_CHECKING, Any, Final, cast
 from urllib.parse import urlsplit
 
 from picows import (
@@ -267,8 +268,8 @@ class _Upgrade(asyncio.Protocol):
         self.task: asyncio.Task[None] | None = None
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A stream transport (uvloop's is one without subclassing asyncio.Transport).
+        self.transport = transport = cast(asyncio.Transport, transport)
         limit = self.server.options.outbound_limit
         transport.set_write_buffer_limits(high=limit, low=limit // 4)
         self.server._pending.add(self)
@@ -516,10 +517,11 @@ class PicowsServer(Server[_Conn]):
     """
 
     options: PicowsServerOptions
-    # Not True, although pause_writing reports most slow consumers: picows writes with the
-    # transport's writelines(), which on Python 3.12 and 3.13 (sendmsg) buffers without calling
-    # pause_writing, so the core also reads each written socket's buffer size after a send.
-    _reports_slow_consumers = False
+    # picows writes large frames with the transport's writelines(), which on Python 3.12 and 3.13
+    # (asyncio's sendmsg) buffers without calling pause_writing: there the core also reads each
+    # written socket's buffer size after a send. On 3.11 (writelines joins and writes, and
+    # uvloop's pauses as its write does) pause_writing never misses, and that read is waste.
+    _reports_slow_consumers = sys.version_info < (3, 12)
 
     def __init__(
         self, transport: PicowsTransport, options: PicowsServerOptions, host: str, port: int
