@@ -960,6 +960,11 @@ class Server(abc.ABC, Generic[C]):
         if eager and _EAGER_TASKS:
             # Runs the coroutine at once, up to its first real wait, still as a task (3.12+).
             task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]
+            if task.done():
+                # Finished inside this call, as most do: nothing to cancel at shutdown, and no done
+                # callback to schedule through the loop for it.
+                self._task_done(task)
+                return task
         else:
             task = loop.create_task(coro)
         self._tasks.add(task)
