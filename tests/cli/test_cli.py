@@ -11,9 +11,11 @@ import asyncio
 import http.client
 import signal
 import socket
+import ssl
 import subprocess
 import textwrap
 from collections.abc import Callable
+from dataclasses import dataclass
 from importlib.metadata import version
 from pathlib import Path
 from typing import TYPE_CHECKING
@@ -21,6 +23,8 @@ from urllib.parse import urlsplit
 
 import pytest
 from cli_support import NODE_MODULES, command_env, run, serving
+from cryptography.hazmat.primitives import serialization
+from tls_support import NAMES, certificate_authority, client_context
 
 import rtt
 import rtt.cli
@@ -33,10 +37,18 @@ if TYPE_CHECKING:
 TRANSPORTS = ["ws", "picows", "engineio", "sockjs"]
 
 
-def fetch(url: str, method: str = "GET") -> tuple[int, dict[str, str], bytes]:
-    """``(status, headers, body)`` of one plain HTTP request."""
+def fetch(
+    url: str, method: str = "GET", *, context: ssl.SSLContext | None = None
+) -> tuple[int, dict[str, str], bytes]:
+    """``(status, headers, body)`` of one HTTP request (HTTPS for ``https://``, trusting ``context``)."""
     parts = urlsplit(url)
-    connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
+    connection: http.client.HTTPConnection
+    if parts.scheme == "https":
+        connection = http.client.HTTPSConnection(
+            parts.hostname or "", parts.port, timeout=10, context=context
+        )
+    else:
+        connection = http.client.HTTPConnection(parts.hostname or "", parts.port, timeout=10)
     try:
         connection.request(method, parts.path or "/")
         response = connection.getresponse()
@@ -60,7 +72,15 @@ def test_help_on_every_command(monkeypatch: pytest.MonkeyPatch, capsys: pytest.C
         "list": ["capabilities"],
         "serve": [
             *("--transport", "--host", "--port", "--app", "--config", "RTT_TRANSPORT", "--page-port"),
-            *("--broker", "--workers", "RTT_BROKER", "--loop", "pip install uvloop"),
+            *(
+                "--broker",
+                "--workers",
+                "RTT_BROKER",
+                "--loop",
+                "pip install uvloop",
+                "--certfile",
+                "--keyfile",
+            ),
         ],
         "check": ["NAME", "conformance kit", "rtt-core[testing]"],
     }.items():
@@ -94,10 +114,12 @@ def test_list_shows_transports_then_the_ones_that_failed() -> None:
     assert rows.pop("transport") == ["transport", "distribution", "version", "capabilities"]
     assert {"mock", "ws", "engineio", "sockjs", "tcpline"} <= set(rows)
     assert rows["ws"][1:3] == ["rtt-ws", rtt.__version__]
-    assert rows["ws"][3] == "binary, python_client, browser_client"
-    assert rows["engineio"][3] == "binary, http_fallbacks, python_client, browser_client, aiohttp, asgi"
-    assert rows["sockjs"][3] == "http_fallbacks, python_client, browser_client, aiohttp"
-    assert rows["tcpline"][1:] == ["rtt-tcpline", "0.1.0", "python_client"]
+    assert rows["ws"][3] == "binary, python_client, browser_client, tls"
+    assert rows["picows"][3] == "binary, python_client, browser_client, tls"
+    assert rows["engineio"][3] == "binary, http_fallbacks, python_client, browser_client, aiohttp, asgi, tls"
+    assert rows["sockjs"][3] == "http_fallbacks, python_client, browser_client, aiohttp, tls"
+    assert rows["tcpline"][1:] == ["rtt-tcpline", "0.1.0", "python_client, tls"]
+    assert rows["mock"][3] == "binary, python_client"
     assert "broken" not in rows
     (broken,) = failed.splitlines()
     name, distribution, version, reason = broken.split(maxsplit=3)
@@ -133,7 +155,10 @@ def test_no_transport_anywhere() -> None:
         ('transport = "ws"\n[options]\nmax_mesage_size = 10\n', "unknown option 'max_mesage_size'"),
         ('transport = "ws"\n[options]\nmax_message_size = -1\n', "max_message_size must be >= 1"),
         ('transport = "ws"\n[options]\nping_interval = "soon"\n', "ping_interval must be a number"),
-        ('transport = "ws"\nport = 8000\n', "unknown key 'port'; a config file has broker, loop, options"),
+        (
+            'transport = "ws"\nport = 8000\n',
+            "unknown key 'port'; a config file has broker, certfile, keyfile, loop, options",
+        ),
         ('transport = "ws"\noptions = 3\n', "'options' must be a mapping"),
         ("transport = 3\n", "transport must be a string"),
         ('transport = "nope"\n', "unknown transport 'nope'"),
@@ -142,7 +167,7 @@ def test_no_transport_anywhere() -> None:
         (
             'transprt = "ws"\n',
             "unknown key 'transprt' (did you mean 'transport'?); "
-            "a config file has broker, loop, options, transport",
+            "a config file has broker, certfile, keyfile, loop, options, transport",
         ),
         (
             'transport = "ws"\n[option]\nmax_message_size = 1\n',
@@ -301,12 +326,7 @@ async def test_serve_chat(name: str) -> None:
 UVLOOP_LINE = f"rtt: event loop: uvloop.Loop (uvloop {version('uvloop')})"
 
 
-# rtt-picows's server does not yet accept uvloop's transports (not asyncio.Transport subclasses): it joins
-# this list with that fix.
-UVLOOP_TRANSPORTS = ["ws", "engineio", "sockjs"]
-
-
-@pytest.mark.parametrize("name", UVLOOP_TRANSPORTS)
+@pytest.mark.parametrize("name", TRANSPORTS)
 @pytest.mark.parametrize("app", ["echo", "chat"])
 async def test_serve_on_uvloop(name: str, app: str) -> None:
     """The apps, unchanged, on uvloop: the first line names the class of the loop the server runs on."""
@@ -472,6 +492,135 @@ async def test_chat_without_a_browser_client_still_relays() -> None:
             assert await asyncio.wait_for(two.recv(), 5) == "over tcp"
 
 
+# -- rtt serve --certfile/--keyfile: TLS -------------------------------------------------------------
+
+
+@dataclass(frozen=True)
+class Pem:
+    """PEM files of a throwaway CA's certificate for 127.0.0.1, in one folder, and a client that trusts it."""
+
+    folder: Path
+    certfile: Path
+    keyfile: Path
+    client_tls: ssl.SSLContext
+
+
+@pytest.fixture
+def pem(tmp_path: Path) -> Pem:
+    ca = certificate_authority()
+    issued = ca.issue_cert(*NAMES)
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(certfile))
+    issued.private_key_pem.write_to_path(str(keyfile))
+    # Another certificate's key, and a file that is no PEM at all, for the errors.
+    ca.issue_cert("other.example").private_key_pem.write_to_path(str(tmp_path / "other-key.pem"))
+    (tmp_path / "junk.pem").write_text("not a PEM file\n")
+    # The key, encrypted with a password (rtt serve cannot ask for one).
+    key = serialization.load_pem_private_key(issued.private_key_pem.bytes(), password=None)
+    (tmp_path / "encrypted-key.pem").write_bytes(
+        key.private_bytes(
+            serialization.Encoding.PEM,
+            serialization.PrivateFormat.PKCS8,
+            serialization.BestAvailableEncryption(b"secret"),
+        )
+    )
+    return Pem(tmp_path, certfile, keyfile, client_context(ca))
+
+
+TLS_TRANSPORTS = ["ws", "picows"]
+
+
+@pytest.mark.parametrize("name", TLS_TRANSPORTS)
+async def test_serve_over_tls(name: str, pem: Pem) -> None:
+    """wss:// for the transport, https:// for the chat page, with the same certificate."""
+    args = (
+        "-t",
+        name,
+        "--app",
+        "chat",
+        "--port",
+        "0",
+        "--certfile",
+        str(pem.certfile),
+        "--keyfile",
+        str(pem.keyfile),
+    )
+    async with serving(*args) as served:
+        assert served.url.startswith("wss://127.0.0.1:") and served.page is not None
+        assert served.page.startswith("https://127.0.0.1:")
+        async with (
+            rtt.load(name).client(served.url, ssl=pem.client_tls) as one,
+            rtt.load(name).client(served.url, ssl=pem.client_tls) as two,
+        ):
+            await one.send("over TLS")
+            assert await asyncio.wait_for(two.recv(), 5) == "over TLS"
+        status, _, body = await asyncio.to_thread(fetch, served.page, context=pem.client_tls)
+        assert status == 200 and b"rtt chat" in body
+        _, _, config = await asyncio.to_thread(fetch, served.page + "chat-config.js", context=pem.client_tls)
+        assert f'"url": "{served.url}"'.encode() in config
+        # Without the test CA the client refuses the server, saying why.
+        with pytest.raises(rtt.ConnectError, match="certificate"):
+            await rtt.load(name).client(served.url, reconnect=False).connect()
+
+
+async def test_tls_files_from_the_config_file_are_relative_to_it(pem: Pem, tmp_path: Path) -> None:
+    config = write(pem.folder / "rtt.toml", 'transport = "ws"\ncertfile = "cert.pem"\nkeyfile = "key.pem"\n')
+    async with serving("--port", "0", "--config", str(config), cwd=tmp_path.parent) as served:
+        assert served.url.startswith("wss://")
+        await check_echo_over(served.url, pem.client_tls)
+
+
+async def check_echo_over(url: str, context: ssl.SSLContext) -> None:
+    async with rtt.load("ws").client(url, ssl=context) as client:
+        await client.send("echo")
+        assert await asyncio.wait_for(client.recv(), 5) == "echo"
+
+
+def test_tls_errors_are_one_line(pem: Pem) -> None:
+    folder = pem.folder
+    cert, key = str(pem.certfile), str(pem.keyfile)
+    for args, expected in [
+        (["--certfile", cert], "--certfile needs --keyfile"),
+        (["--keyfile", key], "--keyfile needs --certfile"),
+        (
+            ["--certfile", str(folder / "missing.pem"), "--keyfile", key],
+            f"cannot read {folder}/missing.pem: No such file",
+        ),
+        (
+            ["--certfile", cert, "--keyfile", str(folder / "other-key.pem")],
+            f"the key in {folder}/other-key.pem is not the private key of the certificate in {cert}",
+        ),
+        (
+            ["--certfile", str(folder / "junk.pem"), "--keyfile", key],
+            f"{folder}/junk.pem holds no PEM certificate",
+        ),
+        (["--certfile", key, "--keyfile", key], f"{key} holds no PEM certificate"),
+        (
+            ["--certfile", cert, "--keyfile", str(folder / "junk.pem")],
+            f"{folder}/junk.pem holds no PEM private key",
+        ),
+        (
+            ["--certfile", cert, "--keyfile", str(folder / "encrypted-key.pem")],
+            f"{folder}/encrypted-key.pem is encrypted: rtt serve takes an unencrypted private key",
+        ),
+    ]:
+        result = run("serve", "-t", "ws", "--port", "0", *args)
+        assert result.status == 2, (args, result.err)
+        assert expected in result.error_line(), (args, result.err)
+    result = run("serve", "-t", "mock", "--port", "0", "--certfile", cert, "--keyfile", key)
+    assert result.status == 2
+    assert (
+        "mock cannot serve TLS (it lacks the tls capability): use a transport that can ("
+        in result.error_line()
+    )
+    config = write(folder / "bad.toml", 'transport = "ws"\ncertfile = "cert.pem"\n')
+    result = run("serve", "--config", str(config))
+    assert result.status == 2 and f"{config}: certfile needs --keyfile" in result.error_line()
+    config = write(folder / "bad.toml", 'transport = "ws"\ncertfile = 1\nkeyfile = "key.pem"\n')
+    result = run("serve", "--config", str(config))
+    assert result.status == 2 and f"{config}: certfile must be a string" in result.error_line()
+
+
 # -- rtt check ------------------------------------------------------------------------------------
 
 
@@ -479,7 +628,7 @@ def test_check_mock_passes() -> None:
     result = run("check", "mock")
     assert result.status == 0, result.out + result.err
     assert (
-        "rtt: mock (rtt-mock 0.1.0) passes the conformance kit: 43 passed, 0 failed, 0 skipped" in result.out
+        "rtt: mock (rtt-mock 0.1.0) passes the conformance kit: 43 passed, 0 failed, 4 skipped" in result.out
     )
 
 
@@ -604,7 +753,7 @@ def test_check_a_transport_without_a_python_client_is_not_a_pass(tmp_path: Path)
     assert result.status == 1
     assert result.err.strip() == (
         "rtt: serveronly (rtt-faulty 0.1.0) was not checked: every case was skipped "
-        "(0 passed, 0 failed, 43 skipped)"
+        "(0 passed, 0 failed, 47 skipped)"
     )
 
 

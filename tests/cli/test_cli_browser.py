@@ -20,6 +20,7 @@ from browser_support import new_context
 from cli_support import NODE_MODULES, serving
 from playwright.async_api import Browser, Page
 from redis_support import RedisServer
+from tls_support import NAMES, certificate_authority, client_context
 
 import rtt
 
@@ -114,6 +115,44 @@ async def test_two_pages_chat(browser: Browser, name: str) -> None:
                 f"['closed', 'reconnecting', 'failed'].includes({STATE})",
                 timeout=WAIT_MS,
             )
+
+
+async def test_two_pages_chat_over_https(browser: Browser, tmp_path: Path) -> None:
+    """``--certfile``/``--keyfile``: the page over https:// talks to the transport over wss://.
+
+    The certificate is a throwaway CA's: only this test's browser context ignores certificate errors.
+    """
+    ca = certificate_authority()
+    issued = ca.issue_cert(*NAMES)
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(certfile))
+    issued.private_key_pem.write_to_path(str(keyfile))
+    console: list[tuple[str, str]] = []
+    async with (
+        new_context(browser, ignore_https_errors=True) as context,
+        serving(
+            *("-t", "picows", "--app", "chat", "--port", "0"),
+            *("--certfile", str(certfile), "--keyfile", str(keyfile)),
+        ) as served,
+    ):
+        assert served.page is not None and served.page.startswith("https://")
+        assert served.url.startswith("wss://")
+        pages = []
+        for _ in range(2):
+            page = await context.new_page()
+            page.on("console", lambda message: console.append((message.type, message.text)))
+            page.on("pageerror", lambda error: console.append(("pageerror", str(error))))
+            await page.goto(served.page)
+            await page.wait_for_function(f"{STATE} === 'open'", timeout=WAIT_MS)
+            assert await page.evaluate("location.protocol") == "https:"
+            pages.append(page)
+        one, two = pages
+        await say(one, "over wss")
+        await shown(two, "over wss")
+        async with rtt.load("picows").client(served.url, ssl=client_context(ca)) as python:
+            await say(two, "to Python")
+            assert json.loads(await asyncio.wait_for(python.recv(), 5))["text"] == "to Python"
+    assert [entry for entry in console if entry[0] in ("error", "warning", "pageerror")] == []
 
 
 @pytest.fixture

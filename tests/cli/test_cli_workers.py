@@ -26,6 +26,7 @@ import pytest
 import redis
 from cli_support import SERVING, START_TIMEOUT, STOP_TIMEOUT, Serving, command_env, rtt_command, run, serving
 from redis_support import RedisServer, free_port
+from tls_support import NAMES, certificate_authority, client_context
 
 import rtt
 from rtt.testing import eventually
@@ -373,6 +374,31 @@ async def test_workers_run_on_the_loop_of_the_config_file(redis_server: Redis, t
             await eventually(lambda: redis_server.sockets() == 2, timeout=10)
             await one.send("on uvloop")
             assert await recv_all(two, 1) == ["on uvloop"]
+
+
+async def test_workers_serve_tls(redis_server: Redis, tmp_path: Path) -> None:
+    """--certfile/--keyfile reach every worker (wss://) and the parent's chat page (https://)."""
+    ca = certificate_authority()
+    issued = ca.issue_cert(*NAMES)
+    certfile, keyfile = tmp_path / "cert.pem", tmp_path / "key.pem"
+    issued.cert_chain_pems[0].write_to_path(str(certfile))
+    issued.private_key_pem.write_to_path(str(keyfile))
+    args = ("-t", "ws", "--workers", "2", "--broker", redis_server.url, "--app", "chat", "--port", "0")
+    async with cluster(*args, "--certfile", str(certfile), "--keyfile", str(keyfile)) as served:
+        assert served.url.startswith("wss://127.0.0.1:") and served.page is not None
+        assert served.page.startswith("https://127.0.0.1:")
+        ws, trusting = rtt.load("ws"), client_context(ca)
+        async with contextlib.AsyncExitStack() as stack:
+            # Both workers listen with the certificate (neither would have reported ready without it);
+            # the kernel spreads these clients among them.
+            assert redis_server.processes() == 2
+            clients = [await stack.enter_async_context(ws.client(served.url, ssl=trusting)) for _ in range(6)]
+            await eventually(lambda: sum(redis_server.sockets_per_process()) == 6, timeout=10)
+            await clients[0].send("to every worker over TLS")
+            for client in clients:
+                assert await recv_all(client, 1) == ["to every worker over TLS"]
+        async with aiohttp.ClientSession() as http, http.get(served.page, ssl=client_context(ca)) as response:
+            assert response.status == 200 and "rtt chat" in await response.text()
 
 
 # -- HTTP long-polling sessions spread over the workers (SPEC.md 13.8) ---------------------------

@@ -69,8 +69,10 @@ def test_the_current_directory_is_the_default(tmp_path: Path) -> None:
 
 def test_an_underscore_is_a_hyphen_in_the_url_scheme(tmp_path: Path) -> None:
     assert run("new", "tcp_line", "--dir", str(tmp_path)).status == 0
-    client = (tmp_path / "rtt-tcp_line" / "src" / "rtt_tcp_line" / "client.py").read_text(encoding="utf-8")
-    assert 'parts.scheme != "tcp-line"' in client and "class TcpLineClient(Client)" in client
+    package = tmp_path / "rtt-tcp_line" / "src" / "rtt_tcp_line"
+    transport = (package / "transport.py").read_text(encoding="utf-8")
+    assert 'plain=("tcp-line",), secure=("tcp-lines",)' in transport
+    assert "class TcpLineClient(Client)" in (package / "client.py").read_text(encoding="utf-8")
 
 
 def test_help() -> None:

@@ -19,6 +19,7 @@ import errno
 import json
 import logging
 import os
+import ssl
 import sys
 from collections.abc import Callable, Mapping
 from dataclasses import dataclass
@@ -60,6 +61,8 @@ class ServeSettings:
     """Listen with ``SO_REUSEPORT`` (a worker of ``--workers``, sharing the port with the others)."""
     loop: str = "asyncio"
     """The event loop asked for with ``--loop``; any but asyncio's own is named at start."""
+    tls: ssl.SSLContext | None = None
+    """The server-side TLS context of ``--certfile``/``--keyfile``: the transport and the page use it."""
 
 
 # -- The apps ------------------------------------------------------------------------
@@ -159,9 +162,17 @@ class PageServer:
         self._server: asyncio.Server | None = None
         self._writers: set[asyncio.StreamWriter] = set()
 
-    async def start(self, host: str, port: int) -> tuple[str, int]:
-        """Listen on ``host:port`` (0: a free port); return the bound address."""
-        self._server = await asyncio.start_server(self._handle, host, port, limit=REQUEST_LIMIT)
+    async def start(self, host: str, port: int, tls: ssl.SSLContext | None = None) -> tuple[str, int]:
+        """Listen on ``host:port`` (0: a free port), over TLS with ``tls``; return the bound address."""
+        self._server = await asyncio.start_server(
+            self._handle,
+            host,
+            port,
+            limit=REQUEST_LIMIT,
+            ssl=tls,
+            # The request's own bound starts after the TLS handshake; this one bounds the handshake.
+            ssl_handshake_timeout=REQUEST_TIMEOUT if tls is not None else None,
+        )
         bound = self._server.sockets[0].getsockname()
         return str(bound[0]), int(bound[1])
 
@@ -289,8 +300,8 @@ def cannot_listen(what: str, where: str, exc: OSError, flag: str) -> CliError:
     return CliError(line, EXIT_FAILURE)
 
 
-def _http_url(host: str, port: int) -> str:
-    return f"http://[{host}]:{port}/" if ":" in host else f"http://{host}:{port}/"
+def _http_url(host: str, port: int, scheme: str = "http") -> str:
+    return f"{scheme}://[{host}]:{port}/" if ":" in host else f"{scheme}://{host}:{port}/"
 
 
 # -- Serving -------------------------------------------------------------------------------
@@ -316,11 +327,12 @@ async def start_page(
         _say(f"rtt: {found.note}")
     page = PageServer(pages)
     try:
-        host, port = await page.start(settings.host, settings.page_port)
+        host, port = await page.start(settings.host, settings.page_port, settings.tls)
     except OSError as exc:
         where = f"{settings.host}:{settings.page_port}"
         raise cannot_listen("the chat page", where, exc, "--page-port") from None
-    return page, f" and the chat page at {_http_url(settings.host or host, port)}"
+    scheme = "https" if settings.tls is not None else "http"
+    return page, f" and the chat page at {_http_url(settings.host or host, port, scheme)}"
 
 
 async def serve(
@@ -336,7 +348,9 @@ async def serve(
     serves no page: it calls ``ready(server.url)`` once it listens, and the
     parent does the talking.
     """
-    options = {"reuse_port": True} if settings.reuse_port else {}
+    options: dict[str, Any] = {"reuse_port": True} if settings.reuse_port else {}
+    if settings.tls is not None:
+        options["ssl"] = settings.tls
     try:
         server = transport.server(host=settings.host, port=settings.port, **options)
     except ConfigError as exc:

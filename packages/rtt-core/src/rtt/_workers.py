@@ -42,6 +42,7 @@ import json
 import os
 import signal
 import socket
+import ssl
 import sys
 import time
 from collections.abc import AsyncIterator, Callable
@@ -332,11 +333,13 @@ async def serve_workers(
     node_modules: Path | None,
     stop: asyncio.Event,
     loop: str = "asyncio",
+    tls: ssl.SSLContext | None = None,
 ) -> None:
     """Run ``count`` workers of ``transport`` on one port until ``stop`` is set (SPEC.md 16.2).
 
     ``command(port, fd)`` is the ``rtt`` arguments of one worker, which runs
-    on the event loop ``loop`` (named in a line of its own unless asyncio's).
+    on the event loop ``loop`` (named in a line of its own unless asyncio's);
+    with ``tls`` the workers serve TLS (their command says so) and so does the page.
     Prints one serving line once every worker listens; a worker that fails to start
     raises :class:`CliError` with its message, after every worker stopped.
     """
@@ -367,7 +370,7 @@ async def serve_workers(
         line = f"rtt: serving {transport.name} at {url} with {count} worker{'s' if count > 1 else ''}"
         if app == "chat":
             settings = ServeSettings(
-                host=host, port=port, app=app, page_port=page_port, node_modules=node_modules
+                host=host, port=port, app=app, page_port=page_port, node_modules=node_modules, tls=tls
             )
             page, suffix = await start_page(transport, settings, url)
             line += suffix

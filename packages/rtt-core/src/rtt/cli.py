@@ -7,6 +7,8 @@
     rtt serve -t ws --app chat --workers 4 --broker redis://127.0.0.1:6379/0
                                                the same on four processes sharing one port
     rtt serve -t picows --loop uvloop          the echo demo on uvloop's event loop (pip install uvloop)
+    rtt serve -t ws --certfile cert.pem --keyfile key.pem
+                                               the same over TLS: wss:// and an https:// chat page
     rtt check foo                              the conformance kit against the plugin "foo"
     rtt new foo                                write rtt-foo/, a plugin that passes rtt check foo
 
@@ -26,6 +28,7 @@ import importlib
 import os
 import signal
 import socket
+import ssl
 import sys
 import textwrap
 import tomllib
@@ -55,7 +58,7 @@ EXIT_FAILURE = 1
 #: The top-level keys of a ``--config`` file that go to :func:`rtt.load`.
 LOAD_KEYS = frozenset({"transport", "options", "broker"})
 #: The top-level keys of a ``--config`` file that only ``rtt serve`` reads (``rtt check`` ignores them).
-SERVE_KEYS = frozenset({"loop"})
+SERVE_KEYS = frozenset({"loop", "certfile", "keyfile"})
 CONFIG_KEYS = LOAD_KEYS | SERVE_KEYS
 
 #: The event loops of ``rtt serve --loop``: asyncio's own (the default) and uvloop's, if installed.
@@ -177,6 +180,19 @@ def _build_parser() -> _Parser:
         metavar="N",
         help="run N worker processes on one port (SO_REUSEPORT), joined through the broker, which is "
         "then required; a worker that dies is restarted",
+    )
+    serve.add_argument(
+        "--certfile",
+        type=Path,
+        metavar="FILE",
+        help="serve over TLS with this PEM certificate (chain) and --keyfile: wss:// or https:// URLs and "
+        "an https:// chat page (default: the config file's certfile)",
+    )
+    serve.add_argument(
+        "--keyfile",
+        type=Path,
+        metavar="FILE",
+        help="the unencrypted PEM private key of --certfile (default: the config file's keyfile)",
     )
     serve.add_argument(
         "--loop",
@@ -313,6 +329,11 @@ def read_config(path: Path) -> dict[str, Any]:
             f'{path}: broker must be a string, e.g. broker = "redis://127.0.0.1:6379/0", '
             "or a table with a broker key and an options table"
         )
+    for key in ("certfile", "keyfile"):
+        if key in config and not isinstance(config[key], str):
+            raise CliError(
+                f'{path}: {key} must be a string, the path of a PEM file, e.g. {key} = "{key}.pem"'
+            )
     if "loop" in config and config["loop"] not in LOOPS:
         raise CliError(f"{path}: loop must be one of {', '.join(map(repr, LOOPS))}, got {config['loop']!r}")
     return config
@@ -467,6 +488,89 @@ def _loop(args: argparse.Namespace) -> tuple[str, Callable[[], asyncio.AbstractE
     return name, factory
 
 
+def _tls_files(args: argparse.Namespace) -> tuple[Path, Path] | None:
+    """The certificate and key files of ``--certfile``/``--keyfile``, else of the config file, or ``None``.
+
+    A path in the config file is relative to the file's own folder.
+    """
+    files: dict[str, Path | None] = {"certfile": args.certfile, "keyfile": args.keyfile}
+    named = {key: f"--{key}" for key in files}
+    if args.config is not None and None in files.values():
+        config = read_config(args.config)
+        for key, value in files.items():
+            if value is None and key in config:
+                files[key] = args.config.parent / config[key]
+                named[key] = f"{args.config}: {key}"
+    certfile, keyfile = files["certfile"], files["keyfile"]
+    if certfile is None and keyfile is None:
+        return None
+    if keyfile is None:
+        raise CliError(
+            f"{named['certfile']} needs --keyfile (or keyfile in the config file): its private key"
+        )
+    if certfile is None:
+        raise CliError(
+            f"{named['keyfile']} needs --certfile (or certfile in the config file): its certificate"
+        )
+    return certfile, keyfile
+
+
+class _EncryptedKey(Exception):
+    """Raised by the password callback: the key wants a password, which ``rtt serve`` cannot take."""
+
+
+def _no_password() -> str:
+    raise _EncryptedKey
+
+
+def server_tls(certfile: Path, keyfile: Path) -> ssl.SSLContext:
+    """A server-side TLS context with the certificate chain in ``certfile`` and its key in ``keyfile``.
+
+    Every problem is a one-line :class:`CliError` naming the file: missing or
+    unreadable, not a PEM certificate or key, an encrypted key, or a key that
+    is not the certificate's.
+    """
+    for path in (certfile, keyfile):
+        try:
+            path.read_bytes()
+        except OSError as exc:
+            raise CliError(f"cannot read {path}: {exc.strerror or exc}") from None
+    check = ssl.SSLContext(ssl.PROTOCOL_TLS_CLIENT)
+    try:
+        # Parses the certificates alone, so a bad certificate file is not blamed on the key.
+        check.load_verify_locations(cafile=certfile)
+    except ssl.SSLError:
+        raise CliError(f"{certfile} holds no PEM certificate (-----BEGIN CERTIFICATE-----)") from None
+    context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
+    try:
+        context.load_cert_chain(certfile, keyfile, password=_no_password)
+    except _EncryptedKey:
+        raise CliError(f"{keyfile} is encrypted: rtt serve takes an unencrypted private key") from None
+    except ssl.SSLError as exc:
+        if exc.reason == "KEY_VALUES_MISMATCH":
+            raise CliError(
+                f"the key in {keyfile} is not the private key of the certificate in {certfile}"
+            ) from None
+        raise CliError(f"{keyfile} holds no PEM private key (-----BEGIN PRIVATE KEY-----)") from None
+    return context
+
+
+def _tls(args: argparse.Namespace, transport: Transport) -> tuple[ssl.SSLContext, tuple[Path, Path]] | None:
+    """The TLS context ``rtt serve`` was asked for, and its files, or ``None``; checked for the transport."""
+    files = _tls_files(args)
+    if files is None:
+        return None
+    if not transport.capabilities.tls:
+        able = ", ".join(
+            info.name for info in _transports(available()) if info.capabilities and info.capabilities.tls
+        )
+        raise CliError(
+            f"{transport.name} cannot serve TLS (it lacks the tls capability): use a transport that can "
+            f"({able or 'none installed'}), or a reverse proxy that terminates TLS in front of it"
+        )
+    return server_tls(*files), files
+
+
 def describe_loop() -> str:
     """The running event loop's class, with its distribution's version if it is not asyncio's."""
     kind = type(asyncio.get_running_loop())
@@ -491,6 +595,7 @@ def _serve_one(args: argparse.Namespace, link: WorkerLink | None) -> int:
 
     loop, loop_factory = _loop(args)
     transport = load_transport(args.transport, args.config, args.broker)
+    tls = _tls(args, transport)
     settings = ServeSettings(
         host=args.host,
         port=args.port,
@@ -499,6 +604,7 @@ def _serve_one(args: argparse.Namespace, link: WorkerLink | None) -> int:
         node_modules=args.node_modules,
         reuse_port=link is not None,
         loop=loop,
+        tls=tls[0] if tls is not None else None,
     )
 
     async def run(stop: asyncio.Event) -> None:
@@ -544,6 +650,8 @@ def _serve_workers(args: argparse.Namespace) -> int:
         )
     if args.workers > 1 and (refusal := _workers_refusal(transport)) is not None:
         raise CliError(refusal)
+    # Checked here once, so a bad file is one line; each worker loads the files again for itself.
+    tls = _tls(args, transport)
     broker = load_broker(transport.options["broker"])
     if args.workers > 1 and broker is not None and not broker.spans_processes:
         raise CliError(
@@ -561,6 +669,8 @@ def _serve_workers(args: argparse.Namespace) -> int:
             command += ["--config", str(args.config.resolve())]
         if args.broker is not None:
             command += ["--broker", args.broker]  # else from the same file or RTT_BROKER, inherited
+        if tls is not None:
+            command += ["--certfile", str(tls[1][0].resolve()), "--keyfile", str(tls[1][1].resolve())]
         return command
 
     return _run(
@@ -575,6 +685,7 @@ def _serve_workers(args: argparse.Namespace) -> int:
             node_modules=args.node_modules,
             stop=stop,
             loop=loop,
+            tls=tls[0] if tls is not None else None,
         ),
         None,
     )
