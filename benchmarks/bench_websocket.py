@@ -678,10 +678,10 @@ def _ratio_cells(results: Results, measure: str, key: str, label: str, base: str
     return [f"{statistics.median(ratios):.2f}", f"{min(ratios):.2f}-{max(ratios):.2f}"]
 
 
-def _floor_of(spec: Spec, labels: set[str]) -> str | None:
-    """The floor to compare ``spec`` with: the floor on the same loop, else the uvloop one."""
-    same = Spec("floor", spec.loop).label
-    return same if same in labels else ("floor" if "floor" in labels else None)
+def _base(name: str, spec: Spec, labels: set[str]) -> str | None:
+    """The server ``name`` to compare ``spec`` with: on the same loop, else on uvloop, else none."""
+    same = Spec(name, spec.loop).label
+    return same if same in labels else (name if name in labels else None)
 
 
 def environment() -> list[str]:
@@ -717,10 +717,9 @@ def load_average() -> str:
 def report(specs: Sequence[Spec], load: Load, results: Results) -> None:
     """Print the three tables and issue 14's targets."""
     labels = {s.label for s in specs}
-    rtt_ws = "rtt-ws" if "rtt-ws" in labels else None
     print(
-        f"\nmedian of {load.repeat} run(s); 'x floor' = median of the per-run ratios to the floor on the "
-        "same loop, with their range; CPU = utime+stime of the server process"
+        f"\nmedian of {load.repeat} run(s); 'x floor', 'x rtt-ws': median of the per-run ratios to that "
+        "server on the same loop ('range': their spread); CPU = utime+stime of the server process"
     )
     print(
         f"\necho: {load.echo_clients} clients, {load.size} B text, each awaiting its echo, "
@@ -728,12 +727,12 @@ def report(specs: Sequence[Spec], load: Load, results: Results) -> None:
     )
     rows = []
     for spec in specs:
-        runs, floor = results["echo"][spec.label], _floor_of(spec, labels)
+        runs, floor = results["echo"][spec.label], _base("floor", spec, labels)
         rows.append(
             [
                 spec.label,
                 fmt(_median(runs, "rate")),
-                *_ratio_cells(results, "echo", "rate", spec.label, rtt_ws)[:1],
+                *_ratio_cells(results, "echo", "rate", spec.label, _base("rtt-ws", spec, labels))[:1],
                 fmt(_median(runs, "cpu")),
                 *_ratio_cells(results, "echo", "cpu", spec.label, floor),
                 f"{_median(runs, 'client'):.0%}",
@@ -745,7 +744,7 @@ def report(specs: Sequence[Spec], load: Load, results: Results) -> None:
     print(f"\nbroadcast: {load.fanout_clients} clients, {load.broadcasts} broadcasts of {load.size} B")
     rows = []
     for spec in specs:
-        runs, floor = results["fanout"][spec.label], _floor_of(spec, labels)
+        runs, floor = results["fanout"][spec.label], _base("floor", spec, labels)
         rows.append(
             [
                 spec.label,
@@ -761,7 +760,7 @@ def report(specs: Sequence[Spec], load: Load, results: Results) -> None:
     rows = []
     for spec in specs:
         kib = _median(results["idle"][spec.label], "kib")
-        floor = _floor_of(spec, labels)
+        floor = _base("floor", spec, labels)
         rows.append(
             [spec.label, fmt(kib), fmt(kib * 1.024), *_ratio_cells(results, "idle", "kib", spec.label, floor)]
         )
