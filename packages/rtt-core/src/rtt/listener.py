@@ -25,6 +25,7 @@ import logging
 import sys
 import weakref
 from collections.abc import Callable, Iterable, Iterator, MutableMapping
+from ssl import SSLContext
 from typing import Any, Final
 
 __all__ = [
@@ -78,12 +79,22 @@ class Listener:
         *,
         reuse_port: bool = False,
         header_timeout: float = HEADER_TIMEOUT,
+        ssl: SSLContext | None = None,
     ) -> Listener:
-        """Listen on ``host``/``port`` (``loop.create_server``) for ``protocol_factory``'s protocol."""
+        """Listen on ``host``/``port`` (``loop.create_server``) for ``protocol_factory``'s protocol.
+
+        With ``ssl``, connections speak TLS; the TLS handshake has ``header_timeout`` too.
+        """
         listener = cls(header_timeout)
         loop = asyncio.get_running_loop()
         listener.server = await loop.create_server(
-            listener.wrap(protocol_factory), host, port, reuse_port=reuse_port or None, backlog=128
+            listener.wrap(protocol_factory),
+            host,
+            port,
+            reuse_port=reuse_port or None,
+            backlog=128,
+            ssl=ssl,
+            ssl_handshake_timeout=header_timeout if ssl is not None else None,
         )
         listener._release = quiet_accept_errors(listener.server.sockets)
         return listener
@@ -160,8 +171,10 @@ class Listener:
         self._deadlines[transport] = None
         if transport.is_closing():
             return
-        if isinstance(transport, asyncio.WriteTransport) and transport.get_write_buffer_size():
+        buffered = getattr(transport, "get_write_buffer_size", None)
+        if buffered is not None and buffered():
             # The previous response is still on its way to a slow reader: not a slow request.
+            # (Duck-typed: uvloop's transports are not asyncio.WriteTransport instances.)
             self._arm(transport)
             return
         logger.debug(

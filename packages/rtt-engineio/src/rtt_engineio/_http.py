@@ -94,6 +94,7 @@ class HttpFront:
 
     def attach(self, app: web.Application) -> None:
         """Serve Engine.IO (and the assets) under the server's paths of an aiohttp application."""
+        self.server._refuse_tls_mounted("an aiohttp application")
         self._attach_endpoint(app)
         self._add_asset_route(app)
 
@@ -139,7 +140,11 @@ class HttpFront:
         try:
             assert runner.server is not None
             self.listener = await Listener.open(
-                runner.server, server.host, server.port, reuse_port=server.options.reuse_port
+                runner.server,
+                server.host,
+                server.port,
+                reuse_port=server.options.reuse_port,
+                ssl=server.options.ssl,
             )
             if server.broker is not None:
                 # Relayed requests (SPEC.md 13.8) reach this process's own server here.
@@ -234,6 +239,7 @@ class HttpFront:
 
     def asgi_app(self, other_app: Callable[..., Any] | None) -> Callable[..., Any]:
         """An ASGI application: Engine.IO under the path, ``other_app`` elsewhere, rtt's lifespan."""
+        self.server._refuse_tls_mounted("an ASGI application")
         eio = self.server._engine("asgi")
         app = engineio.ASGIApp(eio, other_app, engineio_path=self.server.path)
 

@@ -288,13 +288,26 @@ class EngineioClient(Client):
                 body = await response.read() if length is not None and length <= REFUSAL_BODY_LIMIT else b""
                 refused.append((response.status, refusal_reason(body, response.reason or "")))
 
+        failures: list[BaseException] = []
+
+        async def on_request_exception(
+            session: aiohttp.ClientSession, context: Any, params: aiohttp.TraceRequestExceptionParams
+        ) -> None:
+            # The library turns a failed request into its own ConnectionError and drops the
+            # cause (a certificate that failed verification, say): rtt keeps it here.
+            failures.append(params.exception)
+
         trace = aiohttp.TraceConfig()
         trace.on_request_end.append(on_request_end)
+        trace.on_request_exception.append(on_request_exception)
         session = aiohttp.ClientSession(
             trace_configs=[trace],
             # The default jar ignores cookies from IP-address hosts (127.0.0.1): the server's
             # session binding cookie must be kept whatever the host.
             cookie_jar=aiohttp.CookieJar(unsafe=True),
+            # Every request and the WebSocket use it (the library's ssl_verify stays True, so it
+            # passes no context of its own); True verifies against the system's CAs.
+            connector=aiohttp.TCPConnector(ssl=self.options.ssl or True),
         )
         conn = EngineioConnection(self.options, session)
         conn.refused = refused
@@ -312,6 +325,8 @@ class EngineioClient(Client):
                 if refused:
                     status, reason = refused[0]
                     raise RejectedError(status, reason) from None
+                if failures:
+                    raise ConnectError(f"cannot connect to {self.url}: {failures[0]}") from failures[0]
                 raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
             if isinstance(exc, aiohttp.ClientError | ValueError):
                 raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc

@@ -300,7 +300,7 @@ class EngineioServer(Server[EngineioConn]):
         host, port = self.address
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{port}{self.path}"
+        return f"{'https' if self.options.ssl is not None else 'http'}://{host}:{port}{self.path}"
 
     async def _send(self, conn: EngineioConn, data: str | bytes) -> None:
         sock = conn.eio_socket

@@ -6,9 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from urllib.parse import urlsplit
 
-from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
+from rtt import Capabilities, ClientOptions, OptionError, ServerOptions, Transport
 from rtt.assets import BrowserLibrary, core_assets
 
 from .client import EngineioClient
@@ -78,7 +77,13 @@ class EngineioTransport(Transport):
 
     name = "engineio"
     capabilities = Capabilities(
-        binary=True, http_fallbacks=True, python_client=True, browser_client=True, aiohttp=True, asgi=True
+        binary=True,
+        http_fallbacks=True,
+        python_client=True,
+        browser_client=True,
+        aiohttp=True,
+        asgi=True,
+        tls=True,
     )
     routes_sessions = True
     server_options = EngineioServerOptions
@@ -107,6 +112,5 @@ class EngineioTransport(Transport):
 
     def _create_client(self, url: str, options: ClientOptions) -> EngineioClient:
         assert isinstance(options, EngineioClientOptions)
-        if urlsplit(url).scheme not in ("http", "https", "ws", "wss"):
-            raise ConfigError(f"the engineio transport connects to http(s):// or ws(s):// URLs, got {url!r}")
+        self._secure_url(url, options, plain=("http", "ws"), secure=("https", "wss"))
         return EngineioClient(self, url, options)

@@ -121,7 +121,9 @@ class Endpoint:
         await runner.setup()
         try:
             assert runner.server is not None
-            self.listener = await Listener.open(runner.server, host, port, reuse_port=self.options.reuse_port)
+            self.listener = await Listener.open(
+                runner.server, host, port, reuse_port=self.options.reuse_port, ssl=self.options.ssl
+            )
             if relay:
                 # Relayed requests (SPEC.md 13.8) reach this process's own server here.
                 path = str(Path(tempfile.mkdtemp(prefix="rtt-relay-")) / "http.sock")

@@ -536,6 +536,8 @@ class SockjsClient(Client):
             trace_configs=[trace],
             cookie_jar=aiohttp.CookieJar(unsafe=True),  # the default jar ignores cookies from IP hosts
             headers=options.headers,
+            # Every request and the WebSocket use it; True verifies against the system's CAs.
+            connector=aiohttp.TCPConnector(ssl=options.ssl or True),
             # Requests after the open have no deadline of their own but must not hang forever.
             timeout=aiohttp.ClientTimeout(
                 total=None, sock_connect=LIVENESS_TIMEOUT, sock_read=LIVENESS_TIMEOUT

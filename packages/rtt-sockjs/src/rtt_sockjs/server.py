@@ -141,7 +141,9 @@ class SockjsServer(Server[SockjsConn]):
 
         Call before ``app`` starts; then ``start()`` the server (or ``async with
         server``) while the application runs. ``host``/``port`` only make ``url``.
+        The application's web server does TLS, if any: the ``ssl`` option is refused here.
         """
+        self._refuse_tls_mounted("an aiohttp application")
         self._app().attach(app)
 
     def _app(self) -> Endpoint:
@@ -326,7 +328,7 @@ class SockjsServer(Server[SockjsConn]):
         host, port = self.address
         if ":" in host:
             host = f"[{host}]"
-        return f"http://{host}:{port}{self.prefix}"
+        return f"{'https' if self.options.ssl is not None else 'http'}://{host}:{port}{self.prefix}"
 
     async def _send(self, conn: SockjsConn, data: str | bytes) -> None:
         session = conn.session

@@ -6,9 +6,8 @@ from collections.abc import Mapping, Sequence
 from dataclasses import dataclass
 from importlib.resources import files
 from importlib.resources.abc import Traversable
-from urllib.parse import urlsplit
 
-from rtt import Capabilities, ClientOptions, ConfigError, OptionError, ServerOptions, Transport
+from rtt import Capabilities, ClientOptions, OptionError, ServerOptions, Transport
 from rtt.assets import BrowserLibrary, core_assets
 
 from .client import SockjsClient
@@ -120,7 +119,7 @@ class SockjsTransport(Transport):
 
     name = "sockjs"
     capabilities = Capabilities(
-        binary=False, http_fallbacks=True, python_client=True, browser_client=True, aiohttp=True
+        binary=False, http_fallbacks=True, python_client=True, browser_client=True, aiohttp=True, tls=True
     )
     routes_sessions = True
     server_options = SockjsServerOptions
@@ -149,6 +148,5 @@ class SockjsTransport(Transport):
 
     def _create_client(self, url: str, options: ClientOptions) -> SockjsClient:
         assert isinstance(options, SockjsClientOptions)
-        if urlsplit(url).scheme not in ("http", "https"):
-            raise ConfigError(f"the sockjs transport connects to http(s):// URLs, got {url!r}")
+        self._secure_url(url, options, plain=("http",), secure=("https",))
         return SockjsClient(self, url, options)
