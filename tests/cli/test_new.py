@@ -71,7 +71,7 @@ def test_an_underscore_is_a_hyphen_in_the_url_scheme(tmp_path: Path) -> None:
     assert run("new", "tcp_line", "--dir", str(tmp_path)).status == 0
     package = tmp_path / "rtt-tcp_line" / "src" / "rtt_tcp_line"
     transport = (package / "transport.py").read_text(encoding="utf-8")
-    assert 'plain=("tcp-line",), secure=("tcp-lines",)' in transport
+    assert 'SCHEMES = ("tcp-line",), ("tcp-lines",)' in transport
     assert "class TcpLineClient(Client)" in (package / "client.py").read_text(encoding="utf-8")
 
 
