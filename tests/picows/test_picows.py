@@ -7,6 +7,10 @@ client against a plain `websockets` server (SPEC.md 12).
 from __future__ import annotations
 
 import asyncio
+import base64
+import contextlib
+import hashlib
+import logging
 import os
 import struct
 import urllib.error
@@ -304,6 +308,103 @@ async def test_client_of_a_server_that_is_no_websocket(picows: rtt.Transport) ->
         with pytest.raises(rtt.ConnectError) as info:
             await picows.client(f"ws://127.0.0.1:{port}/", reconnect=False).connect()
         assert not isinstance(info.value, rtt.RejectedError)
+
+
+class RawServer:
+    """A WebSocket server by hand on asyncio streams: it answers the upgrade, then does as told."""
+
+    def __init__(self, after_upgrade: Callable[[asyncio.StreamReader, asyncio.StreamWriter], Any]) -> None:
+        self.after_upgrade = after_upgrade
+        self.writers: list[asyncio.StreamWriter] = []
+        self.listener: asyncio.Server | None = None
+
+    async def _serve(self, reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        head = await reader.readuntil(b"\r\n\r\n")
+        key = next(
+            line.split(b":", 1)[1].strip()
+            for line in head.split(b"\r\n")
+            if line.lower().startswith(b"sec-websocket-key:")
+        )
+        accept = base64.b64encode(hashlib.sha1(key + b"258EAFA5-E914-47DA-95CA-C5AB0DC85B11").digest())
+        writer.write(
+            b"HTTP/1.1 101 Switching Protocols\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+            b"Sec-WebSocket-Accept: " + accept + b"\r\n\r\n"
+        )
+        self.writers.append(writer)
+        await self.after_upgrade(reader, writer)
+
+    async def __aenter__(self) -> str:
+        self.listener = await asyncio.start_server(self._serve, "127.0.0.1", 0)
+        return f"ws://127.0.0.1:{self.listener.sockets[0].getsockname()[1]}/"
+
+    async def __aexit__(self, *exc: object) -> None:
+        assert self.listener is not None
+        for writer in self.writers:
+            writer.transport.abort()
+        self.listener.close()
+        await self.listener.wait_closed()
+
+
+async def test_a_server_that_stops_reading_makes_send_wait(picows: rtt.Transport) -> None:
+    """picows's send() only buffers: rtt's send() waits above the high-water mark, then raises on a cut."""
+    upgraded = asyncio.Event()
+
+    async def never_read(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        upgraded.set()
+        await asyncio.Event().wait()  # holds the connection, reads nothing
+
+    chunk = b"x" * 65536
+    raw = RawServer(never_read)
+    async with raw as url:
+        client = picows.client(url, reconnect=False, max_message_size=len(chunk))
+        async with client:
+            await asyncio.wait_for(upgraded.wait(), 10)
+            assert isinstance(client, PicowsClient) and client.websocket is not None
+            transport = client.websocket.underlying_transport
+            high = transport.get_write_buffer_limits()[1]
+            sent = 0
+
+            async def flood() -> BaseException:
+                nonlocal sent
+                try:
+                    while True:
+                        await client.send(chunk)
+                        sent += 1
+                except rtt.ConnectionClosed as exc:
+                    return exc
+
+            flooding = asyncio.create_task(flood())
+            try:
+                # This very wait needs the flooder to yield: it does only while a send waits.
+                await eventually(lambda: transport.get_write_buffer_size() > high, 20, "a full write buffer")
+                assert transport.get_write_buffer_size() <= high + len(chunk) + 14, sent
+                before = sent
+                raw.writers[0].transport.abort()  # a reset while the send waits
+                closed = await asyncio.wait_for(flooding, 10)
+            finally:
+                flooding.cancel()
+                with contextlib.suppress(asyncio.CancelledError):
+                    await flooding
+            assert isinstance(closed, rtt.ConnectionClosed)
+            assert sent == before, "nothing is sent once the connection is gone"
+
+
+async def test_a_bad_frame_from_the_server_is_a_protocol_error_logged_below_error(
+    picows: rtt.Transport, caplog: pytest.LogCaptureFixture
+) -> None:
+    caplog.set_level(logging.DEBUG)
+
+    async def bad_opcode(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        writer.write(b"\x83\x02hi")  # a reserved opcode, which picows's parser refuses itself
+        await reader.read()
+
+    async with RawServer(bad_opcode) as url:
+        client = picows.client(url, reconnect=False)
+        async with client:
+            assert await asyncio.wait_for(client.wait_closed(), 10) is rtt.CloseReason.PROTOCOL_ERROR
+    parser = [r for r in caplog.records if r.name == "picows.client" and "parser error" in r.getMessage()]
+    assert parser and all(r.levelno == logging.DEBUG for r in parser), parser
+    assert not [r for r in caplog.records if r.levelno >= logging.ERROR]
 
 
 def fetch(url: str) -> tuple[int, Message | None, bytes]:

@@ -41,13 +41,15 @@ _KEEPALIVE: Final = 20.0
 class _Listener(WSListener):
     """Receives picows's frames for one connection and keeps up to :data:`_QUEUE` messages."""
 
-    __slots__ = ("assembler", "items", "paused", "waiter", "ws")
+    __slots__ = ("assembler", "drained", "items", "paused", "waiter", "writing_paused", "ws")
 
     def __init__(self, limit: int) -> None:
         self.assembler = Assembler(limit)
         self.items: collections.deque[str | bytes] = collections.deque()
         self.waiter: asyncio.Future[None] | None = None
         self.paused = False
+        self.writing_paused = False
+        self.drained: asyncio.Future[None] | None = None
         self.ws: WSTransport | None = None
 
     def on_ws_connected(self, transport: WSTransport) -> None:
@@ -81,17 +83,35 @@ class _Listener(WSListener):
 
     def on_ws_disconnected(self, transport: WSTransport) -> None:
         self._wake()
+        self._drain()
 
     def pause_writing(self) -> None:
-        pass  # a client's sends are bounded by the offline queue and the peer's reading (SPEC.md 4)
+        # A client always writes with the transport's write() (it masks each frame into picows's
+        # own buffer), which calls this on every Python version: send() waits until resume_writing.
+        self.writing_paused = True
 
     def resume_writing(self) -> None:
-        pass
+        self.writing_paused = False
+        self._drain()
 
     def _wake(self) -> None:
         waiter = self.waiter
         if waiter is not None and not waiter.done():
             waiter.set_result(None)
+
+    async def settled(self, ws: WSTransport) -> None:
+        """Wait until writing may go on (not paused, socket not closing) or the connection is gone."""
+        while (self.writing_paused or ws.underlying_transport.is_closing()) and not ws.is_disconnected:
+            drained = self.drained
+            if drained is None:
+                drained = self.drained = asyncio.get_running_loop().create_future()
+            # Shared by every task that sends; shielded so one cancelled sender leaves the rest waiting.
+            await asyncio.shield(drained)
+
+    def _drain(self) -> None:
+        drained, self.drained = self.drained, None
+        if drained is not None and not drained.done():
+            drained.set_result(None)
 
 
 def _closed(ws: WSTransport) -> ConnectionClosed:
@@ -136,9 +156,23 @@ class PicowsConnection(ClientConnection):
 
     async def send(self, data: str | bytes) -> None:
         ws = self.ws
+        listener = self._listener
         if ws.is_disconnected or ws.is_close_frame_sent:
             raise _closed(ws)
+        if ws.underlying_transport.is_closing():
+            # The socket failed (a reset) and picows hears of it only in a callback to come: a
+            # write now would be dropped with a warning, and a send loop that never yields would
+            # never let that callback run.
+            await listener.settled(ws)
+            raise _closed(ws)
         ws.send(WSMsgType.TEXT if type(data) is str else WSMsgType.BINARY, data)
+        if listener.writing_paused:
+            # picows's send() only buffers: wait, as websockets does, until the write buffer is
+            # back under its low-water mark, so that a send loop yields and its memory stays
+            # bounded. A server that stops reading for good is ended by the keepalive.
+            await listener.settled(ws)
+            if ws.is_disconnected:
+                raise _closed(ws)
 
     async def close(self, reason: CloseReason) -> None:
         ws = self.ws
@@ -159,10 +193,17 @@ class PicowsConnection(ClientConnection):
 
 
 class _ClientLog(logging.LoggerAdapter):  # type: ignore[type-arg]
-    """picows's client logger with its per-connection INFO lines at DEBUG (rtt.client logs its own)."""
+    """picows's client logger, quiet about the server: its INFO lines and a peer's bad frame at DEBUG.
+
+    rtt.client logs its own connections; a malformed frame from the server
+    (picows's ``WS parser error`` at ERROR) ends the connection as a protocol
+    error the application sees, and is the peer's mistake, not the client's.
+    """
 
     def log(self, level: int, msg: Any, *args: Any, **kwargs: Any) -> None:
-        super().log(logging.DEBUG if level == logging.INFO else level, msg, *args, **kwargs)
+        if level == logging.INFO or (isinstance(msg, str) and msg.startswith("WS parser error")):
+            level = logging.DEBUG
+        super().log(level, msg, *args, **kwargs)
 
 
 _LOG = _ClientLog(logging.getLogger("picows.client"), {})
