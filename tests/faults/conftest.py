@@ -1,8 +1,8 @@
 """The fault and bad-input suite (issue 12): every case runs on every wire rtt serves.
 
 A case takes the ``wire`` fixture and builds its server and clients from it, so
-the same assertion is made of raw WebSocket, Engine.IO over WebSocket and
-long-polling, and SockJS over WebSocket and xhr. A case that only means
+the same assertion is made of raw WebSocket (rtt-ws on websockets, rtt-picows on
+picows), Engine.IO over WebSocket and long-polling, and SockJS over WebSocket and xhr. A case that only means
 something on some wires (an Engine.IO packet, a SockJS payload) says so with
 ``wire.name``/``wire.http`` or takes its own plugin's fixture instead.
 """
@@ -16,18 +16,37 @@ import pytest
 
 import rtt
 
+from .http_support import NATIVE_CLOSE_TEXT
+
+#: The transports that are a plain RFC 6455 WebSocket on the wire (SPEC.md 12.2, 12.5).
+PLAIN_WEBSOCKET = ("ws", "picows")
+
 
 @dataclass(frozen=True)
 class Wire:
     """One transport, restricted to one of its wire transports."""
 
     name: str
-    """The rtt transport: ``ws``, ``engineio`` or ``sockjs``."""
+    """The rtt transport: ``ws``, ``picows``, ``engineio`` or ``sockjs``."""
     client_transports: tuple[str, ...] = ()
     """The plugin's wire transports its Python client may use (empty: the only one)."""
     http: bool = False
     """Whether messages travel in HTTP requests (long-polling, xhr)."""
     options: dict[str, Any] = field(default_factory=dict)
+
+    @property
+    def plain(self) -> bool:
+        """Whether it is a plain WebSocket: a message is one frame as it is, with no framing of its own."""
+        return self.name in PLAIN_WEBSOCKET
+
+    @property
+    def native_close_text(self) -> bool:
+        """Whether its library's parser words the closes it finds itself (picows, SPEC.md 12.5).
+
+        The code is RFC 6455's on every wire; only the text differs, so a case
+        asserts rtt's text only where this is false.
+        """
+        return self.name in NATIVE_CLOSE_TEXT
 
     @property
     def id(self) -> str:
@@ -42,6 +61,7 @@ class Wire:
 
 WIRES = (
     Wire("ws"),
+    Wire("picows"),
     Wire("engineio", ("websocket",)),
     Wire("engineio", ("polling",), http=True),
     Wire("sockjs", ("websocket",)),

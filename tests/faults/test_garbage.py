@@ -1,7 +1,7 @@
 """Garbage on the WebSocket wire: invalid UTF-8, a bad opcode, an unmasked client frame (SPEC.md 6; RFC 6455).
 
 A raw client on asyncio streams sends each hand-built frame to the
-WebSocket URL of every wire that has one (rtt-ws, Engine.IO and SockJS over
+WebSocket URL of every wire that has one (rtt-ws, rtt-picows, Engine.IO and SockJS over
 WebSocket, and SockJS's raw WebSocket endpoint, ``sockjs-raw``, which no
 wire's client uses; the HTTP wires carry no WebSocket frames). The server closes that
 connection as a protocol error: its ``disconnect`` says ``protocol error``
@@ -54,7 +54,7 @@ class Endpoint:
     @property
     def greets(self) -> bool:
         """Whether the server's first frame is the wire's own (Engine.IO's OPEN, SockJS's ``o``)."""
-        return self.wire.name != "ws" and not self.raw
+        return not self.wire.plain and not self.raw
 
     def target(self, url: str) -> tuple[str, int, str]:
         if not self.raw:
@@ -65,8 +65,9 @@ class Endpoint:
 
     def message(self, text: str) -> bytes:
         """One client message ``text`` in this endpoint's framing."""
-        name = "ws" if self.raw else self.wire.name
-        return {"ws": text, "engineio": "4" + text, "sockjs": f'["{text}"]'}[name].encode()
+        if self.raw or self.wire.plain:
+            return text.encode()
+        return {"engineio": "4" + text, "sockjs": f'["{text}"]'}[self.wire.name].encode()
 
 
 def _endpoints() -> list[Endpoint]:
@@ -121,7 +122,10 @@ async def test_a_garbage_frame_closes_with_protocol_error_and_the_server_stays_h
             # closes with RFC 6455's code, and an rtt client reads it as ``protocol error``.
             assert closed.code == CLOSE_CODE[kind], (closed.code, closed.reason)
             assert rtt.CloseReason.from_wire(closed.code, closed.reason) is rtt.CloseReason.PROTOCOL_ERROR
-            assert closed.reason == rtt.CloseReason.PROTOCOL_ERROR.value, closed.reason
+            if not wire.native_close_text or kind == "invalid-utf8":
+                # rtt checks UTF-8 itself on every wire; picows's parser finds the other two and
+                # words their close frames itself (SPEC.md 12.5).
+                assert closed.reason == rtt.CloseReason.PROTOCOL_ERROR.value, closed.reason
             assert not [f for f in closed.frames if b"hello" in f[1]], "the garbage frame is never echoed"
             assert received == ["before"], "nothing of the garbage connection is delivered"
             assert server.stats.drops == 1

@@ -203,7 +203,7 @@ async def open_session(wire: Wire, url: str, timeout: float = 10.0) -> asyncio.S
     host, port, target = websocket_target(wire, url)
     if not wire.http:
         raw = await RawWebSocket.connect(host, port, target, timeout)
-        if wire.name != "ws":
+        if not wire.plain:
             await asyncio.wait_for(raw.read_frame(), timeout)  # Engine.IO's OPEN, SockJS's ``o``
         return raw.writer
     if wire.name == "engineio":
