@@ -357,7 +357,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     overrides = {f.name: getattr(args, f.name) for f in dataclasses.fields(Load) if getattr(args, f.name)}
     load = dataclasses.replace(QUICK if args.quick else Load(), **overrides)
     harness.raise_fd_limit()
-    print("$ python benchmarks/bench_tls.py " + " ".join(sys.argv[1:] if argv is None else argv))
+    print(" ".join(["$ python benchmarks/bench_tls.py", *(sys.argv[1:] if argv is None else argv)]))
     print("\n".join(environment()))
     print(f"servers: rtt's, on {args.loop}'s loop, one process each; clients: rtt's own, in this process")
     for name in names:
