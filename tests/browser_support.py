@@ -277,6 +277,24 @@ async def send_all_and_check(page: Page, received: list[Message], round_trip: li
     assert await messages(page) == round_trip
 
 
+async def https_echo_page(https_pages: Pages, server: rtt.Server[Any]) -> tuple[Page, list[Message]]:
+    """Make ``server`` echo and record what it receives; a page on its own ``https://`` origin.
+
+    The server (started, with the ``ssl`` option) serves the client's assets;
+    the page is not connected yet. Returns the page and the list of messages
+    the server receives, in order.
+    """
+    received: list[Message] = []
+
+    async def echo_back(socket: rtt.Socket, data: Message) -> None:
+        received.append(data)
+        await server.send(socket.id, data)
+
+    server.on("message", echo_back)
+    host, port = server.address
+    return await https_pages.classic(f"https://{host}:{port}"), received
+
+
 # -- Checks every browser client passes (SPEC.md 6.3) ------------------------------------
 
 RETRY_4503 = {"reconnect": {**FAST_RECONNECT, "retryCodes": [4503]}}

@@ -8,7 +8,10 @@ through :func:`node_env` (``NODE_EXTRA_CA_CERTS``); Chromium is given
 
 from __future__ import annotations
 
+import asyncio
+import json
 import os
+import shutil
 import socket
 import ssl
 from collections.abc import AsyncIterator
@@ -17,6 +20,9 @@ from pathlib import Path
 from typing import TYPE_CHECKING
 
 import trustme
+
+import rtt
+from rtt.testing import Recorder, echo
 
 if TYPE_CHECKING:  # aiohttp only where https_app is used: the ws environment has none
     from aiohttp import web
@@ -52,6 +58,45 @@ def node_env(ca: trustme.CA, directory: Path) -> dict[str, str]:
     path = directory / "test-ca.pem"
     ca.cert_pem.write_to_path(str(path))
     return {**os.environ, "NODE_EXTRA_CA_CERTS": str(path)}
+
+
+NODE_DIR = Path(__file__).resolve().parent / "node"
+
+
+async def _node_ws_interop(url: str, env: dict[str, str]) -> tuple[int, dict[str, object]]:
+    """Run tests/node/ws-interop.mjs (Node's ``ws`` client) against ``url``: its status and report."""
+    node = shutil.which("node")
+    assert node is not None, "Node.js is needed for the interop tests"
+    assert (NODE_DIR / "node_modules" / "ws").is_dir(), "run `npm ci --prefix tests/node` first"
+    script = str(NODE_DIR / "ws-interop.mjs")
+    process = await asyncio.create_subprocess_exec(node, script, url, stdout=asyncio.subprocess.PIPE, env=env)
+    stdout, _ = await asyncio.wait_for(process.communicate(), 30)
+    assert process.returncode is not None
+    return process.returncode, json.loads(stdout)
+
+
+async def check_node_ws_over_wss(transport: str, directory: Path) -> None:
+    """Node's ``ws`` client, trusting the test CA, echoes text and bytes over ``wss://`` and closes."""
+    ca = certificate_authority()
+    async with rtt.load(transport).server(ssl=server_context(ca)) as server:
+        assert server.url.startswith("wss://127.0.0.1:")
+        rec = Recorder().listen(echo(server), "disconnect")
+        status, result = await _node_ws_interop(server.url, node_env(ca, directory))
+        assert status == 0, result
+        assert result["seen"] == [{"text": "hello from node"}, {"binary": [0, 1, 2, 255]}]
+        assert result["code"] == 1000
+        ((_, reason),) = await rec.wait("disconnect")
+        assert reason is rtt.CloseReason.CLIENT_CLOSED
+
+
+async def check_node_ws_refuses_an_untrusted_certificate(transport: str, directory: Path) -> None:
+    """Node verifies the server too: trusting another CA only, it fails on the certificate."""
+    async with rtt.load(transport).server(ssl=server_context(certificate_authority())) as server:
+        rec = Recorder().listen(server, "connect")
+        status, result = await _node_ws_interop(server.url, node_env(certificate_authority(), directory))
+        assert status == 1, result
+        assert "certificate" in str(result["error"]).lower(), result
+        assert rec.of("connect") == []
 
 
 def bound_socket() -> tuple[socket.socket, int]:

@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from browser_support import NODE_MODULES, BrowserClient, Pages, send_all_and_check
+from browser_support import NODE_MODULES, BrowserClient, Pages, https_echo_page, send_all_and_check
 from tls_support import certificate_authority, node_env, server_context
 
 import rtt
@@ -81,17 +81,8 @@ async def test_node_engineio_client_over_https(transports: str, final: str, tmp_
 @pytest.mark.parametrize("transports", [["polling"], ["websocket"], ["polling", "websocket"]])
 async def test_chromium_over_https(https_pages: Pages, transports: list[str]) -> None:
     """A page on the standalone server's HTTPS origin, over long-polling, WebSocket and the upgrade."""
-    ca = certificate_authority()
-    async with rtt.load("engineio").server(ssl=server_context(ca)) as server:
-        received: list[str | bytes] = []
-
-        @server.on("message")
-        async def echo_back(socket: rtt.Socket, data: str | bytes) -> None:
-            received.append(data)
-            await server.send(socket.id, data)
-
-        host, port = server.address
-        page = await https_pages.classic(f"https://{host}:{port}")
+    async with rtt.load("engineio").server(ssl=server_context(certificate_authority())) as server:
+        page, received = await https_echo_page(https_pages, server)
         await page.evaluate("(transports) => rtt.engineio.register('eio-tls', { transports })", transports)
         await https_pages.connect(page, server.url, transport="eio-tls")
         assert await page.evaluate("location.protocol") == "https:"

@@ -9,14 +9,18 @@ this test only. The kit's TLS cases run in test_picows_conformance.py.
 from __future__ import annotations
 
 import asyncio
-import json
-import shutil
 import ssl
 from pathlib import Path
 
 import pytest
-from browser_support import BrowserClient, Pages, messages, to_js, wait_for_event
-from tls_support import certificate_authority, client_context, node_env, server_context
+from browser_support import BrowserClient, Pages, https_echo_page, send_all_and_check, wait_for_event
+from tls_support import (
+    certificate_authority,
+    check_node_ws_over_wss,
+    check_node_ws_refuses_an_untrusted_certificate,
+    client_context,
+    server_context,
+)
 
 import rtt
 from rtt.testing import ROUND_TRIP, Recorder, echo
@@ -30,16 +34,6 @@ NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 @pytest.fixture
 def browser_client() -> BrowserClient:
     return BrowserClient("picows", exports=("client",))
-
-
-async def run_node(*args: str, env: dict[str, str]) -> tuple[int, dict[str, object]]:
-    node = shutil.which("node")
-    assert node is not None, "Node.js is needed for the interop tests"
-    assert (NODE_DIR / "node_modules" / "ws").is_dir(), "run `npm ci --prefix tests/node` first"
-    process = await asyncio.create_subprocess_exec(node, *args, stdout=asyncio.subprocess.PIPE, env=env)
-    stdout, _ = await asyncio.wait_for(process.communicate(), 30)
-    assert process.returncode is not None
-    return process.returncode, json.loads(stdout)
 
 
 async def test_python_client_over_tls() -> None:
@@ -131,50 +125,20 @@ async def test_a_stalled_client_over_tls_is_a_slow_consumer() -> None:
 
 
 async def test_node_ws_client_over_wss(tmp_path: Path) -> None:
-    ca = certificate_authority()
-    async with rtt.load("picows").server(ssl=server_context(ca)) as server:
-        rec = Recorder().listen(echo(server), "disconnect")
-        status, result = await run_node(
-            str(NODE_DIR / "ws-interop.mjs"), server.url, env=node_env(ca, tmp_path)
-        )
-        assert status == 0, result
-        assert result["seen"] == [{"text": "hello from node"}, {"binary": [0, 1, 2, 255]}]
-        assert result["code"] == 1000
-        ((_, reason),) = await rec.wait("disconnect")
-        assert reason is rtt.CloseReason.CLIENT_CLOSED
+    await check_node_ws_over_wss("picows", tmp_path)
 
 
 async def test_node_ws_client_refuses_an_untrusted_certificate(tmp_path: Path) -> None:
-    async with rtt.load("picows").server(ssl=server_context(certificate_authority())) as server:
-        rec = Recorder().listen(server, "connect")
-        env = node_env(certificate_authority(), tmp_path)  # trusts another CA only
-        status, result = await run_node(str(NODE_DIR / "ws-interop.mjs"), server.url, env=env)
-        assert status == 1, result
-        assert "certificate" in str(result["error"]).lower(), result
-        assert rec.of("connect") == []
+    await check_node_ws_refuses_an_untrusted_certificate("picows", tmp_path)
 
 
 async def test_chromium_over_https_and_wss(https_pages: Pages) -> None:
     """A page on the server's own HTTPS origin loads the client from it (assets_path) and uses wss://."""
     async with rtt.load("picows").server(ssl=server_context(certificate_authority())) as server:
-        received: list[str | bytes] = []
-
-        @server.on("message")
-        async def echo_back(socket: rtt.Socket, data: str | bytes) -> None:
-            received.append(data)
-            await server.send(socket.id, data)
-
-        host, port = server.address
-        page = await https_pages.classic(f"https://{host}:{port}")
+        page, received = await https_echo_page(https_pages, server)
         await https_pages.connect(page, server.url)
         assert await page.evaluate("location.protocol") == "https:"
-        await page.evaluate(
-            "(all) => all.forEach((message) => client.send(fromPlain(message)))",
-            [to_js(message) for message in ROUND_TRIP],
-        )
-        await wait_for_event(page, "message", len(ROUND_TRIP))
-        assert received == list(ROUND_TRIP)
-        assert await messages(page) == list(ROUND_TRIP)
+        await send_all_and_check(page, received, list(ROUND_TRIP))
         await page.evaluate("client.close()")
         await wait_for_event(page, "close")
     assert https_pages.rtt_errors() == []

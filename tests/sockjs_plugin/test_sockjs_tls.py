@@ -14,7 +14,7 @@ from pathlib import Path
 
 import pytest
 from aiohttp import web
-from browser_support import NODE_MODULES, BrowserClient, Pages, send_all_and_check
+from browser_support import NODE_MODULES, BrowserClient, Pages, https_echo_page, send_all_and_check
 from tls_support import certificate_authority, node_env, server_context
 
 import rtt
@@ -101,17 +101,8 @@ async def test_node_sockjs_client_over_https(transport: str, tmp_path: Path) -> 
 @pytest.mark.parametrize("transport", TRANSPORTS)
 async def test_chromium_over_https(https_pages: Pages, transport: str) -> None:
     """A page on the standalone server's HTTPS origin, over each sockjs-client transport."""
-    ca = certificate_authority()
-    async with rtt.load("sockjs").server(ssl=server_context(ca)) as server:
-        received: list[str | bytes] = []
-
-        @server.on("message")
-        async def echo_back(socket: rtt.Socket, data: str | bytes) -> None:
-            received.append(data)
-            await server.send(socket.id, data)
-
-        host, port = server.address
-        page = await https_pages.classic(f"https://{host}:{port}")
+    async with rtt.load("sockjs").server(ssl=server_context(certificate_authority())) as server:
+        page, received = await https_echo_page(https_pages, server)
         name = f"sockjs-{transport}"
         await page.evaluate(
             "([name, transport]) => rtt.sockjs.register(name, { transports: [transport] })", [name, transport]
