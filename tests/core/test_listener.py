@@ -389,3 +389,21 @@ def test_other_records_pass_unchanged(caplog: pytest.LogCaptureFixture) -> None:
         (logging.ERROR, "no exception at all"),
     ]
     assert records[1].exc_info is not None and records[1].exc_info[0] is RuntimeError
+
+
+def test_lone_surrogates_in_a_record_are_escaped(caplog: pytest.LogCaptureFixture) -> None:
+    """A request's undecodable bytes (decoded with surrogateescape) never reach a handler raw.
+
+    A UTF-8 handler would fail on the record otherwise: websockets 15 logs the
+    request target at DEBUG as it decoded it.
+    """
+    caplog.set_level(logging.DEBUG, logger="test.http")
+    log = RequestErrorLog(logging.getLogger("test.http"), (BadRequest,))
+    target = b"/\xe9t\xc3\xa9".decode("utf-8", "surrogateescape")
+    log.debug("< GET %s HTTP/1.1 %d", target, 7)
+    log.debug(f"raw {target}")
+    log.info("café %s", "ünï")
+    messages = [r.getMessage() for r in caplog.records]
+    assert messages == ["< GET /\\udce9té HTTP/1.1 7", "raw /\\udce9té", "café ünï"]
+    for message in messages:
+        message.encode("utf-8")

@@ -395,7 +395,22 @@ class RequestErrorLog(logging.LoggerAdapter):  # type: ignore[type-arg]
         if exc is not None and isinstance(exc, self.quiet):
             self.logger.debug("%s (%s)", self.message, type(exc).__name__)
             return
-        super().log(level, msg, *args, **kwargs)
+        super().log(level, _encodable(msg), *map(_encodable, args), **kwargs)
+
+
+def _encodable(value: Any) -> Any:
+    """``value``, with lone surrogates escaped if it is a ``str`` that has them.
+
+    Libraries decode a request's undecodable bytes with ``surrogateescape``
+    and log them (websockets 15 logs the target at DEBUG): such a record
+    would make every UTF-8 log handler fail on it.
+    """
+    if isinstance(value, str) and not value.isascii():
+        try:
+            value.encode("utf-8")
+        except UnicodeEncodeError:
+            return value.encode("utf-8", "backslashreplace").decode("utf-8")
+    return value
 
 
 def _exception(exc_info: Any) -> BaseException | None:
