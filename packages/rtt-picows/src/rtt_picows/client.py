@@ -264,6 +264,10 @@ class PicowsClient(Client):
             raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
         except (WSError, WSInvalidURL) as exc:
             raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
-        assert isinstance(listener, _Listener)
+        if not isinstance(listener, _Listener):
+            # picows returns no listener, and no error, when the connection ends before the
+            # server's answer (a TLS server that refuses the client's certificate closes then).
+            ws.disconnect()
+            raise ConnectError(f"cannot connect to {self.url}: the connection closed during the handshake")
         self._connection = PicowsConnection(ws, listener, options.close_timeout)
         return self._connection

@@ -27,15 +27,27 @@ def authority() -> trustme.CA:
     return trustme.CA()
 
 
-def server_context(ca: trustme.CA, *names: str) -> ssl.SSLContext:
-    """A server-side context with a certificate from ``ca`` for ``names`` (default :data:`NAMES`)."""
+def server_context(ca: trustme.CA, *names: str, client_certificates: bool = False) -> ssl.SSLContext:
+    """A server-side context with a certificate from ``ca`` for ``names`` (default :data:`NAMES`).
+
+    With ``client_certificates``, it also requires each client to present a
+    certificate from ``ca`` (mutual TLS).
+    """
     context = ssl.create_default_context(ssl.Purpose.CLIENT_AUTH)
     ca.issue_cert(*(names or NAMES)).configure_cert(context)
+    if client_certificates:
+        ca.configure_trust(context)
+        context.verify_mode = ssl.CERT_REQUIRED
     return context
 
 
-def client_context(ca: trustme.CA) -> ssl.SSLContext:
-    """A client-side context that trusts ``ca`` (besides the system's CAs) and checks host names."""
+def client_context(ca: trustme.CA, *, certificate: bool = False) -> ssl.SSLContext:
+    """A client-side context that trusts ``ca`` (besides the system's CAs) and checks host names.
+
+    With ``certificate``, it presents a client certificate from ``ca``.
+    """
     context = ssl.create_default_context()
     ca.configure_trust(context)
+    if certificate:
+        ca.issue_cert("rtt-kit-client@example.org").configure_cert(context)
     return context

@@ -1009,6 +1009,22 @@ class TlsTests(Kit):
         assert not server.sockets and not elsewhere.sockets
 
     @case(requires=("python_client", "tls"))
+    async def test_tls_client_certificate(self) -> None:  # SPEC 8.4
+        ca = _tls.authority()
+        server = await self.server(echo=True, ssl=_tls.server_context(ca, client_certificates=True))
+        rec = Recorder().listen(server, "connect")
+        # The ssl option's context carries the client's certificate (mutual TLS).
+        client = await self.connected(server, ssl=_tls.client_context(ca, certificate=True))
+        await client.send("with a client certificate")
+        assert await client.recv() == "with a client certificate"
+        await client.close()
+        # Without one, the server refuses the TLS handshake: no socket, a ConnectError.
+        bare = self.client(server, ssl=_tls.client_context(ca))
+        await raises(ConnectError, bare.connect())
+        assert bare.state is ClientState.CLOSED
+        assert len(rec.of("connect")) == 1
+
+    @case(requires=("python_client", "tls"))
     async def test_tls_certificate_failure_ends_reconnection(self) -> None:  # SPEC 8.4, 4.4
         ca = _tls.authority()
         server = await self.server(ssl=_tls.server_context(ca))
