@@ -17,7 +17,7 @@ import ssl
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from pathlib import Path
-from typing import TYPE_CHECKING
+from typing import TYPE_CHECKING, Any
 
 import trustme
 
@@ -63,13 +63,17 @@ def node_env(ca: trustme.CA, directory: Path) -> dict[str, str]:
 NODE_DIR = Path(__file__).resolve().parent / "node"
 
 
-async def _node_ws_interop(url: str, env: dict[str, str]) -> tuple[int, dict[str, object]]:
-    """Run tests/node/ws-interop.mjs (Node's ``ws`` client) against ``url``: its status and report."""
+async def run_node(script: str, *args: str, env: dict[str, str] | None = None) -> tuple[int, Any]:
+    """Run ``tests/node/<script>`` (which prints one JSON line) with ``args``: its status and that line.
+
+    The script's imports resolve in tests/node/node_modules (``npm ci --prefix tests/node``).
+    """
     node = shutil.which("node")
     assert node is not None, "Node.js is needed for the interop tests"
-    assert (NODE_DIR / "node_modules" / "ws").is_dir(), "run `npm ci --prefix tests/node` first"
-    script = str(NODE_DIR / "ws-interop.mjs")
-    process = await asyncio.create_subprocess_exec(node, script, url, stdout=asyncio.subprocess.PIPE, env=env)
+    assert (NODE_DIR / "node_modules").is_dir(), "run `npm ci --prefix tests/node` first"
+    process = await asyncio.create_subprocess_exec(
+        node, str(NODE_DIR / script), *args, stdout=asyncio.subprocess.PIPE, env=env
+    )
     stdout, _ = await asyncio.wait_for(process.communicate(), 30)
     assert process.returncode is not None
     return process.returncode, json.loads(stdout)
@@ -81,7 +85,7 @@ async def check_node_ws_over_wss(transport: str, directory: Path) -> None:
     async with rtt.load(transport).server(ssl=server_context(ca)) as server:
         assert server.url.startswith("wss://127.0.0.1:")
         rec = Recorder().listen(echo(server), "disconnect")
-        status, result = await _node_ws_interop(server.url, node_env(ca, directory))
+        status, result = await run_node("ws-interop.mjs", server.url, env=node_env(ca, directory))
         assert status == 0, result
         assert result["seen"] == [{"text": "hello from node"}, {"binary": [0, 1, 2, 255]}]
         assert result["code"] == 1000
@@ -93,7 +97,9 @@ async def check_node_ws_refuses_an_untrusted_certificate(transport: str, directo
     """Node verifies the server too: trusting another CA only, it fails on the certificate."""
     async with rtt.load(transport).server(ssl=server_context(certificate_authority())) as server:
         rec = Recorder().listen(server, "connect")
-        status, result = await _node_ws_interop(server.url, node_env(certificate_authority(), directory))
+        status, result = await run_node(
+            "ws-interop.mjs", server.url, env=node_env(certificate_authority(), directory)
+        )
         assert status == 1, result
         assert "certificate" in str(result["error"]).lower(), result
         assert rec.of("connect") == []

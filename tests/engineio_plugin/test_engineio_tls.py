@@ -7,23 +7,18 @@ transport (``test_engineio_conformance``: WebSocket, long-polling, upgrade).
 
 from __future__ import annotations
 
-import asyncio
-import json
-import shutil
 from pathlib import Path
 
 import pytest
 from aiohttp import web
 from browser_support import NODE_MODULES, BrowserClient, Pages, https_echo_page, send_all_and_check
-from tls_support import certificate_authority, node_env, server_context
+from tls_support import certificate_authority, node_env, run_node, server_context
 
 import rtt
 import rtt_engineio
 from rtt.testing import Recorder, echo, eventually
 
 pytestmark = [pytest.mark.asyncio(loop_scope="module"), pytest.mark.timeout(120)]
-
-NODE_DIR = Path(__file__).resolve().parents[1] / "node"
 
 
 @pytest.fixture
@@ -53,25 +48,15 @@ async def test_a_mounted_server_refuses_ssl() -> None:
     [("polling", "polling"), ("websocket", "websocket"), ("polling,websocket", "websocket")],
 )
 async def test_node_engineio_client_over_https(transports: str, final: str, tmp_path: Path) -> None:
-    node = shutil.which("node")
-    assert node is not None, "Node.js is needed for the interop tests"
-    assert (NODE_DIR / "node_modules" / "engine.io-client").is_dir(), "run `npm ci --prefix tests/node` first"
     ca = certificate_authority()
     async with rtt.load("engineio").server(ssl=server_context(ca)) as server:
         assert server.url.startswith("https://127.0.0.1:")
         rec = Recorder().listen(echo(server), "disconnect")
         host, port = server.address
-        process = await asyncio.create_subprocess_exec(
-            node,
-            str(NODE_DIR / "engineio-interop.mjs"),
-            f"https://{host}:{port}/",
-            transports,
-            stdout=asyncio.subprocess.PIPE,
-            env=node_env(ca, tmp_path),
+        status, result = await run_node(
+            "engineio-interop.mjs", f"https://{host}:{port}/", transports, env=node_env(ca, tmp_path)
         )
-        stdout, _ = await asyncio.wait_for(process.communicate(), 30)
-        assert process.returncode == 0, stdout
-        result = json.loads(stdout)
+        assert status == 0, result
         assert result["seen"] == [{"text": "hello from engine.io-client"}, {"binary": [0, 1, 2, 255]}]
         assert result["closedOver"] == final
         ((_, reason),) = await rec.wait("disconnect", timeout=10)

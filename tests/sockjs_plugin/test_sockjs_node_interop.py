@@ -14,6 +14,7 @@ import shutil
 from pathlib import Path
 
 import pytest
+from tls_support import run_node
 
 import rtt
 from rtt.codec import encode_text
@@ -87,26 +88,6 @@ async def test_sockjs_client_over_websocket() -> None:
         assert disconnects == {b: rtt.CloseReason.SERVER_CLOSED, a: rtt.CloseReason.CLIENT_CLOSED}
 
 
-# sockjs-client in Node over one HTTP transport: open, echo one message, close.
-XHR_ECHO = """
-import SockJS from "sockjs-client";
-const [url, transport] = process.argv.slice(1);
-const timer = setTimeout(() => {
-  console.log(JSON.stringify({ error: "timed out" }));
-  process.exit(1);
-}, 15000);
-const sock = new SockJS(url, null, { transports: [transport] });
-const seen = [];
-sock.onopen = () => sock.send("over " + transport);
-sock.onmessage = (event) => { seen.push(event.data); sock.close(); };
-sock.onclose = (event) => {
-  clearTimeout(timer);
-  console.log(JSON.stringify({ seen, code: event.code }));
-  process.exit(0);
-};
-"""
-
-
 @pytest.mark.skipif(NODE is None, reason="Node.js is not installed (CI installs it for the interop tests)")
 @pytest.mark.parametrize("transport", ["xhr-polling", "xhr-streaming"])
 async def test_sockjs_client_over_xhr_without_binding(transport: str) -> None:
@@ -116,19 +97,8 @@ async def test_sockjs_client_over_xhr_without_binding(transport: str) -> None:
     async with rtt.load("sockjs").server(host="127.0.0.1", port=0, close_timeout=1) as server:
         rec = Recorder().listen(server, "connect", "message")
         server.on("message", lambda socket, data: server.send(socket.id, data))
-        process = await asyncio.create_subprocess_exec(
-            NODE,
-            "--input-type=module",
-            "-e",
-            XHR_ECHO,
-            server.url,
-            transport,
-            stdout=asyncio.subprocess.PIPE,
-            cwd=NODE_DIR,  # where sockjs-client is installed
-        )
-        stdout, _ = await asyncio.wait_for(process.communicate(), 30)
-        assert process.returncode == 0, stdout
-        result = json.loads(stdout)
+        status, result = await run_node("sockjs-echo.mjs", server.url, transport)
+        assert status == 0, result
         assert result == {"seen": [f"over {transport}"], "code": 1000}
         ((socket,),) = rec.of("connect")
         assert rec.of("message") == [(socket, f"over {transport}")]
