@@ -18,7 +18,7 @@ from pathlib import Path
 import pytest
 from browser_support import new_context
 from cli_support import NODE_MODULES, serving
-from playwright.async_api import Browser, Page
+from playwright.async_api import Browser, BrowserContext, Page
 from redis_support import RedisServer
 from tls_support import NAMES, certificate_authority, client_context
 
@@ -62,6 +62,22 @@ async def lines(page: Page) -> list[list[str]]:
     return result
 
 
+async def open_chat_pages(
+    context: BrowserContext, url: str, count: int, console: list[tuple[str, str]]
+) -> list[Page]:
+    """``count`` pages of the chat at ``url``, each connected; their console records go to ``console``."""
+    pages = []
+    for _ in range(count):
+        page = await context.new_page()
+        page.on("console", lambda message: console.append((message.type, message.text)))
+        page.on("pageerror", lambda error: console.append(("pageerror", str(error))))
+        await page.goto(url)
+        pages.append(page)
+    for page in pages:
+        await page.wait_for_function(f"{STATE} === 'open'", timeout=WAIT_MS)
+    return pages
+
+
 @pytest.mark.parametrize("name", ["ws", "picows", "engineio", "sockjs"])
 async def test_two_pages_chat(browser: Browser, name: str) -> None:
     console: list[tuple[str, str]] = []
@@ -70,16 +86,9 @@ async def test_two_pages_chat(browser: Browser, name: str) -> None:
             "--transport", name, "--app", "chat", "--port", "0", "--node-modules", str(NODE_MODULES)
         ) as served:
             assert served.page is not None
-            pages = []
-            for _ in range(2):
-                page = await context.new_page()
-                page.on("console", lambda message: console.append((message.type, message.text)))
-                page.on("pageerror", lambda error: console.append(("pageerror", str(error))))
-                await page.goto(served.page)
-                pages.append(page)
+            pages = await open_chat_pages(context, served.page, 2, console)
             one, two = pages
             for page in pages:
-                await page.wait_for_function(f"{STATE} === 'open'", timeout=WAIT_MS)
                 assert await page.title() == f"rtt chat on {name}"
             await one.fill("#name", "Ada")
             await two.fill("#name", "Grace")
@@ -137,15 +146,9 @@ async def test_two_pages_chat_over_https(browser: Browser, tmp_path: Path) -> No
     ):
         assert served.page is not None and served.page.startswith("https://")
         assert served.url.startswith("wss://")
-        pages = []
-        for _ in range(2):
-            page = await context.new_page()
-            page.on("console", lambda message: console.append((message.type, message.text)))
-            page.on("pageerror", lambda error: console.append(("pageerror", str(error))))
-            await page.goto(served.page)
-            await page.wait_for_function(f"{STATE} === 'open'", timeout=WAIT_MS)
+        pages = await open_chat_pages(context, served.page, 2, console)
+        for page in pages:
             assert await page.evaluate("location.protocol") == "https:"
-            pages.append(page)
         one, two = pages
         await say(one, "over wss")
         await shown(two, "over wss")
@@ -180,15 +183,7 @@ async def test_two_pages_chat_on_four_workers(browser: Browser, name: str, redis
         serving(*args, "--workers", "4", "--broker", redis_url) as served,
     ):
         assert served.page is not None
-        pages = []
-        for _ in range(3):
-            page = await context.new_page()
-            page.on("console", lambda message: console.append((message.type, message.text)))
-            page.on("pageerror", lambda error: console.append(("pageerror", str(error))))
-            await page.goto(served.page)
-            pages.append(page)
-        for page in pages:
-            await page.wait_for_function(f"{STATE} === 'open'", timeout=WAIT_MS)
+        pages = await open_chat_pages(context, served.page, 3, console)
         for k, page in enumerate(pages):
             await say(page, f"hello from page {k}")
         for page in pages:
