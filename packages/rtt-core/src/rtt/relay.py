@@ -76,6 +76,22 @@ class RelayedRequest:
     scheme: str = "http"
     """That connection's scheme (``https`` over TLS)."""
 
+    @classmethod
+    def of(cls, request: Any, body: bytes) -> RelayedRequest:
+        """The relayed form of an aiohttp ``web.Request`` (what the aiohttp-based plugins relay).
+
+        Read by attribute (``method``, ``path_qs``, ``headers``, ``transport``,
+        ``secure``), so rtt-core needs no aiohttp.
+        """
+        return cls(
+            request.method,
+            request.path_qs,
+            relay_headers(request.headers),
+            body,
+            peer_of(request.transport),
+            "https" if request.secure else "http",
+        )
+
     def encode(self) -> bytes:
         head: dict[str, Any] = {"m": self.method, "t": self.target, "h": [list(h) for h in self.headers]}
         if self.peer is not None:

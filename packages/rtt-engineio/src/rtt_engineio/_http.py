@@ -28,7 +28,7 @@ from aiohttp.log import server_logger
 from rtt import BrokerError, Handshake, Headers, ServerState
 from rtt.assets import asset_headers, read_asset
 from rtt.listener import HEADER_TIMEOUT, Listener, RequestErrorLog
-from rtt.relay import RelayedRequest, peer_of, relay_headers
+from rtt.relay import RelayedRequest
 
 from ._library import aiohttp_request, answer_and_close, asgi_scope
 
@@ -204,14 +204,7 @@ class HttpFront:
         try:
             relayed = await server._relay_session(
                 sid,
-                RelayedRequest(
-                    request.method,
-                    request.path_qs,
-                    relay_headers(request.headers),
-                    body,
-                    peer_of(request.transport),
-                    "https" if request.secure else "http",
-                ),
+                RelayedRequest.of(request, body),
             )
         except BrokerError as exc:
             logger.warning("cannot relay a request of session %s: %s", sid, exc)

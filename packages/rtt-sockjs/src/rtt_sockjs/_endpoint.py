@@ -37,7 +37,7 @@ from rtt import BrokerError, CloseReason, Handshake, Headers, Reject
 from rtt.assets import asset_headers, read_asset
 from rtt.handshake import origin_allowed
 from rtt.listener import HEADER_TIMEOUT, Listener, RequestErrorLog
-from rtt.relay import RelayedRequest, peer_of, relay_headers
+from rtt.relay import RelayedRequest
 
 from ._library import RAW_WEBSOCKET, RttManager, add_endpoint, answer_closed, served_urls
 from ._wire import BINDING_COOKIE, BINDING_REFUSED, close_frame
@@ -267,14 +267,7 @@ class Endpoint:
         try:
             relayed = await self.server._relay_session(
                 key,
-                RelayedRequest(
-                    request.method,
-                    request.path_qs,
-                    relay_headers(request.headers),
-                    body,
-                    peer_of(request.transport),
-                    "https" if request.secure else "http",
-                ),
+                RelayedRequest.of(request, body),
             )
         except BrokerError as exc:
             logger.warning("cannot relay a request of session %s: %s", key, exc)
