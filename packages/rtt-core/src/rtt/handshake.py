@@ -364,8 +364,6 @@ def _node(text: str, *, forwarded: bool) -> tuple[str, int] | _Hidden | None:
     a bare IPv6 address.
     """
     text = text.strip()
-    if forwarded and (text.lower() == "unknown" or _OBFUSCATED.fullmatch(text)):
-        return _Hidden()
     port = "0"
     if text.startswith("["):
         host, bracket, rest = text[1:].partition("]")
