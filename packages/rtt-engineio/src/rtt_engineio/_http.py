@@ -25,7 +25,8 @@ from aiohttp import web
 from aiohttp.http_exceptions import HttpProcessingError
 from aiohttp.log import server_logger
 
-from rtt import BrokerError, Handshake, Headers, ServerState
+from rtt import BrokerError, Handshake, Headers
+from rtt.asgi import serve_lifespan
 from rtt.assets import asset_headers, read_asset
 from rtt.listener import HEADER_TIMEOUT, Listener, RequestErrorLog
 from rtt.relay import RelayedRequest
@@ -238,75 +239,11 @@ class HttpFront:
 
         async def asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
             if scope["type"] == "lifespan":
-                await self._lifespan(scope, receive, send, other_app)
+                await serve_lifespan(self.server, scope, receive, send, other_app)
             else:
                 await app(scope, receive, send)
 
         return asgi
-
-    async def _lifespan(self, scope: dict[str, Any], receive: Any, send: Any, other: Any) -> None:
-        """Start and close the server with the ASGI application, and run ``other``'s lifespan too.
-
-        ``other`` gets its startup before the server starts and its shutdown
-        after the server closed; an app without lifespan support (it raises
-        or returns on the lifespan scope) is left out, as ASGI servers do.
-        """
-        server = self.server
-        relay = _LifespanRelay(other, scope) if other is not None else None
-        while True:
-            event = await receive()
-            if event["type"] == "lifespan.startup":
-                failure = await relay.ask("lifespan.startup") if relay is not None else None
-                if failure is None:
-                    try:
-                        if server.state is ServerState.NEW:
-                            await server.start()
-                    except Exception as exc:
-                        failure = str(exc) or repr(exc)
-                if failure is not None:
-                    await send({"type": "lifespan.startup.failed", "message": failure})
-                    return
-                await send({"type": "lifespan.startup.complete"})
-            elif event["type"] == "lifespan.shutdown":
-                await server.close()
-                failure = await relay.ask("lifespan.shutdown") if relay is not None else None
-                if failure is not None:
-                    await send({"type": "lifespan.shutdown.failed", "message": failure})
-                else:
-                    await send({"type": "lifespan.shutdown.complete"})
-                return
-
-
-class _LifespanRelay:
-    """Runs another ASGI application's lifespan beside rtt's, one event at a time."""
-
-    def __init__(self, app: Callable[..., Any], scope: dict[str, Any]) -> None:
-        self._inbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._outbox: asyncio.Queue[dict[str, Any]] = asyncio.Queue()
-        self._task: asyncio.Task[Any] | None = asyncio.get_running_loop().create_task(
-            app(scope, self._inbox.get, self._outbox.put)
-        )
-
-    async def ask(self, event_type: str) -> str | None:
-        """Send ``event_type``; return the failure message, or ``None`` if it completed."""
-        task = self._task
-        if task is None:
-            return None
-        await self._inbox.put({"type": event_type})
-        answer = asyncio.ensure_future(self._outbox.get())
-        await asyncio.wait({answer, task}, return_when=asyncio.FIRST_COMPLETED)
-        if not answer.done():
-            answer.cancel()
-            self._task = None  # no lifespan support: it raised or returned
-            if not task.cancelled():
-                task.exception()  # retrieved: an app may refuse the lifespan scope
-            return None
-        message = answer.result()
-        if message["type"].endswith(".failed"):
-            return str(message.get("message", ""))
-        if event_type == "lifespan.shutdown":
-            await asyncio.wait({task}, timeout=5)
-        return None
 
 
 def _relayed(request: web.Request) -> bool:
