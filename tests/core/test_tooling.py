@@ -134,3 +134,20 @@ def test_hatch_comment_lists_every_environment() -> None:
     header = (ROOT / "hatch.toml").read_text(encoding="utf-8").split("\n\n", 1)[0]
     for name in _hatch():
         assert f"hatch run {name}:" in header, f"hatch.toml's opening comment does not mention {name}"
+
+
+def _readme_test_command() -> str:
+    """The command of README.md's "Run the tests": the one line of the section's first bash block."""
+    readme = (ROOT / "README.md").read_text(encoding="utf-8")
+    section = readme.split("\n## Run the tests\n", 1)[1].split("\n## ", 1)[0]
+    block = re.search(r"^```bash\n(.*?)^```$", section, re.MULTILINE | re.DOTALL)
+    assert block is not None, 'README.md\'s "Run the tests" has no ```bash block'
+    lines = _lines(block[1])
+    assert len(lines) == 1, f"README.md's test command is one line, not {lines}"
+    return lines[0]
+
+
+def test_ci_runs_exactly_the_readme_test_command() -> None:
+    """CI runs what a newcomer runs: .ci/run's last command is README.md's test command, as written."""
+    commands = _lines((ROOT / ".ci" / "run").read_text(encoding="utf-8"))
+    assert commands[-1] == _readme_test_command()
