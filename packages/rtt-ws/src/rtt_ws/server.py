@@ -11,6 +11,11 @@ silent peer never answers); ``outbound_limit`` is the write buffer's
 high-water mark: rtt writes with websockets' ``broadcast()`` (no
 backpressure), and a connection whose buffer passes the mark is closed as a
 slow consumer as soon as that write returns.
+
+Mounted (:meth:`WsServer.attach` in an aiohttp application,
+:meth:`WsServer.asgi_app` as an ASGI application) the web server does the
+WebSocket; ``_aiohttp.py`` and ``_asgi.py`` drive it, with the outgoing queue
+of ``_mounted.py``.
 """
 
 from __future__ import annotations
@@ -20,7 +25,7 @@ import logging
 import sys
 from collections.abc import Callable
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any
+from typing import TYPE_CHECKING, Any, Literal
 from urllib.parse import urlsplit
 
 from websockets.asyncio.server import ServerConnection, broadcast, serve
@@ -40,13 +45,18 @@ from rtt import (
     Headers,
     Reject,
     Server,
+    ServerState,
 )
+from rtt.asgi import ASGIApp
 from rtt.assets import asset_headers, read_asset
 from rtt.listener import HEADER_TIMEOUT, RequestErrorLog, quiet_accept_errors
 
 from . import _frames
+from ._asgi import asgi_app
+from ._mounted import MountedConn
 
 if TYPE_CHECKING:
+    from aiohttp import web
     from websockets.asyncio.server import Server as WsListener
 
     from .transport import WsServerOptions, WsTransport
@@ -140,11 +150,16 @@ class _HandshakeLog(RequestErrorLog):
         super().log(level, msg, *args, **kwargs)
 
 
-class WsServer(Server[ServerConnection]):
+Mode = Literal["standalone", "aiohttp", "asgi"]
+
+
+class WsServer(Server["ServerConnection | MountedConn"]):
     """A server at ``ws://host:port/``; any path is accepted and reported in ``socket.path``.
 
     Plain HTTP GETs under ``assets_path`` (default ``/rtt/``) get the browser
     client files, so a page can load exactly the code that talks to this server.
+    Or mounted at a path of an aiohttp application (:meth:`attach`) or as an
+    ASGI application (:meth:`asgi_app`), the web server serving the WebSocket.
     """
 
     options: WsServerOptions
@@ -157,6 +172,50 @@ class WsServer(Server[ServerConnection]):
         self._listener: WsListener | None = None
         self._quiet_accept: Callable[[], None] = lambda: None
         self._over_limit: list[_Connection] = []
+        self._mode: Mode | None = None
+        self._path = "/"
+        # Mounted connections, from their accept to their end, for _stop.
+        self._live: set[MountedConn] = set()
+
+    # -- Serving modes ------------------------------------------------------
+
+    def attach(self, app: web.Application, path: str = "/ws") -> None:
+        """Serve rtt's WebSocket at ``path`` of an aiohttp application, and the browser assets.
+
+        Call before the application starts; then start this server (``async
+        with server``, e.g. from ``app.cleanup_ctx``) while the application
+        runs, and close it before or as the application stops. Needs aiohttp
+        (``pip install rtt-ws[aiohttp]``); the option ``ssl`` is refused (the
+        application's web server does TLS).
+        """
+        self._mount("aiohttp", path, "an aiohttp application")
+        from ._aiohttp import attach  # aiohttp is an optional dependency
+
+        attach(self, app, path)
+
+    def asgi_app(self, other_app: ASGIApp | None = None, path: str = "/ws") -> ASGIApp:
+        """An ASGI application: rtt's WebSocket at ``path``, the browser assets, ``other_app`` elsewhere.
+
+        Its lifespan startup starts this server (after ``other_app``'s) and its
+        shutdown closes it (before ``other_app``'s); without lifespan support
+        (or mounted in a framework whose lifespan does not reach it), start
+        and close the server yourself. Other requests go to ``other_app``, or
+        get 404 without one. The option ``ssl`` is refused.
+        """
+        self._mount("asgi", path, "an ASGI application")
+        return asgi_app(self, other_app, path)
+
+    def _mount(self, mode: Mode, path: str, where: str) -> None:
+        if not isinstance(path, str) or not path.startswith("/"):
+            raise ValueError(f"path must be a URL path starting with '/', got {path!r}")
+        if self._mode is not None and self._mode != mode:
+            raise RuntimeError(f"this server already serves in {self._mode} mode; one mode per server")
+        if self.state is not ServerState.NEW:
+            raise RuntimeError(f"mount a server before starting it (state {self.state.name})")
+        self._refuse_tls_mounted(where)
+        if self._mode is None:
+            self._path = path
+        self._mode = mode
 
     async def _process_request(self, conn: ServerConnection, request: Request) -> Response | None:
         refused = _check_request(conn, request)
@@ -238,6 +297,9 @@ class WsServer(Server[ServerConnection]):
     # -- rtt.Server hooks ---------------------------------------------------
 
     async def _start(self) -> tuple[str, int]:
+        if self._mode is not None:  # mounted: the application owns the listener
+            return self.host, self.port
+        self._mode = "standalone"
         options = self.options
         server = self
 
@@ -277,28 +339,55 @@ class WsServer(Server[ServerConnection]):
         host, port = self.address
         if ":" in host:
             host = f"[{host}]"
+        if self._mode != "standalone":
+            return f"ws://{host}:{port}{self._path}"
         return f"{'wss' if self.options.ssl is not None else 'ws'}://{host}:{port}/"
 
-    async def _send(self, conn: ServerConnection, data: str | bytes) -> None:
+    async def _send(self, conn: ServerConnection | MountedConn, data: str | bytes) -> None:
+        if isinstance(conn, MountedConn):
+            conn.put(conn.prepare(data))
+            self._check_mounted(conn)
+            return
         if conn.protocol.state is not State.OPEN:
             raise ConnectionClosed(close_reason(conn))
         broadcast((conn,), data)  # writes at once, without waiting for the peer
         if self._over_limit:
             self._check_over_limit()
 
-    async def _broadcast(self, conns: list[ServerConnection], data: str | bytes) -> None:
-        broadcast(conns, data)  # encodes once, skips connections that are not open
+    async def _broadcast(self, conns: list[ServerConnection | MountedConn], data: str | bytes) -> None:
+        if self._mode != "standalone":
+            mounted = [conn for conn in conns if isinstance(conn, MountedConn) and not conn.ended]
+            if mounted:
+                item = mounted[0].prepare(data)  # encoded once (one mode, one connection class)
+                for conn in mounted:
+                    conn.put(item)
+                    self._check_mounted(conn)
+            return
+        broadcast(conns, data)  # type: ignore[arg-type]  # encodes once, skips connections not open
         if self._over_limit:
             self._check_over_limit()
 
-    def _buffered(self, conn: ServerConnection) -> int:
+    def _check_mounted(self, conn: MountedConn) -> None:
+        # Reported at once, as the standalone server's pause_writing does (_reports_slow_consumers).
+        if conn.socket is not None and conn.buffered() > self.options.outbound_limit:
+            self._slow_consumer(conn.socket.id)
+
+    def _buffered(self, conn: ServerConnection | MountedConn) -> int:
+        if isinstance(conn, MountedConn):
+            return conn.buffered()
         return conn.transport.get_write_buffer_size()
 
-    async def _close(self, conn: ServerConnection, close: Close) -> None:
-        await conn.close(close.code, close.text)
+    async def _close(self, conn: ServerConnection | MountedConn, close: Close) -> None:
+        if isinstance(conn, MountedConn):
+            await conn.close(close)
+        else:
+            await conn.close(close.code, close.text)
 
-    def _abort(self, conn: ServerConnection) -> None:
-        conn.transport.abort()
+    def _abort(self, conn: ServerConnection | MountedConn) -> None:
+        if isinstance(conn, MountedConn):
+            conn.abort()
+        else:
+            conn.transport.abort()
 
     async def _stop_accepting(self) -> None:
         if self._listener is not None:
@@ -307,6 +396,8 @@ class WsServer(Server[ServerConnection]):
             self._quiet_accept()
 
     async def _stop(self) -> None:
+        for mounted in list(self._live):
+            mounted.abort()
         if self._listener is not None:
             for conn in list(self._listener.connections):
                 conn.transport.abort()

@@ -30,10 +30,15 @@ class WsServerOptions(ServerOptions):
 
 
 class WsTransport(Transport):
-    """``rtt.load("ws")``: servers at ``ws://host:port/`` (``wss://`` with ``ssl``), plain WebSocket."""
+    """``rtt.load("ws")``: servers at ``ws://host:port/`` (``wss://`` with ``ssl``), plain WebSocket.
+
+    Or mounted: ``server.attach(app)`` in an aiohttp application, ``server.asgi_app()`` under ASGI.
+    """
 
     name = "ws"
-    capabilities = Capabilities(binary=True, python_client=True, browser_client=True, tls=True)
+    capabilities = Capabilities(
+        binary=True, python_client=True, browser_client=True, tls=True, aiohttp=True, asgi=True
+    )
     server_options = WsServerOptions
 
     def browser_assets(self) -> Mapping[str, Traversable]:
