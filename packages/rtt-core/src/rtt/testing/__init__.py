@@ -10,14 +10,18 @@ A plugin's whole test file::
             return rtt.load("foo", **options)
 
 The ping-timeout case freezes a client with ``Client.pause_reading()``
-(override ``stall_client(client)`` to do it another way). ``rtt check foo``
+(override ``stall_client(client)`` to do it another way). A server mounted
+in an application runs the same kit mounted: the test class sets
+``mounted = True``, overrides ``mount(server, listener)`` to serve it in its
+host application, and names in ``lacks`` the :data:`MODE_FEATURES` that mode
+cannot give (those cases are skipped, saying why). ``rtt check foo``
 runs the same kit without a test file. A broker plugin subclasses
 :class:`BrokerTests` and overrides ``make_broker(**options)`` (SPEC.md 13.7).
 
 Needs pytest (``pip install rtt-core[testing]``); nothing else does.
 """
 
-from ._support import LogCapture, Recorder, case, echo, eventually
+from ._support import MODE_FEATURES, LogCapture, Recorder, case, echo, eventually
 from .brokers import BrokerTests
 from .kit import (
     ROUND_TRIP,
@@ -33,6 +37,7 @@ from .kit import (
 )
 
 __all__ = [
+    "MODE_FEATURES",
     "ROUND_TRIP",
     "BrokerTests",
     "ClientTests",

@@ -5,7 +5,8 @@ from __future__ import annotations
 import asyncio
 import functools
 import logging
-from collections.abc import Awaitable, Callable, Iterable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, TypeVar
 
 import pytest
@@ -19,13 +20,37 @@ K = TypeVar("K", bound="Kit")
 Case = Callable[[K], Awaitable[None]]
 
 
-def case(*, requires: Iterable[str] = ("python_client",)) -> Callable[[Case[K]], Callable[[K], None]]:
-    """Turn an async kit method into a pytest test, gated by declared capabilities.
+#: What a serving mode may lack, by name: a case that needs one (``@case(needs=...)``) is skipped
+#: in a test class whose ``Kit.lacks`` names it. Standalone, a server has them all (SPEC.md 11).
+MODE_FEATURES: Mapping[str, str] = MappingProxyType(
+    {
+        "server_pings": "the server sends its own heartbeats (ping_interval, ping_timeout) and drops a peer "
+        "that does not answer them (7.1)",
+        "server_tls": "the server itself listens with TLS when given the ssl option (8.4)",
+        "refusal_status": "a refused handshake reaches the client with rtt's HTTP status and reason "
+        "(8.1, 8.2)",
+        "write_buffer": "the server sees the bytes a peer has not taken yet, so a slow consumer is "
+        "disconnected at outbound_limit (7.1)",
+    }
+)
 
-    Each case runs in a fresh event loop under ``Kit.timeout`` so a broken
-    plugin fails the test instead of hanging the run.
+
+def case(
+    *, requires: Iterable[str] = ("python_client",), needs: Iterable[str] = ()
+) -> Callable[[Case[K]], Callable[[K], None]]:
+    """Turn an async kit method into a pytest test, gated by capabilities and by the serving mode.
+
+    ``requires`` names capabilities the transport must declare (SPEC.md 2);
+    ``needs`` names :data:`MODE_FEATURES` the serving mode must have: a test
+    class whose :attr:`Kit.lacks` names one skips the case, saying why. Each
+    case runs in a fresh event loop under ``Kit.timeout`` so a broken plugin
+    fails the test instead of hanging the run.
     """
     needed = frozenset(requires)
+    features = frozenset(needs)
+    unknown = features - MODE_FEATURES.keys()
+    if unknown:
+        raise ValueError(f"unknown mode features {sorted(unknown)}; known: {sorted(MODE_FEATURES)}")
 
     def decorate(fn: Case[K]) -> Callable[[K], None]:
         @functools.wraps(fn)
@@ -33,6 +58,16 @@ def case(*, requires: Iterable[str] = ("python_client",)) -> Callable[[Case[K]],
             missing = needed - self.transport_capabilities().names()
             if missing:
                 pytest.skip(f"transport lacks capability {', '.join(sorted(missing))}")
+            lacks = self.lacks
+            wrong = set(lacks) - MODE_FEATURES.keys()
+            if wrong:
+                raise ValueError(
+                    f"{type(self).__name__}.lacks names unknown mode features {sorted(wrong)}; "
+                    f"known: {sorted(MODE_FEATURES)}"
+                )
+            lacking = sorted(features & lacks.keys())
+            if lacking:
+                pytest.skip("; ".join(f"serving mode lacks {name}: {lacks[name]}" for name in lacking))
             asyncio.run(_run_case(self, fn))
 
         test.__rtt_case__ = needed  # type: ignore[attr-defined]

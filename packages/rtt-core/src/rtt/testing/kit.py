@@ -3,17 +3,23 @@
 A plugin's test file subclasses :class:`TransportTests` (or some of the
 mixins) with a ``Test`` name and overrides :meth:`Kit.make_transport`; the
 default :meth:`Kit.stall_client` calls :meth:`rtt.Client.pause_reading`.
-Cases run by declared capability, never by name. Each case cites the
-SPEC.md section it checks.
+A server that mounts into an application runs the same cases mounted: the
+test class sets :attr:`Kit.mounted` and overrides :meth:`Kit.mount`, and
+names in :attr:`Kit.lacks` what that mode cannot do. Cases run by declared
+capability and mode feature, never by name. Each case cites the SPEC.md
+section it checks.
 """
 
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import logging
 import operator
+import socket as socketlib
 import string
-from collections.abc import Awaitable, Callable
+from collections.abc import Awaitable, Callable, Iterable, Mapping
+from dataclasses import dataclass, field
 from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
@@ -83,9 +89,15 @@ class Kit:
     ping_timeout: ClassVar[float] = 0.4
     #: Reconnect policy used by the reconnect cases; jitter 0 makes delays exact.
     reconnect: ClassVar[dict[str, Any]] = {"min_delay": 0.05, "max_delay": 0.2, "factor": 2.0, "jitter": 0.0}
+    #: Serve every case's server through :meth:`mount`, in an application that owns the listener.
+    mounted: ClassVar[bool] = False
+    #: What this serving mode cannot do: names of :data:`rtt.testing.MODE_FEATURES`, each with the
+    #: reason shown when a case that needs it is skipped.
+    lacks: ClassVar[Mapping[str, str]] = {}
 
     _servers: list[Server[Any]]
     _clients: list[Client]
+    _hosts: list[_Host]
 
     # -- Hooks a plugin's test class overrides --------------------------------
 
@@ -106,6 +118,31 @@ class Kit:
         """The URL a Python client uses to reach ``server`` (default: ``server.url``)."""
         return server.url
 
+    def mount(
+        self, server: Server[Any], listener: socketlib.socket
+    ) -> contextlib.AbstractAsyncContextManager[Iterable[asyncio.Task[Any]] | None]:
+        """Serve ``server`` in a host application listening on ``listener`` (with :attr:`mounted`).
+
+        Standalone (the default, ``mounted = False``) the kit calls
+        ``server.start()`` and the server listens itself. A test class of a
+        mounted mode sets ``mounted = True`` and returns an async context
+        manager here. The kit has already bound ``listener`` (a listening
+        socket on :attr:`host`, port 0 making it a free one) and made
+        ``server`` with that port, so ``server.url`` and ``server.address``
+        name it. Entering the context must serve the application on
+        ``listener`` with ``server`` mounted in it and leave ``server``
+        running (started by the hook or by the application's startup, as
+        the mode does it); its value is the host's own long-lived tasks
+        (an ASGI server's main loop), which the shutdown case's "every task
+        finished" check leaves out, or ``None``. Exiting must stop the host
+        application within bounds; the kit closes ``server`` first, and
+        closes ``listener`` after.
+
+        The kit stops a host after its case, and before a case starts a new
+        server on the port of a closed one (a restart), so the port is free.
+        """
+        raise NotImplementedError("a mounted mode (mounted = True) overrides mount() to serve its servers")
+
     # -- Helpers ----------------------------------------------------------------
 
     def transport_capabilities(self) -> Capabilities:
@@ -113,24 +150,58 @@ class Kit:
         return self.make_transport().capabilities
 
     async def _close_all(self) -> None:
-        """Close every client, then every server, the case made; re-raise the first failure."""
+        """Close every client, server and host the case made, in that order; re-raise the first failure."""
         clients, servers = getattr(self, "_clients", []), getattr(self, "_servers", [])
-        self._clients, self._servers = [], []
+        hosts: list[_Host] = getattr(self, "_hosts", [])
+        self._clients, self._servers, self._hosts = [], [], []
         closes = [asyncio.wait_for(c.close(), 10) for c in clients]
         failures = [r for r in await asyncio.gather(*closes, return_exceptions=True) if r is not None]
         closes = [asyncio.wait_for(s.close(), 15) for s in servers]
         failures += [r for r in await asyncio.gather(*closes, return_exceptions=True) if r is not None]
+        stops = [host.stop() for host in hosts]
+        failures += [r for r in await asyncio.gather(*stops, return_exceptions=True) if r is not None]
         if failures:
             raise failures[0]
 
     async def server(self, *, port: int = 0, echo: bool = False, **options: Any) -> Server[Any]:
-        """A started server (closed after the case); ``echo`` sends messages back."""
-        server = self.make_transport().server(host=self.host, port=port, **options)
+        """A started server (closed after the case); ``echo`` sends messages back.
+
+        Served by :meth:`mount` when the class is :attr:`mounted`.
+        """
+        if not self.mounted:
+            server = self.make_transport().server(host=self.host, port=port, **options)
+            if echo:
+                echo_messages(server)
+            self._servers = [*getattr(self, "_servers", []), server]
+            await server.start()
+            return server
+        await self._stop_hosts(port)
+        family = socketlib.AF_INET6 if ":" in self.host else socketlib.AF_INET
+        host = _Host(socketlib.create_server((self.host, port), family=family))
+        self._hosts = [*getattr(self, "_hosts", []), host]
+        server = self.make_transport().server(host=self.host, port=host.port, **options)
         if echo:
             echo_messages(server)
         self._servers = [*getattr(self, "_servers", []), server]
-        await server.start()
+        host.server = server
+        tasks = await host.stack.enter_async_context(self.mount(server, host.listener))
+        host.tasks = set(tasks or ())
+        if server.state is not ServerState.RUNNING:
+            raise AssertionError(f"mount() left the server {server.state.name}, not RUNNING")
         return server
+
+    async def _stop_hosts(self, port: int) -> None:
+        """Stop the hosts of closed servers on ``port`` (0: none), so a restart can bind it."""
+        hosts: list[_Host] = getattr(self, "_hosts", [])
+        done = [h for h in hosts if port and h.port == port and h.closed()]
+        self._hosts = [h for h in hosts if h not in done]
+        for host in done:
+            await host.stop()
+
+    def _tasks(self) -> set[asyncio.Task[Any]]:
+        """The running tasks, less the long-lived tasks of the hosts :meth:`mount` serves in."""
+        hosts: list[_Host] = getattr(self, "_hosts", [])
+        return asyncio.all_tasks().difference(*(h.tasks for h in hosts))
 
     def client(self, server: Server[Any], *, query: str = "", **options: Any) -> Client:
         """An unconnected client of ``server`` (closed after the case); reconnect off unless given."""
@@ -164,6 +235,27 @@ class Kit:
     def socket_of(self, client: Client) -> Socket:
         """The server-side socket of a client made by :meth:`connected`."""
         return self._socket_of[id(client)]
+
+
+@dataclass(eq=False)
+class _Host:
+    """A host application :meth:`Kit.mount` serves one server in, on a listener the kit bound."""
+
+    listener: socketlib.socket
+    server: Server[Any] | None = None
+    stack: contextlib.AsyncExitStack = field(default_factory=contextlib.AsyncExitStack)
+    tasks: set[asyncio.Task[Any]] = field(default_factory=set)
+
+    def __post_init__(self) -> None:
+        self.port: int = self.listener.getsockname()[1]
+        self.stack.callback(self.listener.close)
+
+    def closed(self) -> bool:
+        return self.server is None or self.server.state is ServerState.CLOSED
+
+    async def stop(self) -> None:
+        """Stop the host application and close the listener, within 15 s."""
+        await asyncio.wait_for(self.stack.aclose(), 15)
 
 
 class ServerTests(Kit):
@@ -582,7 +674,7 @@ class SecurityTests(Kit):
         assert server.stats.rejected == 1
         assert len(connects.of("connect")) == 2
 
-    @case()
+    @case(needs=("refusal_status",))
     async def test_authorize_accepts_rejects_and_attaches_identity(self) -> None:  # SPEC 8.2
         seen: list[Handshake] = []
 
@@ -617,7 +709,7 @@ class SecurityTests(Kit):
         assert len(server.sockets) == 2
         assert server.stats.rejected == 3
 
-    @case()
+    @case(needs=("refusal_status",))
     async def test_a_refusal_carries_its_status_and_reason(self) -> None:  # SPEC 8.2, 9
         server = await self.server(authorize=lambda hs: Reject(401, "Token expired"))
         refused = await raises(RejectedError, self.client(server).connect())
@@ -635,7 +727,7 @@ class SecurityTests(Kit):
 class LimitTests(Kit):
     """SPEC.md 7.1: slow consumers and heartbeats keep the server's memory and sockets bounded."""
 
-    @case()
+    @case(needs=("write_buffer",))
     async def test_slow_consumer_is_disconnected(self) -> None:  # SPEC 7.1
         limit = 256 * 1024
         chunk = b"\xab" * (64 * 1024)
@@ -662,7 +754,7 @@ class LimitTests(Kit):
         await server.send(self.socket_of(healthy).id, "healthy still served")
         assert await healthy.recv() == "healthy still served"
 
-    @case()
+    @case(needs=("write_buffer",))
     async def test_slow_consumer_through_send(self) -> None:  # SPEC 7.1
         limit = 256 * 1024
         chunk = "s" * (32 * 1024)
@@ -724,7 +816,7 @@ class LimitTests(Kit):
         assert rec.events == [], f"a busy handler cost its client the connection: {rec.events}"
         assert client.state is ClientState.OPEN
 
-    @case()
+    @case(needs=("server_pings",))
     async def test_ping_timeout_drops_a_silent_peer(self) -> None:  # SPEC 7.1
         server = await self.server(ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
         rec = Recorder()
@@ -907,7 +999,7 @@ class ShutdownTests(Kit):
 
     @case()
     async def test_graceful_shutdown(self) -> None:  # SPEC 3.9
-        tasks_before = set(asyncio.all_tasks())
+        tasks_before = self._tasks()
         server = await self.server()
         port = server.address[1]
         rec = Recorder()
@@ -925,9 +1017,7 @@ class ShutdownTests(Kit):
         for client in clients:
             await client.close()
         await raises(StateError, server.send("x", "y"))
-        await eventually(
-            lambda: set(asyncio.all_tasks()) <= tasks_before, 5, "every task to finish after shutdown"
-        )
+        await eventually(lambda: self._tasks() <= tasks_before, 5, "every task to finish after shutdown")
         again = await self.server(port=port)
         assert again.address[1] == port
 
@@ -957,7 +1047,7 @@ class TlsTests(Kit):
     the server's certificate names ``127.0.0.1``, where the kit's clients connect.
     """
 
-    @case(requires=("python_client", "tls"))
+    @case(requires=("python_client", "tls"), needs=("server_tls",))
     async def test_tls_carries_messages_both_ways(self) -> None:  # SPEC 8.4, 5.1
         ca = _tls.authority()
         server = await self.server(echo=True, ssl=_tls.server_context(ca))
@@ -976,7 +1066,7 @@ class TlsTests(Kit):
         assert await client.recv() == big_bytes
         assert socket.remote_address is not None
 
-    @case(requires=("python_client", "tls"))
+    @case(requires=("python_client", "tls"), needs=("server_tls",))
     async def test_tls_url_is_the_secure_scheme(self) -> None:  # SPEC 8.4, 3.2
         ca = _tls.authority()
         plain = await self.server()
@@ -987,7 +1077,7 @@ class TlsTests(Kit):
         # The plain URL with a context would be sent in plain text: refused before connecting.
         raises_now(ConfigError, lambda: self.make_transport().client(plain.url, ssl=_tls.client_context(ca)))
 
-    @case(requires=("python_client", "tls"))
+    @case(requires=("python_client", "tls"), needs=("server_tls",))
     async def test_tls_untrusted_certificate_is_refused(self) -> None:  # SPEC 8.4, 4.1
         ca = _tls.authority()
         server = await self.server(ssl=_tls.server_context(ca))
@@ -1008,7 +1098,7 @@ class TlsTests(Kit):
         assert rec.of("connect") == []
         assert not server.sockets and not elsewhere.sockets
 
-    @case(requires=("python_client", "tls"))
+    @case(requires=("python_client", "tls"), needs=("server_tls",))
     async def test_tls_client_certificate(self) -> None:  # SPEC 8.4
         ca = _tls.authority()
         server = await self.server(echo=True, ssl=_tls.server_context(ca, client_certificates=True))
@@ -1024,7 +1114,7 @@ class TlsTests(Kit):
         assert bare.state is ClientState.CLOSED
         assert len(rec.of("connect")) == 1
 
-    @case(requires=("python_client", "tls"))
+    @case(requires=("python_client", "tls"), needs=("server_tls",))
     async def test_tls_certificate_failure_ends_reconnection(self) -> None:  # SPEC 8.4, 4.4
         ca = _tls.authority()
         server = await self.server(ssl=_tls.server_context(ca))
