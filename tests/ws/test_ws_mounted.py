@@ -55,7 +55,12 @@ async def plain_asgi(scope: dict[str, Any], receive: Any, send: Any) -> None:
 
 @asynccontextmanager
 async def mounted(
-    server: rtt.Server[Any], mode: str, path: str = "/ws", other: Any = None, start: bool = True
+    server: rtt.Server[Any],
+    mode: str,
+    path: str = "/ws",
+    other: Any = None,
+    start: bool = True,
+    **uvicorn_options: Any,
 ) -> AsyncIterator[int]:
     """Serve ``server`` mounted in ``mode`` on a free port; yields the port.
 
@@ -92,6 +97,7 @@ async def mounted(
         log_level="warning",
         ws=mode.removeprefix("asgi-"),
         timeout_graceful_shutdown=2,
+        **uvicorn_options,
     )
     uv = uvicorn.Server(config)
     serving = asyncio.create_task(uv.serve(sockets=[sock]))
@@ -272,6 +278,20 @@ async def test_application_and_rtt_closes_carry_code_and_text(ws: rtt.Transport,
         assert rec.of("disconnect")[-1][1] is CloseReason.SHUTDOWN
 
 
+@pytest.mark.parametrize("mode", ["asgi-websockets-sansio", "asgi-wsproto"])
+async def test_a_frame_past_the_asgi_servers_limit_is_its_own_to_refuse(ws: rtt.Transport, mode: str) -> None:
+    server = ws.server("127.0.0.1", 0)
+    rec = Recorder().listen(server, "disconnect")
+    async with mounted(server, mode, ws_max_size=1000) as port, plain(f"ws://127.0.0.1:{port}/ws") as conn:
+        await eventually(lambda: server.sockets)
+        await conn.send(b"y" * 1001)
+        with pytest.raises(ConnectionClosed) as info:
+            await conn.recv()
+        assert info.value.rcvd is not None and info.value.rcvd.code == 1009
+        await eventually(lambda: rec.of("disconnect"))
+        assert rec.of("disconnect")[0][1] is CloseReason.MESSAGE_TOO_BIG
+
+
 # uvicorn's wsproto backend writes without waiting for its buffer to drain: rtt cannot see a slow
 # consumer there (SPEC.md 12.2), so only the modes whose send pushes back are checked.
 @pytest.mark.parametrize("mode", ["aiohttp", "asgi-websockets-sansio"])
@@ -293,19 +313,43 @@ async def test_a_client_that_stops_reading_is_closed_as_slow_consumer(ws: rtt.Tr
         assert sent < 64 * 1024 * 1024  # bounded long before memory is
 
 
-async def test_aiohttp_pings_answer_and_time_out(ws: rtt.Transport) -> None:
+async def raw_websocket(port: int) -> tuple[asyncio.StreamReader, asyncio.StreamWriter]:
+    """A WebSocket handshake at /ws written by hand; the stream after the 101."""
+    reader, writer = await asyncio.open_connection("127.0.0.1", port)
+    writer.write(
+        b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
+        b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
+    )
+    async with asyncio.timeout(10):
+        head = await reader.readuntil(b"\r\n\r\n")
+    assert head.startswith(b"HTTP/1.1 101")
+    return reader, writer
+
+
+def masked(opcode: int, payload: bytes) -> bytes:
+    """One client frame (FIN, short payload), masked as RFC 6455 asks."""
+    key = b"\x01\x02\x03\x04"
+    body = bytes(b ^ key[i % 4] for i, b in enumerate(payload))
+    return bytes([0x80 | opcode, 0x80 | len(payload)]) + key + body
+
+
+async def test_aiohttp_pings_are_rtts_own_and_answered(ws: rtt.Transport) -> None:
     server = ws.server("127.0.0.1", 0, ping_interval=0.2, ping_timeout=0.3)
     rec = Recorder().listen(server, "disconnect")
     async with mounted(server, "aiohttp") as port:
-        url = f"ws://127.0.0.1:{port}/ws"
-        async with plain(url, ping_interval=None) as conn:
-            await eventually(lambda: server.sockets)
-            pong = await conn.ping(b"client ping")  # rtt answers the client's pings
-            async with asyncio.timeout(5):
-                await pong
-            await asyncio.sleep(0)  # a few of rtt's pings are answered by websockets meanwhile
-            await eventually(lambda: server.stats.messages_in == 0 and server.sockets, 2)
-        async with ws.client(url) as client:
+        reader, writer = await raw_websocket(port)
+        writer.write(masked(0x9, b"client ping"))  # rtt answers the client's pings
+        async with asyncio.timeout(10):
+            assert await reader.readexactly(13) == bytes([0x8A, 11]) + b"client ping"
+            # rtt's own pings: each answered, so the next one comes (one at a time, after the pong).
+            for _ in range(3):
+                opcode, size = await reader.readexactly(2)
+                assert opcode == 0x89
+                payload = await reader.readexactly(size)
+                writer.write(masked(0xA, payload))
+        assert len(server.sockets) == 1 and not rec.of("disconnect")
+        writer.close()
+        async with ws.client(f"ws://127.0.0.1:{port}/ws") as client:
             await eventually(lambda: len(server.sockets) == 1)
             client.pause_reading()  # stops answering pings
             await eventually(lambda: len(rec.of("disconnect")) == 2, 10)
@@ -318,18 +362,9 @@ async def test_aiohttp_fails_an_unmasked_frame(ws: rtt.Transport) -> None:
     server.on("message", lambda s, data: got.put_nowait(data))
     rec = Recorder().listen(server, "disconnect")
     async with mounted(server, "aiohttp") as port:
-        reader, writer = await asyncio.open_connection("127.0.0.1", port)
-        writer.write(
-            b"GET /ws HTTP/1.1\r\nHost: x\r\nUpgrade: websocket\r\nConnection: Upgrade\r\n"
-            b"Sec-WebSocket-Key: dGhlIHNhbXBsZSBub25jZQ==\r\nSec-WebSocket-Version: 13\r\n\r\n"
-        )
-        async with asyncio.timeout(10):
-            head = await reader.readuntil(b"\r\n\r\n")
-        assert head.startswith(b"HTTP/1.1 101")
-        masked = bytes([0x81, 0x80 | 2, 1, 2, 3, 4]) + bytes(
-            b ^ k for b, k in zip(b"ok", b"\x01\x02", strict=True)
-        )
-        writer.write(masked + bytes([0x81, 2]) + b"no")
+        reader, writer = await raw_websocket(port)
+        ok = masked(0x1, b"ok")
+        writer.write(ok + bytes([0x81, 2]) + b"no")
         async with asyncio.timeout(10):
             assert await got.get() == "ok"
             close = await reader.read(100)

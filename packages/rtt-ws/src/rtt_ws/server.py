@@ -182,11 +182,13 @@ class WsServer(Server["ServerConnection | MountedConn"]):
     def attach(self, app: web.Application, path: str = "/ws") -> None:
         """Serve rtt's WebSocket at ``path`` of an aiohttp application, and the browser assets.
 
-        Call before the application starts; then start this server (``async
-        with server``, e.g. from ``app.cleanup_ctx``) while the application
-        runs, and close it before or as the application stops. Needs aiohttp
-        (``pip install rtt-ws[aiohttp]``); the option ``ssl`` is refused (the
-        application's web server does TLS).
+        Call before the application starts; start this server while the
+        application runs (``app.on_startup``) and close it in
+        ``app.on_shutdown``, which aiohttp runs before it cancels the
+        connections' handlers (closed later, from ``cleanup_ctx``, the
+        sockets would already have been dropped as ``transport error``).
+        Needs aiohttp (``pip install rtt-ws[aiohttp]``); the option ``ssl`` is
+        refused (the application's web server does TLS).
         """
         self._mount("aiohttp", path, "an aiohttp application")
         from ._aiohttp import attach  # aiohttp is an optional dependency
