@@ -65,13 +65,13 @@ async def mounted(
     """Serve ``server`` mounted in ``mode`` on a free port; yields the port.
 
     ``start``: the rtt server starts and closes with the application (aiohttp:
-    ``cleanup_ctx``; ASGI: the lifespan); otherwise the test does it.
+    ``on_startup``/``on_shutdown``; ASGI: the lifespan); otherwise the test does it.
     """
     assert isinstance(server, WsServer)
-    sock = socketlib.socket()
-    sock.bind(("127.0.0.1", 0))
-    port = sock.getsockname()[1]
     if mode == "aiohttp":
+        sock = socketlib.socket()
+        sock.bind(("127.0.0.1", 0))
+        port = sock.getsockname()[1]
         app = web.Application()
         server.attach(app, path)
         if other is not None:
@@ -91,15 +91,19 @@ async def mounted(
             sock.close()
         return
     asgi = server.asgi_app(other, path=path)
-    config = uvicorn.Config(
-        asgi,
-        lifespan="on" if start else "off",
-        log_level="warning",
-        ws=mode.removeprefix("asgi-"),
-        timeout_graceful_shutdown=2,
-        **uvicorn_options,
-    )
-    uv = uvicorn.Server(config)
+    options = {"lifespan": "on" if start else "off", "ws": mode.removeprefix("asgi-"), **uvicorn_options}
+    async with mounted_app(asgi, **options) as port:
+        yield port
+
+
+@asynccontextmanager
+async def mounted_app(app: Any, **uvicorn_options: Any) -> AsyncIterator[int]:
+    """An ASGI application under uvicorn on a free port (lifespan on, its default WebSocket backend)."""
+    sock = socketlib.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    options = {"lifespan": "on", "log_level": "warning", "timeout_graceful_shutdown": 2, **uvicorn_options}
+    uv = uvicorn.Server(uvicorn.Config(app, **options))
     serving = asyncio.create_task(uv.serve(sockets=[sock]))
     try:
         await eventually(lambda: uv.started or serving.done(), 10, "uvicorn to start")
@@ -414,6 +418,37 @@ async def test_asgi_without_other_app(ws: rtt.Transport, mode: str) -> None:
             async with plain(f"ws://127.0.0.1:{port}/elsewhere"):
                 pass
         assert info.value.response.status_code == 403
+
+
+async def test_asgi_mounted_inside_starlette(ws: rtt.Transport) -> None:
+    from starlette.applications import Starlette
+    from starlette.responses import PlainTextResponse
+    from starlette.routing import Mount, Route
+
+    server = ws.server("127.0.0.1", 0)
+    assert isinstance(server, WsServer)
+    server.on("message", lambda s, data: server.send(s.id, data))
+
+    @asynccontextmanager
+    async def lifespan(app: Starlette) -> AsyncIterator[None]:
+        async with server:  # Starlette does not pass its lifespan on to a mounted application
+            yield
+
+    async def hello(request: Any) -> PlainTextResponse:
+        return PlainTextResponse("hello")
+
+    app = Starlette(routes=[Route("/hello", hello), Mount("/rt", server.asgi_app())], lifespan=lifespan)
+    async with mounted_app(app) as port:
+        async with plain(f"ws://127.0.0.1:{port}/rt/ws?x=1") as conn:
+            await conn.send("through starlette")
+            assert await conn.recv() == "through starlette"
+            (socket,) = server.sockets.values()
+            assert socket.path == "/rt/ws" and socket.query == {"x": "1"}
+        status, _, body = await http("GET", f"http://127.0.0.1:{port}/hello")
+        assert (status, body) == (200, "hello")
+        status, _, _ = await http("GET", f"http://127.0.0.1:{port}/rt/rtt/rtt-ws.js")
+        assert status == 200
+    assert state_of(server) is ServerState.CLOSED
 
 
 async def test_aiohttp_other_routes_are_untouched(ws: rtt.Transport) -> None:
