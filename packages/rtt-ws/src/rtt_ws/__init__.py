@@ -3,6 +3,9 @@
 ``rtt.load("ws")`` gives servers at ``ws://host:port/`` that any plain
 WebSocket client can talk to (text and binary frames, no rtt framing), a
 reconnecting Python client, and a browser client (``transport.browser_assets()``).
+The same WebSocket can be served by an existing web application instead:
+``server.attach(app)`` in aiohttp, ``server.asgi_app()`` under ASGI (FastAPI,
+Starlette, Django, uvicorn).
 """
 
 from .client import WsClient, WsConnection
