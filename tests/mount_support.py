@@ -153,8 +153,9 @@ def _module_of(task: asyncio.Task[Any]) -> str:
 class AiohttpMounted(Kit):
     """Kit mixin: every case's server attached to an aiohttp application, served on a real site.
 
-    The server is attached with ``server.attach(app)`` and started and closed by the application's
-    ``cleanup_ctx``, as an application that mounts it would. Mix in before ``TransportTests``.
+    The server is attached with ``server.attach(app)``, started by the application's ``on_startup``
+    and closed by its ``on_shutdown``, as an application that mounts it would. Mix in before
+    ``TransportTests``.
     """
 
     mounted = True
@@ -174,11 +175,16 @@ async def _aiohttp_host(server: Server[Any], listener: socketlib.socket) -> Asyn
     app = web.Application()
     server.attach(app)  # type: ignore[attr-defined]
 
-    async def run_server(app: web.Application) -> AsyncIterator[None]:
-        async with server:
-            yield
+    async def start(app: web.Application) -> None:
+        await server.start()
 
-    app.cleanup_ctx.append(run_server)
+    async def close(app: web.Application) -> None:
+        # on_shutdown, not cleanup_ctx: aiohttp cancels the request handlers (the WebSockets) in
+        # between, and a server's close should still reach its clients.
+        await server.close()
+
+    app.on_startup.append(start)
+    app.on_shutdown.append(close)
     async with serve_aiohttp(app, sock=listener):
         yield
 
