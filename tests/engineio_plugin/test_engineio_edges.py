@@ -347,3 +347,36 @@ async def test_a_failed_websocket_writer_ends_the_socket_under_asgi() -> None:
         uv.should_exit = True
         await asyncio.wait_for(serving, 15)
         sock.close()
+
+
+@pytest.mark.parametrize("body", [b"who are you?\n", b"x" * 5000], ids=["short", "past-the-limit"])
+async def test_a_chunked_refusal_keeps_its_reason_when_short(body: bytes) -> None:
+    """A refusal of unknown length (chunked, as an ASGI server or a proxy may send it) is read for
+    its reason up to the client's bound; past it the status alone is reported (SPEC.md 8.2)."""
+
+    async def refuse(request: web.Request) -> web.StreamResponse:
+        response = web.StreamResponse(status=401, reason="Unauthorized")
+        response.enable_chunked_encoding()
+        await response.prepare(request)
+        await response.write(body[:4])
+        await response.write(body[4:])
+        await response.write_eof()
+        return response
+
+    app = web.Application()
+    app.router.add_get("/engine.io/", refuse)
+    runner = web.AppRunner(app)
+    await runner.setup()
+    site = web.TCPSite(runner, "127.0.0.1", 0)
+    await site.start()
+    try:
+        port = runner.addresses[0][1]
+        client = rtt.load("engineio", transports=("polling",)).client(
+            f"http://127.0.0.1:{port}/engine.io/", reconnect=False
+        )
+        with pytest.raises(rtt.RejectedError) as refused:
+            await client.connect()
+        assert refused.value.status == 401
+        assert refused.value.reason == ("who are you?" if len(body) < 100 else "Unauthorized")
+    finally:
+        await runner.cleanup()

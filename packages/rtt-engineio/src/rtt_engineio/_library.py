@@ -599,6 +599,9 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
             response_dict = bad_request("Method not allowed")
         elif status.startswith("200") and response_dict["response"] == b"OK":
             response_dict = {**response_dict, "response": b"ok"}
+        scope = asgi_scope(environ)
+        if scope is not None and scope["type"] == "http":
+            response_dict = with_content_length(response_dict)
         response = await super()._make_response(response_dict, environ)
         request = aiohttp_request(environ)
         if timed_out and request is not None and isinstance(response, web.StreamResponse):
@@ -742,6 +745,20 @@ def asgi_scope(environ: dict[str, Any]) -> dict[str, Any] | None:
     """The ASGI scope python-engineio's ASGI driver put in ``environ``."""
     scope: dict[str, Any] | None = environ.get("asgi.scope")
     return scope
+
+
+def with_content_length(response_dict: dict[str, Any]) -> dict[str, Any]:
+    """``response_dict`` with a ``Content-Length`` header for its body, unless it has one.
+
+    The library's ASGI driver sends none, so the ASGI server sends the body chunked and a
+    client that reads a refusal's reason only from a body of known length loses it. The
+    aiohttp driver's responses have one already.
+    """
+    body = response_dict.get("response")
+    headers = list(response_dict.get("headers") or [])
+    if not isinstance(body, bytes) or any(name.lower() == "content-length" for name, _ in headers):
+        return response_dict
+    return {**response_dict, "headers": [*headers, ("Content-Length", str(len(body)))]}
 
 
 def drop_queue(sock: AsyncSocket) -> None:

@@ -52,6 +52,8 @@ WEBSOCKET_QUEUE = 64
 HANDSHAKE_ROOM = 1024
 #: Largest refusal body read for its reason (rtt's are one short line).
 REFUSAL_BODY_LIMIT = 4096
+#: Seconds a refusal body of unknown length may take to arrive before its reason is given up.
+REFUSAL_READ_TIMEOUT = 5.0
 
 
 class EngineioConnection(ClientConnection):
@@ -285,7 +287,10 @@ class EngineioClient(Client):
             if response.status >= 400:
                 # The server's reason is the body (SPEC.md 8.2); read() keeps it for the library too.
                 length = response.content_length
-                body = await response.read() if length is not None and length <= REFUSAL_BODY_LIMIT else b""
+                if length is None:
+                    body = await _read_bounded(response.content, REFUSAL_BODY_LIMIT)
+                else:
+                    body = await response.read() if length <= REFUSAL_BODY_LIMIT else b""
                 refused.append((response.status, refusal_reason(body, response.reason or "")))
 
         failures: list[BaseException] = []
@@ -333,3 +338,18 @@ class EngineioClient(Client):
             raise
         self._connection = conn
         return conn
+
+
+async def _read_bounded(stream: aiohttp.StreamReader, limit: int) -> bytes:
+    """A body of unknown length (chunked), if it ends within ``limit`` bytes and a few seconds; else b"".
+
+    What is read is gone for the library, which only fails the connection on a refusal anyway.
+    """
+    body = b""
+    try:
+        async with asyncio.timeout(REFUSAL_READ_TIMEOUT):
+            while not stream.at_eof() and len(body) <= limit:
+                body += await stream.read(limit + 1 - len(body))
+    except (TimeoutError, aiohttp.ClientError):
+        return b""
+    return body if len(body) <= limit else b""
