@@ -26,7 +26,7 @@ from aiohttp import web
 
 from rtt import Server
 from rtt.asgi import ASGIApp
-from rtt.testing import Kit, eventually
+from rtt.testing import Kit
 
 #: uvicorn's WebSocket implementations :func:`serve_asgi` offers.
 WsImpl = Literal["websockets", "wsproto"]
@@ -78,11 +78,22 @@ _UVICORN_WS: dict[str, Any] = {"websockets": "websockets-sansio", "wsproto": "ws
 
 
 class _Uvicorn(uvicorn.Server):
-    """uvicorn's server without its signal handlers: in a test, Ctrl-C belongs to pytest."""
+    """uvicorn's server without its signal handlers (in a test, Ctrl-C belongs to pytest), and with
+    an event for the moment it listens."""
+
+    def __init__(self, config: uvicorn.Config) -> None:
+        super().__init__(config)
+        self.listening = asyncio.Event()
 
     @contextlib.contextmanager
     def capture_signals(self) -> Iterator[None]:
         yield
+
+    async def startup(self, sockets: list[socketlib.socket] | None = None) -> None:
+        await super().startup(sockets)
+        # At once: a test registers its handlers when the port is yielded, and a client that is
+        # already reconnecting would otherwise get in first.
+        self.listening.set()
 
 
 @asynccontextmanager
@@ -117,9 +128,16 @@ async def serve_asgi(
     server = _Uvicorn(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn serve")
     try:
-        # uvicorn offers no event for it; its own main loop polls should_exit the same way.
-        await eventually(lambda: server.started or serving.done(), HOST_TIMEOUT, "uvicorn to start")
+        listening = asyncio.create_task(server.listening.wait())
+        try:
+            await asyncio.wait(
+                {listening, serving}, timeout=HOST_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
+            )
+        finally:
+            listening.cancel()
         if not server.started:
+            if not serving.done():
+                raise AssertionError(f"uvicorn did not start within {HOST_TIMEOUT} s")
             serving.result()  # raises what stopped it, if anything did
             raise RuntimeError(
                 "uvicorn stopped before it started (the application's lifespan startup failed)"
