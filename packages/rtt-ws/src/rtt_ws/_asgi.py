@@ -158,8 +158,12 @@ async def _serve(server: WsServer, scope: Scope, receive: Receive, send: Send) -
         del handshake, decision  # the socket keeps what it needs
         conn.reader = asyncio.get_running_loop().create_task(_read(server, conn, receive))
         await asyncio.wait({conn.reader})
-        if not conn.reader.cancelled():
-            reason = conn.reader.result()
+        if not conn.reader.cancelled():  # cancelled: rtt dropped it, and knows why
+            failure = conn.reader.exception()
+            if failure is None:
+                reason = conn.reader.result()
+            elif not isinstance(failure, OSError):  # an ASGI server's "client disconnected" is one
+                raise failure
     finally:
         if conn.reader is not None and not conn.reader.done():
             conn.reader.cancel()  # the ASGI server cancelled this application

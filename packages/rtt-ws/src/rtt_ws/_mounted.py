@@ -73,9 +73,14 @@ class MountedConn(abc.ABC):
 
     # -- what WsServer calls --------------------------------------------------
 
+    @property
+    def open(self) -> bool:
+        """Whether messages may still be queued: neither ended nor closing."""
+        return not self.ended and self._closing is None
+
     def put(self, item: Outgoing) -> None:
         """Queue one message; never waits. :class:`~rtt.ConnectionClosed` if the connection is over."""
-        if self.ended or self._closing is not None:
+        if not self.open:
             raise ConnectionClosed(CloseReason.TRANSPORT_ERROR)
         self._queue.append(item)
         self._queued += item[1]

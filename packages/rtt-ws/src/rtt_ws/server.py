@@ -358,7 +358,7 @@ class WsServer(Server["ServerConnection | MountedConn"]):
 
     async def _broadcast(self, conns: list[ServerConnection | MountedConn], data: str | bytes) -> None:
         if self._mode != "standalone":
-            mounted = [conn for conn in conns if isinstance(conn, MountedConn) and not conn.ended]
+            mounted = [conn for conn in conns if isinstance(conn, MountedConn) and conn.open]
             if mounted:
                 item = mounted[0].prepare(data)  # encoded once (one mode, one connection class)
                 for conn in mounted:
