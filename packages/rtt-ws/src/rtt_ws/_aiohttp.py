@@ -23,7 +23,7 @@ from rtt import Close, CloseReason, Handshake, Headers, Reject, ServerState
 from rtt.assets import asset_headers, read_asset
 from rtt.rfc6455 import MaskCheck
 
-from ._mounted import UPGRADE_REQUIRED_TEXT, MountedConn, Outgoing
+from ._mounted import METHOD_NOT_ALLOWED_TEXT, UPGRADE_REQUIRED_TEXT, MountedConn, Outgoing
 
 if TYPE_CHECKING:
     from .server import WsServer
@@ -33,7 +33,7 @@ __all__ = ["attach"]
 #: Close codes of a peer's protocol error (RFC 6455 7.4.1: protocol error, invalid UTF-8).
 _PROTOCOL_ERROR_CODES = frozenset({WSCloseCode.PROTOCOL_ERROR, WSCloseCode.INVALID_TEXT})
 #: rtt's text for the closes aiohttp sends on its own (SPEC.md 6); aiohttp sends none.
-_OWN_CLOSE_TEXT = {
+_OWN_CLOSE_TEXT: dict[int, bytes] = {
     WSCloseCode.MESSAGE_TOO_BIG: CloseReason.MESSAGE_TOO_BIG.value.encode(),
     WSCloseCode.PROTOCOL_ERROR: CloseReason.PROTOCOL_ERROR.value.encode(),
     WSCloseCode.INVALID_TEXT: CloseReason.PROTOCOL_ERROR.value.encode(),
@@ -63,7 +63,7 @@ class _WebSocket(web.WebSocketResponse):
 
     async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
         if not message:
-            message = _OWN_CLOSE_TEXT.get(code, b"")  # type: ignore[call-overload]
+            message = _OWN_CLOSE_TEXT.get(code, b"")
         return await super().close(code=code, message=message, drain=drain)
 
 
@@ -127,7 +127,7 @@ def attach(server: WsServer, app: web.Application, path: str) -> None:
 
 async def _serve(server: WsServer, request: web.Request) -> web.StreamResponse:
     if request.method != "GET":
-        return web.Response(status=405, text=f"{_FAILED}method not allowed.\n", headers={"Allow": "GET"})
+        return web.Response(status=405, text=METHOD_NOT_ALLOWED_TEXT, headers={"Allow": "GET"})
     if request.headers.get("Upgrade", "").lower() != "websocket":
         return web.Response(status=426, text=UPGRADE_REQUIRED_TEXT, headers={"Upgrade": "websocket"})
     if server.state is not ServerState.RUNNING:
@@ -178,9 +178,6 @@ async def _serve(server: WsServer, request: web.Request) -> web.StreamResponse:
         if socket is not None:
             await server._closed(socket, reason)
     return ws
-
-
-_FAILED = "Failed to open a WebSocket connection: "
 
 
 async def _read(server: WsServer, conn: AiohttpConn) -> CloseReason | None:

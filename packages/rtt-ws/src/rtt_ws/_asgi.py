@@ -17,7 +17,7 @@ from rtt.asgi import ASGIApp, Receive, Scope, Send, route_path, serve_lifespan
 from rtt.assets import asset_headers, read_asset
 from rtt.codec import message_size
 
-from ._mounted import UPGRADE_REQUIRED_TEXT, MountedConn, Outgoing
+from ._mounted import METHOD_NOT_ALLOWED_TEXT, UPGRADE_REQUIRED_TEXT, MountedConn, Outgoing
 
 if TYPE_CHECKING:
     from .server import WsServer
@@ -94,8 +94,7 @@ async def _respond(send: Send, status: int, body: bytes, *headers: tuple[bytes, 
 
 async def _plain_request(scope: Scope, send: Send) -> None:
     if scope["method"] != "GET":
-        body = b"Failed to open a WebSocket connection: method not allowed.\n"
-        await _respond(send, 405, body, (b"allow", b"GET"))
+        await _respond(send, 405, METHOD_NOT_ALLOWED_TEXT.encode(), (b"allow", b"GET"))
     else:
         await _respond(send, 426, UPGRADE_REQUIRED_TEXT.encode(), (b"upgrade", b"websocket"))
 

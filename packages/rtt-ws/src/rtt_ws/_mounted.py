@@ -23,7 +23,7 @@ from rtt import Close, CloseReason, ConnectionClosed, Socket
 if TYPE_CHECKING:
     from .server import WsServer
 
-__all__ = ["UPGRADE_REQUIRED_TEXT", "MountedConn", "Outgoing"]
+__all__ = ["METHOD_NOT_ALLOWED_TEXT", "UPGRADE_REQUIRED_TEXT", "MountedConn", "Outgoing"]
 
 Outgoing = tuple[Any, int]
 """One message as the mode writes it (prepared once for a broadcast), and its size in bytes."""
@@ -33,6 +33,8 @@ UPGRADE_REQUIRED_TEXT = (
     "You cannot access a WebSocket server directly with a browser. You need a WebSocket client.\n"
 )
 """The body of the 426 a plain request at the WebSocket path gets, in every mode (SPEC.md 12.2)."""
+METHOD_NOT_ALLOWED_TEXT = "Failed to open a WebSocket connection: method not allowed.\n"
+"""The body of the 405 another method at the WebSocket path gets (with ``Allow: GET``)."""
 
 
 class MountedConn(abc.ABC):
