@@ -16,17 +16,20 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import functools
 import socket as socketlib
 from collections.abc import AsyncIterator, Iterator, Mapping
 from contextlib import asynccontextmanager
-from typing import Any, ClassVar, Literal
+from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
-import uvicorn
 from aiohttp import web
 
 from rtt import Server
 from rtt.asgi import ASGIApp
 from rtt.testing import Kit
+
+if TYPE_CHECKING:
+    import uvicorn
 
 #: uvicorn's WebSocket implementations :func:`serve_asgi` offers.
 WsImpl = Literal["websockets", "wsproto"]
@@ -77,23 +80,30 @@ async def serve_aiohttp(
 _UVICORN_WS: dict[str, Any] = {"websockets": "websockets-sansio", "wsproto": "wsproto"}
 
 
-class _Uvicorn(uvicorn.Server):
-    """uvicorn's server without its signal handlers (in a test, Ctrl-C belongs to pytest), and with
-    an event for the moment it listens."""
+@functools.cache
+def _uvicorn_server_class() -> type[uvicorn.Server]:
+    # Imported here: the modules that serve only aiohttp applications run where uvicorn is not installed.
+    import uvicorn
 
-    def __init__(self, config: uvicorn.Config) -> None:
-        super().__init__(config)
-        self.listening = asyncio.Event()
+    class _Uvicorn(uvicorn.Server):
+        """uvicorn's server without its signal handlers (in a test, Ctrl-C belongs to pytest), and with
+        an event for the moment it listens."""
 
-    @contextlib.contextmanager
-    def capture_signals(self) -> Iterator[None]:
-        yield
+        def __init__(self, config: uvicorn.Config) -> None:
+            super().__init__(config)
+            self.listening = asyncio.Event()
 
-    async def startup(self, sockets: list[socketlib.socket] | None = None) -> None:
-        await super().startup(sockets)
-        # At once: a test registers its handlers when the port is yielded, and a client that is
-        # already reconnecting would otherwise get in first.
-        self.listening.set()
+        @contextlib.contextmanager
+        def capture_signals(self) -> Iterator[None]:
+            yield
+
+        async def startup(self, sockets: list[socketlib.socket] | None = None) -> None:
+            await super().startup(sockets)
+            # At once: a test registers its handlers when the port is yielded, and a client that is
+            # already reconnecting would otherwise get in first.
+            self.listening.set()
+
+    return _Uvicorn
 
 
 @asynccontextmanager
@@ -116,6 +126,8 @@ async def serve_asgi(
     shutdown runs), each within :data:`HOST_TIMEOUT`; a uvicorn that does not stop in time is
     cancelled. On ``sock`` when given, else on a socket bound to ``host:port``; closed on exit.
     """
+    import uvicorn
+
     sock = sock if sock is not None else listen(host, port)
     config = uvicorn.Config(
         app,
@@ -125,10 +137,10 @@ async def serve_asgi(
         log_config=None,  # leave the process's logging as pytest set it up
         timeout_graceful_shutdown=int(graceful_shutdown) or 1,
     )
-    server = _Uvicorn(config)
+    server = _uvicorn_server_class()(config)
     serving = asyncio.create_task(server.serve(sockets=[sock]), name="uvicorn serve")
     try:
-        listening = asyncio.create_task(server.listening.wait())
+        listening = asyncio.create_task(server.listening.wait())  # type: ignore[attr-defined]
         try:
             await asyncio.wait(
                 {listening, serving}, timeout=HOST_TIMEOUT, return_when=asyncio.FIRST_COMPLETED
