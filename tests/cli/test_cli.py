@@ -114,7 +114,7 @@ def test_list_shows_transports_then_the_ones_that_failed() -> None:
     assert rows.pop("transport") == ["transport", "distribution", "version", "capabilities"]
     assert {"mock", "ws", "engineio", "sockjs", "tcpline"} <= set(rows)
     assert rows["ws"][1:3] == ["rtt-ws", rtt.__version__]
-    assert rows["ws"][3] == "binary, python_client, browser_client, tls"
+    assert rows["ws"][3] == "binary, python_client, browser_client, aiohttp, asgi, tls"
     assert rows["picows"][3] == "binary, python_client, browser_client, tls"
     assert rows["engineio"][3] == "binary, http_fallbacks, python_client, browser_client, aiohttp, asgi, tls"
     assert rows["sockjs"][3] == "http_fallbacks, python_client, browser_client, aiohttp, tls"
