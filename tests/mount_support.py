@@ -5,6 +5,8 @@
 - :func:`serve_aiohttp` serves an aiohttp ``web.Application`` on a real site, :func:`serve_asgi` an
   ASGI application under uvicorn (lifespan on): async context managers that yield the bound port,
   start and stop within bounds, and close the socket they serve on.
+- :func:`check_aiohttp_shutdown_closes_the_server`: ``attach(app)`` closes the server as the
+  application shuts down, so its clients read ``shutdown``.
 - :class:`AiohttpMounted` and :class:`AsgiServed` are the conformance kit's mounting hook
   (:meth:`rtt.testing.Kit.mount`) built on them: mixed into a kit class before ``TransportTests``,
   every case's server is attached to an aiohttp application or served as an ASGI application.
@@ -24,9 +26,9 @@ from typing import TYPE_CHECKING, Any, ClassVar, Literal
 
 from aiohttp import web
 
-from rtt import Server
+from rtt import CloseReason, Server, Transport
 from rtt.asgi import ASGIApp
-from rtt.testing import Kit
+from rtt.testing import Kit, Recorder, eventually
 
 if TYPE_CHECKING:
     import uvicorn
@@ -75,6 +77,36 @@ async def serve_aiohttp(
             await asyncio.wait_for(runner.cleanup(), HOST_TIMEOUT)
         finally:
             sock.close()
+
+
+async def check_aiohttp_shutdown_closes_the_server(transport: Transport) -> None:
+    """A server attached to an aiohttp application and run only from its ``cleanup_ctx`` closes as
+    the application shuts down, before aiohttp cancels the handlers: its client reads ``shutdown``.
+
+    aiohttp runs ``on_shutdown``, then waits ``shutdown_timeout`` for the handlers, cancels them, and
+    only then runs the cleanup; a server closed there would find its sockets dropped (``transport
+    error``). ``attach`` registers the close in ``on_shutdown`` (SPEC.md 12).
+    """
+    sock = listen()
+    server = transport.server(host="127.0.0.1", port=sock.getsockname()[1])
+    app = web.Application()
+    server.attach(app)  # type: ignore[attr-defined]
+
+    async def realtime(app: web.Application) -> AsyncIterator[None]:
+        async with server:
+            yield
+
+    app.cleanup_ctx.append(realtime)
+    rec = Recorder().listen(server, "disconnect")
+    async with contextlib.AsyncExitStack() as stack:
+        async with serve_aiohttp(app, sock=sock, shutdown_timeout=3.0):
+            client = transport.client(server.url, reconnect=False)
+            stack.push_async_callback(client.close)
+            await client.connect()
+            await eventually(lambda: len(server.sockets) == 1, 5, "the server to see the socket")
+        closed = await asyncio.wait_for(client.wait_closed(), 10)
+        assert closed is CloseReason.SHUTDOWN, closed
+        assert [reason for _, reason in rec.of("disconnect")] == [CloseReason.SHUTDOWN]
 
 
 _UVICORN_WS: dict[str, Any] = {"websockets": "websockets-sansio", "wsproto": "wsproto"}
@@ -183,8 +215,8 @@ def _module_of(task: asyncio.Task[Any]) -> str:
 class AiohttpMounted(Kit):
     """Kit mixin: every case's server attached to an aiohttp application, served on a real site.
 
-    The server is attached with ``server.attach(app)``, started by the application's ``on_startup``
-    and closed by its ``on_shutdown``, as an application that mounts it would. Mix in before
+    The server is attached with ``server.attach(app)`` and started by the application's
+    ``on_startup``; ``attach`` has it closed by the application's ``on_shutdown``. Mix in before
     ``TransportTests``.
     """
 
@@ -208,13 +240,7 @@ async def _aiohttp_host(server: Server[Any], listener: socketlib.socket) -> Asyn
     async def start(app: web.Application) -> None:
         await server.start()
 
-    async def close(app: web.Application) -> None:
-        # on_shutdown, not cleanup_ctx: aiohttp cancels the request handlers (the WebSockets) in
-        # between, and a server's close should still reach its clients.
-        await server.close()
-
     app.on_startup.append(start)
-    app.on_shutdown.append(close)
     async with serve_aiohttp(app, sock=listener):
         yield
 

@@ -19,6 +19,7 @@ import pytest
 import uvicorn
 from aiohttp import web
 from conftest import echo_server
+from mount_support import check_aiohttp_shutdown_closes_the_server
 from starlette.applications import Starlette
 from starlette.requests import Request
 from starlette.responses import PlainTextResponse
@@ -536,3 +537,9 @@ async def test_reuse_port_lets_two_servers_share_a_port(eio: rtt.Transport) -> N
         finally:
             for client in clients:
                 await client.close()
+
+
+async def test_attach_closes_the_server_when_the_application_shuts_down() -> None:
+    # Over WebSocket: aiohttp stops listening and closes idle connections before on_shutdown, so a
+    # long-polling client between two polls cannot come back for its CLOSE packet (SPEC.md 12.3).
+    await check_aiohttp_shutdown_closes_the_server(rtt.load("engineio", transports=("websocket",)))

@@ -17,6 +17,7 @@ import aiohttp
 import pytest
 from aiohttp import web
 from conftest import echo_server
+from mount_support import check_aiohttp_shutdown_closes_the_server
 
 import rtt
 from rtt.testing import Recorder
@@ -180,3 +181,7 @@ async def test_a_streaming_client_that_vanishes_is_a_transport_error() -> None:
         connection.transport.abort()
         await rec.wait("disconnect", 1)
         assert [reason for _, reason in rec.of("disconnect")] == [rtt.CloseReason.TRANSPORT_ERROR]
+
+
+async def test_attach_closes_the_server_when_the_application_shuts_down() -> None:
+    await check_aiohttp_shutdown_closes_the_server(rtt.load("sockjs"))

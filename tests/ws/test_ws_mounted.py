@@ -18,6 +18,7 @@ import aiohttp
 import pytest
 import uvicorn
 from aiohttp import web
+from mount_support import check_aiohttp_shutdown_closes_the_server
 from websockets.asyncio.client import connect
 from websockets.exceptions import ConnectionClosed, InvalidStatus
 
@@ -77,9 +78,7 @@ async def mounted(
         if other is not None:
             app.router.add_get("/other", other)
         if start:
-            # on_shutdown runs before aiohttp cancels the handlers, so rtt closes its sockets itself.
-            app.on_startup.append(lambda app: server.start())
-            app.on_shutdown.append(lambda app: server.close())
+            app.on_startup.append(lambda app: server.start())  # attach closes it in on_shutdown
         runner = web.AppRunner(app, access_log=None, shutdown_timeout=2)
         await runner.setup()
         site = web.SockSite(runner, sock)
@@ -498,3 +497,7 @@ async def test_ssl_is_refused_mounted(ws: rtt.Transport, how: str) -> None:
     )
     with pytest.raises(rtt.OptionError, match="option ssl is for a standalone server"):
         mount()
+
+
+async def test_attach_closes_the_server_when_the_application_shuts_down() -> None:
+    await check_aiohttp_shutdown_closes_the_server(rtt.load("ws"))

@@ -78,10 +78,7 @@ async def mounted_echo(mode: str, port: int = 0) -> AsyncIterator[tuple[rtt.Serv
             async with server:
                 yield
 
-        app.cleanup_ctx.append(realtime)
-        # Closed as the application shuts down, before aiohttp waits for its open WebSockets (and
-        # cancels them after shutdown_timeout): clients see "shutdown", not a dropped connection.
-        app.on_shutdown.append(lambda app: server.close())
+        app.cleanup_ctx.append(realtime)  # attach closes the server in on_shutdown, before the cleanup
         host = serve_aiohttp(app, sock=sock)
     else:
         host = serve_asgi(server.asgi_app(), sock=sock)

@@ -714,6 +714,16 @@ class Server(abc.ABC, Generic[C]):
                 f"application's web server (give the context to it, and leave ssl out here)"
             )
 
+    async def _close_on_app_shutdown(self, app: object) -> None:
+        """An aiohttp ``on_shutdown`` callback that closes this server (SPEC.md 3.9, 12).
+
+        ``attach(app)`` registers it: aiohttp runs ``on_shutdown`` before it
+        waits for and then cancels the request handlers that hold the
+        connections, so the sockets still close with ``shutdown``; closed
+        only later (from ``cleanup_ctx``), they would already have been dropped.
+        """
+        await self.close()
+
     def _begin_close(self, socket_id: str, reason: CloseReason, close: Close | None = None) -> None:
         """Start closing a socket with ``reason`` (plugins call this for reasons only they see).
 

@@ -157,8 +157,10 @@ class EngineioServer(Server[EngineioConn]):
 
         Call before the application starts; then start this server (``async
         with server``) while the application runs. Other routes are untouched.
+        The application's shutdown (``on_shutdown``) closes this server.
         """
         self._http.attach(app)
+        app.on_shutdown.append(self._close_on_app_shutdown)
 
     def asgi_app(self, other_app: Callable[..., Any] | None = None) -> Callable[..., Any]:
         """An ASGI application serving Engine.IO under :attr:`path` and ``other_app`` elsewhere.

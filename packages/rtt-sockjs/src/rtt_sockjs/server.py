@@ -142,9 +142,11 @@ class SockjsServer(Server[SockjsConn]):
         Call before ``app`` starts; then ``start()`` the server (or ``async with
         server``) while the application runs. ``host``/``port`` only make ``url``.
         The application's web server does TLS, if any: the ``ssl`` option is refused here.
+        The application's shutdown (``on_shutdown``) closes this server.
         """
         self._refuse_tls_mounted("an aiohttp application")
         self._app().attach(app)
+        app.on_shutdown.append(self._close_on_app_shutdown)
 
     def _app(self) -> Endpoint:
         if self._endpoint is None:

@@ -183,17 +183,17 @@ class WsServer(Server["ServerConnection | MountedConn"]):
         """Serve rtt's WebSocket at ``path`` of an aiohttp application, and the browser assets.
 
         Call before the application starts; start this server while the
-        application runs (``app.on_startup``) and close it in
-        ``app.on_shutdown``, which aiohttp runs before it cancels the
-        connections' handlers (closed later, from ``cleanup_ctx``, the
-        sockets would already have been dropped as ``transport error``).
-        Needs aiohttp (``pip install rtt-ws[aiohttp]``); the option ``ssl`` is
+        application runs (``app.on_startup``, or ``async with server`` in
+        ``cleanup_ctx``). The application's shutdown (``on_shutdown``, which
+        aiohttp runs before it cancels the connections' handlers) closes it,
+        so its sockets close with ``shutdown``. Needs aiohttp (``pip install rtt-ws[aiohttp]``); the option ``ssl`` is
         refused (the application's web server does TLS).
         """
         self._mount("aiohttp", path, "an aiohttp application")
         from ._aiohttp import attach  # aiohttp is an optional dependency
 
         attach(self, app, path)
+        app.on_shutdown.append(self._close_on_app_shutdown)
 
     def asgi_app(self, other_app: ASGIApp | None = None, path: str = "/ws") -> ASGIApp:
         """An ASGI application: rtt's WebSocket at ``path``, the browser assets, ``other_app`` elsewhere.
