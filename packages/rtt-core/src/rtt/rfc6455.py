@@ -9,7 +9,7 @@ from __future__ import annotations
 from collections.abc import Callable
 from typing import Any, Protocol
 
-__all__ = ["FrameParser", "MaskCheck"]
+__all__ = ["FrameParser", "MaskCheck", "check_aiohttp_masks"]
 
 
 class FrameParser(Protocol):
@@ -86,3 +86,24 @@ class MaskCheck:
             return None, end
         self.skip = 0
         return None, pos
+
+
+def check_aiohttp_masks(handler: Any, start: Callable[[], Any], error: Callable[[], BaseException]) -> None:
+    """Start an aiohttp server WebSocket with :class:`MaskCheck` in front of its frame parser.
+
+    For a plugin's override of aiohttp's ``WebSocketResponse._post_start``:
+    ``handler`` is ``request.protocol`` (aiohttp's ``RequestHandler``),
+    ``start()`` runs the inherited ``_post_start`` (which makes the parser)
+    and returns the response's message queue (``_reader``), and ``error()``
+    is what aiohttp's parser puts in that queue for its own protocol errors
+    (``WebSocketError(1002, ...)``). Bytes pipelined with the handshake
+    (``_message_tail``), which aiohttp would hand its parser at once, go
+    through the check too. Duck-typed, so rtt-core does not import aiohttp;
+    each plugin that calls it names these couplings (SPEC.md 12.2-12.4).
+    """
+    early, handler._message_tail = handler._message_tail, b""
+    reader = start()
+    check = MaskCheck(handler._payload_parser, reader.set_exception, error)
+    handler._payload_parser = check
+    if early:
+        check.feed_data(early)

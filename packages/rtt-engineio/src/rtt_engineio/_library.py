@@ -42,7 +42,7 @@ from engineio.async_socket import AsyncSocket  # type: ignore[import-untyped, un
 
 from rtt import CloseReason
 from rtt.listener import HEADER_TIMEOUT
-from rtt.rfc6455 import MaskCheck
+from rtt.rfc6455 import check_aiohttp_masks
 
 from ._wire import (
     BINDING_REFUSED,
@@ -1274,24 +1274,18 @@ class CheckedWebSocketResponse(web.WebSocketResponse):
 
     - An unmasked client frame is a protocol error (RFC 6455 5.1: the server
       MUST close the connection); aiohttp's reader takes it as if masked
-      (:class:`MaskCheck`).
+      (:class:`rtt.rfc6455.MaskCheck`).
     - A close aiohttp sends on its own for a peer's protocol error (1002, or
       1007 for invalid UTF-8) carries rtt's ``protocol error`` text (SPEC.md 6);
       aiohttp sends no text.
     """
 
     def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
-        handler = request.protocol
-        # Bytes that came with the handshake: aiohttp would feed them to its parser
-        # in set_parser; they go through the check below instead.
-        early, handler._message_tail = handler._message_tail, b""
-        super()._post_start(request, protocol, writer)
-        reader = self._reader
-        assert reader is not None  # made by _post_start
-        check = MaskCheck(handler._payload_parser, reader.set_exception, _unmasked_error)
-        handler._payload_parser = check
-        if early:
-            check.feed_data(early)
+        def start() -> Any:
+            super(CheckedWebSocketResponse, self)._post_start(request, protocol, writer)
+            return self._reader
+
+        check_aiohttp_masks(request.protocol, start, _unmasked_error)
 
     async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
         if not message and code in PROTOCOL_ERROR_CODES:

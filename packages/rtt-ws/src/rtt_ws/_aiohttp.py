@@ -21,7 +21,7 @@ from aiohttp.http_websocket import WebSocketError
 
 from rtt import Close, CloseReason, Handshake, Headers, Reject, ServerState
 from rtt.assets import asset_headers, read_asset
-from rtt.rfc6455 import MaskCheck
+from rtt.rfc6455 import check_aiohttp_masks
 
 from ._mounted import METHOD_NOT_ALLOWED_TEXT, UPGRADE_REQUIRED_TEXT, MountedConn, Outgoing
 
@@ -49,17 +49,11 @@ class _WebSocket(web.WebSocketResponse):
     """
 
     def _post_start(self, request: web.BaseRequest, protocol: str | None, writer: Any) -> None:
-        handler: Any = request.protocol
-        # Bytes pipelined with the handshake: aiohttp would feed them to its parser in
-        # set_parser; they go through the mask check instead.
-        early, handler._message_tail = handler._message_tail, b""
-        super()._post_start(request, protocol, writer)
-        reader = self._reader
-        assert reader is not None  # made by _post_start
-        check = MaskCheck(handler._payload_parser, reader.set_exception, _unmasked_error)
-        handler._payload_parser = check
-        if early:
-            check.feed_data(early)
+        def start() -> Any:
+            super(_WebSocket, self)._post_start(request, protocol, writer)
+            return self._reader
+
+        check_aiohttp_masks(request.protocol, start, _unmasked_error)
 
     async def close(self, *, code: int = 1000, message: bytes = b"", drain: bool = True) -> bool:
         if not message:

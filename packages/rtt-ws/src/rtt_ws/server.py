@@ -186,8 +186,9 @@ class WsServer(Server["ServerConnection | MountedConn"]):
         application runs (``app.on_startup``, or ``async with server`` in
         ``cleanup_ctx``). The application's shutdown (``on_shutdown``, which
         aiohttp runs before it cancels the connections' handlers) closes it,
-        so its sockets close with ``shutdown``. Needs aiohttp (``pip install rtt-ws[aiohttp]``); the option ``ssl`` is
-        refused (the application's web server does TLS).
+        so its sockets close with ``shutdown``. Needs aiohttp (``pip install
+        rtt-ws[aiohttp]``); the option ``ssl`` is refused (the application's web
+        server does TLS).
         """
         self._mount("aiohttp", path, "an aiohttp application")
         from ._aiohttp import attach  # aiohttp is an optional dependency
