@@ -35,6 +35,7 @@ from .kit import (
     TlsTests,
     TransportTests,
 )
+from .proxy import Proxy, ProxyStats
 
 __all__ = [
     "MODE_FEATURES",
@@ -45,6 +46,8 @@ __all__ = [
     "LimitTests",
     "LogCapture",
     "MessageTests",
+    "Proxy",
+    "ProxyStats",
     "Recorder",
     "SecurityTests",
     "ServerTests",
