@@ -10,14 +10,17 @@ against what was sent.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import socket
+import ssl
 import struct
 from collections.abc import AsyncIterator, Iterator
 
 import pytest
 
 from rtt.testing import Proxy, ProxyStats, eventually
+from rtt.testing._tls import authority, client_context, server_context
 
 WAIT = 10.0
 #: How long a case listens to make sure nothing arrives (a black hole is silence, not an event).
@@ -241,6 +244,38 @@ async def test_a_reset_from_either_side_is_passed_on_as_a_reset(
     reset(cwriter)
     await assert_reset(sreader)
     await eventually(lambda: proxy.stats.live == 0, WAIT, "both pairs gone")
+
+
+async def test_tls_passes_through_untouched(clients: Clients) -> None:
+    ca = authority()
+    received: asyncio.Queue[bytes] = asyncio.Queue()
+
+    async def echo_once(reader: asyncio.StreamReader, writer: asyncio.StreamWriter) -> None:
+        data = await reader.readexactly(5)
+        received.put_nowait(data)
+        writer.write(data[::-1])
+        await writer.drain()
+        writer.close()
+        await writer.wait_closed()
+
+    server = await asyncio.start_server(echo_once, "127.0.0.1", 0, ssl=server_context(ca))
+    try:
+        async with Proxy("127.0.0.1", server.sockets[0].getsockname()[1]) as proxy:
+            # The certificate names 127.0.0.1, the proxy's address too: the handshake is the server's.
+            reader, writer = await asyncio.wait_for(
+                asyncio.open_connection(*proxy.address, ssl=client_context(ca)), WAIT
+            )
+            clients.writers.append(writer)
+            writer.write(b"hello")
+            assert await asyncio.wait_for(reader.readexactly(5), WAIT) == b"olleh"
+            assert await asyncio.wait_for(received.get(), WAIT) == b"hello"
+            assert proxy.stats.bytes_to_target > 5  # the records, not the plain text
+            writer.close()
+            with contextlib.suppress(ConnectionError, ssl.SSLError):
+                await asyncio.wait_for(writer.wait_closed(), WAIT)
+    finally:
+        server.close()
+        await server.wait_closed()
 
 
 # Sever
