@@ -22,3 +22,7 @@ class TestEngineioInAiohttp(AiohttpMounted, _EngineioKit):
 
 class TestEngineioUnderUvicorn(AsgiServed, _EngineioKit):
     """Served as an ASGI application (``server.asgi_app()``) under uvicorn."""
+
+    # uvicorn's wsproto backend: wsproto comes with python-engineio (through simple-websocket); the
+    # engineio environment installs no websockets, which uvicorn's other backend needs.
+    uvicorn_ws = "wsproto"
