@@ -307,6 +307,29 @@ async def test_sever_resets_a_client_whose_target_is_still_connecting(
     await no_tasks_left()
 
 
+async def test_what_a_client_sends_while_the_target_is_connecting_arrives_once_it_is(
+    stuck: StuckTarget, clients: Clients
+) -> None:
+    async with Proxy("127.0.0.1", stuck.port) as proxy:
+        _, talker = await clients.open(proxy)
+        talker.write(b"early")
+        talker.write_eof()
+        _, closer = await clients.open(proxy)
+        closer.write_eof()  # a FIN with no data, before the target is there
+        await eventually(lambda: proxy.stats.live == 2, WAIT, "two pairs, connecting")
+        loop = asyncio.get_running_loop()
+        got = []
+        for server_side in await stuck.release(2):
+            server_side.setblocking(False)
+            received = b""
+            while chunk := await asyncio.wait_for(loop.sock_recv(server_side, 100), WAIT):
+                received += chunk
+            got.append(received)  # ended by the client's FIN, passed on
+        assert sorted(got) == [b"", b"early"]
+        assert proxy.stats.bytes_to_target == 5
+    await no_tasks_left()
+
+
 # Blackhole
 
 

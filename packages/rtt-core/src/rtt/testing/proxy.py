@@ -43,6 +43,7 @@ import socket
 import struct
 from dataclasses import dataclass
 from types import TracebackType
+from typing import cast
 from urllib.parse import urlsplit, urlunsplit
 
 __all__ = ["Proxy", "ProxyStats"]
@@ -96,8 +97,8 @@ class _Side(asyncio.Protocol):
         return self.pair.target if self is self.pair.client else self.pair.client
 
     def connection_made(self, transport: asyncio.BaseTransport) -> None:
-        assert isinstance(transport, asyncio.Transport)
-        self.transport = transport
+        # A socket transport (uvloop's are not asyncio.Transport subclasses, but have its methods).
+        self.transport = cast(asyncio.Transport, transport)
         if self is self.pair.client:
             self.pair.proxy._accepted(self.pair)
 
@@ -134,6 +135,7 @@ class _Pair:
         self.target: _Side | None = None
         self.blackholed = False
         self.connecting: asyncio.Task[None] | None = None
+        self.early: list[bytes] = []
 
     def sides(self) -> list[_Side]:
         return [self.client] if self.target is None else [self.client, self.target]
@@ -141,11 +143,28 @@ class _Pair:
     def forward(self, side: _Side, data: bytes) -> None:
         stats = self.proxy._counts
         peer = side.peer
-        if self.blackholed or peer is None or peer.transport is None or peer.transport.is_closing():
+        if peer is None and not self.blackholed:
+            # The client wrote before the target was connected: hold it, and read no more until then.
+            assert side.transport is not None
+            self.early.append(data)
+            side.transport.pause_reading()
+        elif self.blackholed or peer is None or peer.transport is None or peer.transport.is_closing():
             stats["bytes_dropped"] += len(data)
-            return
-        peer.transport.write(data)
-        stats["bytes_to_target" if side is self.client else "bytes_to_client"] += len(data)
+        else:
+            peer.transport.write(data)
+            stats["bytes_to_target" if side is self.client else "bytes_to_client"] += len(data)
+
+    def connected(self) -> None:
+        """The target is connected: pass on what the client sent meanwhile, then read again."""
+        assert self.target is not None and self.target.transport is not None
+        assert self.client.transport is not None
+        # Resumed first, so backpressure from writing what was held still pauses it.
+        self.client.transport.resume_reading()
+        for data in self.early:
+            self.forward(self.client, data)
+        self.early.clear()
+        if self.client.eof:
+            self.target.transport.write_eof()
 
     def half_close(self, side: _Side) -> None:
         """Pass a FIN on; close the pair once both sides sent one. Black-holed: swallow it."""
@@ -182,6 +201,8 @@ class _Pair:
 
     def go_silent(self) -> None:
         self.blackholed = True
+        self.proxy._counts["bytes_dropped"] += sum(map(len, self.early))
+        self.early.clear()
         # Read and drop from now on, even a side paused by backpressure.
         for side in self.sides():
             if side.transport is not None and not side.transport.is_closing():
@@ -335,8 +356,6 @@ class Proxy:
         if self._blackholed:
             pair.blackholed = True
             return
-        # Nothing is read until the target is connected: the kernel buffers it meanwhile.
-        transport.pause_reading()
         pair.connecting = asyncio.get_running_loop().create_task(self._connect(pair))
 
     async def _connect(self, pair: _Pair) -> None:
@@ -361,4 +380,4 @@ class Proxy:
         elif pair.blackholed:
             pair.go_silent()
         else:
-            client.transport.resume_reading()
+            pair.connected()
