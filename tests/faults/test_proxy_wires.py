@@ -14,7 +14,6 @@ import asyncio
 import time
 from collections.abc import AsyncIterator
 from typing import Any
-from urllib.parse import urlsplit
 
 import pytest
 
@@ -60,19 +59,16 @@ class Setup:
 async def setup(proxy_wire: Wire) -> AsyncIterator[Setup]:
     transport = proxy_wire.transport()
     server = transport.server(port=0, ping_interval=PING_INTERVAL, ping_timeout=PING_TIMEOUT)
-    async with echo(server):
-        port = urlsplit(server.url).port
-        assert port is not None
-        async with Proxy("127.0.0.1", port) as proxy:
-            client = transport.client(proxy.url_for(server.url), reconnect=POLICY, close_timeout=1)
-            s = Setup(server, proxy, client)
-            try:
-                await asyncio.wait_for(client.connect(), WAIT)
-                await s.server_rec.wait("connect", timeout=WAIT)
-                await s.round_trip("through the proxy")
-                yield s
-            finally:
-                await asyncio.wait_for(client.close(), WAIT)
+    async with echo(server), Proxy(*server.address) as proxy:
+        client = transport.client(proxy.url_for(server.url), reconnect=POLICY, close_timeout=1)
+        s = Setup(server, proxy, client)
+        try:
+            await asyncio.wait_for(client.connect(), WAIT)
+            await s.server_rec.wait("connect", timeout=WAIT)
+            await s.round_trip("through the proxy")
+            yield s
+        finally:
+            await asyncio.wait_for(client.close(), WAIT)
 
 
 @pytest.mark.timeout(60)

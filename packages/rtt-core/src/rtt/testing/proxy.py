@@ -5,7 +5,7 @@ real networks do, on every rtt wire alike: it forwards bytes, so a plain
 WebSocket, Engine.IO's many short polling requests, SockJS streaming and TLS
 (passed through untouched) all travel through it the same way::
 
-    async with Proxy("127.0.0.1", server.port) as proxy:
+    async with Proxy(*server.address) as proxy:
         client = transport.client(proxy.url_for(server.url), reconnect=True)
         ...
         proxy.sever()         # both ends see a connection reset
