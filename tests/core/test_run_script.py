@@ -157,8 +157,25 @@ class Case:
 def pip_venv(workspace: Path) -> Path:
     """A virtual environment with pip: where tox goes when it runs python3."""
     venv = workspace / "pip-venv"
-    subprocess.run([os.path.realpath(sys.executable), "-m", "venv", venv], check=True, timeout=RUN_TIMEOUT)
+    subprocess.run([_python_311(), "-m", "venv", venv], check=True, timeout=RUN_TIMEOUT)
     return venv
+
+
+def _python_311() -> str:
+    """A Python 3.11 to make the cases' python3 from: the one running the tests, or another.
+
+    In the py312 and py313 envs the tests run on 3.12 or 3.13, and a python3 of that version would
+    itself be the python3.12 or python3.13 the pyenv cases want the script to look for elsewhere.
+    """
+    here = os.path.realpath(sys.executable)
+    if sys.version_info[:2] == (3, 11):
+        return here
+    candidates = ["/usr/bin/python3.11", "/usr/local/bin/python3.11", shutil.which("python3.11") or ""]
+    candidates += sorted(str(p) for p in Path("/root/.pyenv/versions").glob("3.11.*/bin/python3.11"))
+    for candidate in candidates:
+        if candidate and Path(candidate).exists():
+            return candidate
+    return here
 
 
 @pytest.fixture
