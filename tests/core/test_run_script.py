@@ -168,7 +168,7 @@ def _python_311() -> str:
     itself be the python3.12 or python3.13 the pyenv cases want the script to look for elsewhere.
     """
     here = os.path.realpath(sys.executable)
-    if sys.version_info[:2] == (3, 11):
+    if sys.version.startswith("3.11."):  # not version_info: mypy would take this branch as always
         return here
     candidates = ["/usr/bin/python3.11", "/usr/local/bin/python3.11", shutil.which("python3.11") or ""]
     candidates += sorted(str(p) for p in Path("/root/.pyenv/versions").glob("3.11.*/bin/python3.11"))
