@@ -10,10 +10,7 @@ own ``/rtt/`` assets (``browser_support``); one Chromium serves the module.
 
 from __future__ import annotations
 
-import asyncio
-import json
 import re
-import shutil
 from collections.abc import AsyncIterator
 from contextlib import AbstractAsyncContextManager, asynccontextmanager
 from typing import Any
@@ -34,11 +31,10 @@ from browser_support import (
     wait_for_event,
 )
 from mount_support import listen, serve_aiohttp, serve_asgi
-from test_ws_node_interop import CLOSE_WATCHER, NODE_DIR
-from tls_support import run_node
+from node_support import check_node_ws_echo, check_node_ws_sees_the_application_close
 
 import rtt
-from rtt.testing import ROUND_TRIP, Recorder, eventually
+from rtt.testing import ROUND_TRIP, eventually
 from rtt_ws import WsServer
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -141,42 +137,11 @@ async def test_application_restart_reconnects_the_page(pages: Pages, mode: str) 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_node_ws_client_echo(mode: str) -> None:
-    async with mounted_echo(mode) as (server, received):
-        rec = Recorder().listen(server, "disconnect")
-        status, result = await run_node("ws-interop.mjs", server.url)
-        assert status == 0, result
-        assert result["seen"] == [{"text": "hello from node"}, {"binary": [0, 1, 2, 255]}]
-        assert received == ["hello from node", b"\x00\x01\x02\xff"]
-        assert result["code"] == 1000
-        ((_, reason),) = await rec.wait("disconnect")
-        assert reason is rtt.CloseReason.CLIENT_CLOSED
+    async with mounted_echo(mode) as (server, _):
+        await check_node_ws_echo(server)
 
 
 @pytest.mark.parametrize("mode", MODES)
 async def test_node_ws_client_sees_the_application_close(mode: str) -> None:  # SPEC 6.3
-    node = shutil.which("node")
-    assert node is not None, "Node.js is needed for the interop tests"
-    async with mounted_echo(mode) as (server, received):
-        rec = Recorder().listen(server, "disconnect")
-        process = await asyncio.create_subprocess_exec(
-            node,
-            "-e",
-            CLOSE_WATCHER,
-            str(NODE_DIR / "package.json"),
-            server.url,
-            stdout=asyncio.subprocess.PIPE,
-        )
-        try:
-            await eventually(lambda: received == ["hello"], what="Node's hello")
-            (socket_id,) = server.sockets
-            text = "déjà connecté ailleurs"
-            await server.disconnect(socket_id, code=4001, reason=text)
-            stdout, _ = await asyncio.wait_for(process.communicate(), 30)
-        finally:
-            if process.returncode is None:
-                process.kill()
-                await process.wait()
-        assert process.returncode == 0, stdout
-        assert json.loads(stdout) == {"code": 4001, "reason": text}
-        ((_, reason),) = await rec.wait("disconnect")
-        assert reason is rtt.CloseReason.APPLICATION
+    async with mounted_echo(mode) as (server, _):
+        await check_node_ws_sees_the_application_close(server)
