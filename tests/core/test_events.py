@@ -9,7 +9,7 @@ from rtt.events import CLIENT_EVENTS, MAX_CLOSE_TEXT, SERVER_EVENTS
 
 
 def test_event_names_are_fixed() -> None:
-    assert SERVER_EVENTS == ("connect", "message", "disconnect", "broker")
+    assert SERVER_EVENTS == ("connect", "message", "disconnect", "broker", "away", "back", "moved")
     assert CLIENT_EVENTS == (
         "open",
         "message",
@@ -18,6 +18,7 @@ def test_event_names_are_fixed() -> None:
         "reconnected",
         "reconnect_failed",
         "error",
+        "session_lost",
     )
 
 
@@ -72,6 +73,7 @@ def test_which_reasons_reconnect() -> None:
         CloseReason.CLIENT_CLOSED,
         CloseReason.SERVER_CLOSED,
         CloseReason.REJECTED,
+        CloseReason.SESSION_LOST,
         CloseReason.APPLICATION,
     }
     assert str(CloseReason.SLOW_CONSUMER) == "slow consumer"

@@ -8,7 +8,9 @@ import pytest
 
 import rtt
 from rtt import ClientOptions, OptionError, ReconnectPolicy, ServerOptions
+from rtt.broker import HEADER_LIMIT
 from rtt.options import build_options
+from rtt_mock.broker import MemoryBroker
 
 
 def test_server_defaults() -> None:
@@ -62,6 +64,10 @@ def test_values_are_checked_at_load_time() -> None:
         ({"ping_timeout": -1}, "ping_timeout must be > 0"),
         ({"ping_interval": "5"}, "number of seconds"),
         ({"close_timeout": -0.1}, "close_timeout must be >= 0"),
+        ({"resume_window": 0}, "resume_window must be > 0"),
+        ({"resume_window": True}, "resume_window must be a number of seconds"),
+        ({"resume_buffer": 0}, "resume_buffer must be >= 1"),
+        ({"resume_window": 30, "resume_buffer": 1024}, "cannot hold one message of max_message_size"),
     ],
 )
 def test_bad_server_values(options: dict[str, Any], message: str) -> None:
@@ -80,6 +86,7 @@ def test_bad_server_values(options: dict[str, Any], message: str) -> None:
         ({"connect_timeout": 0}, "connect_timeout must be > 0"),
         ({"headers": {"a": 1}}, "headers must map str to str"),
         ({"headers": [("a", "b")]}, "headers must map str to str"),
+        ({"resume": "yes"}, "resume must be True or False"),
     ],
 )
 def test_bad_client_values(options: dict[str, Any], message: str) -> None:
@@ -97,6 +104,31 @@ def test_coercions() -> None:
     assert ClientOptions(reconnect=policy).reconnect is policy
     assert ServerOptions(allowed_origins=["https://A.example/"]).allowed_origins == ("https://a.example",)
     assert ServerOptions(ping_interval=None).ping_interval is None
+
+
+def test_resume_is_off_on_servers_and_asked_for_by_clients() -> None:
+    server = ServerOptions()
+    assert (server.resume_window, server.resume_buffer) == (None, 2 * 1024 * 1024)
+    assert ClientOptions().resume is True
+    # The byte bound must hold one largest message only when resume is on.
+    assert ServerOptions(max_message_size=8 * 1024 * 1024).resume_window is None
+    exact = ServerOptions(resume_window=0.5, max_message_size=1000, resume_buffer=1064)
+    assert exact.resume_buffer == 1064
+
+
+class _SmallBroker(MemoryBroker):
+    max_payload = 4 * 1024 * 1024
+
+
+def test_resume_buffer_must_fit_the_broker() -> None:
+    broker = _SmallBroker(url="memory://resume-fit")
+    cap = 4 * 1024 * 1024
+    with pytest.raises(OptionError, match="resume_buffer=4194304 does not fit broker"):
+        ServerOptions(resume_window=30, resume_buffer=cap, broker=broker)
+    fits = ServerOptions(resume_window=30, resume_buffer=cap - HEADER_LIMIT, broker=broker)
+    assert fits.resume_buffer == cap - HEADER_LIMIT
+    # Resume off: the bound does not apply.
+    assert ServerOptions(resume_buffer=cap, broker=broker).resume_window is None
 
 
 def test_transport_defaults_and_overrides() -> None:

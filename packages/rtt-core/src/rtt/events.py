@@ -8,8 +8,11 @@ side / event       handler arguments                    fires
 =================  ===================================  ==========================
 server connect     ``(socket)``                         once per accepted socket
 server message     ``(socket, data)``                   per message, in order
-server disconnect  ``(socket, reason)``                 once per socket, last
+server disconnect  ``(socket, reason)``                 once per socket (session), last
 server broker      ``(state)``                          the broker link went down or came back
+server away        ``(socket, reason)``                 a resumable socket's connection ended (SPEC 17)
+server back        ``(socket)``                         its client resumed here
+server moved       ``(socket)``                         the session went to another process
 client open        ``()``                               each time a connection opens
 client message     ``(data)``                           per message, in order
 client close       ``(reason)``                         each time a connection ends
@@ -17,6 +20,7 @@ client reconnecting ``(attempt, delay)``                before each reconnect wa
 client reconnected ``(attempt)``                        after ``open`` on a reconnect
 client reconnect_failed ``(attempts)``                  when reconnection gives up
 client error       ``(exception)``                      a failed attempt, a raising handler
+client session_lost ``(detail)``                        a reconnection could not resume (SPEC 17)
 =================  ===================================  ==========================
 
 Handlers may be plain functions or coroutine functions.
@@ -43,10 +47,20 @@ __all__ = [
     "ServerEvent",
 ]
 
-ServerEvent = Literal["connect", "message", "disconnect", "broker"]
-ClientEvent = Literal["open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error"]
+ServerEvent = Literal["connect", "message", "disconnect", "broker", "away", "back", "moved"]
+ClientEvent = Literal[
+    "open", "message", "close", "reconnecting", "reconnected", "reconnect_failed", "error", "session_lost"
+]
 
-SERVER_EVENTS: tuple[ServerEvent, ...] = ("connect", "message", "disconnect", "broker")
+SERVER_EVENTS: tuple[ServerEvent, ...] = (
+    "connect",
+    "message",
+    "disconnect",
+    "broker",
+    "away",
+    "back",
+    "moved",
+)
 CLIENT_EVENTS: tuple[ClientEvent, ...] = (
     "open",
     "message",
@@ -55,6 +69,7 @@ CLIENT_EVENTS: tuple[ClientEvent, ...] = (
     "reconnected",
     "reconnect_failed",
     "error",
+    "session_lost",
 )
 
 
@@ -88,6 +103,10 @@ class CloseReason(StrEnum):
     (``Server.disconnect(socket_id, code=..., reason=...)``, SPEC.md 6.3); the client
     finds them in ``close_code`` and ``close_text``. Final unless the code is one of
     the reconnect policy's ``retry_codes``."""
+    SESSION_LOST = "session lost"
+    """A resumable session ended because its client did not come back within
+    ``resume_window``, or its replay log passed ``resume_buffer`` (SPEC.md 17). Only a
+    server's ``disconnect`` event reports it; it never crosses the wire."""
 
     @property
     def code(self) -> int:
@@ -159,6 +178,7 @@ MAX_CLOSE_TEXT = 123
 
 _CODES: dict[CloseReason, int] = {
     CloseReason.APPLICATION: 4000,
+    CloseReason.SESSION_LOST: 1000,
     CloseReason.CLIENT_CLOSED: 1000,
     CloseReason.SERVER_CLOSED: 1000,
     CloseReason.SHUTDOWN: 1001,
@@ -186,7 +206,13 @@ _FROM_CODE: dict[int, CloseReason] = {
 }
 
 _FINAL = frozenset(
-    {CloseReason.CLIENT_CLOSED, CloseReason.SERVER_CLOSED, CloseReason.REJECTED, CloseReason.APPLICATION}
+    {
+        CloseReason.CLIENT_CLOSED,
+        CloseReason.SERVER_CLOSED,
+        CloseReason.REJECTED,
+        CloseReason.APPLICATION,
+        CloseReason.SESSION_LOST,
+    }
 )
 
 # "4001" or "4001 some text": an application close written as text (Close.as_text).

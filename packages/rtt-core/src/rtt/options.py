@@ -17,6 +17,7 @@ from typing import Any, TypeVar
 from .errors import OptionError
 from .handshake import Authorize, TrustedProxies, normalise_origin
 from .reconnect import ReconnectPolicy
+from .resume import ENTRY_COST
 
 __all__ = ["ClientOptions", "Options", "ServerOptions", "build_options", "option_names"]
 
@@ -114,6 +115,15 @@ class ServerOptions(Options):
     broker: Any = None
     """How this process joins others (SPEC.md 13): a URL such as ``redis://127.0.0.1:6379/0``,
     a broker name, a mapping ``{"broker": ..., "options": {...}}``, a :class:`rtt.Broker`, or ``None``."""
+    # Resume (SPEC.md 17)
+    resume_window: float | None = None
+    """Seconds a socket whose connection dropped stays in ``sockets`` (away) for its client to
+    resume it with nothing lost or repeated; ``None`` (the default) turns resume off and adds
+    nothing to the wire."""
+    resume_buffer: int = 2 * MiB
+    """Bound on what a socket keeps for replay: the messages sent to it that its client has not
+    acknowledged, each counted as its size plus 64 bytes. Past it the session cannot be
+    resumed. Keep it at least twice ``outbound_limit`` so a slow consumer can still resume."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
@@ -131,7 +141,28 @@ class ServerOptions(Options):
                     f"which carries at most {cap} bytes a message (header included): "
                     f"use at most {cap - HEADER_LIMIT}"
                 )
+            if (
+                self.resume_window is not None
+                and broker is not None
+                and cap is not None
+                and self.resume_buffer + HEADER_LIMIT > cap
+            ):
+                # A session moves between processes as one broker message (SPEC.md 17.5).
+                raise OptionError(
+                    f"option resume_buffer={self.resume_buffer} does not fit broker {broker.name!r}, "
+                    f"which carries at most {cap} bytes a message (header included): "
+                    f"use at most {cap - HEADER_LIMIT}"
+                )
         _integer("outbound_limit", self.outbound_limit, minimum=1)
+        _seconds("resume_window", self.resume_window, zero_ok=False, none_ok=True)
+        _integer("resume_buffer", self.resume_buffer, minimum=1)
+        # Checked only with resume on, so a large max_message_size alone never trips it.
+        if self.resume_window is not None and self.resume_buffer < self.max_message_size + ENTRY_COST:
+            raise OptionError(
+                f"option resume_buffer={self.resume_buffer} cannot hold one message of max_message_size="
+                f"{self.max_message_size} (each kept message counts {ENTRY_COST} bytes more): "
+                f"use at least {self.max_message_size + ENTRY_COST}"
+            )
         if not isinstance(self.reuse_port, bool):
             raise OptionError(f"option reuse_port must be True or False, got {self.reuse_port!r}")
         if not isinstance(self.session_binding, bool):
@@ -206,9 +237,16 @@ class ClientOptions(Options):
     against the system's CAs; a client-side context (``ssl.create_default_context(cafile=...)``,
     ``load_cert_chain`` for a client certificate) trusts what it is given. rtt never turns
     verification off; a context that does is the caller's explicit choice."""
+    # Resume
+    resume: bool = True
+    """Resume a dropped connection's session when the server offers it (SPEC.md 17): nothing
+    the server sent meanwhile is lost, nothing this client sent is handled twice. ``False``
+    asks for nothing and leaves the handshake as it was."""
 
     def __post_init__(self) -> None:
         super().__post_init__()
+        if not isinstance(self.resume, bool):
+            raise OptionError(f"option resume must be True or False, got {self.resume!r}")
         object.__setattr__(self, "reconnect", _policy(self.reconnect))
         _integer("offline_queue_size", self.offline_queue_size, minimum=0)
         _integer("max_queue", self.max_queue, minimum=1)

@@ -386,6 +386,7 @@ export const CloseReason: Readonly<{
     PROTOCOL_ERROR: "protocol error";
     TRANSPORT_ERROR: "transport error";
     APPLICATION: "application";
+    SESSION_LOST: "session lost";
 }>;
 export const closeReasonFromWire: (code: number | null | undefined, text?: string) => string;
 export const closeFromWire: (code: number | null | undefined, text?: string) => {
@@ -857,6 +858,7 @@ declare const rtt: {
         PROTOCOL_ERROR: "protocol error";
         TRANSPORT_ERROR: "transport error";
         APPLICATION: "application";
+        SESSION_LOST: "session lost";
     }>;
     closeReasonFromWire: (code: number | null | undefined, text?: string) => string;
     closeFromWire: (code: number | null | undefined, text?: string) => {

@@ -107,6 +107,7 @@ var rtt = (() => {
     PROTOCOL_ERROR: "protocol error",
     TRANSPORT_ERROR: "transport error",
     APPLICATION: "application",
+    SESSION_LOST: "session lost",
   });
 
   /** @type {Set<string>} */
@@ -125,6 +126,7 @@ var rtt = (() => {
     [CloseReason.PROTOCOL_ERROR, 1002],
     [CloseReason.TRANSPORT_ERROR, 1006],
     [CloseReason.APPLICATION, 4000],
+    [CloseReason.SESSION_LOST, 1000],
   ]);
 
   // Codes received without rtt's reason text (a plain WebSocket server); 1000 from a
@@ -149,6 +151,7 @@ var rtt = (() => {
     CloseReason.SERVER_CLOSED,
     CloseReason.REJECTED,
     CloseReason.APPLICATION,
+    CloseReason.SESSION_LOST,
   ]);
 
   /** @param {unknown} code */
