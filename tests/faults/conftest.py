@@ -84,3 +84,12 @@ def http_wire(request: pytest.FixtureRequest) -> Wire:
     """Each wire whose messages travel in HTTP requests (long-polling, xhr), for the HTTP-only cases."""
     wire: Wire = request.param
     return wire
+
+
+#: Every wire of the fault suite, Engine.IO's upgrade from polling and SockJS's streaming as well:
+#: the wires of the loopback proxy's cases and of resume's drop cases (issue 17).
+PROXY_WIRES = (
+    *WIRES,
+    Wire("engineio", ("polling", "websocket")),
+    Wire("sockjs", ("xhr-streaming",), http=True),
+)

@@ -20,14 +20,8 @@ import pytest
 import rtt
 from rtt.testing import Proxy, Recorder, echo
 
-from .conftest import WIRES, Wire
+from .conftest import PROXY_WIRES, Wire
 
-#: Every wire of the fault suite, Engine.IO's upgrade from polling and SockJS's streaming as well.
-PROXY_WIRES = (
-    *WIRES,
-    Wire("engineio", ("polling", "websocket")),
-    Wire("sockjs", ("xhr-streaming",), http=True),
-)
 PING_INTERVAL = 0.4
 PING_TIMEOUT = 0.4
 POLICY = {"min_delay": 0.02, "max_delay": 0.1, "jitter": 0}
