@@ -578,7 +578,7 @@ describe("errors and options", () => {
     assert.equal(
       errors.unknown.message,
       'unknown option "maxQueue" for rtt client; ' +
-        "valid options: reconnect, offlineQueueSize, maxMessageSize, connectTimeout",
+        "valid options: reconnect, offlineQueueSize, maxMessageSize, connectTimeout, resume",
     );
     assert.ok(
       errors.unknownPolicyField.message.includes(

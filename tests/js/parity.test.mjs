@@ -8,6 +8,7 @@ import { test } from "node:test";
 import { fakeTransport, load, pythonFigures } from "./harness.mjs";
 
 const python = pythonFigures();
+const vectors = JSON.parse(readFileSync(new URL("resume-vectors.json", import.meta.url), "utf8"));
 
 // Equal within `relative` (pytest.approx's default is 1e-6).
 function closeTo(actual, expected, what, relative) {
@@ -21,8 +22,11 @@ function closeTo(actual, expected, what, relative) {
 test("defaults and backoff match Python", () => {
   const rtt = load();
   fakeTransport(rtt, "ws");
-  const options = rtt.client("ws", "ws://127.0.0.1:1/").options;
-  assert.deepEqual({ ...options, reconnect: { ...options.reconnect } }, python.defaults);
+  const { resume, ...options } = rtt.client("ws", "ws://127.0.0.1:1/").options;
+  // resume's default comes with the resume vectors (make_resume_vectors.py).
+  const { resume: pythonResume = vectors.client_defaults.resume, ...pythonDefaults } = python.defaults;
+  assert.deepEqual({ ...options, reconnect: { ...options.reconnect } }, pythonDefaults);
+  assert.equal(resume, pythonResume);
 
   const policy = new rtt.ReconnectPolicy({ minDelay: 0.5, maxDelay: 3, maxAttempts: 5 });
   const take = (random) => Array.from(policy.delays(random));

@@ -16,6 +16,7 @@ export const registerTransport: (name: string, adapter: {
         readonly offlineQueueSize: number;
         readonly maxMessageSize: number;
         readonly connectTimeout: number;
+        readonly resume: boolean;
     }, sink: {
         opened: () => void;
         message: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -42,6 +43,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         offlineQueueSize?: number;
         maxMessageSize?: number;
         connectTimeout?: number;
+        resume?: boolean;
     }): {
         transport: string;
         url: string;
@@ -60,6 +62,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             readonly offlineQueueSize: number;
             readonly maxMessageSize: number;
             readonly connectTimeout: number;
+            readonly resume: boolean;
         };
         _adapter: {
             open: (url: string, options: {
@@ -77,6 +80,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
                 readonly offlineQueueSize: number;
                 readonly maxMessageSize: number;
                 readonly connectTimeout: number;
+                readonly resume: boolean;
             }, sink: {
                 opened: () => void;
                 message: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -107,6 +111,21 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         _queue: (string | Uint8Array<ArrayBufferLike>)[];
         _handlers: Map<string, Function[]>;
         _warnedUnhandled: boolean;
+        _session: {
+            id: string;
+            token: string;
+            nonce: string;
+        } | null;
+        _mode: string;
+        _inCount: number;
+        _sent: (string | Uint8Array<ArrayBufferLike>)[];
+        _sentBase: number;
+        _acked: number;
+        _ackBytes: number;
+        _ackTimer: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
+        _pendingLoss: string | null;
+        _resumed: boolean;
+        _unconfirmed: (string | Uint8Array<ArrayBufferLike>)[];
         _closed: Promise<string>;
         _resolveClosed: (reason: string) => void;
         get state(): string;
@@ -114,6 +133,9 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         get closeCode(): number | null;
         get closeText(): string | null;
         get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+        get socketId(): string | null;
+        get resumed(): boolean;
+        get unconfirmed(): (string | Uint8Array<ArrayBuffer>)[];
         on(event: string, handler: Function): /*elided*/ any;
         off(event: string, handler: Function): /*elided*/ any;
         connect(): Promise<void>;
@@ -123,6 +145,19 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         _attempt(onOpen: (conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
+        }, answer?: {
+            welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            } | null;
+            first?: string | Uint8Array<ArrayBufferLike>;
         }) => void, onFail: (error: {
             cause: unknown;
             name: string;
@@ -132,10 +167,75 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         _adopt(conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
-        }, attempt: number): unknown;
+        }, attempt: number, answer?: {
+            welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            } | null;
+            first?: string | Uint8Array<ArrayBufferLike>;
+        }): unknown;
+        _write(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, message: string | Uint8Array<ArrayBufferLike>): void;
+        _forgetOldest(): void;
+        _resume(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        } | null): void;
+        _welcomeProblem(welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        }): string | null;
+        _welcome(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        }): void;
+        _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
+        _dropSession(detail: string): void;
+        _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
+        _control(letter: string, payload: string): void;
+        _count(message: string | Uint8Array<ArrayBufferLike>): void;
+        _ack(): void;
+        _broken(): void;
         _received(data: string | Uint8Array<ArrayBufferLike>): void;
         _lost(reason: string, code?: number | null, text?: string | null): void;
         _reconnect(delays: Iterator<number, void>, attempts: number): void;
+        _stopAcks(): void;
         _finalise(reason: string): void;
         _emit(event: string, ...args: unknown[]): void;
         _listeners(event: string): Function[];
@@ -159,6 +259,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         readonly offlineQueueSize: number;
         readonly maxMessageSize: number;
         readonly connectTimeout: number;
+        readonly resume: boolean;
     };
     _adapter: {
         open: (url: string, options: {
@@ -176,6 +277,7 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             readonly offlineQueueSize: number;
             readonly maxMessageSize: number;
             readonly connectTimeout: number;
+            readonly resume: boolean;
         }, sink: {
             opened: () => void;
             message: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -206,6 +308,21 @@ export const client: (transport: string, url: string | URL, options?: Constructo
     _queue: (string | Uint8Array<ArrayBufferLike>)[];
     _handlers: Map<string, Function[]>;
     _warnedUnhandled: boolean;
+    _session: {
+        id: string;
+        token: string;
+        nonce: string;
+    } | null;
+    _mode: string;
+    _inCount: number;
+    _sent: (string | Uint8Array<ArrayBufferLike>)[];
+    _sentBase: number;
+    _acked: number;
+    _ackBytes: number;
+    _ackTimer: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
+    _pendingLoss: string | null;
+    _resumed: boolean;
+    _unconfirmed: (string | Uint8Array<ArrayBufferLike>)[];
     _closed: Promise<string>;
     _resolveClosed: (reason: string) => void;
     get state(): string;
@@ -213,6 +330,9 @@ export const client: (transport: string, url: string | URL, options?: Constructo
     get closeCode(): number | null;
     get closeText(): string | null;
     get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+    get socketId(): string | null;
+    get resumed(): boolean;
+    get unconfirmed(): (string | Uint8Array<ArrayBuffer>)[];
     on(event: string, handler: Function): /*elided*/ any;
     off(event: string, handler: Function): /*elided*/ any;
     connect(): Promise<void>;
@@ -222,6 +342,19 @@ export const client: (transport: string, url: string | URL, options?: Constructo
     _attempt(onOpen: (conn: {
         send: (data: string | Uint8Array<ArrayBufferLike>) => void;
         close: (code: number, reasonText: string) => void;
+    }, answer?: {
+        welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        } | null;
+        first?: string | Uint8Array<ArrayBufferLike>;
     }) => void, onFail: (error: {
         cause: unknown;
         name: string;
@@ -231,10 +364,75 @@ export const client: (transport: string, url: string | URL, options?: Constructo
     _adopt(conn: {
         send: (data: string | Uint8Array<ArrayBufferLike>) => void;
         close: (code: number, reasonText: string) => void;
-    }, attempt: number): unknown;
+    }, attempt: number, answer?: {
+        welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        } | null;
+        first?: string | Uint8Array<ArrayBufferLike>;
+    }): unknown;
+    _write(conn: {
+        send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+        close: (code: number, reasonText: string) => void;
+    }, message: string | Uint8Array<ArrayBufferLike>): void;
+    _forgetOldest(): void;
+    _resume(conn: {
+        send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+        close: (code: number, reasonText: string) => void;
+    }, welcome: {
+        status: string;
+        id: string;
+        token: string;
+        nonce: string;
+        window: number;
+        handled: number;
+        received: number | null;
+        why: string | null;
+        loss: string | null;
+    } | null): void;
+    _welcomeProblem(welcome: {
+        status: string;
+        id: string;
+        token: string;
+        nonce: string;
+        window: number;
+        handled: number;
+        received: number | null;
+        why: string | null;
+        loss: string | null;
+    }): string | null;
+    _welcome(conn: {
+        send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+        close: (code: number, reasonText: string) => void;
+    }, welcome: {
+        status: string;
+        id: string;
+        token: string;
+        nonce: string;
+        window: number;
+        handled: number;
+        received: number | null;
+        why: string | null;
+        loss: string | null;
+    }): void;
+    _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
+    _dropSession(detail: string): void;
+    _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
+    _control(letter: string, payload: string): void;
+    _count(message: string | Uint8Array<ArrayBufferLike>): void;
+    _ack(): void;
+    _broken(): void;
     _received(data: string | Uint8Array<ArrayBufferLike>): void;
     _lost(reason: string, code?: number | null, text?: string | null): void;
     _reconnect(delays: Iterator<number, void>, attempts: number): void;
+    _stopAcks(): void;
     _finalise(reason: string): void;
     _emit(event: string, ...args: unknown[]): void;
     _listeners(event: string): Function[];
@@ -255,6 +453,7 @@ export const Client: {
         offlineQueueSize?: number;
         maxMessageSize?: number;
         connectTimeout?: number;
+        resume?: boolean;
     }): {
         transport: string;
         url: string;
@@ -273,6 +472,7 @@ export const Client: {
             readonly offlineQueueSize: number;
             readonly maxMessageSize: number;
             readonly connectTimeout: number;
+            readonly resume: boolean;
         };
         _adapter: {
             open: (url: string, options: {
@@ -290,6 +490,7 @@ export const Client: {
                 readonly offlineQueueSize: number;
                 readonly maxMessageSize: number;
                 readonly connectTimeout: number;
+                readonly resume: boolean;
             }, sink: {
                 opened: () => void;
                 message: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -320,6 +521,21 @@ export const Client: {
         _queue: (string | Uint8Array<ArrayBufferLike>)[];
         _handlers: Map<string, Function[]>;
         _warnedUnhandled: boolean;
+        _session: {
+            id: string;
+            token: string;
+            nonce: string;
+        } | null;
+        _mode: string;
+        _inCount: number;
+        _sent: (string | Uint8Array<ArrayBufferLike>)[];
+        _sentBase: number;
+        _acked: number;
+        _ackBytes: number;
+        _ackTimer: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
+        _pendingLoss: string | null;
+        _resumed: boolean;
+        _unconfirmed: (string | Uint8Array<ArrayBufferLike>)[];
         _closed: Promise<string>;
         _resolveClosed: (reason: string) => void;
         get state(): string;
@@ -327,6 +543,9 @@ export const Client: {
         get closeCode(): number | null;
         get closeText(): string | null;
         get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+        get socketId(): string | null;
+        get resumed(): boolean;
+        get unconfirmed(): (string | Uint8Array<ArrayBuffer>)[];
         on(event: string, handler: Function): /*elided*/ any;
         off(event: string, handler: Function): /*elided*/ any;
         connect(): Promise<void>;
@@ -336,6 +555,19 @@ export const Client: {
         _attempt(onOpen: (conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
+        }, answer?: {
+            welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            } | null;
+            first?: string | Uint8Array<ArrayBufferLike>;
         }) => void, onFail: (error: {
             cause: unknown;
             name: string;
@@ -345,10 +577,75 @@ export const Client: {
         _adopt(conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
-        }, attempt: number): unknown;
+        }, attempt: number, answer?: {
+            welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            } | null;
+            first?: string | Uint8Array<ArrayBufferLike>;
+        }): unknown;
+        _write(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, message: string | Uint8Array<ArrayBufferLike>): void;
+        _forgetOldest(): void;
+        _resume(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        } | null): void;
+        _welcomeProblem(welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        }): string | null;
+        _welcome(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        }): void;
+        _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
+        _dropSession(detail: string): void;
+        _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
+        _control(letter: string, payload: string): void;
+        _count(message: string | Uint8Array<ArrayBufferLike>): void;
+        _ack(): void;
+        _broken(): void;
         _received(data: string | Uint8Array<ArrayBufferLike>): void;
         _lost(reason: string, code?: number | null, text?: string | null): void;
         _reconnect(delays: Iterator<number, void>, attempts: number): void;
+        _stopAcks(): void;
         _finalise(reason: string): void;
         _emit(event: string, ...args: unknown[]): void;
         _listeners(event: string): Function[];
@@ -488,6 +785,7 @@ declare const rtt: {
             readonly offlineQueueSize: number;
             readonly maxMessageSize: number;
             readonly connectTimeout: number;
+            readonly resume: boolean;
         }, sink: {
             opened: () => void;
             message: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -514,6 +812,7 @@ declare const rtt: {
             offlineQueueSize?: number;
             maxMessageSize?: number;
             connectTimeout?: number;
+            resume?: boolean;
         }): {
             transport: string;
             url: string;
@@ -532,6 +831,7 @@ declare const rtt: {
                 readonly offlineQueueSize: number;
                 readonly maxMessageSize: number;
                 readonly connectTimeout: number;
+                readonly resume: boolean;
             };
             _adapter: {
                 open: (url: string, options: {
@@ -549,6 +849,7 @@ declare const rtt: {
                     readonly offlineQueueSize: number;
                     readonly maxMessageSize: number;
                     readonly connectTimeout: number;
+                    readonly resume: boolean;
                 }, sink: {
                     opened: () => void;
                     message: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -579,6 +880,21 @@ declare const rtt: {
             _queue: (string | Uint8Array<ArrayBufferLike>)[];
             _handlers: Map<string, Function[]>;
             _warnedUnhandled: boolean;
+            _session: {
+                id: string;
+                token: string;
+                nonce: string;
+            } | null;
+            _mode: string;
+            _inCount: number;
+            _sent: (string | Uint8Array<ArrayBufferLike>)[];
+            _sentBase: number;
+            _acked: number;
+            _ackBytes: number;
+            _ackTimer: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
+            _pendingLoss: string | null;
+            _resumed: boolean;
+            _unconfirmed: (string | Uint8Array<ArrayBufferLike>)[];
             _closed: Promise<string>;
             _resolveClosed: (reason: string) => void;
             get state(): string;
@@ -586,6 +902,9 @@ declare const rtt: {
             get closeCode(): number | null;
             get closeText(): string | null;
             get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+            get socketId(): string | null;
+            get resumed(): boolean;
+            get unconfirmed(): (string | Uint8Array<ArrayBuffer>)[];
             on(event: string, handler: Function): /*elided*/ any;
             off(event: string, handler: Function): /*elided*/ any;
             connect(): Promise<void>;
@@ -595,6 +914,19 @@ declare const rtt: {
             _attempt(onOpen: (conn: {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
                 close: (code: number, reasonText: string) => void;
+            }, answer?: {
+                welcome: {
+                    status: string;
+                    id: string;
+                    token: string;
+                    nonce: string;
+                    window: number;
+                    handled: number;
+                    received: number | null;
+                    why: string | null;
+                    loss: string | null;
+                } | null;
+                first?: string | Uint8Array<ArrayBufferLike>;
             }) => void, onFail: (error: {
                 cause: unknown;
                 name: string;
@@ -604,10 +936,75 @@ declare const rtt: {
             _adopt(conn: {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
                 close: (code: number, reasonText: string) => void;
-            }, attempt: number): unknown;
+            }, attempt: number, answer?: {
+                welcome: {
+                    status: string;
+                    id: string;
+                    token: string;
+                    nonce: string;
+                    window: number;
+                    handled: number;
+                    received: number | null;
+                    why: string | null;
+                    loss: string | null;
+                } | null;
+                first?: string | Uint8Array<ArrayBufferLike>;
+            }): unknown;
+            _write(conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            }, message: string | Uint8Array<ArrayBufferLike>): void;
+            _forgetOldest(): void;
+            _resume(conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            }, welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            } | null): void;
+            _welcomeProblem(welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            }): string | null;
+            _welcome(conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            }, welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            }): void;
+            _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
+            _dropSession(detail: string): void;
+            _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
+            _control(letter: string, payload: string): void;
+            _count(message: string | Uint8Array<ArrayBufferLike>): void;
+            _ack(): void;
+            _broken(): void;
             _received(data: string | Uint8Array<ArrayBufferLike>): void;
             _lost(reason: string, code?: number | null, text?: string | null): void;
             _reconnect(delays: Iterator<number, void>, attempts: number): void;
+            _stopAcks(): void;
             _finalise(reason: string): void;
             _emit(event: string, ...args: unknown[]): void;
             _listeners(event: string): Function[];
@@ -631,6 +1028,7 @@ declare const rtt: {
             readonly offlineQueueSize: number;
             readonly maxMessageSize: number;
             readonly connectTimeout: number;
+            readonly resume: boolean;
         };
         _adapter: {
             open: (url: string, options: {
@@ -648,6 +1046,7 @@ declare const rtt: {
                 readonly offlineQueueSize: number;
                 readonly maxMessageSize: number;
                 readonly connectTimeout: number;
+                readonly resume: boolean;
             }, sink: {
                 opened: () => void;
                 message: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -678,6 +1077,21 @@ declare const rtt: {
         _queue: (string | Uint8Array<ArrayBufferLike>)[];
         _handlers: Map<string, Function[]>;
         _warnedUnhandled: boolean;
+        _session: {
+            id: string;
+            token: string;
+            nonce: string;
+        } | null;
+        _mode: string;
+        _inCount: number;
+        _sent: (string | Uint8Array<ArrayBufferLike>)[];
+        _sentBase: number;
+        _acked: number;
+        _ackBytes: number;
+        _ackTimer: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
+        _pendingLoss: string | null;
+        _resumed: boolean;
+        _unconfirmed: (string | Uint8Array<ArrayBufferLike>)[];
         _closed: Promise<string>;
         _resolveClosed: (reason: string) => void;
         get state(): string;
@@ -685,6 +1099,9 @@ declare const rtt: {
         get closeCode(): number | null;
         get closeText(): string | null;
         get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+        get socketId(): string | null;
+        get resumed(): boolean;
+        get unconfirmed(): (string | Uint8Array<ArrayBuffer>)[];
         on(event: string, handler: Function): /*elided*/ any;
         off(event: string, handler: Function): /*elided*/ any;
         connect(): Promise<void>;
@@ -694,6 +1111,19 @@ declare const rtt: {
         _attempt(onOpen: (conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
+        }, answer?: {
+            welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            } | null;
+            first?: string | Uint8Array<ArrayBufferLike>;
         }) => void, onFail: (error: {
             cause: unknown;
             name: string;
@@ -703,10 +1133,75 @@ declare const rtt: {
         _adopt(conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
-        }, attempt: number): unknown;
+        }, attempt: number, answer?: {
+            welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            } | null;
+            first?: string | Uint8Array<ArrayBufferLike>;
+        }): unknown;
+        _write(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, message: string | Uint8Array<ArrayBufferLike>): void;
+        _forgetOldest(): void;
+        _resume(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        } | null): void;
+        _welcomeProblem(welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        }): string | null;
+        _welcome(conn: {
+            send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+            close: (code: number, reasonText: string) => void;
+        }, welcome: {
+            status: string;
+            id: string;
+            token: string;
+            nonce: string;
+            window: number;
+            handled: number;
+            received: number | null;
+            why: string | null;
+            loss: string | null;
+        }): void;
+        _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
+        _dropSession(detail: string): void;
+        _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
+        _control(letter: string, payload: string): void;
+        _count(message: string | Uint8Array<ArrayBufferLike>): void;
+        _ack(): void;
+        _broken(): void;
         _received(data: string | Uint8Array<ArrayBufferLike>): void;
         _lost(reason: string, code?: number | null, text?: string | null): void;
         _reconnect(delays: Iterator<number, void>, attempts: number): void;
+        _stopAcks(): void;
         _finalise(reason: string): void;
         _emit(event: string, ...args: unknown[]): void;
         _listeners(event: string): Function[];
@@ -727,6 +1222,7 @@ declare const rtt: {
             offlineQueueSize?: number;
             maxMessageSize?: number;
             connectTimeout?: number;
+            resume?: boolean;
         }): {
             transport: string;
             url: string;
@@ -745,6 +1241,7 @@ declare const rtt: {
                 readonly offlineQueueSize: number;
                 readonly maxMessageSize: number;
                 readonly connectTimeout: number;
+                readonly resume: boolean;
             };
             _adapter: {
                 open: (url: string, options: {
@@ -762,6 +1259,7 @@ declare const rtt: {
                     readonly offlineQueueSize: number;
                     readonly maxMessageSize: number;
                     readonly connectTimeout: number;
+                    readonly resume: boolean;
                 }, sink: {
                     opened: () => void;
                     message: (data: string | Uint8Array<ArrayBufferLike>) => void;
@@ -792,6 +1290,21 @@ declare const rtt: {
             _queue: (string | Uint8Array<ArrayBufferLike>)[];
             _handlers: Map<string, Function[]>;
             _warnedUnhandled: boolean;
+            _session: {
+                id: string;
+                token: string;
+                nonce: string;
+            } | null;
+            _mode: string;
+            _inCount: number;
+            _sent: (string | Uint8Array<ArrayBufferLike>)[];
+            _sentBase: number;
+            _acked: number;
+            _ackBytes: number;
+            _ackTimer: ReturnType<(fn: () => void, seconds: number) => ReturnType<typeof setTimeout> | undefined>;
+            _pendingLoss: string | null;
+            _resumed: boolean;
+            _unconfirmed: (string | Uint8Array<ArrayBufferLike>)[];
             _closed: Promise<string>;
             _resolveClosed: (reason: string) => void;
             get state(): string;
@@ -799,6 +1312,9 @@ declare const rtt: {
             get closeCode(): number | null;
             get closeText(): string | null;
             get unsent(): (string | Uint8Array<ArrayBuffer>)[];
+            get socketId(): string | null;
+            get resumed(): boolean;
+            get unconfirmed(): (string | Uint8Array<ArrayBuffer>)[];
             on(event: string, handler: Function): /*elided*/ any;
             off(event: string, handler: Function): /*elided*/ any;
             connect(): Promise<void>;
@@ -808,6 +1324,19 @@ declare const rtt: {
             _attempt(onOpen: (conn: {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
                 close: (code: number, reasonText: string) => void;
+            }, answer?: {
+                welcome: {
+                    status: string;
+                    id: string;
+                    token: string;
+                    nonce: string;
+                    window: number;
+                    handled: number;
+                    received: number | null;
+                    why: string | null;
+                    loss: string | null;
+                } | null;
+                first?: string | Uint8Array<ArrayBufferLike>;
             }) => void, onFail: (error: {
                 cause: unknown;
                 name: string;
@@ -817,10 +1346,75 @@ declare const rtt: {
             _adopt(conn: {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
                 close: (code: number, reasonText: string) => void;
-            }, attempt: number): unknown;
+            }, attempt: number, answer?: {
+                welcome: {
+                    status: string;
+                    id: string;
+                    token: string;
+                    nonce: string;
+                    window: number;
+                    handled: number;
+                    received: number | null;
+                    why: string | null;
+                    loss: string | null;
+                } | null;
+                first?: string | Uint8Array<ArrayBufferLike>;
+            }): unknown;
+            _write(conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            }, message: string | Uint8Array<ArrayBufferLike>): void;
+            _forgetOldest(): void;
+            _resume(conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            }, welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            } | null): void;
+            _welcomeProblem(welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            }): string | null;
+            _welcome(conn: {
+                send: (data: string | Uint8Array<ArrayBufferLike>) => void;
+                close: (code: number, reasonText: string) => void;
+            }, welcome: {
+                status: string;
+                id: string;
+                token: string;
+                nonce: string;
+                window: number;
+                handled: number;
+                received: number | null;
+                why: string | null;
+                loss: string | null;
+            }): void;
+            _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
+            _dropSession(detail: string): void;
+            _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
+            _control(letter: string, payload: string): void;
+            _count(message: string | Uint8Array<ArrayBufferLike>): void;
+            _ack(): void;
+            _broken(): void;
             _received(data: string | Uint8Array<ArrayBufferLike>): void;
             _lost(reason: string, code?: number | null, text?: string | null): void;
             _reconnect(delays: Iterator<number, void>, attempts: number): void;
+            _stopAcks(): void;
             _finalise(reason: string): void;
             _emit(event: string, ...args: unknown[]): void;
             _listeners(event: string): Function[];

@@ -85,7 +85,7 @@ var rtt = (() => {
    * The client's validated, frozen options.
    * @typedef {{readonly reconnect: ReconnectPolicy | null, readonly offlineQueueSize: number,
    *            readonly maxMessageSize: number, readonly connectTimeout: number,
-   *            readonly [name: string]: unknown}} ClientOptions
+   *            readonly resume: boolean, readonly [name: string]: unknown}} ClientOptions
    */
 
   // -- Close reasons (SPEC.md 6) ------------------------------------------------------
@@ -436,6 +436,7 @@ var rtt = (() => {
     offlineQueueSize: 1000,
     maxMessageSize: 1048576,
     connectTimeout: 10,
+    resume: true,
   });
 
   /**
@@ -457,6 +458,7 @@ var rtt = (() => {
     checkInteger("option", "offlineQueueSize", o.offlineQueueSize, 0);
     checkInteger("option", "maxMessageSize", o.maxMessageSize, 1);
     checkNumber("option", "connectTimeout", o.connectTimeout, { min: 0, minExclusive: true });
+    if (typeof o.resume !== "boolean") throw new TypeError(`option resume must be true or false, got ${describe(o.resume)}`);
     return /** @type {ClientOptions} */ (Object.freeze(o));
   }
 
@@ -509,6 +511,144 @@ var rtt = (() => {
     if (message.length * 3 <= limit) return 0;
     const size = utf8Length(message);
     return size > limit ? size : 0;
+  }
+
+  // -- Resume: the wire (SPEC.md 17.2; rtt/resume.py is the reference) -----------------
+  //
+  // A client holding a session comes back with `rtt_resume=<id>.<token>.<received>` and
+  // the server answers with a welcome: the session goes on with nothing lost or
+  // repeated. Both sides count a session's data messages per direction; controls (text
+  // starting with U+0000 and a letter) carry the welcome, the hello, acks and losses,
+  // and application text starting with U+0000 gets one more. Bytes are never touched.
+
+  const RESUME_QUERY = "rtt_resume";
+  // A receiver acknowledges at whichever comes first (the values of rtt.resume).
+  const ACK_EVERY = 64; // unacknowledged messages
+  const ACK_BYTES = 64 * 1024; // unacknowledged bytes
+  const ACK_DELAY = 0.1; // seconds after the first unacknowledged message
+  const CONTROL_LIMIT = 512;
+  const CONTROL_LETTERS = new Set(["W", "H", "A", "L"]);
+  const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
+  const NONCE = /^[A-Za-z0-9_-]{11}$/;
+  const COUNT = /^(?:0|[1-9][0-9]{0,18})$/;
+  const CONTROL_PAYLOAD = { A: COUNT, H: NONCE, L: /^[a-z]{1,32}$/, W: /^\{/ };
+
+  /**
+   * A welcome's fields (Python's `rtt.resume.Welcome`).
+   * @typedef {{status: string, id: string, token: string, nonce: string, window: number,
+   *            handled: number, received: number | null, why: string | null, loss: string | null}} Welcome
+   */
+  /**
+   * What a resume attempt got first: the welcome, or null and the message that came instead.
+   * @typedef {{welcome: Welcome | null, first?: Message}} Answer
+   */
+
+  /** @param {string} text @returns {Error} */
+  function violation(text) {
+    return new Error(`resume protocol error: ${text}`);
+  }
+
+  /** @param {Message} message @returns {Message} the wire form on a resume connection */
+  function escape(message) {
+    return typeof message === "string" && message.charCodeAt(0) === 0 ? "\0" + message : message;
+  }
+
+  /**
+   * Tell a message on a resume connection apart: data (unescaped) or a control.
+   * @param {string} text a text starting with U+0000
+   * @returns {{data: string} | {letter: "W" | "H" | "A" | "L", payload: string}}
+   */
+  function classify(text) {
+    if (text.charCodeAt(1) === 0) return { data: text.slice(1) };
+    const letter = /** @type {"W" | "H" | "A" | "L"} */ (text.charAt(1));
+    if (!CONTROL_LETTERS.has(letter)) throw violation("U+0000 followed by neither U+0000 nor a known letter");
+    const payload = text.slice(2);
+    if (text.length > CONTROL_LIMIT || !/^[\x00-\x1d\x1f-\x7f]*$/.test(payload) || !CONTROL_PAYLOAD[letter].test(payload)) {
+      throw violation(`malformed ${letter} control`);
+    }
+    return { letter, payload };
+  }
+
+  // JSON.parse reads 1.0 as 1, where Python's json (the reference) reads a float, which is
+  // not a count: only a broken server writes one, but both sides must refuse it alike.
+  /** @param {string} text @param {string} key */
+  function isFloat(text, key) {
+    return new RegExp(`"${key}"\\s*:\\s*-?[0-9]+[.eE]`).test(text);
+  }
+
+  /** @param {RegExp} pattern @param {unknown} value */
+  function matches(pattern, value) {
+    return typeof value === "string" && pattern.test(value);
+  }
+
+  /** @param {unknown} value */
+  function isCount(value) {
+    return Number.isSafeInteger(value) && /** @type {number} */ (value) >= 0;
+  }
+
+  /**
+   * Read a resume connection's first message: the welcome, or null when it is none (the
+   * server does not offer resume). Throws for a version 1 welcome that breaks the rules.
+   * @param {Message} message
+   * @returns {Welcome | null}
+   */
+  function parseWelcome(message) {
+    if (typeof message !== "string" || !message.startsWith("\0W{")) return null;
+    /** @type {Record<string, any>} */
+    let f;
+    try {
+      f = JSON.parse(message.slice(2));
+    } catch {
+      return null;
+    }
+    if (f.v !== 1 || isFloat(message, "v")) return null;
+    if (message.length > CONTROL_LIMIT || !/^[\x00-\x7f]*$/.test(message)) throw violation("welcome too long or not ASCII");
+    const keys = { new: "id k n r s v w", resumed: "id k n o r s v w", lost: "id k n r s v w why" }[
+      typeof f.s === "string" ? f.s : ""
+    ];
+    if (keys === undefined || Object.keys(f).filter((key) => key !== "g").sort().join(" ") !== keys) {
+      throw violation(`welcome with fields ${Object.keys(f).sort()}`);
+    }
+    const welcome = {
+      status: f.s,
+      id: f.id,
+      token: f.k,
+      nonce: f.n,
+      window: f.w,
+      handled: f.r,
+      received: f.o ?? null,
+      why: f.why ?? null,
+      loss: f.g ?? null,
+    };
+    const resumed = f.s === "resumed";
+    if (
+      !matches(SESSION_ID, welcome.id) ||
+      !matches(SESSION_ID, welcome.token) ||
+      !matches(NONCE, welcome.nonce) ||
+      typeof welcome.window !== "number" ||
+      !(welcome.window > 0 && welcome.window < Infinity) ||
+      !isCount(welcome.handled) ||
+      (!resumed && welcome.handled !== 0) ||
+      isFloat(message, "r") ||
+      isFloat(message, "o") ||
+      resumed !== isCount(welcome.received) ||
+      (f.s === "lost") !== (welcome.why === "unknown" || welcome.why === "identity") ||
+      !(welcome.loss === null || (resumed && welcome.loss === "broker"))
+    ) {
+      throw violation("malformed welcome");
+    }
+    return welcome;
+  }
+
+  /**
+   * `url` with this attempt's resume parameter, before any fragment.
+   * @param {string} url @param {string} value
+   */
+  function withResume(url, value) {
+    const hash = url.indexOf("#");
+    const base = hash < 0 ? url : url.slice(0, hash);
+    const separator = !base.includes("?") ? "?" : /[?&]$/.test(base) ? "" : "&";
+    return `${base}${separator}${RESUME_QUERY}=${value}${hash < 0 ? "" : url.slice(hash)}`;
   }
 
   // setTimeout fires at once for delays it cannot represent (over ~24.8 days, or
@@ -627,6 +767,7 @@ var rtt = (() => {
     "reconnected",
     "reconnect_failed",
     "error",
+    "session_lost",
   ]);
 
   /**
@@ -635,7 +776,19 @@ var rtt = (() => {
    *
    * Events and their arguments: `open()`, `message(data)` (a string, or a Uint8Array for
    * binary), `close(reason)`, `reconnecting(attempt, delaySeconds)`,
-   * `reconnected(attempt)`, `reconnect_failed(attempts)`, `error(error)`.
+   * `reconnected(attempt)`, `reconnect_failed(attempts)`, `error(error)`,
+   * `session_lost(detail)`.
+   *
+   * Resume (SPEC.md 17.4): with `resume` on (the default) and a server that offers it
+   * (`resume_window`), a reconnection continues the session: the messages each side sent
+   * meanwhile arrive once, in order, and `socketId` stays. When it cannot,
+   * `session_lost(detail)` fires between `open` and `reconnected`: messages may be
+   * missing, so re-sync the application's state. `detail` is "unknown" (the server no
+   * longer has the session), "identity" (authorize returned another identity),
+   * "overflow" (this client forgot a message the server still needed: past
+   * `offlineQueueSize` unconfirmed messages `send` forgets the oldest, as it cannot wait),
+   * "unsupported" (the server stopped offering resume) or "broker" (the server may have
+   * missed messages from its other processes; it also fires while open).
    *
    * States: "idle" → "connecting" → "open" ⇄ "reconnecting"; any → "closed" (final).
    *
@@ -648,7 +801,7 @@ var rtt = (() => {
      * @param {string} transport a registered transport name, e.g. "ws"
      * @param {string | URL} url the server's URL
      * @param {{reconnect?: boolean | ReconnectPolicy | object, offlineQueueSize?: number,
-     *          maxMessageSize?: number, connectTimeout?: number}} [options]
+     *          maxMessageSize?: number, connectTimeout?: number, resume?: boolean}} [options]
      */
     constructor(transport, url, options = {}) {
       const adapter = transports.get(transport);
@@ -696,6 +849,30 @@ var rtt = (() => {
       this._handlers = new Map(EVENTS.map((event) => [event, []]));
       /** @internal */
       this._warnedUnhandled = false;
+
+      // Resume (SPEC.md 17.4): the session this client holds, and its counts.
+      /** @internal @type {{id: string, token: string, nonce: string} | null} */
+      this._session = null;
+      /** @internal how the current connection frames messages: "plain", "resume", or "first" (a first connection whose first message may be a welcome) */
+      this._mode = "plain";
+      /** @internal messages of the session received (handed to the handlers) */
+      this._inCount = 0;
+      /** @internal @type {Message[]} written in the session and not yet confirmed, oldest first */
+      this._sent = [];
+      /** @internal the session's count of `_sent[0]`; forgotten messages are below it */
+      this._sentBase = 0;
+      /** @internal the count last acknowledged, the bytes received since, and the timer of the next ack */
+      this._acked = 0;
+      /** @internal */
+      this._ackBytes = 0;
+      /** @internal @type {ReturnType<typeof later>} */
+      this._ackTimer = undefined;
+      /** @internal @type {string | null} a loss that `session_lost` has yet to report */
+      this._pendingLoss = null;
+      /** @internal */
+      this._resumed = false;
+      /** @internal @type {Message[]} */
+      this._unconfirmed = [];
       /** @type {(reason: string) => void} */
       let resolveClosed = () => {};
       /** @internal @type {Promise<string>} */
@@ -736,10 +913,33 @@ var rtt = (() => {
     }
 
     /**
+     * The session's socket id (the server's `socket.id`) once a server that offers resume
+     * has welcomed this client; null before, and with a server that does not.
+     * @type {string | null}
+     */
+    get socketId() {
+      return this._session === null ? null : this._session.id;
+    }
+
+    /** Whether the current connection continues the previous connection's session. @type {boolean} */
+    get resumed() {
+      return this._resumed;
+    }
+
+    /**
+     * A copy of the messages written before the last `session_lost` whose fate is unknown:
+     * the server may or may not have handled them, and they were not sent again. Empty
+     * after an "overflow" or "broker" loss; kept until the next loss.
+     */
+    get unconfirmed() {
+      return this._unconfirmed.map((message) => (typeof message === "string" ? message : message.slice()));
+    }
+
+    /**
      * Register a handler. Handlers run in registration order with the client as `this`;
      * one that throws (or returns a rejected promise) is reported with console.error and
      * the `error` event, and the others still run.
-     * @param {string} event one of the seven event names
+     * @param {string} event one of the eight event names
      * @param {Function} handler
      * @returns {Client} this, for chaining
      */
@@ -803,7 +1003,10 @@ var rtt = (() => {
     /**
      * Send a message: a string, ArrayBuffer, TypedArray or DataView. While "open" it is
      * written at once; while "connecting" or "reconnecting" it joins the offline queue
-     * and is sent, in order, when the connection opens.
+     * and is sent, in order, when the connection opens. With resume, a message written is
+     * also kept until the server confirms it, and the unconfirmed messages and the queue
+     * hold at most `offlineQueueSize` together: past it the oldest unconfirmed message is
+     * forgotten (a later resume that needs it reports `session_lost("overflow")`).
      * @param {string | ArrayBuffer | ArrayBufferView} data
      * @throws {InvalidMessageError} data is of another type
      * @throws {MessageTooBigError} data is larger than maxMessageSize
@@ -818,7 +1021,7 @@ var rtt = (() => {
       const state = this._state;
       if (state === "open" && this._conn !== null) {
         try {
-          this._conn.send(message);
+          this._write(this._conn, message);
           return;
         } catch (error) {
           // Not written: the connection ended and its close is on the way. Keep the
@@ -829,7 +1032,10 @@ var rtt = (() => {
         throw new StateError(`cannot send in state ${state}`);
       }
       const limit = this.options.offlineQueueSize;
-      if (this._queue.length >= limit) throw new OfflineQueueFullError(limit);
+      if (this._queue.length + this._sent.length >= limit) {
+        if (this._sent.length === 0) throw new OfflineQueueFullError(limit);
+        this._forgetOldest();
+      }
       // Copy binary data: the caller may reuse its buffer before the queue is sent.
       this._queue.push(typeof message === "string" ? message : message.slice());
     }
@@ -862,10 +1068,17 @@ var rtt = (() => {
     // -- Internals ------------------------------------------------------------------
 
     /**
-     * One connection attempt. Exactly one of onOpen(conn) / onFail(error) is called;
+     * One connection attempt. Exactly one of onOpen(conn, answer) / onFail(error) is
+     * called, except when the server closes for good in answer to a resume: then the
+     * client goes on as if its last connection had closed so (`_lost`).
      * `this._cancel` fails the attempt early (close() uses it).
+     *
+     * Holding a session (or owing the report of a lost one), the attempt lasts until the
+     * server's first message, within the same `connectTimeout`: `answer` is the welcome,
+     * or null (then `first` is the message, if one came) when the server no longer offers
+     * resume. Otherwise `answer` is null and a first welcome arrives as a message.
      * @internal
-     * @param {(conn: Connection) => void} onOpen
+     * @param {(conn: Connection, answer?: Answer) => void} onOpen
      * @param {(error: ConnectError) => void} onFail
      */
     _attempt(onOpen, onFail) {
@@ -874,21 +1087,40 @@ var rtt = (() => {
       let conn = null;
       /** @type {ReturnType<typeof later>} */
       let timer = undefined;
+      const session = this._session;
+      const resume = this.options.resume;
+      const awaiting = resume && (session !== null || this._pendingLoss !== null);
+      let waiting = false; // opened, and waiting for the welcome
+      const value = session === null ? "1" : `${session.id}.${session.token}.${this._inCount}`;
+      const url = resume ? withResume(this.url, value) : this.url;
       const settle = () => {
         if (settled) return false;
         settled = true;
         clearTimeout(timer);
         return true;
       };
-      /** @param {unknown} error */
-      const fail = (error) => {
+      /** @param {unknown} error @param {string} [reason] how to close the connection */
+      const fail = (error, reason = CloseReason.CLIENT_CLOSED) => {
         if (!settle()) return;
-        if (conn !== null) closeQuietly(conn, CloseReason.CLIENT_CLOSED);
+        if (conn !== null) closeQuietly(conn, reason);
+        // The resume token never reaches an error text (logs): they name the client's URL.
+        if (error instanceof Error && url !== this.url) error.message = error.message.split(url).join(this.url);
         onFail(
           error instanceof ConnectError
             ? error
             : new ConnectError(`cannot connect to ${this.url}: ${errorText(error)}`, error),
         );
+      };
+      /** @param {Welcome | null} welcome @param {Message} [first] */
+      const answer = (welcome, first) => {
+        const problem = welcome === null ? null : this._welcomeProblem(welcome);
+        if (problem === null) {
+          if (settle()) onOpen(/** @type {Connection} */ (conn), { welcome, first });
+          return;
+        }
+        // The counts disagree: start over without the session (design 2.6).
+        if (this._session !== null) this._dropSession("unknown");
+        fail(violation(problem), CloseReason.PROTOCOL_ERROR);
       };
       /** @type {Sink} */
       const sink = Object.freeze({
@@ -898,48 +1130,78 @@ var rtt = (() => {
             queueMicrotask(sink.opened); // the adapter called back from inside open()
             return;
           }
-          if (settle()) onOpen(conn);
+          if (awaiting) waiting = true;
+          else if (settle()) onOpen(conn);
         },
         failed: (error) => fail(error),
         message: (data) => {
-          if (conn !== null && this._conn === conn) this._received(data);
+          if (waiting && !settled) {
+            /** @type {Welcome | null} */
+            let welcome;
+            try {
+              welcome = parseWelcome(data);
+            } catch (error) {
+              fail(error, CloseReason.PROTOCOL_ERROR);
+              return;
+            }
+            answer(welcome, welcome === null ? data : undefined);
+          } else if (conn !== null && this._conn === conn) this._received(data);
         },
         closed: (reason, code = null, text = null) => {
-          if (!settled) fail(new ConnectError(`connection to ${this.url} closed before opening (${reason})`));
-          else if (conn !== null && this._conn === conn) this._lost(reason, code, text);
+          if (settled) {
+            if (conn !== null && this._conn === conn) this._lost(reason, code, text);
+          } else if (waiting && FINAL.has(reason)) {
+            // The server ended the session while this client was away (design 2.5).
+            settle();
+            this._dropSession("unknown");
+            this._lost(reason, code, text);
+          } else {
+            fail(new ConnectError(`connection to ${this.url} closed before opening (${reason})`));
+          }
         },
       });
       const seconds = this.options.connectTimeout;
-      timer = later(() => fail(new ConnectError(`connecting to ${this.url} timed out after ${seconds} s`)), seconds);
+      timer = later(() => {
+        if (waiting) answer(null);
+        else fail(new ConnectError(`connecting to ${this.url} timed out after ${seconds} s`));
+      }, seconds);
       // Set before open(): if it throws, onFail may already start the next wait.
       this._cancel = fail;
       try {
-        conn = this._adapter.open(this.url, this.options, sink);
+        conn = this._adapter.open(url, this.options, sink);
       } catch (error) {
         fail(error);
       }
     }
 
     /**
-     * Take a new connection: flush the queue, then open. Returns null, or the error that
-     * ended the connection during the flush (the connection is then closed).
+     * Take a new connection: apply a resume attempt's answer, flush the queue, then open.
+     * Returns null, or the error that ended the connection meanwhile (it is then closed).
      * @internal
      * @param {Connection} conn
      * @param {number} attempt
+     * @param {Answer} [answer]
      * @returns {unknown}
      */
-    _adopt(conn, attempt) {
+    _adopt(conn, attempt, answer) {
       // Flush while the state is still "connecting"/"reconnecting" (SPEC.md 4.4): the
       // queue goes out in order and before anything sent after `open`. A message leaves
       // the queue only once written, so a failed flush loses nothing still queued.
-      let sent = 0;
       try {
-        for (; sent < this._queue.length; sent++) conn.send(this._queue[sent]);
+        if (answer === undefined) this._mode = this.options.resume ? "first" : "plain";
+        else this._resume(conn, answer.welcome);
+        while (this._queue.length > 0) {
+          const message = /** @type {Message} */ (this._queue.shift());
+          try {
+            this._write(conn, message);
+          } catch (error) {
+            this._queue.unshift(message);
+            throw error;
+          }
+        }
       } catch (error) {
         closeQuietly(conn, CloseReason.TRANSPORT_ERROR);
         return error;
-      } finally {
-        this._queue.splice(0, sent);
       }
       this._conn = conn;
       this._cancel = null;
@@ -953,25 +1215,239 @@ var rtt = (() => {
         }, policy.stableAfter);
       }
       this._emit("open");
+      const loss = this._pendingLoss;
+      this._pendingLoss = null;
+      if (loss !== null && this._state === "open") this._emit("session_lost", loss);
       if (attempt > 0 && this._state === "open") this._emit("reconnected", attempt);
+      // A first message that was not a welcome is data, delivered once the client is open.
+      if (answer !== undefined && answer.first !== undefined && this._state === "open") this._received(answer.first);
       return null;
+    }
+
+    /**
+     * Write an application message, and keep it until the server confirms it.
+     * @internal
+     * @param {Connection} conn
+     * @param {Message} message
+     */
+    _write(conn, message) {
+      if (this._mode === "plain") {
+        conn.send(message);
+        return;
+      }
+      // Before the welcome the server reads raw messages (and counts them); after it, escaped.
+      conn.send(this._mode === "resume" ? escape(message) : message);
+      this._sent.push(typeof message === "string" ? message : message.slice());
+      if (this._sent.length + this._queue.length > this.options.offlineQueueSize) this._forgetOldest();
+    }
+
+    /** @internal `send` cannot wait for a confirmation, so the oldest is forgotten (design 1.4). */
+    _forgetOldest() {
+      this._sent.shift();
+      this._sentBase++;
+    }
+
+    // -- Resume (SPEC.md 17.4; design 2.5) -----------------------------------------
+
+    /**
+     * The welcome of a resume attempt, before `open`: sets the loss to report, sends the
+     * hello, then what the server has not handled. Null: the server no longer offers
+     * resume, and the messages it may not have had go to `unconfirmed`.
+     * @internal
+     * @param {Connection} conn
+     * @param {Welcome | null} welcome
+     */
+    _resume(conn, welcome) {
+      this._resumed = welcome !== null && welcome.status === "resumed";
+      if (welcome === null) {
+        this._dropSession("unsupported");
+        this._mode = "plain";
+        return;
+      }
+      if (welcome.status === "resumed") {
+        // The server had `handled` of our messages. If it needs some this client forgot,
+        // they are lost, and the messages kept go on from its count.
+        if (welcome.handled < this._sentBase) this._lose("overflow", []);
+        this._sent.splice(0, welcome.handled - this._sentBase);
+        this._sentBase = welcome.handled;
+        if (welcome.loss !== null) this._lose(welcome.loss, []);
+      } else if (welcome.why !== null) {
+        this._dropSession(welcome.why);
+      }
+      this._welcome(conn, welcome);
+      for (const message of this._sent) conn.send(escape(message));
+    }
+
+    /**
+     * Why a resume attempt's welcome cannot be right, or null (design 2.6).
+     * @internal
+     * @param {Welcome} welcome
+     * @returns {string | null}
+     */
+    _welcomeProblem(welcome) {
+      const session = this._session;
+      const status = welcome.status;
+      if ((session === null) !== (status === "new")) return `a "${status}" welcome to this request`;
+      if (session === null || status !== "resumed") return null;
+      const out = this._sentBase + this._sent.length;
+      if (welcome.id !== session.id) return "another session resumed";
+      if (welcome.received !== this._inCount) return `a replay from ${welcome.received}, not ${this._inCount}`;
+      if (welcome.handled > out) return `${welcome.handled} messages handled of ${out} written`;
+      return null;
+    }
+
+    /**
+     * Take the session a welcome names, and switch this connection to resume framing.
+     * @internal
+     * @param {Connection} conn
+     * @param {Welcome} welcome
+     */
+    _welcome(conn, welcome) {
+      this._session = { id: welcome.id, token: welcome.token, nonce: welcome.nonce };
+      this._acked = this._inCount; // the resume request told the server
+      this._mode = "resume";
+      conn.send("\0H" + welcome.nonce);
+    }
+
+    /**
+     * Remember a loss for `session_lost`, with the messages whose fate it leaves unknown.
+     * @internal
+     * @param {string} detail
+     * @param {Message[]} unconfirmed
+     */
+    _lose(detail, unconfirmed) {
+      this._pendingLoss = detail;
+      this._unconfirmed = unconfirmed;
+    }
+
+    /** @internal The session is gone: its unconfirmed messages are not sent again. @param {string} detail */
+    _dropSession(detail) {
+      this._lose(detail, this._sent);
+      this._session = null;
+      this._sent = [];
+      this._sentBase = 0;
+      this._inCount = 0;
+    }
+
+    /**
+     * A first message on a first connection: the welcome of a server that offers resume,
+     * or data from one that does not. Returns whether it is data to deliver.
+     * @internal
+     * @param {Message} data
+     * @returns {boolean}
+     */
+    _first(data) {
+      /** @type {Welcome | null} */
+      let welcome;
+      try {
+        welcome = parseWelcome(data);
+        if (welcome !== null && welcome.status !== "new") throw violation(`a "${welcome.status}" welcome to a new session`);
+      } catch {
+        this._broken();
+        return false;
+      }
+      if (welcome === null) {
+        this._mode = "plain";
+        this._sent = [];
+        this._sentBase = 0;
+        return true;
+      }
+      try {
+        this._welcome(/** @type {Connection} */ (this._conn), welcome);
+      } catch {
+        // Ended meanwhile: its close is on the way, and the next attempt resumes.
+      }
+      return false;
+    }
+
+    /**
+     * A control message while open: an ack, or a loss (design 2.3).
+     * @internal
+     * @param {string} letter
+     * @param {string} payload
+     */
+    _control(letter, payload) {
+      if (letter === "L") {
+        this._unconfirmed = [];
+        this._emit("session_lost", payload);
+        return;
+      }
+      const count = Number(payload);
+      if (letter !== "A" || count > this._sentBase + this._sent.length) {
+        this._broken(); // a welcome or a hello now, or an ack of messages never written
+        return;
+      }
+      if (count > this._sentBase) {
+        this._sent.splice(0, count - this._sentBase);
+        this._sentBase = count;
+      }
+    }
+
+    /**
+     * Count a message received in the session; acknowledge at a threshold or after a delay.
+     * @internal
+     * @param {Message} message
+     */
+    _count(message) {
+      this._inCount++;
+      this._ackBytes += typeof message === "string" ? utf8Length(message) : message.byteLength;
+      if (this._inCount - this._acked >= ACK_EVERY || this._ackBytes >= ACK_BYTES) this._ack();
+      else if (this._ackTimer === undefined) this._ackTimer = later(() => this._ack(), ACK_DELAY);
+    }
+
+    /** @internal */
+    _ack() {
+      clearTimeout(this._ackTimer);
+      this._ackTimer = undefined;
+      this._ackBytes = 0;
+      this._acked = this._inCount;
+      try {
+        if (this._conn !== null) this._conn.send(`\0A${this._inCount}`);
+      } catch {
+        // Ended meanwhile: the next resume request carries the count.
+      }
+    }
+
+    /** @internal The server broke the resume wire rules. */
+    _broken() {
+      if (this._conn !== null) closeQuietly(this._conn, CloseReason.PROTOCOL_ERROR);
+      this._lost(CloseReason.PROTOCOL_ERROR);
     }
 
     /** @internal @param {Message} data */
     _received(data) {
+      const mode = this._mode;
+      if (mode === "first" && !this._first(data)) return;
+      let message = data;
+      if (mode === "resume" && typeof data === "string" && data.charCodeAt(0) === 0) {
+        /** @type {ReturnType<typeof classify>} */
+        let kind;
+        try {
+          kind = classify(data);
+        } catch {
+          this._broken();
+          return;
+        }
+        if ("letter" in kind) {
+          this._control(kind.letter, kind.payload);
+          return;
+        }
+        message = kind.data;
+      }
       // The same limit as the Python client's (SPEC.md 5.2): an oversized message is not
       // delivered and the connection is closed with "message too big".
-      if (oversize(data, this.options.maxMessageSize) > 0) {
+      if (oversize(message, this.options.maxMessageSize) > 0) {
         if (this._conn !== null) closeQuietly(this._conn, CloseReason.MESSAGE_TOO_BIG);
         this._lost(CloseReason.MESSAGE_TOO_BIG);
         return;
       }
+      if (mode === "resume") this._count(message);
       if (this._listeners("message").length === 0 && !this._warnedUnhandled) {
         // Never lose a message without a word: say so once, not once per message.
         this._warnedUnhandled = true;
         console.warn("rtt: a message arrived with no 'message' handler registered; it was dropped");
       }
-      this._emit("message", data);
+      this._emit("message", message);
     }
 
     /**
@@ -984,6 +1460,12 @@ var rtt = (() => {
     _lost(reason, code = null, text = null) {
       this._conn = null;
       clearTimeout(this._stable);
+      this._stopAcks();
+      // Before any welcome, what was written keeps today's at-most-once (design 1.4).
+      if (this._session === null) {
+        this._sent = [];
+        this._sentBase = 0;
+      }
       const application = reason === CloseReason.APPLICATION;
       this._closeCode = application ? (code ?? CODES.get(reason) ?? null) : null;
       this._closeText = application ? (text ?? "") : null;
@@ -1035,17 +1517,25 @@ var rtt = (() => {
         }
       };
       const timer = later(() => {
-        this._attempt((conn) => {
-          const error = this._adopt(conn, attempt);
+        this._attempt((conn, answer) => {
+          const error = this._adopt(conn, attempt, answer);
           if (error !== null) retry(error);
         }, retry);
       }, delay);
       this._cancel = () => clearTimeout(timer);
     }
 
+    /** @internal The connection ended: the next resume request carries the count instead. */
+    _stopAcks() {
+      clearTimeout(this._ackTimer);
+      this._ackTimer = undefined;
+      this._ackBytes = 0;
+    }
+
     /** @internal @param {string} reason a CloseReason value */
     _finalise(reason) {
       clearTimeout(this._stable);
+      this._stopAcks();
       this._state = "closed";
       this._closeReason = reason;
       this._conn = null;
@@ -1077,7 +1567,7 @@ var rtt = (() => {
     }
 
     /**
-     * The handlers of one of the seven events.
+     * The handlers of one of the eight events.
      * @internal
      * @param {string} event
      * @returns {Function[]}
