@@ -10,6 +10,7 @@ from __future__ import annotations
 import abc
 import asyncio
 import collections
+import contextlib
 import inspect
 import logging
 import random
@@ -19,6 +20,7 @@ from enum import Enum
 from types import CoroutineType, TracebackType
 from typing import TYPE_CHECKING, Any, TypeVar, overload
 
+from ._client_session import ClientSession, resume_url
 from ._emitter import Emitter
 from .codec import check_message, message_size
 from .errors import (
@@ -30,6 +32,7 @@ from .errors import (
 )
 from .events import CLIENT_EVENTS, ClientEvent, CloseReason
 from .options import ClientOptions
+from .resume import ACK_EVERY, Control, ResumeProtocolError, Welcome, ack_text, classify, escape, hello_text
 
 if TYPE_CHECKING:
     from .transport import Transport
@@ -147,14 +150,23 @@ def _wake(future: asyncio.Future[None] | None) -> None:
         future.set_result(None)
 
 
+class _FinalClose(Exception):
+    """A resume attempt ended with a final close before its welcome: the session is over."""
+
+    def __init__(self, closed: ConnectionClosed) -> None:
+        super().__init__(str(closed))
+        self.closed = closed
+
+
 class Client(abc.ABC):
     """A Python client that reconnects by itself; an async context manager and iterator.
 
     Events: ``open()``, ``message(data)``, ``close(reason)``,
     ``reconnecting(attempt, delay)``, ``reconnected(attempt)``,
-    ``reconnect_failed(attempts)``, ``error(exception)``. Received messages go
-    to ``message`` handlers if any are registered, otherwise to ``recv()`` and
-    ``async for``.
+    ``reconnect_failed(attempts)``, ``error(exception)`` and, with a server
+    that offers resume, ``session_lost(detail)`` (SPEC.md 17.4). Received
+    messages go to ``message`` handlers if any are registered, otherwise to
+    ``recv()`` and ``async for``.
     """
 
     def __init__(self, transport: Transport, url: str, options: ClientOptions) -> None:
@@ -179,6 +191,20 @@ class Client(abc.ABC):
         self._delays: Iterator[float] | None = None
         self._attempts = 0
         self._opened_at = 0.0
+        # Resume (SPEC.md 17.4): the session, the current connection's mode, and what a
+        # resume attempt read before the connection was handed to the reader.
+        self._session: ClientSession | None = None
+        self._framed = False  # the current connection speaks resume framing (after the welcome)
+        self._expect_welcome = False  # a first connection that asked: its first message may be one
+        self._resumed = False
+        self._signalled = False  # session_lost fired for the current connection
+        self._loss: str | None = None  # session_lost to fire at the next open
+        self._lost: tuple[str | bytes, ...] = ()
+        self._welcome: Welcome | None = None
+        self._first: asyncio.Future[str | bytes] | None = None
+        self._ack_timer: asyncio.TimerHandle | None = None
+        self._room = asyncio.Event()
+        self._tasks: set[asyncio.Task[None]] = set()
 
     # -- Public API ------------------------------------------------------
 
@@ -210,6 +236,43 @@ class Client(abc.ABC):
     def unsent(self) -> tuple[str | bytes, ...]:
         """Messages in the offline queue, oldest first; once CLOSED, those never sent."""
         return tuple(self._offline)
+
+    @property
+    def socket_id(self) -> str | None:
+        """The server's id for this client's session (SPEC.md 17.4); ``None`` until a welcome.
+
+        It stays the same across resumed connections and changes when a
+        session is lost. Without a server that offers resume it stays ``None``.
+        """
+        session = self._session
+        return session.id if session is not None else None
+
+    @property
+    def resumed(self) -> bool:
+        """Whether the current connection continues the previous connection's session."""
+        return self._resumed
+
+    @property
+    def unconfirmed(self) -> tuple[str | bytes, ...]:
+        """Messages written before the last loss of a session whose fate is unknown, oldest first.
+
+        The server may or may not have handled them; they are not sent again.
+        Set when ``session_lost`` fires (and when the client ends CLOSED holding
+        a session); kept until the next loss.
+        """
+        return self._lost
+
+    @property
+    def connect_url(self) -> str:
+        """The URL a connection attempt opens: :attr:`url` plus this attempt's resume parameter.
+
+        A plugin's ``_connect()`` opens this one (SPEC.md 10.3). With the
+        ``resume`` option off it is :attr:`url` itself. It may carry a secret
+        token, so error messages and logs name :attr:`url` instead.
+        """
+        if not self.options.resume:
+            return self.url
+        return resume_url(self.url, self._session)
 
     @overload
     def on(self, event: ClientEvent, handler: None = None) -> Callable[[H], H]: ...
@@ -250,21 +313,42 @@ class Client(abc.ABC):
 
         Raises :class:`~rtt.errors.OfflineQueueFullError` when the queue is
         full, :class:`~rtt.errors.StateError` before ``connect()`` or after
-        the client closed.
+        the client closed. In a resumed session (SPEC.md 17.4) a message is kept
+        until the server confirms it, and while OPEN a send beyond the bound
+        waits for a confirmation.
         """
         check_message(data, self.options.max_message_size)
-        state = self._state
-        if state is ClientState.OPEN and self._conn is not None:
-            try:
-                await self._conn.send(data)
-                return
-            except ConnectionClosed:
-                if self.options.reconnect is None or self._closing:
-                    raise
-                # Not written: keep it for after the reconnection the reader is about to start.
-        elif state is ClientState.IDLE or state is ClientState.CLOSED:
-            raise StateError(f"cannot send in state {state.name}")
-        self._enqueue(data)
+        while True:
+            state = self._state
+            conn = self._conn
+            if state is ClientState.OPEN and conn is not None:
+                session = self._session
+                wire = data
+                if session is not None:
+                    if self._framed:
+                        if len(session.unconfirmed) >= session.limit:
+                            self._room.clear()
+                            await self._room.wait()
+                            continue  # the state may have changed meanwhile
+                        wire = escape(data)
+                    # Kept before the write, so the order of concurrent sends is the wire's.
+                    session.wrote(data)
+                try:
+                    await conn.send(wire)
+                    return
+                except ConnectionClosed:
+                    ending = self.options.reconnect is None or self._closing
+                    if session is not None:
+                        if session.id is not None and not ending:
+                            return  # kept as unconfirmed: sent again if the server has not handled it
+                        session.unwrite(data)
+                    if ending:
+                        raise
+                    # Not written: keep it for after the reconnection the reader is about to start.
+            elif state is ClientState.IDLE or state is ClientState.CLOSED:
+                raise StateError(f"cannot send in state {state.name}")
+            self._enqueue(data)
+            return
 
     async def recv(self) -> str | bytes:
         """Wait for the next message; raise :class:`~rtt.errors.ConnectionClosed` once closed."""
@@ -366,23 +450,124 @@ class Client(abc.ABC):
     # -- Internals ------------------------------------------------------------
 
     async def _attempt(self) -> ClientConnection:
+        options = self.options
+        session = self._session
+        resuming = session is not None and session.id is not None
+        if options.resume and not resuming:
+            # A first connection of a session: what is written before its welcome counts once it comes.
+            self._session = ClientSession(max(options.offline_queue_size, ACK_EVERY))
+        self._framed = self._resumed = self._signalled = False
+        self._expect_welcome = options.resume and not resuming
+        conn: ClientConnection | None = None
         try:
-            async with asyncio.timeout(self.options.connect_timeout):
-                return await self._connect()
-        except TimeoutError:
-            raise ConnectError(
-                f"connecting to {self.url} timed out after {self.options.connect_timeout} s"
-            ) from None
-        except ConnectError as exc:
-            certificate = None if isinstance(exc, RejectedError) else _certificate_failure(exc)
-            if certificate is not None:
-                raise self._untrusted(certificate) from exc
+            try:
+                async with asyncio.timeout(options.connect_timeout):
+                    conn = await self._connect()
+                    if resuming:
+                        self._welcome = await self._await_welcome(conn)
+            except TimeoutError:
+                if conn is None:
+                    raise ConnectError(
+                        f"connecting to {self.url} timed out after {options.connect_timeout} s"
+                    ) from None
+                # Open, but no welcome within connect_timeout: the server no longer offers
+                # resume. What the first read returns later is the connection's first message.
+                self._welcome = None
+            except ConnectError as exc:
+                certificate = None if isinstance(exc, RejectedError) else _certificate_failure(exc)
+                if certificate is not None:
+                    raise self._untrusted(certificate) from exc
+                raise
+            except OSError as exc:
+                certificate = _certificate_failure(exc)
+                if certificate is not None:
+                    raise self._untrusted(certificate) from exc
+                raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
+        except BaseException:
+            if conn is not None:
+                await self._abandon(conn, CloseReason.CLIENT_CLOSED)
             raise
-        except OSError as exc:
-            certificate = _certificate_failure(exc)
-            if certificate is not None:
-                raise self._untrusted(certificate) from exc
-            raise ConnectError(f"cannot connect to {self.url}: {exc}") from exc
+        return conn
+
+    async def _await_welcome(self, conn: ClientConnection) -> Welcome | None:
+        """Read a resume attempt's first message: the welcome, or ``None`` (kept in ``_first``).
+
+        The read is a task of its own that a timeout does not cancel, so a
+        message it returns after the timeout is still the connection's first.
+        """
+        first = asyncio.get_running_loop().create_task(conn.recv())
+        self._first = first
+        try:
+            message = await asyncio.shield(first)
+        except ConnectionClosed as exc:
+            self._first = None
+            self._close_code, self._close_text = exc.code, exc.text
+            if not self._reconnects_after(exc.reason):
+                raise _FinalClose(exc) from None
+            if exc.reason is CloseReason.APPLICATION:
+                # The server ended the session with a code the client retries: it retries
+                # without the token, in a new session.
+                self._lose("unknown")
+            raise ConnectError(f"{self.url} closed the connection before its welcome: {exc}") from None
+        try:
+            welcome = Welcome.parse(message)
+        except ResumeProtocolError as exc:
+            self._first = None
+            await self._abandon(conn, CloseReason.PROTOCOL_ERROR)
+            raise ConnectError(f"{self.url} sent a broken welcome: {exc}") from None
+        if welcome is not None:
+            self._first = None
+        return welcome
+
+    async def _abandon(self, conn: ClientConnection, reason: CloseReason) -> None:
+        """Close a connection that will not be used, ignoring how it fails."""
+        first, self._first = self._first, None
+        if first is not None:
+            first.cancel()
+        # Nothing was delivered from it: how its close fails does not matter.
+        with contextlib.suppress(Exception):
+            await asyncio.wait_for(conn.close(reason), self.options.close_timeout + 1)
+
+    async def _greet(self, conn: ClientConnection) -> None:
+        """A resume attempt's steps after its welcome (SPEC.md 17.4): hello, then what to resend.
+
+        Raises :class:`ConnectionClosed` if a write fails and
+        :class:`~rtt.resume.ResumeProtocolError` if the welcome does not
+        continue the session.
+        """
+        session = self._session
+        if session is None or session.id is None or self._expect_welcome:
+            return  # a first connection: its welcome, if any, comes to the reader
+        welcome, self._welcome = self._welcome, None
+        if welcome is None:
+            self._lose("unsupported")
+            # A first message still to come is read as a first connection's: a welcome that
+            # comes after all (a server slower than connect_timeout) is refused, not delivered.
+            self._expect_welcome = True
+            return
+        if welcome.status == "resumed":
+            loss = session.resume(welcome)
+            self._resumed = True
+        else:
+            self._lose(welcome.why or "unknown")
+            session = ClientSession(session.limit)
+            self._session = session
+            session.start(welcome)
+            loss = None
+        self._framed = True
+        await conn.send(hello_text(session.nonce))
+        for data in tuple(session.unconfirmed):
+            await conn.send(escape(data))
+        if loss is not None:
+            self._loss = loss
+
+    def _lose(self, detail: str) -> None:
+        """The session is lost: remember what may be missing, report ``detail`` at the next open."""
+        session = self._session
+        self._session = None
+        if session is not None and session.id is not None:
+            self._lost = tuple(session.unconfirmed)
+            self._loss = detail
 
     def _untrusted(self, failure: ssl.SSLCertVerificationError) -> ConnectError:
         """The one error for a server certificate that failed verification, on every transport."""
@@ -394,7 +579,10 @@ class Client(abc.ABC):
 
     def _enqueue(self, data: str | bytes) -> None:
         size = self.options.offline_queue_size
-        if len(self._offline) >= size:
+        session = self._session
+        # The bound counts the messages of a session kept for a resend too (SPEC.md 17.4).
+        held = len(session.unconfirmed) if session is not None and session.id is not None else 0
+        if len(self._offline) + held >= size:
             raise OfflineQueueFullError(size)
         self._offline.append(data)
 
@@ -402,9 +590,24 @@ class Client(abc.ABC):
         # State is still CONNECTING/RECONNECTING here, so concurrent sends
         # join the queue's tail and order is kept.
         offline = self._offline
+        session = self._session
+        if session is None:
+            while offline:
+                await conn.send(offline[0])
+                offline.popleft()
+            return
+        framed = self._framed
         while offline:
-            await conn.send(offline[0])
-            offline.popleft()
+            data = offline.popleft()
+            session.wrote(data)
+            try:
+                await conn.send(escape(data) if framed else data)
+            except ConnectionClosed:
+                if not framed:
+                    # Before a welcome the write counts for nothing: back to the queue.
+                    session.unwrite(data)
+                    offline.appendleft(data)
+                raise
 
     async def _emit(self, event: str, *args: Any) -> None:
         if not await self._emitter.emit(event, *args) and event != "error":
@@ -427,24 +630,61 @@ class Client(abc.ABC):
     async def _run(self, conn: ClientConnection) -> None:
         """Read until the connection ends, then reconnect or finish."""
         limit = self.options.max_message_size
+        loop = asyncio.get_running_loop()
         while True:
+            first, self._first = self._first, None
             try:
                 while True:
-                    data = await conn.recv()
+                    if first is None:
+                        data = await conn.recv()
+                    else:
+                        data, first = await first, None
+                    session = self._session
+                    if self._framed:
+                        assert session is not None
+                        if type(data) is str and data[:1] == "\x00":
+                            item = classify(data)
+                            if isinstance(item, Control):
+                                await self._control(conn, session, item)
+                                continue
+                            data = item.data
+                    elif self._expect_welcome:
+                        self._expect_welcome = False
+                        welcome = Welcome.parse(data)
+                        if welcome is not None:
+                            await self._welcomed(conn, welcome)
+                            continue
+                        self._session = None  # the server does not offer resume: a plain connection
+                        session = None
                     # A plugin's library should refuse it first (on the wire, with 1009); this
                     # keeps the promise of 5.2 for every plugin: never delivered, closed.
                     # len() first: a str's UTF-8 size is at most 4 per character.
                     if len(data) * 4 > limit and message_size(data) > limit:
-                        await self._refuse_too_big(conn)
+                        await self._refuse(conn, CloseReason.MESSAGE_TOO_BIG)
                         reason = CloseReason.MESSAGE_TOO_BIG
                         break
+                    if self._framed:
+                        assert session is not None
+                        clock = session.clock
+                        # Characters stand for bytes here: the byte bound only needs to be close.
+                        if clock.received(len(data), loop.time()):
+                            await self._send_control(conn, ack_text(clock.take()))
+                        elif self._ack_timer is None and clock.due is not None:
+                            self._ack_timer = loop.call_at(clock.due, self._ack_due, conn)
                     await self._deliver(data)
             except ConnectionClosed as exc:
                 reason = exc.reason
                 self._close_code, self._close_text = exc.code, exc.text
+            except ResumeProtocolError as exc:
+                logger.warning("the server broke the resume protocol: %s", exc)
+                await self._refuse(conn, CloseReason.PROTOCOL_ERROR)
+                reason = CloseReason.PROTOCOL_ERROR
+                # What the server holds no longer matches: the next connection starts anew.
+                self._lose("unknown")
             except Exception as exc:
                 logger.warning("client connection failed: %r", exc)
                 reason = CloseReason.TRANSPORT_ERROR
+            self._connection_ended(first)
             if reason is not CloseReason.APPLICATION:
                 self._close_code = self._close_text = None
             if self._stopping():
@@ -454,6 +694,9 @@ class Client(abc.ABC):
                 self._finalise(reason)
                 await self._emit("close", reason)
                 return
+            if reason is CloseReason.APPLICATION:
+                # The server ended the session and the client retries: in a new session.
+                self._lose("unknown")
             self._state = ClientState.RECONNECTING
             await self._emit("close", reason)
             if self._stopping():
@@ -463,6 +706,61 @@ class Client(abc.ABC):
                 return
             conn = new_conn
 
+    async def _welcomed(self, conn: ClientConnection, welcome: Welcome) -> None:
+        """The welcome of a first connection: the session starts (SPEC.md 17.4)."""
+        session = self._session
+        if session is None or welcome.status != "new":
+            raise ResumeProtocolError(f"an unexpected welcome {welcome.status!r}")
+        session.start(welcome)
+        self._framed = True
+        await self._send_control(conn, hello_text(welcome.nonce))
+
+    async def _control(self, conn: ClientConnection, session: ClientSession, control: Control) -> None:
+        letter = control.letter
+        if letter == "A":
+            session.confirm(control.count)
+            self._room.set()
+        elif letter == "L":
+            await self._signal(control.payload)
+        else:
+            raise ResumeProtocolError(f"a {letter!r} control after the welcome")
+
+    async def _signal(self, detail: str) -> None:
+        """Fire ``session_lost(detail)``, at most once per connection."""
+        if not self._signalled:
+            self._signalled = True
+            await self._emit("session_lost", detail)
+
+    async def _send_control(self, conn: ClientConnection, text: str) -> None:
+        # A failed write is the end of the connection, which the reader sees at its next read.
+        with contextlib.suppress(ConnectionClosed):
+            await conn.send(text)
+
+    def _ack_due(self, conn: ClientConnection) -> None:
+        # The timer is cancelled when its connection ends, so the session is the one it was armed for.
+        self._ack_timer = None
+        session = self._session
+        assert session is not None
+        clock = session.clock
+        if clock.due is None:
+            return  # acknowledged at a threshold meanwhile
+        loop = asyncio.get_running_loop()
+        if not clock.expired(loop.time()):
+            self._ack_timer = loop.call_at(clock.due, self._ack_due, conn)
+            return
+        task = loop.create_task(self._send_control(conn, ack_text(clock.take())))
+        self._tasks.add(task)
+        task.add_done_callback(self._tasks.discard)
+
+    def _connection_ended(self, first: asyncio.Future[str | bytes] | None) -> None:
+        if first is not None:
+            first.cancel()
+        timer, self._ack_timer = self._ack_timer, None
+        if timer is not None:
+            timer.cancel()
+        self._framed = self._expect_welcome = False
+        self._room.set()  # senders waiting for room go to the offline queue now
+
     def _reconnects_after(self, reason: CloseReason) -> bool:
         policy = self.options.reconnect
         if policy is None:
@@ -471,11 +769,11 @@ class Client(abc.ABC):
             return self._close_code in policy.retry_codes
         return reason.reconnect
 
-    async def _refuse_too_big(self, conn: ClientConnection) -> None:
+    async def _refuse(self, conn: ClientConnection, reason: CloseReason) -> None:
         try:
-            await asyncio.wait_for(conn.close(CloseReason.MESSAGE_TOO_BIG), self.options.close_timeout + 1)
+            await asyncio.wait_for(conn.close(reason), self.options.close_timeout + 1)
         except Exception as exc:  # the connection may be broken already; the reason stands
-            logger.debug("closing after a message over max_message_size: %r", exc)
+            logger.debug("closing with %s: %r", reason, exc)
 
     async def _reconnect(self) -> ClientConnection | None:
         policy = self.options.reconnect
@@ -498,6 +796,13 @@ class Client(abc.ABC):
             await asyncio.sleep(delay)
             try:
                 conn = await self._attempt()
+            except _FinalClose as exc:
+                # The server ended the session while the client was away (SPEC.md 17.4): as
+                # if the close had come on the old connection.
+                reason = exc.closed.reason
+                self._finalise(reason)
+                await self._emit("close", reason)
+                return None
             except RejectedError as exc:
                 await self._emitter.emit("error", exc)
                 if exc.status >= 500:
@@ -512,16 +817,34 @@ class Client(abc.ABC):
                     break
                 continue
             try:
+                await self._greet(conn)
                 await self._flush(conn)
             except ConnectionClosed as exc:
+                self._connection_ended(self._first)
+                self._first = None
                 await self._emitter.emit("error", exc)
                 continue
+            except ResumeProtocolError as exc:
+                # The counts of the two sides no longer match: a new session on the next attempt.
+                self._lose("unknown")
+                await self._abandon(conn, CloseReason.PROTOCOL_ERROR)
+                self._connection_ended(None)
+                await self._emitter.emit("error", exc)
+                continue
+            except BaseException:
+                await self._abandon(conn, CloseReason.CLIENT_CLOSED)
+                raise
             self._conn = conn
             self._state = ClientState.OPEN
             self._opened_at = loop.time()
             await self._emit("open")
             if self._stopping():
                 return None
+            loss, self._loss = self._loss, None
+            if loss is not None:
+                await self._signal(loss)
+                if self._stopping():
+                    return None
             await self._emit("reconnected", attempt)
             return conn
         self._finalise(final)
@@ -539,8 +862,12 @@ class Client(abc.ABC):
                 reason,
                 len(self._offline),
             )
+        session = self._session
+        if session is not None and session.id is not None and session.unconfirmed:
+            self._lost = tuple(session.unconfirmed)
         self._state = ClientState.CLOSED
         self._close_reason = reason
         self._conn = None
         self._inbox.close()
         self._closed.set()
+        self._connection_ended(None)

@@ -69,11 +69,6 @@ class MockClient(Client):
     ) -> None:
         super().__init__(transport, url, options)
         self._network = network
-        parts = urlsplit(url)
-        self._host = parts.hostname or "127.0.0.1"
-        self._port = parts.port or 0
-        self._path = parts.path or "/"
-        self._query = parts.query
         self._connection: MockConnection | None = None
 
     @property
@@ -86,9 +81,12 @@ class MockClient(Client):
         cast(MockConnection, self._current_connection()).link.stall()
 
     async def _connect(self) -> ClientConnection:
-        server: MockServer = self._network.listener(self._host, self._port)  # type: ignore[assignment]
+        # Each attempt has its own URL: its query carries the resume parameter (SPEC.md 10.3).
+        parts = urlsplit(self.connect_url)
+        listener = self._network.listener(parts.hostname or "127.0.0.1", parts.port or 0)
+        server: MockServer = listener  # type: ignore[assignment]
         link = Link(self._network.client_address())
-        request = Request(self._path, self._query, tuple(self.options.headers.items()))
+        request = Request(parts.path or "/", parts.query, tuple(self.options.headers.items()))
         rejected = await server.accept(link, request)
         if rejected is not None:
             raise RejectedError(rejected.status, rejected.reason)
