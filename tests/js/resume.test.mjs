@@ -427,6 +427,17 @@ describe("the client's resume state machine", () => {
     );
   });
 
+  test("close() while awaiting the welcome abandons the attempt", async (t) => {
+    const { fake, client, conn } = await away(t, { written: 1 });
+    client.close();
+    assert.deepEqual(conn.closedWith, [1000, "client closed"]);
+    conn.sink.message(NEW.text); // too late: ignored
+    t.mock.timers.tick(60_000);
+    assert.equal(events(client), "open close:transport error reconnecting");
+    assert.equal(client.closeReason, "client closed");
+    assert.equal(fake.conns.length, 2);
+  });
+
   test("the resume token never appears in an error text", async (t) => {
     const { client, conn } = await away(t);
     conn.sink.failed(new Error(`cannot reach ${conn.url}`));
