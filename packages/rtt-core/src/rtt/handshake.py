@@ -16,7 +16,9 @@ from collections.abc import Awaitable, Callable, Collection, Iterable, Iterator,
 from dataclasses import dataclass, field
 from types import MappingProxyType
 from typing import Any, NamedTuple, TypeAlias
-from urllib.parse import parse_qsl
+from urllib.parse import parse_qsl, unquote_plus
+
+from .resume import QUERY
 
 __all__ = [
     "Accept",
@@ -134,6 +136,9 @@ class Handshake:
     HTTP request), from a trusted proxy's forwarded headers where they say (SPEC.md 8.5)."""
     query: Mapping[str, str] = field(init=False)
     """Parsed query; the first value of a repeated name wins."""
+    # The value of the reserved ``rtt_resume`` parameter (SPEC.md 17), taken out of
+    # ``query`` and ``query_string`` before ``authorize`` sees them (see take_resume).
+    _resume: str | None = field(init=False, default=None, repr=False, compare=False)
 
     def __post_init__(self) -> None:
         object.__setattr__(self, "query", parse_query(self.query_string))
@@ -141,6 +146,20 @@ class Handshake:
             object.__setattr__(self, "peer_address", self.remote_address)
         if self.scheme not in _SCHEMES:
             raise ValueError(f"Handshake scheme must be 'http' or 'https', got {self.scheme!r}")
+
+    def _take_resume(self) -> None:
+        """Move the reserved ``rtt_resume`` parameter out of ``query`` and ``query_string``.
+
+        The core calls it before ``authorize`` runs, only when ``query`` has the
+        name, so the token never reaches applications (SPEC.md 17.3).
+        """
+        value = self.query[QUERY]
+        kept = "&".join(
+            pair for pair in self.query_string.split("&") if unquote_plus(pair.partition("=")[0]) != QUERY
+        )
+        object.__setattr__(self, "_resume", value)
+        object.__setattr__(self, "query_string", kept)
+        object.__setattr__(self, "query", parse_query(kept))
 
     @property
     def secure(self) -> bool:

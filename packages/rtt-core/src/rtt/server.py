@@ -38,8 +38,10 @@ from .events import SERVER_EVENTS, Close, CloseReason, ServerEvent
 from .handshake import Accept, Handshake, Headers, Reject, origin_allowed, through_proxies
 from .options import ServerOptions
 from .relay import Relay, RelayedRequest, RelayedResponse, fetch_unix, relayed_peer
+from .resume import QUERY
 
 if TYPE_CHECKING:
+    from ._sessions import Link, Sessions
     from .transport import Transport
 
 __all__ = ["Server", "ServerState", "ServerStats", "Socket", "new_socket_id"]
@@ -115,6 +117,20 @@ class Socket:
     """What ``authorize`` attached with :class:`~rtt.handshake.Accept`."""
     connected_at: float = field(default_factory=time.time)
     """Wall-clock time the socket was accepted."""
+    away_since: float | None = None
+    """Wall-clock time its last connection ended while its session waits for the client to
+    resume (SPEC.md 17.3), or ``None`` while connected."""
+    resumable: bool = False
+    """Whether its client negotiated resume (SPEC.md 17)."""
+    resumes: int = 0
+    """How many times its client resumed it: a generation number for presence stores."""
+    # The connection of a wire socket (the one a plugin holds for a resumable socket).
+    _link: Link[Any] | None = field(default=None, repr=False)
+
+    @property
+    def away(self) -> bool:
+        """Whether its connection has ended and its session waits for the client to resume."""
+        return self.away_since is not None
 
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.transport} from {self.remote_address}>"
@@ -139,6 +155,10 @@ class ServerStats:
     """Envelopes this process received from its broker and acted on."""
     broker_outages: int = 0
     """Times the broker link was lost; messages other processes published meanwhile did not reach this one."""
+    resumes: int = 0
+    """Sessions a client resumed here (SPEC.md 17.3)."""
+    resume_failures: int = 0
+    """Resume requests answered ``lost``: a new session instead (SPEC.md 17.3)."""
 
 
 class Server(abc.ABC, Generic[C]):
@@ -192,6 +212,12 @@ class Server(abc.ABC, Generic[C]):
         #: A plugin that can serve relayed requests (SPEC.md 13.8) sets this to
         #: the path of a Unix socket on which its own HTTP server listens.
         self._relay_socket: str | None = None
+        # The resume layer (SPEC.md 17), or None: then none of it runs.
+        self._resume: Sessions[C] | None = None
+        if options.resume_window is not None:
+            from ._sessions import Sessions  # it imports this module
+
+            self._resume = Sessions(self)
         if options.broker is not None:
             from .registry import load_broker  # the registry imports this module
 
@@ -305,6 +331,8 @@ class Server(abc.ABC, Generic[C]):
                     self._abort(conn)
                 for socket, _conn, reason in list(self._closing.values()):
                     await self._finish(socket, reason)
+            if self._resume is not None:
+                await self._resume.shutdown()  # sessions still away end with ``shutdown``
         finally:
             if self._relay is not None:
                 await self._relay.close()
@@ -345,6 +373,12 @@ class Server(abc.ABC, Generic[C]):
         if self._state is not ServerState.RUNNING:
             self._require_running("send")
         size = check_message(data, self.options.max_message_size)
+        resume = self._resume
+        if resume is not None:
+            session = resume.sessions.get(socket_id)
+            if session is not None:
+                await resume.send(session, data, size)  # connected or away: its log keeps it
+                return
         conn = self._conns.get(socket_id)
         if conn is None:
             await self._to_holder("send", socket_id, data=data)
@@ -391,6 +425,9 @@ class Server(abc.ABC, Generic[C]):
 
     async def _deliver(self, data: str | bytes, size: int, skip: set[str], group: str | None) -> int:
         """Queue ``data`` on this process's sockets (all, or a group's members) except ``skip``."""
+        resume = self._resume
+        if resume is not None and resume.sessions:
+            return await resume.deliver(data, size, skip, group)
         conns = self._conns
         if group is None:
             targets = {sid: c for sid, c in conns.items() if sid not in skip} if skip else conns
@@ -436,6 +473,12 @@ class Server(abc.ABC, Generic[C]):
             close = Close.application(code, "" if reason is None else reason)
         self._require_running("disconnect")
         if socket_id not in self._conns:
+            resume = self._resume
+            session = resume.sessions.get(socket_id) if resume is not None else None
+            if session is not None:
+                assert resume is not None
+                await resume.disconnect(session, close)  # away, or its connection closing
+                return
             await self._to_holder("disconnect", socket_id, data=close.as_text() if close else None)
             return
         if close is None:
@@ -451,7 +494,7 @@ class Server(abc.ABC, Generic[C]):
         """
         self._require_running("join")
         _check_group(group)
-        if socket_id not in self._conns:
+        if not self._held(socket_id):
             await self._to_holder("join", socket_id, group=group, confirmed=True)
             return
         await self._join(socket_id, group)
@@ -460,10 +503,16 @@ class Server(abc.ABC, Generic[C]):
         """Take a socket out of ``group``; leaving a group it is not in does nothing."""
         self._require_running("leave")
         _check_group(group)
-        if socket_id not in self._conns:
+        if not self._held(socket_id):
             await self._to_holder("leave", socket_id, group=group, confirmed=True)
             return
         self._leave(socket_id, group)
+
+    def _held(self, socket_id: str) -> bool:
+        """Whether this process holds the socket: connected, or a session away or closing."""
+        if socket_id in self._conns:
+            return True
+        return self._resume is not None and socket_id in self._resume.sessions
 
     def groups(self, socket_id: str) -> frozenset[str]:
         """The groups a socket of this process is in (empty for an unknown id)."""
@@ -513,6 +562,9 @@ class Server(abc.ABC, Generic[C]):
             object.__setattr__(handshake, "scheme", "https")
         if self.options.trusted_proxies:
             through_proxies(handshake, self.options.trusted_proxies)
+        if QUERY in handshake.query:
+            # Reserved (SPEC.md 17.1): neither authorize nor the application sees the token.
+            handshake._take_resume()
         self._admitting += 1
         self._admitted.clear()
         try:
@@ -577,7 +629,14 @@ class Server(abc.ABC, Generic[C]):
 
         If the server began shutting down meanwhile, the connection is closed
         with ``shutdown`` and the socket is returned already closing.
+        With resume on, a handshake that asks for it starts or resumes a
+        session instead (SPEC.md 17.3), and the socket returned is the
+        connection's own (*wire*) socket: the plugin passes it to
+        :meth:`_received` and :meth:`_closed` as always.
         """
+        resume = self._resume
+        if resume is not None and handshake._resume is not None and self._state is ServerState.RUNNING:
+            return await resume.open(conn, handshake, identity)
         socket = Socket(
             id=new_socket_id(),
             transport=self.transport.name,
@@ -604,6 +663,11 @@ class Server(abc.ABC, Generic[C]):
 
     async def _received(self, socket: Socket, data: str | bytes) -> None:
         """Deliver one message from ``socket`` to the ``message`` handlers, in order."""
+        link = socket._link
+        if link is not None:
+            assert self._resume is not None
+            await self._resume.received(link, data)
+            return
         if socket.id not in self._sockets:
             return  # closing: nothing more is delivered after the server decided to close
         size = message_size(data)
@@ -626,6 +690,24 @@ class Server(abc.ABC, Generic[C]):
         finally:
             self._busy.discard(socket.id)
 
+    async def _dispatch(self, socket: Socket, data: str | bytes) -> None:
+        """Run the ``message`` handlers for a resumable socket's message (the resume layer's delivery).
+
+        The same loop as the end of :meth:`_received`, which keeps its own copy
+        so a server without resume pays no extra call per message.
+        """
+        self._busy.add(socket.id)
+        try:
+            for handler in self._message_handlers:
+                try:
+                    result = handler(socket, data)
+                    if result is not None and (type(result) is CoroutineType or inspect.isawaitable(result)):
+                        await result
+                except Exception:
+                    logger.exception("server handler %r for 'message' raised", handler)
+        finally:
+            self._busy.discard(socket.id)
+
     def _handling(self, socket_id: str) -> bool:
         """Whether a ``message`` handler is running for this socket (SPEC.md 10.2).
 
@@ -639,8 +721,15 @@ class Server(abc.ABC, Generic[C]):
         """Report that a connection has ended; fires ``disconnect`` exactly once.
 
         When the server itself began the close, the reason it chose wins over
-        what the library observed.
+        what the library observed. For a resumable socket the session may
+        instead go away (SPEC.md 17.3); a report about a connection the core
+        has already detached, or a repeated one, is ignored.
         """
+        link = socket._link
+        if link is not None:
+            assert self._resume is not None
+            await self._resume.closed(link, reason)
+            return
         closing = self._closing.get(socket.id)
         if closing is not None:
             reason = closing[2]
@@ -728,13 +817,20 @@ class Server(abc.ABC, Generic[C]):
         """Start closing a socket with ``reason`` (plugins call this for reasons only they see).
 
         ``close`` is the application's close, when the reason is ``application``.
+        A resumable socket closed for a reason that resumes stays in
+        ``sockets``: its session goes away when the connection has ended.
         """
+        resume = self._resume
+        if resume is not None and resume.keep(socket_id, reason):
+            return
         socket = self._sockets.pop(socket_id, None)
         if socket is None:
             return
         conn = self._conns.pop(socket_id)
         self._closing[socket_id] = (socket, conn, reason)
         self._forget(socket_id)
+        if resume is not None:
+            resume.ending(socket_id, reason, close)
         if reason in _ABORT:
             self._abort(conn)
         else:
@@ -754,18 +850,26 @@ class Server(abc.ABC, Generic[C]):
     async def _finish(self, socket: Socket, reason: CloseReason) -> None:
         if socket.id in self._sockets:
             del self._sockets[socket.id]
-            del self._conns[socket.id]
+            # A resumable socket may be away (no connection) or closing (in _closing) here.
+            self._conns.pop(socket.id, None)
+            self._closing.pop(socket.id, None)
             self._forget(socket.id)
         elif self._closing.pop(socket.id, None) is None:
             return  # already finished
+        if self._resume is not None:
+            self._resume.forget(socket.id)
         stats = self.stats
         stats.disconnects += 1
         if reason in _DROPS:
             stats.drops += 1
-        if not self._sockets and not self._closing:
-            self._idle.set()
+        self._check_idle()
         logger.debug("socket %s disconnected: %s", socket.id, reason)
         await self._emitter.emit("disconnect", socket, reason)
+
+    def _check_idle(self) -> None:
+        # Idle: no connection open or closing (away sessions have none).
+        if not self._conns and not self._closing:
+            self._idle.set()
 
     # -- Groups and the broker -------------------------------------------------
 
@@ -883,7 +987,9 @@ class Server(abc.ABC, Generic[C]):
             return
         socket_id = envelope.socket
         conn = self._conns.get(socket_id)
-        if conn is None:
+        resume = self._resume
+        session = resume.sessions.get(socket_id) if resume is not None else None
+        if conn is None and session is None:
             if envelope.ref:
                 await self._confirm(envelope, held=False)
             return  # gone since the sender published; its disconnect is this process's to report
@@ -894,6 +1000,11 @@ class Server(abc.ABC, Generic[C]):
                     "dropped a message of %d bytes for %s from another process: too big here", size, socket_id
                 )
                 return
+            if session is not None:
+                assert resume is not None
+                await resume.send(session, data, size)
+                return
+            assert conn is not None
             try:
                 await self._send(conn, data)
             except ConnectionClosed:
@@ -904,7 +1015,12 @@ class Server(abc.ABC, Generic[C]):
                 self._slow_consumer(socket_id)
         elif op == "disconnect":
             close = Close.from_text(envelope.data) if isinstance(envelope.data, str) else None
-            if close is not None and close.reason is CloseReason.APPLICATION:
+            if close is not None and close.reason is not CloseReason.APPLICATION:
+                close = None
+            if conn is None:
+                assert resume is not None and session is not None
+                await resume.disconnect(session, close)  # away, or its connection closing
+            elif close is not None:
                 self._begin_close(socket_id, close.reason, close)
             else:
                 self._begin_close(socket_id, CloseReason.SERVER_CLOSED)
