@@ -393,6 +393,24 @@ describe("the client's resume state machine", () => {
     assert.deepEqual(client.unsent, ["x", "y"]);
   });
 
+  test("a resumed welcome below what the server acknowledged is a protocol error, unless the client forgot", async (t) => {
+    const { fake, client } = setup(t);
+    const first = await welcomed(fake, client);
+    ["a", "b"].forEach((message) => client.send(message));
+    first.sink.message("\0A2");
+    const conn = await drop(t, fake);
+    conn.sink.message(welcome({ s: "resumed", r: 1, o: 0 }));
+    assert.deepEqual(conn.closedWith, [1002, "protocol error"]);
+    assert.equal(client.socketId, null);
+  });
+
+  test("session_lost fires at most once per connection", async (t) => {
+    const { client, conn } = await away(t);
+    conn.sink.message(RESUMED_BROKER.text);
+    conn.sink.message(new Map(vectors.losses).get("broker"));
+    assert.equal(events(client), "open close:transport error reconnecting open session_lost:broker reconnected");
+  });
+
   test("an L control while open reports the loss and keeps the session", async (t) => {
     const { fake, client } = setup(t);
     const conn = await welcomed(fake, client);

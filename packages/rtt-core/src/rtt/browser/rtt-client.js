@@ -861,6 +861,8 @@ var rtt = (() => {
       this._sent = [];
       /** @internal the session's count of `_sent[0]`; forgotten messages are below it */
       this._sentBase = 0;
+      /** @internal whether messages below `_sentBase` were forgotten, not confirmed */
+      this._forgot = false;
       /** @internal the count last acknowledged, the bytes received since, and the timer of the next ack */
       this._acked = 0;
       /** @internal */
@@ -869,6 +871,8 @@ var rtt = (() => {
       this._ackTimer = undefined;
       /** @internal @type {string | null} a loss that `session_lost` has yet to report */
       this._pendingLoss = null;
+      /** @internal whether `session_lost` fired for the current connection (once at most) */
+      this._signalled = false;
       /** @internal */
       this._resumed = false;
       /** @internal @type {Message[]} */
@@ -1217,7 +1221,8 @@ var rtt = (() => {
       this._emit("open");
       const loss = this._pendingLoss;
       this._pendingLoss = null;
-      if (loss !== null && this._state === "open") this._emit("session_lost", loss);
+      this._signalled = false;
+      if (loss !== null && this._state === "open") this._signal(loss);
       if (attempt > 0 && this._state === "open") this._emit("reconnected", attempt);
       // A first message that was not a welcome is data, delivered once the client is open.
       if (answer !== undefined && answer.first !== undefined && this._state === "open") this._received(answer.first);
@@ -1245,6 +1250,7 @@ var rtt = (() => {
     _forgetOldest() {
       this._sent.shift();
       this._sentBase++;
+      this._forgot = true;
     }
 
     // -- Resume (SPEC.md 17.4; design 2.5) -----------------------------------------
@@ -1270,6 +1276,7 @@ var rtt = (() => {
         if (welcome.handled < this._sentBase) this._lose("overflow", []);
         this._sent.splice(0, welcome.handled - this._sentBase);
         this._sentBase = welcome.handled;
+        this._forgot = false;
         if (welcome.loss !== null) this._lose(welcome.loss, []);
       } else if (welcome.why !== null) {
         this._dropSession(welcome.why);
@@ -1293,6 +1300,7 @@ var rtt = (() => {
       if (welcome.id !== session.id) return "another session resumed";
       if (welcome.received !== this._inCount) return `a replay from ${welcome.received}, not ${this._inCount}`;
       if (welcome.handled > out) return `${welcome.handled} messages handled of ${out} written`;
+      if (welcome.handled < this._sentBase && !this._forgot) return `${welcome.handled} handled, below the acked ${this._sentBase}`;
       return null;
     }
 
@@ -1324,9 +1332,15 @@ var rtt = (() => {
     _dropSession(detail) {
       this._lose(detail, this._sent);
       this._session = null;
+      this._forgetSent();
+      this._inCount = 0;
+    }
+
+    /** @internal Start counting what is written from 0 again. */
+    _forgetSent() {
       this._sent = [];
       this._sentBase = 0;
-      this._inCount = 0;
+      this._forgot = false;
     }
 
     /**
@@ -1348,8 +1362,7 @@ var rtt = (() => {
       }
       if (welcome === null) {
         this._mode = "plain";
-        this._sent = [];
-        this._sentBase = 0;
+        this._forgetSent();
         return true;
       }
       try {
@@ -1369,7 +1382,7 @@ var rtt = (() => {
     _control(letter, payload) {
       if (letter === "L") {
         this._unconfirmed = [];
-        this._emit("session_lost", payload);
+        this._signal(payload);
         return;
       }
       const count = Number(payload);
@@ -1380,7 +1393,15 @@ var rtt = (() => {
       if (count > this._sentBase) {
         this._sent.splice(0, count - this._sentBase);
         this._sentBase = count;
+        this._forgot = false; // what was forgotten is confirmed now
       }
+    }
+
+    /** @internal Fire `session_lost(detail)`, at most once per connection. @param {string} detail */
+    _signal(detail) {
+      if (this._signalled) return;
+      this._signalled = true;
+      this._emit("session_lost", detail);
     }
 
     /**
@@ -1462,10 +1483,7 @@ var rtt = (() => {
       clearTimeout(this._stable);
       this._stopAcks();
       // Before any welcome, what was written keeps today's at-most-once (design 1.4).
-      if (this._session === null) {
-        this._sent = [];
-        this._sentBase = 0;
-      }
+      if (this._session === null) this._forgetSent();
       const application = reason === CloseReason.APPLICATION;
       this._closeCode = application ? (code ?? CODES.get(reason) ?? null) : null;
       this._closeText = application ? (text ?? "") : null;
