@@ -15,6 +15,7 @@ import conftest
 import pytest
 from browser_support import FAST_RECONNECT, WAIT_MS, BrowserClient, Pages, from_js, messages, summary
 
+import rtt
 from rtt.testing import Proxy, eventually
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
@@ -103,4 +104,36 @@ async def test_a_drop_loses_and_doubles_nothing_either_way(pages: Pages) -> None
             assert await page.evaluate("[client.socketId, client.resumed]") == [socket_id, True]
             assert away == back == [socket_id]
             assert gone == []
+    assert pages.rtt_errors() == []
+
+
+async def test_a_session_past_its_window_is_reported_lost_with_a_new_socket_id(pages: Pages) -> None:
+    gone: list[tuple[str, rtt.CloseReason]] = []
+    async with conftest.echo_server("ws", resume_window=0.5) as (server, received):
+        server.on("disconnect", lambda socket, reason: gone.append((socket.id, reason)))
+        async with Proxy(*server.address) as proxy:
+            page = await pages.classic(server)
+            await pages.connect(page, proxy.url_for(server.url), {"reconnect": FAST_RECONNECT})
+            await page.evaluate(RECORD_LOSSES)
+            await page.wait_for_function("client.socketId !== null", timeout=WAIT_MS)
+            old = await page.evaluate("client.socketId")
+
+            proxy.refuse()  # the client cannot come back in time
+            proxy.sever()
+            await eventually(lambda: gone == [(old, rtt.CloseReason.SESSION_LOST)], what="the session's end")
+            await page.evaluate("client.send('queued while away')")
+            proxy.refuse(False)
+            await page.wait_for_function("log.some((e) => e[0] === 'reconnected')", timeout=WAIT_MS)
+
+            new = await page.evaluate("client.socketId")
+            assert new != old
+            assert list(server.sockets) == [new]
+            log = await page.evaluate("log")
+            assert [e[0] for e in log if e[0] != "message"][-3:] == ["open", "session_lost", "reconnected"]
+            assert ["session_lost", "unknown"] in log
+            assert await page.evaluate("[client.resumed, client.unconfirmed]") == [False, []]
+            # The offline queue goes to the new session.
+            await page.wait_for_function("log.some((e) => e[0] === 'message')", timeout=WAIT_MS)
+            assert received == ["queued while away"]
+            assert await messages(page) == ["queued while away"]
     assert pages.rtt_errors() == []
