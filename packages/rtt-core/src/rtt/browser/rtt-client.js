@@ -46,7 +46,9 @@
  *                        the HTTP status if the transport can tell the server refused it
  *
  * The core applies `connectTimeout`, checks message types and sizes in both
- * directions, queues while disconnected and decides whether to reconnect.
+ * directions, queues while disconnected and decides whether to reconnect. It also
+ * runs resume (SPEC.md 17) above the adapter: the URL `open` gets may carry an
+ * `rtt_resume` query parameter, which the adapter passes on like any other.
  */
 // `var` so that TypeScript sees the namespace's type as a global; as a classic script it
 // is the same object as `globalThis.rtt`, as a module a local name for it.
