@@ -326,6 +326,26 @@ describe("the client's resume state machine", () => {
     assert.equal(fake.conns.length, 2);
   });
 
+  test("a welcome later than connectTimeout is refused", async (t) => {
+    const { client, conn } = await away(t, { options: { connectTimeout: 2 } });
+    await settle();
+    t.mock.timers.tick(2000);
+    conn.sink.message(RESUMED_BROKER.text);
+    assert.deepEqual(conn.closedWith, [1002, "protocol error"]);
+    assert.deepEqual(received(client), []);
+    assert.equal(client.socketId, null);
+  });
+
+  test("a client that ends closed holding a session keeps what was unconfirmed", async (t) => {
+    const { fake, client } = setup(t);
+    const conn = await welcomed(fake, client);
+    client.send("a");
+    client.send(new Uint8Array([1]));
+    conn.sink.message("\0A1");
+    conn.sink.closed("server closed");
+    assert.deepEqual(client.unconfirmed, [new Uint8Array([1])]);
+  });
+
   test("a first message that is not a welcome: unsupported, and it is delivered after reconnected", async (t) => {
     const { client, conn } = await away(t);
     conn.sink.message("hello");

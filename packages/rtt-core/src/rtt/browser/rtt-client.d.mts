@@ -227,7 +227,6 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             why: string | null;
             loss: string | null;
         }): void;
-        _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
         _dropSession(detail: string): void;
         _forgetSent(): void;
         _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
@@ -428,7 +427,6 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         why: string | null;
         loss: string | null;
     }): void;
-    _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
     _dropSession(detail: string): void;
     _forgetSent(): void;
     _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
@@ -645,7 +643,6 @@ export const Client: {
             why: string | null;
             loss: string | null;
         }): void;
-        _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
         _dropSession(detail: string): void;
         _forgetSent(): void;
         _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
@@ -1008,7 +1005,6 @@ declare const rtt: {
                 why: string | null;
                 loss: string | null;
             }): void;
-            _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
             _dropSession(detail: string): void;
             _forgetSent(): void;
             _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
@@ -1209,7 +1205,6 @@ declare const rtt: {
             why: string | null;
             loss: string | null;
         }): void;
-        _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
         _dropSession(detail: string): void;
         _forgetSent(): void;
         _first(data: string | Uint8Array<ArrayBufferLike>): boolean;
@@ -1426,7 +1421,6 @@ declare const rtt: {
                 why: string | null;
                 loss: string | null;
             }): void;
-            _lose(detail: string, unconfirmed: (string | Uint8Array<ArrayBufferLike>)[]): void;
             _dropSession(detail: string): void;
             _forgetSent(): void;
             _first(data: string | Uint8Array<ArrayBufferLike>): boolean;

@@ -933,9 +933,10 @@ var rtt = (() => {
     }
 
     /**
-     * A copy of the messages written before the last `session_lost` whose fate is unknown:
-     * the server may or may not have handled them, and they were not sent again. Empty
-     * after an "overflow" or "broker" loss; kept until the next loss.
+     * A copy of the messages written before the last loss of a session whose fate is
+     * unknown: the server may or may not have handled them, and they were not sent again.
+     * Set when `session_lost` reports a lost session ("unknown", "identity", "unsupported"),
+     * and when the client ends "closed" holding a session; kept until the next loss.
      */
     get unconfirmed() {
       return this._unconfirmed.map((message) => (typeof message === "string" ? message : message.slice()));
@@ -1269,17 +1270,19 @@ var rtt = (() => {
       this._resumed = welcome !== null && welcome.status === "resumed";
       if (welcome === null) {
         this._dropSession("unsupported");
-        this._mode = "plain";
+        // Read the first message as a first connection's: a welcome after all (a server
+        // slower than connectTimeout) is refused, anything else is data.
+        this._mode = "first";
         return;
       }
       if (welcome.status === "resumed") {
         // The server had `handled` of our messages. If it needs some this client forgot,
         // they are lost, and the messages kept go on from its count.
-        if (welcome.handled < this._sentBase) this._lose("overflow", []);
+        if (welcome.handled < this._sentBase) this._pendingLoss = "overflow";
         this._sent.splice(0, welcome.handled - this._sentBase);
         this._sentBase = welcome.handled;
         this._forgot = false;
-        if (welcome.loss !== null) this._lose(welcome.loss, []);
+        if (welcome.loss !== null) this._pendingLoss = welcome.loss;
       } else if (welcome.why !== null) {
         this._dropSession(welcome.why);
       }
@@ -1319,20 +1322,10 @@ var rtt = (() => {
       conn.send("\0H" + welcome.nonce);
     }
 
-    /**
-     * Remember a loss for `session_lost`, with the messages whose fate it leaves unknown.
-     * @internal
-     * @param {string} detail
-     * @param {Message[]} unconfirmed
-     */
-    _lose(detail, unconfirmed) {
-      this._pendingLoss = detail;
-      this._unconfirmed = unconfirmed;
-    }
-
     /** @internal The session is gone: its unconfirmed messages are not sent again. @param {string} detail */
     _dropSession(detail) {
-      this._lose(detail, this._sent);
+      this._pendingLoss = detail;
+      this._unconfirmed = this._sent;
       this._session = null;
       this._forgetSent();
       this._inCount = 0;
@@ -1383,7 +1376,6 @@ var rtt = (() => {
      */
     _control(letter, payload) {
       if (letter === "L") {
-        this._unconfirmed = [];
         this._signal(payload);
         return;
       }
@@ -1556,6 +1548,7 @@ var rtt = (() => {
     _finalise(reason) {
       clearTimeout(this._stable);
       this._stopAcks();
+      if (this._session !== null && this._sent.length > 0) this._unconfirmed = this._sent.slice();
       this._state = "closed";
       this._closeReason = reason;
       this._conn = null;
