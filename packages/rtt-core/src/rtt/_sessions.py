@@ -77,11 +77,6 @@ def _digest(token: str) -> bytes:
     return hashlib.sha256(token.encode("ascii")).digest()
 
 
-def _gone(link: Link[Any]) -> bool:
-    # A function, so the type checker does not carry a loop's test of link.closing across awaits.
-    return link.closing
-
-
 def _same(a: object, b: object) -> bool:
     try:
         return bool(a == b)
@@ -176,7 +171,6 @@ class Sessions(Generic[C]):
         self._deadlines: list[tuple[float, int, str, str]] = []
         self._sequence = 0
         self._timer: asyncio.TimerHandle | None = None
-        self._timer_at = 0.0
 
     # -- Opening a connection -------------------------------------------------
 
@@ -243,7 +237,8 @@ class Sessions(Generic[C]):
     async def _start(self, conn: C, handshake: Handshake, identity: Any, why: Any) -> Socket:
         server = self.server
         if server._state is not ServerState.RUNNING:
-            return await server._opened(conn, handshake, identity)  # closed at once with shutdown
+            # Shutdown began while the old connection of the session it asked for was detached.
+            return self._refuse(conn, handshake, new_socket_id(), Close.of(CloseReason.SHUTDOWN))
         socket = Socket(
             id=new_socket_id(),
             transport=server.transport.name,
@@ -306,7 +301,11 @@ class Sessions(Generic[C]):
         return link.wire
 
     def _refuse(self, conn: C, handshake: Handshake, socket_id: str, close: Close) -> Socket:
-        """Close a connection that resumes a session the application ended, with the stored close."""
+        """Close a connection with ``close`` and no socket or event at all.
+
+        For a resume of a session the application ended (its stored close), or
+        one that arrives as the server shuts down.
+        """
         server = self.server
         wire = Socket(
             id=socket_id,
@@ -368,8 +367,8 @@ class Sessions(Generic[C]):
         session = self.sessions.pop(socket_id, None)
         if session is None:
             return
-        if session.link is not None:
-            session.link.closing = True
+        assert session.link is not None  # keep() takes every close of an away session
+        session.link.closing = True
         if reason in _KICKS:
             self._bury(session, close or Close.of(reason))
 
@@ -388,13 +387,11 @@ class Sessions(Generic[C]):
         closing = server._closing.get(socket.id)
         if closing is not None and closing[1] is link.conn:
             reason = closing[2]  # the reason the server chose wins
-        if (
-            session.link is link
-            and reason in RESUMES
-            and not session.doomed
-            and server._state is ServerState.RUNNING
-            and self.sessions.get(socket.id) is session
-        ):
+        resumes = reason in RESUMES and not session.doomed and self.sessions.get(socket.id) is session
+        if resumes and server._state is not ServerState.RUNNING:
+            resumes = False
+            reason = CloseReason.SHUTDOWN  # it would have gone away, but every session ends now
+        if resumes:
             server._closing.pop(socket.id, None)
             server._conns.pop(socket.id, None)
             session.link = None
@@ -407,8 +404,7 @@ class Sessions(Generic[C]):
             logger.debug("socket %s away: %s", socket.id, reason)
             await server._emitter.emit("away", socket, reason)
             return
-        if session.link is link:
-            session.link = None
+        session.link = None  # a link replaced by another is dead: it never gets here
         await server._finish(socket, reason)
 
     async def end(self, session: Session[C], reason: CloseReason) -> None:
@@ -455,11 +451,9 @@ class Sessions(Generic[C]):
     def _expire_at(self, deadline: float, kind: str, socket_id: str) -> None:
         self._sequence += 1
         heapq.heappush(self._deadlines, (deadline, self._sequence, kind, socket_id))
-        if self._timer is None or deadline < self._timer_at:
-            if self._timer is not None:
-                self._timer.cancel()
+        # Every deadline is now + window, so a new one is never earlier than the timer's.
+        if self._timer is None:
             self._timer = asyncio.get_running_loop().call_at(deadline, self._expire)
-            self._timer_at = deadline
 
     def _expire(self) -> None:
         self._timer = None
@@ -469,9 +463,7 @@ class Sessions(Generic[C]):
         while deadlines and deadlines[0][0] <= now:
             deadline, _, kind, socket_id = heapq.heappop(deadlines)
             if kind == "t":
-                tomb = self.tombs.get(socket_id)
-                if tomb is not None and tomb.deadline == deadline:
-                    del self.tombs[socket_id]
+                self.tombs.pop(socket_id, None)  # a session is buried once
                 continue
             session = self.sessions.get(socket_id)
             # A session that came back (and maybe went away again since) has another deadline.
@@ -480,7 +472,6 @@ class Sessions(Generic[C]):
                 self.server._spawn(self.end(session, CloseReason.SESSION_LOST))
         if deadlines:
             self._timer = loop.call_at(deadlines[0][0], self._expire)
-            self._timer_at = deadlines[0][0]
 
     # -- Messages from the client --------------------------------------------------
 
@@ -553,8 +544,6 @@ class Sessions(Generic[C]):
     # -- Acknowledgements ----------------------------------------------------------
 
     async def _send_ack(self, link: Link[C], count: int) -> None:
-        if link.closing or link.dead:
-            return
         with contextlib.suppress(ConnectionClosed):
             await self.server._send(link.conn, ack_text(count))
 
@@ -680,22 +669,17 @@ class Sessions(Generic[C]):
         log = session.log
         limit = server.options.outbound_limit
         conn = link.conn
-        try:
-            while not _gone(link) and link.written < log.out:
+        # A connection that ends meanwhile raises ConnectionClosed; its _closed report is on its way.
+        with contextlib.suppress(ConnectionClosed):
+            while not link.closing and link.written < log.out:
                 # Acks never pass what was written (see _control), so the cursor is within the log.
                 entries = log.since(link.written)
                 assert entries is not None
                 for entry in entries:
-                    if _gone(link):
-                        return
                     buffered = server._buffered(conn)
                     if buffered and buffered + entry.size > limit:
                         await asyncio.sleep(_REPLAY_PAUSE)
                         break
                     link.written += 1
                     await server._send(conn, escape(entry.data))
-        except ConnectionClosed:
-            return  # its _closed report is on its way
-        finally:
-            if link.replay is asyncio.current_task():
-                link.replay = None
+        link.replay = None
