@@ -248,7 +248,7 @@ class Server(abc.ABC, Generic[C]):
 
     @property
     def sockets(self) -> Mapping[str, Socket]:
-        """Live read-only view of connected sockets by id."""
+        """Live read-only view of connected sockets by id; with resume, away ones too (SPEC.md 17.3)."""
         return MappingProxyType(self._sockets)
 
     @overload
@@ -261,6 +261,8 @@ class Server(abc.ABC, Generic[C]):
         ``connect(socket)``, ``message(socket, data)``, ``disconnect(socket, reason)``;
         handlers may be sync or async and run one at a time per socket, in order.
         ``broker(state)`` fires when the broker link goes down or comes back.
+        With resume (SPEC.md 17.3): ``away(socket, reason)`` when a resumable
+        socket's connection drops, ``back(socket)`` when its client resumes it.
         """
         return self._emitter.on(event, handler)
 
@@ -369,6 +371,11 @@ class Server(abc.ABC, Generic[C]):
         With a broker, a socket held by another process is reached through
         it (returning once the holding process has it);
         :class:`~rtt.errors.BrokerError` if the broker cannot carry it.
+
+        A resumable socket keeps the message in its replay log until its
+        client acknowledges it, also while away, and never raises
+        :class:`~rtt.errors.ConnectionClosed` (SPEC.md 17.3); a log past
+        ``resume_buffer`` ends the session.
         """
         if self._state is not ServerState.RUNNING:
             self._require_running("send")
@@ -464,6 +471,8 @@ class Server(abc.ABC, Generic[C]):
         :class:`~rtt.errors.InvalidCloseError` before anything is closed.
 
         With a broker, a socket held by another process is closed by that process.
+        An away socket's session ends at once; its client, if it comes back
+        within ``resume_window``, gets this close (SPEC.md 17.3).
         """
         if code is None:
             if reason is not None:
