@@ -404,13 +404,14 @@ describe("the client's resume state machine", () => {
     assert.ok(events(client).endsWith("open reconnected"));
   });
 
-  test("while away the bound holds too: unconfirmed first, then the offline queue is full", async (t) => {
-    const { rtt, client } = await away(t, { written: 2, options: { offlineQueueSize: 2 } });
+  test("while away, unconfirmed messages count against the offline queue's bound", async (t) => {
+    const { rtt, client, conn } = await away(t, { written: 2, options: { offlineQueueSize: 3 } });
     // The attempt waits for its welcome: the client is still reconnecting.
     client.send("x");
-    client.send("y");
-    assert.throws(() => client.send("z"), rtt.OfflineQueueFullError);
-    assert.deepEqual(client.unsent, ["x", "y"]);
+    assert.throws(() => client.send("y"), rtt.OfflineQueueFullError);
+    assert.deepEqual(client.unsent, ["x"]);
+    conn.sink.message(welcome({ s: "resumed", o: 0 }));
+    assert.deepEqual(conn.sent, [HELLO, "c0", "c1", "x"]);
   });
 
   test("a resumed welcome below what the server acknowledged is a protocol error, unless the client forgot", async (t) => {

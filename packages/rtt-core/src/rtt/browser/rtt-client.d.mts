@@ -187,7 +187,6 @@ export const client: (transport: string, url: string | URL, options?: Constructo
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
         }, message: string | Uint8Array<ArrayBufferLike>): void;
-        _forgetOldest(): void;
         _resume(conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
@@ -387,7 +386,6 @@ export const client: (transport: string, url: string | URL, options?: Constructo
         send: (data: string | Uint8Array<ArrayBufferLike>) => void;
         close: (code: number, reasonText: string) => void;
     }, message: string | Uint8Array<ArrayBufferLike>): void;
-    _forgetOldest(): void;
     _resume(conn: {
         send: (data: string | Uint8Array<ArrayBufferLike>) => void;
         close: (code: number, reasonText: string) => void;
@@ -603,7 +601,6 @@ export const Client: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
         }, message: string | Uint8Array<ArrayBufferLike>): void;
-        _forgetOldest(): void;
         _resume(conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
@@ -965,7 +962,6 @@ declare const rtt: {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
                 close: (code: number, reasonText: string) => void;
             }, message: string | Uint8Array<ArrayBufferLike>): void;
-            _forgetOldest(): void;
             _resume(conn: {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
                 close: (code: number, reasonText: string) => void;
@@ -1165,7 +1161,6 @@ declare const rtt: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
         }, message: string | Uint8Array<ArrayBufferLike>): void;
-        _forgetOldest(): void;
         _resume(conn: {
             send: (data: string | Uint8Array<ArrayBufferLike>) => void;
             close: (code: number, reasonText: string) => void;
@@ -1381,7 +1376,6 @@ declare const rtt: {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
                 close: (code: number, reasonText: string) => void;
             }, message: string | Uint8Array<ArrayBufferLike>): void;
-            _forgetOldest(): void;
             _resume(conn: {
                 send: (data: string | Uint8Array<ArrayBufferLike>) => void;
                 close: (code: number, reasonText: string) => void;

@@ -1012,8 +1012,9 @@ var rtt = (() => {
      * written at once; while "connecting" or "reconnecting" it joins the offline queue
      * and is sent, in order, when the connection opens. With resume, a message written is
      * also kept until the server confirms it, and the unconfirmed messages and the queue
-     * hold at most `offlineQueueSize` together: past it the oldest unconfirmed message is
-     * forgotten (a later resume that needs it reports `session_lost("overflow")`).
+     * hold at most `offlineQueueSize` together: past it, while "open", the oldest
+     * unconfirmed message is forgotten (a later resume that needs it reports
+     * `session_lost("overflow")`), and while disconnected the queue is full.
      * @param {string | ArrayBuffer | ArrayBufferView} data
      * @throws {InvalidMessageError} data is of another type
      * @throws {MessageTooBigError} data is larger than maxMessageSize
@@ -1038,11 +1039,9 @@ var rtt = (() => {
       } else if (state === "idle" || state === "closed") {
         throw new StateError(`cannot send in state ${state}`);
       }
+      // The bound counts the messages of a session kept for a resend too (SPEC.md 17.4).
       const limit = this.options.offlineQueueSize;
-      if (this._queue.length + this._sent.length >= limit) {
-        if (this._sent.length === 0) throw new OfflineQueueFullError(limit);
-        this._forgetOldest();
-      }
+      if (this._queue.length + this._sent.length >= limit) throw new OfflineQueueFullError(limit);
       // Copy binary data: the caller may reuse its buffer before the queue is sent.
       this._queue.push(typeof message === "string" ? message : message.slice());
     }
@@ -1246,14 +1245,12 @@ var rtt = (() => {
       // Before the welcome the server reads raw messages (and counts them); after it, escaped.
       conn.send(this._mode === "resume" ? escape(message) : message);
       this._sent.push(typeof message === "string" ? message : message.slice());
-      if (this._sent.length + this._queue.length > this.options.offlineQueueSize) this._forgetOldest();
-    }
-
-    /** @internal `send` cannot wait for a confirmation, so the oldest is forgotten (design 1.4). */
-    _forgetOldest() {
-      this._sent.shift();
-      this._sentBase++;
-      this._forgot = true;
+      if (this._sent.length + this._queue.length > this.options.offlineQueueSize) {
+        // `send` cannot wait for a confirmation, so the oldest is forgotten (design 1.4).
+        this._sent.shift();
+        this._sentBase++;
+        this._forgot = true;
+      }
     }
 
     // -- Resume (SPEC.md 17.4; design 2.5) -----------------------------------------
