@@ -21,7 +21,7 @@ from rtt._client_session import ClientSession, resume_url
 from rtt.events import Close
 from rtt.resume import ACK_EVERY, QUERY, ResumeProtocolError, Welcome
 from rtt.testing import Recorder, eventually
-from rtt_mock import Link, MockClient, MockConnection, MockNetwork, MockTransport
+from rtt_mock import Link, MockClient, MockConnection, MockNetwork, MockServer, MockTransport
 from rtt_mock.network import Frame, Request
 
 WINDOW = 30.0
@@ -841,3 +841,83 @@ async def test_state_errors_are_unchanged(mock: MockTransport, server: ScriptedS
     with pytest.raises(StateError):
         await client.send("x")
     assert client.socket_id is None and not client.resumed and client.unconfirmed == ()
+
+
+# End to end against rtt's own server (mock links)
+
+
+async def test_end_to_end_through_drops(mock: MockTransport) -> None:
+    async with mock.server(resume_window=30) as server:
+        handled: list[str | bytes] = []
+
+        @server.on("message")
+        async def echo(socket: rtt.Socket, data: str | bytes) -> None:
+            handled.append(data)
+            await server.send(socket.id, data)
+
+        client = mock.client(server.url)
+        got: list[str | bytes] = []
+        client.on("message", got.append)
+        rec = events(client)
+        await client.connect()
+        await eventually(lambda: client.socket_id in server.sockets)
+        socket_id = client.socket_id
+        assert socket_id is not None
+        sent: list[str | bytes] = []
+        for drop in range(5):
+            for k in range(30):
+                data: str | bytes = f"\x00c{drop}.{k}" if k % 3 == 0 else f"c{drop}.{k}".encode()
+                sent.append(data)
+                await client.send(data)
+                await server.send(socket_id, f"s{drop}.{k}")
+            link_of(client).sever()
+            await rec.wait("reconnected", drop + 1)
+        await eventually(lambda: len(handled) == len(sent) and len(got) == 2 * len(sent))
+        assert handled == sent
+        assert [m for m in got if m in sent] == sent
+        assert [m for m in got if m not in sent] == [f"s{d}.{k}" for d in range(5) for k in range(30)]
+        assert client.socket_id == socket_id and "session_lost" not in rec.names()
+        await client.close()
+
+
+async def test_end_to_end_disconnected_while_away(mock: MockTransport) -> None:
+    async with mock.server(resume_window=30) as server:
+        away = Recorder().listen(server, "away")
+        # The client comes back after the application has ended its session.
+        client = mock.client(server.url, reconnect={"min_delay": 0.5, "max_delay": 0.5, "jitter": 0})
+        rec = events(client)
+        await client.connect()
+        await eventually(lambda: client.socket_id in server.sockets)
+        socket_id = client.socket_id
+        assert socket_id is not None
+        assert isinstance(server, MockServer)
+        server.link(socket_id).sever()
+        await away.wait("away")
+        await server.disconnect(socket_id)
+        await rec.wait("reconnecting")
+        assert "close" in rec.names()  # the drop's close, before the attempt
+        # The resume attempt gets the stored close: the end of the session, as if on the old link.
+        assert await client.wait_closed() is CloseReason.SERVER_CLOSED
+        assert rec.names() == ["open", "close", "reconnecting", "close"]
+        assert rec.of("close") == [(CloseReason.TRANSPORT_ERROR,), (CloseReason.SERVER_CLOSED,)]
+
+
+async def test_end_to_end_expired_session(mock: MockTransport) -> None:
+    async with mock.server(resume_window=0.2) as server:
+        gone = Recorder().listen(server, "disconnect")
+        # The client comes back after the window has passed.
+        client = mock.client(server.url, reconnect={"min_delay": 0.6, "max_delay": 0.6, "jitter": 0})
+        rec = events(client)
+        await client.connect()
+        await eventually(lambda: client.socket_id in server.sockets)
+        old = client.socket_id
+        assert old is not None
+        assert isinstance(server, MockServer)
+        server.link(old).sever()
+        await gone.wait("disconnect")
+        assert gone.of("disconnect")[0][1] is CloseReason.SESSION_LOST
+        await rec.wait("reconnected")
+        assert rec.of("session_lost") == [("unknown",)]
+        await eventually(lambda: client.socket_id in server.sockets)
+        assert client.socket_id != old
+        await client.close()

@@ -274,7 +274,7 @@ class EngineioClient(Client):
         cast(EngineioConnection, self._current_connection()).pause_reading()
 
     async def _connect(self) -> ClientConnection:
-        parts = urlsplit(self.url)
+        parts = urlsplit(self.connect_url)
         scheme = "https" if parts.scheme in ("https", "wss") else "http"
         base = urlunsplit((scheme, parts.netloc, "/", parts.query, ""))
         path = parts.path.strip("/") or "engine.io"
@@ -314,6 +314,11 @@ class EngineioClient(Client):
             # passes no context of its own); True verifies against the system's CAs.
             connector=aiohttp.TCPConnector(ssl=self.options.ssl or True),
         )
+        # aiohttp sends a GET again, once, when its connection breaks; for a poll that breaks
+        # Engine.IO's rule that a failed request ends the session: the first GET's packets may
+        # have been taken and lost, and the session would go on past the gap (SPEC.md 12.3, 17.1).
+        # The attribute is private, in every aiohttp this plugin allows (3.11 and later).
+        session._retry_connection = False
         conn = EngineioConnection(self.options, session)
         conn.refused = refused
         try:

@@ -27,6 +27,7 @@ from rtt import (
     RejectedError,
 )
 from rtt.handshake import refusal_reason
+from rtt.resume import wire_limit
 
 from ._frames import Assembler, Violation, close_reason, code_of, reply_code, violation_text, wire_code
 
@@ -232,11 +233,12 @@ class PicowsClient(Client):
 
     async def _connect(self) -> ClientConnection:
         options = self.options
-        limit = options.max_message_size
+        # One byte of slack for resume's escape; the core checks the message itself.
+        limit = wire_limit(options.max_message_size)
         try:
             ws, listener = await ws_connect(
                 lambda: _Listener(limit),
-                self.url,
+                self.connect_url,
                 extra_headers=dict(options.headers),
                 # None: for a wss:// URL picows takes asyncio's default context (the system's
                 # CAs, verification on); a ws:// URL with a context is refused before this.

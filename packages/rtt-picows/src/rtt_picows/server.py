@@ -8,8 +8,9 @@ class ``ws_create_server`` builds) and the request's bytes are replayed into
 it: picows then answers 101 and owns the connection, with rtt's listener
 (:class:`_Conn`) getting its frames.
 
-Mapping of the normalised options (SPEC.md 12): ``max_message_size`` is
-picows's ``max_frame_size`` and the bound on a fragmented message (1009);
+Mapping of the normalised options (SPEC.md 12): ``max_message_size``, with
+:func:`rtt.resume.wire_limit`'s slack, is picows's ``max_frame_size`` and the
+bound on a fragmented message (1009; the core refuses the rest);
 origins and ``authorize`` run before the upgrade and refuse with an HTTP
 status; ``ping_interval``/``ping_timeout`` drive one heartbeat for the whole
 server, which drops a socket whose pong is late at once; ``close_timeout``
@@ -54,6 +55,7 @@ from rtt import (
 )
 from rtt.assets import asset_headers, read_asset
 from rtt.listener import HEADER_TIMEOUT, quiet_accept_errors
+from rtt.resume import wire_limit
 
 from ._frames import Assembler, Violation, close_reason, code_of, reply_code, violation_text, wire_code
 
@@ -152,7 +154,8 @@ class _Conn(WSListener):
         self.identity = identity
         self.socket: Socket | None = None
         self.ws: WSTransport = None  # type: ignore[assignment]  # set by on_ws_connected, before anything else
-        self.assembler = Assembler(server.options.max_message_size)
+        # One byte of slack for resume's escape; the core checks the message itself.
+        self.assembler = Assembler(wire_limit(server.options.max_message_size))
         self.queue: collections.deque[object] | None = None
         self.reporting = False
         self.paused = False
@@ -558,7 +561,7 @@ class PicowsServer(Server[_Conn]):
             options.ping_timeout,
             WSAutoPingStrategy.PING_WHEN_IDLE,  # unused
             True,  # answer pings
-            options.max_message_size,
+            wire_limit(options.max_message_size),
             None,  # extra headers: a client's
             _READ_BUFFER,
         )

@@ -4,7 +4,7 @@ Imported only by :meth:`WsServer.attach <rtt_ws.WsServer.attach>` (aiohttp is
 an optional dependency: ``pip install rtt-ws[aiohttp]``). rtt drives
 aiohttp's ``WebSocketResponse`` as rtt-sockjs does: no automatic pings (rtt's
 own keepalive answers the client's pings and times out its own),
-``max_msg_size`` one past ``max_message_size`` (aiohttp's bound is exclusive),
+``max_msg_size`` one past :func:`rtt.resume.wire_limit` (aiohttp's bound is exclusive),
 rtt's close texts on aiohttp's own closes, and the RFC 6455 mask check in front
 of aiohttp's frame parser (:class:`rtt.rfc6455.MaskCheck`).
 """
@@ -21,6 +21,7 @@ from aiohttp.http_websocket import WebSocketError
 
 from rtt import Close, CloseReason, Handshake, Headers, Reject, ServerState
 from rtt.assets import asset_headers, read_asset
+from rtt.resume import wire_limit
 from rtt.rfc6455 import check_aiohttp_masks
 
 from ._mounted import METHOD_NOT_ALLOWED_TEXT, UPGRADE_REQUIRED_TEXT, MountedConn, Outgoing
@@ -142,7 +143,7 @@ async def _serve(server: WsServer, request: web.Request) -> web.StreamResponse:
     # No permessage-deflate (as standalone): it costs memory per connection and CPU per message.
     ws = _WebSocket(
         autoping=False,
-        max_msg_size=options.max_message_size + 1,
+        max_msg_size=wire_limit(options.max_message_size) + 1,
         compress=False,
         timeout=options.close_timeout,
     )

@@ -20,6 +20,7 @@ from rtt import (
     RejectedError,
 )
 from rtt.handshake import refusal_reason
+from rtt.resume import wire_limit
 
 from ._frames import close_reason, speak_rtt_reasons
 
@@ -96,13 +97,14 @@ class WsClient(Client):
         tls: dict[str, Any] = {} if options.ssl is None else {"ssl": options.ssl}
         try:
             ws = await connect(
-                self.url,
+                self.connect_url,
                 additional_headers=options.headers,
                 compression=None,
                 proxy=None,
                 open_timeout=None,  # rtt applies connect_timeout to the whole attempt
                 close_timeout=options.close_timeout,
-                max_size=options.max_message_size,
+                # One byte of slack for resume's escape; the core checks the message itself.
+                max_size=wire_limit(options.max_message_size),
                 create_connection=_Connection,
                 **tls,
             )

@@ -1,7 +1,8 @@
 """The ws server: rtt's server template over the ``websockets`` asyncio server.
 
 Mapping of the normalised options (SPEC.md 12.2): ``max_message_size`` is
-websockets' ``max_size`` (oversize closes with 1009 and rtt's text);
+websockets' ``max_size``, with :func:`rtt.resume.wire_limit`'s slack (oversize
+closes with 1009 and rtt's text; the core refuses the rest);
 origins and ``authorize`` run in ``process_request``, before the upgrade, and
 refuse with an HTTP status; ``close_timeout`` is websockets' own;
 ``ping_interval``/``ping_timeout`` drive rtt's own keepalive on websockets'
@@ -50,6 +51,7 @@ from rtt import (
 from rtt.asgi import ASGIApp
 from rtt.assets import asset_headers, read_asset
 from rtt.listener import HEADER_TIMEOUT, RequestErrorLog, quiet_accept_errors
+from rtt.resume import wire_limit
 
 from . import _frames
 from ._asgi import asgi_app
@@ -315,7 +317,8 @@ class WsServer(Server["ServerConnection | MountedConn"]):
             self.port,
             process_request=self._process_request,
             compression=None,
-            max_size=options.max_message_size,
+            # One byte of slack for resume's escape; the core checks the message itself.
+            max_size=wire_limit(options.max_message_size),
             ping_interval=None,  # rtt's own keepalive, see _keepalive
             close_timeout=options.close_timeout,
             write_limit=(options.outbound_limit, options.outbound_limit // 4),
