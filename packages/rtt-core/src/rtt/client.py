@@ -441,10 +441,11 @@ class Client(abc.ABC):
 
     @abc.abstractmethod
     async def _connect(self) -> ClientConnection:
-        """Make one connection attempt to ``self.url`` with ``self.options``.
+        """Make one connection attempt to :attr:`connect_url` with ``self.options``.
 
         Raise :class:`~rtt.errors.RejectedError` if the server refused the
-        handshake and :class:`~rtt.errors.ConnectError` for anything else.
+        handshake and :class:`~rtt.errors.ConnectError` for anything else;
+        messages name ``self.url`` (``connect_url`` may carry a secret token).
         """
 
     # -- Internals ------------------------------------------------------------
