@@ -284,7 +284,8 @@ async def test_query_string_and_headers_go_on_every_request(transport: str) -> N
         sending = set() if transport == "websocket" else {"xhr_send"}
         assert endpoints >= {"info", ENDPOINTS[transport], *sending}
         for request in requests:
-            assert request.query_string == "room=1&who=me", request.path
+            # rtt_resume=1: the client asks every server for resume; this raw one ignores it (SPEC.md 17.2).
+            assert request.query_string == "room=1&who=me&rtt_resume=1", request.path
             assert request.headers["X-Token"] == "secret", request.path
 
 

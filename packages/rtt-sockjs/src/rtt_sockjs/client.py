@@ -119,19 +119,22 @@ class _Lines:
 
 
 class _Endpoint:
-    """URLs of one SockJS endpoint; the user's query string goes on every one."""
+    """URLs of one SockJS endpoint; the attempt's query string goes on every one."""
 
-    def __init__(self, url: str) -> None:
+    def __init__(self, url: str, shown: str | None = None) -> None:
         parts = urlsplit(url)
         self.scheme = parts.scheme
         self.netloc = parts.netloc
         self.prefix = parts.path.rstrip("/")
         self.query = parts.query
+        # Messages name the user's URL: the attempt's may carry a resume token (SPEC.md 10.3).
+        self.shown_query = urlsplit(shown).query if shown is not None else parts.query
 
-    def url(self, path: str, *, websocket: bool = False) -> str:
-        """``{prefix}{path}`` with the user's query string (``ws(s)://`` for ``websocket``)."""
+    def url(self, path: str, *, websocket: bool = False, shown: bool = False) -> str:
+        """``{prefix}{path}`` with the query (``ws(s)://`` for ``websocket``; the user's if ``shown``)."""
         scheme = ("wss" if self.scheme == "https" else "ws") if websocket else self.scheme
-        return urlunsplit((scheme, self.netloc, self.prefix + path, self.query, ""))
+        query = self.shown_query if shown else self.query
+        return urlunsplit((scheme, self.netloc, self.prefix + path, query, ""))
 
 
 class SockjsConnection(ClientConnection):
@@ -517,7 +520,7 @@ class SockjsClient(Client):
 
     async def _connect(self) -> ClientConnection:
         options = self.options
-        endpoint = _Endpoint(self.url)
+        endpoint = _Endpoint(self.connect_url, self.url)
         loop = asyncio.get_running_loop()
         deadline = loop.time() + options.connect_timeout
         # aiohttp's WebSocket handshake error drops the body, where the server's reason is:
@@ -571,20 +574,20 @@ class SockjsClient(Client):
 
 async def _info(http: aiohttp.ClientSession, endpoint: _Endpoint) -> dict[str, Any]:
     """``GET {prefix}/info``: the server's answer (which also sets the binding cookie)."""
-    url = endpoint.url("/info")
+    shown = endpoint.url("/info", shown=True)
     try:
-        async with http.get(url) as response:
+        async with http.get(endpoint.url("/info")) as response:
             body = await _read_small(response)
             if not 200 <= response.status < 300:
                 raise RejectedError(response.status, refusal_reason(body, response.reason or ""))
     except (aiohttp.ClientError, ValueError) as exc:
-        raise ConnectError(f"cannot connect to {url}: {exc}") from exc
+        raise ConnectError(f"cannot connect to {shown}: {exc}") from exc
     try:
         info = load_json(body)
     except ValueError:
         info = None
     if not isinstance(info, dict):
-        raise ConnectError(f"{url} is not a SockJS endpoint: {_text(body)!r}")
+        raise ConnectError(f"{shown} is not a SockJS endpoint: {_text(body)!r}")
     return info
 
 
