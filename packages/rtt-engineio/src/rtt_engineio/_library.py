@@ -801,6 +801,8 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
 
     #: Polls (long-polling GETs) waiting for packets: Engine.IO v4 allows one at a time.
     rtt_polls = 0
+    #: The waiting poll's aiohttp request (``None`` under ASGI): tells a broken client from a broken network.
+    rtt_poll: web.Request | None = None
 
     # -- What rtt's server uses -------------------------------------------
 
@@ -889,7 +891,8 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
 
         400 without the ``transport`` parameter (the library defaults it); a second
         poll while one waits is 400 and closes the session with ``protocol error``
-        (the waiting one gets the ``CLOSE`` packet); a poll once the ping timeout has
+        (the waiting one gets the ``CLOSE`` packet), or ``transport error`` when the
+        waiting one's connection is already broken; a poll once the ping timeout has
         passed is 400 (the session closes with ``ping timeout`` if the timer has not
         yet); the poll an ended session leaves waiting gets a noop packet, not an
         empty body.
@@ -902,15 +905,24 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
         if _is_upgrade(environ) or self.upgrading or self.upgraded:
             return await super().handle_get_request(environ)
         if self.rtt_polls:
-            self.rtt_conn.server._wire_violation(self.rtt_conn, CloseReason.PROTOCOL_ERROR)
+            # aiohttp runs a handler on after its connection broke, so the waiting poll may be
+            # dead already: then the client is polling again because the network failed (aiohttp's
+            # client retries a GET on a reset keep-alive connection), not breaking the protocol,
+            # and the session ends as a drop, which a client may resume (SPEC.md 17).
+            waiting = self.rtt_poll
+            gone = waiting is not None and (waiting.transport is None or waiting.transport.is_closing())
+            reason = CloseReason.TRANSPORT_ERROR if gone else CloseReason.PROTOCOL_ERROR
+            self.rtt_conn.server._wire_violation(self.rtt_conn, reason)
             return bad_request("Overlapping poll")
         if not await self.check_ping_timeout():
             return bad_request("Ping timeout")
         self.rtt_polls += 1
+        self.rtt_poll = aiohttp_request(environ)
         try:
             packets = await super().handle_get_request(environ)
         finally:
             self.rtt_polls -= 1
+            self.rtt_poll = None
         if packets == []:  # the session ended while the poll waited (the client's CLOSE, a drop)
             return [packet.Packet(NOOP)]
         return packets
