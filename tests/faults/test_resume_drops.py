@@ -152,7 +152,10 @@ async def test_twenty_drops_lose_and_repeat_nothing_in_either_direction(drop_wir
             sent, ticks = traffic.sent, traffic.ticks_sent.get(socket.id, 0)
             await until(lambda: len(traffic.handled) >= sent, f"the server to handle {sent} messages")
             expected = {f"e:c-{k}" for k in range(1, sent + 1)} | {f"t:{k}" for k in range(1, ticks + 1)}
-            missing = lambda: sorted(expected - set(traffic.received))  # noqa: E731
+
+            def missing() -> list[str | bytes]:
+                return sorted(expected - set(traffic.received), key=str)
+
             await until(lambda: not missing(), "every echo and tick at the client", detail=missing)
             await asyncio.sleep(0.2)  # a duplicate would arrive now
             assert client.socket_id == socket.id
