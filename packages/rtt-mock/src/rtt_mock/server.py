@@ -3,6 +3,7 @@
 from __future__ import annotations
 
 import asyncio
+import errno
 from typing import TYPE_CHECKING
 
 from rtt import (
@@ -34,13 +35,24 @@ class MockServer(Server[Link]):
         # Every link not yet finished, including ones whose socket is not
         # registered yet, so shutdown can cut them all.
         self._links: set[Link] = set()
+        # What the kit's drops do to new links (LinkDrops): reset them, or accept and ignore them.
+        self._refusing = False
+        self._silent = False
 
     def link(self, socket_id: str) -> Link:
         """The link of a connected socket, for fault injection."""
         return self._conns[socket_id]
 
+    def kit_drops(self) -> LinkDrops:
+        """The conformance kit's drops for this server (SPEC.md 11): its links cut as a proxy would."""
+        return LinkDrops(self)
+
     async def accept(self, link: Link, request: Request) -> Reject | None:
         """Called by a connecting mock client; None means accepted."""
+        if self._refusing:
+            raise ConnectionResetError(errno.ECONNRESET, "connection reset by peer")
+        if self._silent:
+            return None  # accepted, and never heard from: the network ate it
         handshake = Handshake(
             headers=Headers(request.headers),
             path=request.path,
@@ -131,4 +143,65 @@ class MockServer(Server[Link]):
             link.to_server.cut(CloseReason.TRANSPORT_ERROR)
 
 
-__all__ = ["MockServer"]
+class LinkDrops:
+    """What :class:`rtt.testing.Proxy` does to TCP connections, done to a mock server's links.
+
+    The conformance kit's resume cases cut connections with it (``Kit.drops``,
+    SPEC.md 11): a server on the in-memory network has no TCP address for a
+    proxy to stand in front of.
+    """
+
+    def __init__(self, server: MockServer) -> None:
+        self._server = server
+        self._timers: list[asyncio.TimerHandle] = []
+
+    def url_for(self, server_url: str) -> str:
+        """Clients reach the server directly: the faults are injected on its links."""
+        return server_url
+
+    def _open(self) -> list[Link]:
+        return [link for link in self._server._links if not link.closed]
+
+    def sever(self) -> int:
+        """Cut every open link; both ends see ``transport error``."""
+        links = self._open()
+        for link in links:
+            link.sever()
+        return len(links)
+
+    def blackhole(self, *, client_side_cut_after: float | None = None) -> None:
+        """Stop delivery both ways on every open link, and ignore new ones until :meth:`restore`.
+
+        With ``client_side_cut_after``, the client's end of each of those links
+        is cut that many seconds later; the server's end stays silent (its pings
+        go unanswered).
+        """
+        self._server._silent = True
+        links = self._open()
+        for link in links:
+            link.to_client.stalled = link.to_server.stalled = True
+        if client_side_cut_after is not None:
+
+            def cut() -> None:
+                for link in links:
+                    link.to_client.cut(CloseReason.TRANSPORT_ERROR)
+
+            self._timers.append(asyncio.get_running_loop().call_later(client_side_cut_after, cut))
+
+    def restore(self) -> None:
+        """Serve new links again; black-holed ones stay silent."""
+        self._server._silent = False
+
+    def refuse(self, on: bool = True) -> None:
+        """Reset each new link at once (``on=False``: accept them again)."""
+        self._server._refusing = on
+
+    async def close(self) -> None:
+        """Cancel a pending cut and serve new links as before."""
+        for timer in self._timers:
+            timer.cancel()
+        self._timers.clear()
+        self._server._silent = self._server._refusing = False
+
+
+__all__ = ["LinkDrops", "MockServer"]

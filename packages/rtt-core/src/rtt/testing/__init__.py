@@ -10,7 +10,9 @@ A plugin's whole test file::
             return rtt.load("foo", **options)
 
 The ping-timeout case freezes a client with ``Client.pause_reading()``
-(override ``stall_client(client)`` to do it another way). A server mounted
+(override ``stall_client(client)`` to do it another way); the resume cases
+cut connections with a :class:`Proxy` in front of the server (override
+``drops(server)`` to do it another way). A server mounted
 in an application runs the same kit mounted: the test class sets
 ``mounted = True``, overrides ``mount(server, listener)`` to serve it in its
 host application, and names in ``lacks`` the :data:`MODE_FEATURES` that mode
@@ -26,9 +28,11 @@ from .brokers import BrokerTests
 from .kit import (
     ROUND_TRIP,
     ClientTests,
+    Drops,
     Kit,
     LimitTests,
     MessageTests,
+    ResumeTests,
     SecurityTests,
     ServerTests,
     ShutdownTests,
@@ -42,6 +46,7 @@ __all__ = [
     "ROUND_TRIP",
     "BrokerTests",
     "ClientTests",
+    "Drops",
     "Kit",
     "LimitTests",
     "LogCapture",
@@ -49,6 +54,7 @@ __all__ = [
     "Proxy",
     "ProxyStats",
     "Recorder",
+    "ResumeTests",
     "SecurityTests",
     "ServerTests",
     "ShutdownTests",

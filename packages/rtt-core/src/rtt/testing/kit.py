@@ -20,7 +20,7 @@ import socket as socketlib
 import string
 from collections.abc import Awaitable, Callable, Iterable, Mapping
 from dataclasses import dataclass, field
-from typing import Any, ClassVar, TypeVar
+from typing import Any, ClassVar, Protocol, TypeVar
 from urllib.parse import urlsplit, urlunsplit
 
 from ..client import Client, ClientState
@@ -36,19 +36,22 @@ from ..errors import (
     StateError,
     UnknownSocketError,
 )
-from ..events import CloseReason
+from ..events import Close, CloseReason
 from ..handshake import Accept, Handshake, Reject
 from ..server import Server, ServerState, Socket
 from ..transport import Capabilities, Transport
 from . import _tls
 from ._support import LogCapture, Recorder, case, eventually
 from ._support import echo as echo_messages
+from .proxy import Proxy
 
 __all__ = [
     "ClientTests",
+    "Drops",
     "Kit",
     "LimitTests",
     "MessageTests",
+    "ResumeTests",
     "SecurityTests",
     "ServerTests",
     "ShutdownTests",
@@ -75,6 +78,42 @@ ROUND_TRIP: tuple[str | bytes, ...] = (
     b"\x00bAAAA",
     "\u2028\u2029 line separators",
 )
+
+
+class Drops(Protocol):
+    """Cuts the connections between a case's server and its clients on command (SPEC.md 11).
+
+    :class:`~rtt.testing.Proxy` is one (11.1 says what each method does);
+    a server without a TCP address offers its own from ``kit_drops()``.
+    """
+
+    def url_for(self, server_url: str) -> str:
+        """The URL a client uses to reach the server through these drops."""
+        ...
+
+    def sever(self) -> int:
+        """Reset every open connection at once, both sides; return how many."""
+        ...
+
+    def blackhole(self, *, client_side_cut_after: float | None = None) -> None:
+        """Stop forwarding on every open connection (and new ones), sockets kept open.
+
+        With ``client_side_cut_after``, cut only the client side of each open
+        connection that many seconds later.
+        """
+        ...
+
+    def restore(self) -> None:
+        """Let new connections through again after :meth:`blackhole`."""
+        ...
+
+    def refuse(self, on: bool = True) -> None:
+        """Make each new connection fail at once (``on=False``: pass them again)."""
+        ...
+
+    async def close(self) -> None:
+        """Undo everything; the kit calls it after the case."""
+        ...
 
 
 class Kit:
@@ -118,6 +157,28 @@ class Kit:
         """The URL a Python client uses to reach ``server`` (default: ``server.url``)."""
         return server.url
 
+    async def drops(self, server: Server[Any]) -> Drops:
+        """What the resume cases cut ``server``'s connections with (closed after the case).
+
+        The default is a started :class:`~rtt.testing.Proxy` in front of
+        ``server.address``, which the cases' clients reach through
+        ``url_for(client_url(server))``: it serves every transport whose
+        clients connect over TCP to that address. A server that has no TCP
+        address to stand in front of offers its own: a ``kit_drops()``
+        method that returns a :class:`Drops` (rtt-mock's cuts its in-memory
+        links). Override this hook to cut connections some other way.
+        """
+        offered = getattr(server, "kit_drops", None)
+        made: Drops
+        if callable(offered):
+            made = offered()
+        else:
+            proxy = Proxy(*server.address, host=self.host)
+            await proxy.start()
+            made = proxy
+        self._drops = [*getattr(self, "_drops", []), made]
+        return made
+
     def mount(
         self, server: Server[Any], listener: socketlib.socket
     ) -> contextlib.AbstractAsyncContextManager[Iterable[asyncio.Task[Any]] | None]:
@@ -150,13 +211,16 @@ class Kit:
         return self.make_transport().capabilities
 
     async def _close_all(self) -> None:
-        """Close every client, server and host the case made, in that order; re-raise the first failure."""
+        """Close every client, server, drops and host the case made, in that order; re-raise a failure."""
         clients, servers = getattr(self, "_clients", []), getattr(self, "_servers", [])
         hosts: list[_Host] = getattr(self, "_hosts", [])
-        self._clients, self._servers, self._hosts = [], [], []
+        drops: list[Drops] = getattr(self, "_drops", [])
+        self._clients, self._servers, self._hosts, self._drops = [], [], [], []
         closes = [asyncio.wait_for(c.close(), 10) for c in clients]
         failures = [r for r in await asyncio.gather(*closes, return_exceptions=True) if r is not None]
         closes = [asyncio.wait_for(s.close(), 15) for s in servers]
+        failures += [r for r in await asyncio.gather(*closes, return_exceptions=True) if r is not None]
+        closes = [asyncio.wait_for(d.close(), 10) for d in drops]
         failures += [r for r in await asyncio.gather(*closes, return_exceptions=True) if r is not None]
         stops = [host.stop() for host in hosts]
         failures += [r for r in await asyncio.gather(*stops, return_exceptions=True) if r is not None]
@@ -203,9 +267,16 @@ class Kit:
         hosts: list[_Host] = getattr(self, "_hosts", [])
         return asyncio.all_tasks().difference(*(h.tasks for h in hosts))
 
-    def client(self, server: Server[Any], *, query: str = "", **options: Any) -> Client:
-        """An unconnected client of ``server`` (closed after the case); reconnect off unless given."""
+    def client(
+        self, server: Server[Any], *, query: str = "", via: Drops | None = None, **options: Any
+    ) -> Client:
+        """An unconnected client of ``server`` (closed after the case); reconnect off unless given.
+
+        ``via`` (from :meth:`drops`) makes the client reach the server through it.
+        """
         url = self.client_url(server)
+        if via is not None:
+            url = via.url_for(url)
         if query:
             parts = urlsplit(url)
             url = urlunsplit(parts._replace(query=f"{parts.query}&{query}" if parts.query else query))
@@ -704,7 +775,7 @@ class SecurityTests(Kit):
             ({"query": "token=plain-false"}, 403),
             ({"query": "token=explode"}, 500),
         ):
-            client = self.client(server, **kwargs)
+            client = self.client(server, query=kwargs.get("query", ""))
             assert (await raises(RejectedError, client.connect())).status == status, kwargs
         assert len(server.sockets) == 2
         assert server.stats.rejected == 3
@@ -1137,8 +1208,203 @@ class TlsTests(Kit):
         assert rec.of("reconnect_failed") == [(len(rec.of("reconnecting")),)]
 
 
+class ResumeTests(Kit):
+    """SPEC.md 17: what resume needs of a plugin, with rtt's own Python client.
+
+    The plugin's client opens ``Client.connect_url``; its size limits leave
+    room for resume framing; a connection cut either way (a reset both sides
+    see, or a black hole only the client notices) loses and repeats nothing;
+    the session's end comes as ``session lost`` and ``session_lost``; a
+    client without resume sees plain messages; and no id-keyed call follows a
+    connection's ``_closed`` report (10.2). Drops come from :meth:`Kit.drops`.
+    """
+
+    #: Seconds a session is kept in the cases that must not lose it.
+    resume_window: ClassVar[float] = 30.0
+    #: Seconds after a black hole starts that its client side is cut.
+    cut_after: ClassVar[float] = 0.2
+
+    async def resuming(self, server: Server[Any], via: Drops, **options: Any) -> Client:
+        """A connected client of ``server`` through ``via``, once the server's welcome has arrived."""
+        # Short timeouts: a request stuck in a black hole (an HTTP poll) ends within seconds.
+        defaults = {"reconnect": self.reconnect, "connect_timeout": 3.0, "close_timeout": 1.0}
+        client = self.client(server, via=via, **{**defaults, **options})
+        await client.connect()
+        await _welcomed(client, server)
+        return client
+
+    @case()
+    async def test_the_client_opens_connect_url(self) -> None:  # SPEC 10.3, 17.2
+        server = await self.server(echo=True, resume_window=self.resume_window)
+        client = await self.connected(server)
+        socket = self.socket_of(client)
+        await _welcomed(client, server)
+        assert client.socket_id == socket.id and socket.resumable
+        assert "rtt_resume" not in socket.query, "the core keeps the resume parameter from applications"
+        for message in ("\x00", "\x00A1", "\x00\x00W{}", "plain", b"\x00A1"):
+            await client.send(message)
+            assert await client.recv() == message, f"{message!r} in resume framing"
+
+    @case()
+    async def test_a_black_hole_loses_and_repeats_nothing(self) -> None:  # SPEC 17.1, 17.3
+        await self._through_a_drop("blackhole")
+
+    async def _through_a_drop(self, how: str) -> None:
+        """Numbered messages both ways, half before a drop and half right after it.
+
+        ``sever`` resets both sides. ``blackhole`` silences the connections and
+        then cuts their client side only: the client comes back (let through
+        once it has seen its connection close) while the server may still hold
+        the old connection, which the resume detaches.
+        """
+        count = 10
+        # Quick heartbeats, so a side whose connection went silent without a cut notices it
+        # (an HTTP poll made during the black hole is never cut).
+        server = await self.server(
+            resume_window=self.resume_window, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout
+        )
+        handled: list[str | bytes] = []
+
+        async def echo(socket: Socket, data: str | bytes) -> None:
+            handled.append(data)
+            await server.send(socket.id, f"e:{data!s}")
+
+        server.on("message", echo)
+        events = Recorder().listen(server, "connect", "away", "back", "disconnect")
+        drops = await self.drops(server)
+        client = await self.resuming(server, drops)
+        socket_id = client.socket_id
+        assert socket_id is not None
+        crec = Recorder().listen(client, "close", "reconnected", "session_lost")
+        received: list[str | bytes] = []
+        client.on("message", received.append)
+        for k in range(1, count + 1):
+            await client.send(f"c-{k}")
+            await server.send(socket_id, f"s-{k}")
+        if how == "sever":
+            assert drops.sever() >= 1, "no connection to sever"
+        else:
+            drops.blackhole(client_side_cut_after=self.cut_after)
+        # Into the gap: a resumable socket takes sends whether it is connected, closing or away.
+        for k in range(count + 1, 2 * count + 1):
+            await server.send(socket_id, f"s-{k}")
+            await client.send(f"c-{k}")
+        await crec.wait("close", timeout=10)
+        drops.restore()
+        await crec.wait("reconnected", timeout=10)
+        # The last message each way: a duplicate or a replay would come before it.
+        await client.send("c-end")
+        await eventually(lambda: "e:c-end" in received, 10, "the echo of the client's last message")
+        numbers = range(1, 2 * count + 1)
+        assert handled == [*(f"c-{k}" for k in numbers), "c-end"], f"handled once each, in order: {handled}"
+        assert [m for m in received if str(m).startswith("s-")] == [f"s-{k}" for k in numbers]
+        assert [m for m in received if str(m).startswith("e:")] == [*(f"e:c-{k}" for k in numbers), "e:c-end"]
+        assert len(received) == 4 * count + 1, f"unexpected messages: {received}"
+        # One session throughout: away and back in turn, never a disconnect or a lost session.
+        names = events.names()
+        assert names[0] == "connect" and len(names) >= 3 and names[1:] == ["away", "back"] * (len(names) // 2)
+        assert all(event[1].id == socket_id for event in events.events)
+        assert all(reason.reconnect for (_, reason) in events.of("away"))
+        assert crec.of("session_lost") == []
+        assert client.socket_id == socket_id and client.resumed
+        assert server.sockets[socket_id].resumes == len(events.of("back"))
+
+    @case(needs=("server_pings",))
+    async def test_a_session_past_its_window_is_lost(self) -> None:  # SPEC 17.1, 17.3, 17.4
+        server = await self.server(
+            resume_window=0.5, ping_interval=self.ping_interval, ping_timeout=self.ping_timeout
+        )
+        events = Recorder().listen(server, "connect", "away", "back", "disconnect")
+        drops = await self.drops(server)
+        client = await self.resuming(server, drops)
+        first = client.socket_id
+        crec = Recorder().listen(client, "close", "session_lost", "reconnected")
+        # The client is cut off and kept out; the server notices by its heartbeat, then waits.
+        drops.refuse()
+        drops.blackhole(client_side_cut_after=0)
+        ((socket, reason),) = await events.wait("disconnect", timeout=10)
+        assert (socket.id, reason) == (first, CloseReason.SESSION_LOST), f"disconnect({reason})"
+        assert events.names() == ["connect", "away", "disconnect"]
+        assert events.of("away")[0][1] is CloseReason.PING_TIMEOUT
+        assert first not in server.sockets
+        drops.restore()
+        drops.refuse(False)
+        await crec.wait("reconnected", timeout=10)
+        assert crec.of("session_lost") == [("unknown",)]
+        assert crec.names()[-2:] == ["session_lost", "reconnected"]
+        (new,) = server.sockets
+        assert client.socket_id == new != first and not client.resumed
+        assert [s.id for (s,) in events.of("connect")] == [first, new]
+
+    @case()
+    async def test_a_client_without_resume_sees_no_controls(self) -> None:  # SPEC 17.2
+        server = await self.server(echo=True, resume_window=self.resume_window)
+        handled = Recorder().listen(server, "message")
+        client = await self.connected(server, resume=False)
+        socket = self.socket_of(client)
+        # More than ACK_EVERY messages: an ack, were one sent, would come before the last echo.
+        sent: list[str | bytes] = [*ROUND_TRIP, *(f"m{i}" for i in range(70))]
+        for message in sent:
+            await client.send(message)
+        await handled.wait("message", len(sent))
+        await server.send(socket.id, "\x00W{}")
+        got = [await client.recv() for _ in range(len(sent) + 1)]
+        assert got == [*sent, "\x00W{}"], "a plain client gets its messages as they are, and nothing else"
+        assert [data for (_, data) in handled.of("message")] == sent
+        assert not socket.resumable and client.socket_id is None and not client.resumed
+
+    @case(needs=("server_pings",))
+    async def test_no_id_keyed_call_after_closed(self) -> None:  # SPEC 10.2
+        # A timer or a late write of an ended connection must not reach the id: with resume the
+        # id may already belong to the session's next connection (SPEC 17.3).
+        server = await self.server(ping_interval=self.ping_interval, ping_timeout=self.ping_timeout)
+        reported: set[str] = set()
+        late: list[tuple[str, str]] = []
+        closed, begin_close, slow_consumer = server._closed, server._begin_close, server._slow_consumer
+
+        async def closed_spy(socket: Socket, reason: CloseReason) -> None:
+            reported.add(socket.id)
+            await closed(socket, reason)
+
+        def begin_close_spy(socket_id: str, reason: CloseReason, close: Close | None = None) -> None:
+            if socket_id in reported:
+                late.append(("_begin_close", socket_id))
+            begin_close(socket_id, reason, close)
+
+        def slow_consumer_spy(socket_id: str) -> None:
+            if socket_id in reported:
+                late.append(("_slow_consumer", socket_id))
+            slow_consumer(socket_id)
+
+        server._closed = closed_spy  # type: ignore[method-assign]
+        server._begin_close = begin_close_spy  # type: ignore[method-assign]
+        server._slow_consumer = slow_consumer_spy  # type: ignore[method-assign]
+        rec = Recorder().listen(server, "disconnect")
+        leaving = await self.connected(server)
+        kicked = await self.connected(server)
+        silent = await self.connected(server, close_timeout=0.5)
+        await leaving.close()
+        await server.disconnect(self.socket_of(kicked).id)
+        await self.stall_client(silent)
+        await rec.wait("disconnect", 3, timeout=4 * (self.ping_interval + self.ping_timeout) + 5)
+        assert len(reported) == 3
+        # Long enough for every heartbeat timer of the ended connections to have fired.
+        await asyncio.sleep(3 * (self.ping_interval + self.ping_timeout))
+        assert late == [], f"id-keyed calls after the connection's _closed report: {late}"
+
+
+async def _welcomed(client: Client, server: Server[Any]) -> None:
+    """Wait for ``client``'s welcome from ``server`` (the client's socket_id names a socket there)."""
+    await eventually(
+        lambda: client.socket_id is not None and client.socket_id in server.sockets,
+        5,
+        "the server's welcome: the plugin's client must open Client.connect_url (SPEC.md 10.3), "
+        "whose rtt_resume parameter asks for resume",
+    )
+
+
 class TransportTests(
-    ServerTests, MessageTests, SecurityTests, LimitTests, ClientTests, ShutdownTests, TlsTests
+    ServerTests, MessageTests, SecurityTests, LimitTests, ClientTests, ShutdownTests, TlsTests, ResumeTests
 ):
     """The whole conformance kit: subclass it as ``TestMyTransport``."""
 
