@@ -19,7 +19,7 @@ import rtt
 from rtt import ClientState, CloseReason, ConnectionClosed, OfflineQueueFullError, StateError
 from rtt._client_session import ClientSession, resume_url
 from rtt.events import Close
-from rtt.resume import ACK_EVERY, QUERY, ResumeProtocolError, Welcome
+from rtt.resume import ACK_DELAY, ACK_EVERY, QUERY, ResumeProtocolError, Welcome
 from rtt.testing import Recorder, eventually
 from rtt_mock import Link, MockClient, MockConnection, MockNetwork, MockServer, MockTransport
 from rtt_mock.network import Frame, Request
@@ -282,7 +282,7 @@ async def test_the_ack_timer_moves_with_a_threshold_ack(mock: MockTransport, ser
     for _ in range(ACK_EVERY):
         await client.recv()
     assert await wire.recv() == f"\x00A{2 * ACK_EVERY + 1}"
-    await asyncio.sleep(0.15)  # a negative check: let the timer of the first of them pass
+    await asyncio.sleep(ACK_DELAY * 1.5)  # a negative check: let the timer of the first of them pass
     await client.send("after")
     assert await wire.recv() == "after"
     await client.close()

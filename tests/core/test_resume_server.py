@@ -9,6 +9,7 @@ not against rtt's own client.
 from __future__ import annotations
 
 import asyncio
+import time
 from collections.abc import AsyncIterator
 from contextlib import asynccontextmanager
 from typing import Any
@@ -17,7 +18,7 @@ import pytest
 from resume_raw import Raw, resume_value, start
 
 from rtt import Accept, CloseReason, Handshake, UnknownSocketError
-from rtt.resume import ACK_EVERY, Welcome, ack_text
+from rtt.resume import ACK_DELAY, ACK_EVERY, Welcome, ack_text
 from rtt.testing import Recorder, eventually
 from rtt_mock import MockClient, MockServer, MockTransport
 from rtt_mock.network import Frame
@@ -708,24 +709,37 @@ async def test_acks_wait_for_each_sessions_own_delay(mock: MockTransport) -> Non
         rec = record(server)
         resume = server._resume
         assert resume is not None
+        dues: dict[str, float] = {}
 
         def later(socket: Any, data: str | bytes) -> None:
+            clock = resume.sessions[socket.id].clock
+            assert clock.due is not None
             if data == "b":
-                # As if its first message had come 0.15 s later: its delay ends at a later tick.
-                clock = resume.sessions[socket.id].clock
-                assert clock.due is not None
-                clock.due += 0.15
+                # As if its first message had come half a delay later: its delay ends at a later tick.
+                clock.due += ACK_DELAY / 2
+            dues[socket.id] = clock.due
 
         server.on("message", later)
         server.on("message", lambda socket, data: 1 / 0)  # a raising handler is logged, not fatal
         first, _welcome = await start(server)
         second, _welcome2 = await start(server)
+        # When each ack leaves: never before its own session's due time, whenever the ticks run.
+        sent: dict[str, float] = {}
+        send_ack = resume._send_ack
+
+        async def timed(link: Any, count: int) -> None:
+            sent[link.session.socket.id] = time.monotonic()
+            await send_ack(link, count)
+
+        resume._send_ack = timed  # type: ignore[method-assign]
         first.send("a")
         second.send("b")
         assert await first.recv() == ack_text(1)
-        assert second.link.to_client.buffered == 0
         assert await second.recv() == ack_text(1)
         await rec.wait("message", 2)
+        assert sent.keys() == dues.keys() and len(sent) == 2
+        for socket_id, due in dues.items():
+            assert sent[socket_id] >= due
 
 
 async def test_a_resume_while_the_server_is_closing_the_old_connection(mock: MockTransport) -> None:

@@ -75,8 +75,13 @@ ACK_EVERY: Final = 64
 """Unacknowledged messages that make a receiver acknowledge at once."""
 ACK_BYTES: Final = 64 * 1024
 """Unacknowledged bytes (message sizes) that make a receiver acknowledge at once."""
-ACK_DELAY: Final = 0.1
-"""Seconds after the first unacknowledged message by which a receiver acknowledges."""
+ACK_DELAY: Final = 1.0
+"""Seconds after the first unacknowledged message by which a receiver acknowledges.
+
+Acks only let the sender forget what it keeps (replay never depends on them: a resume
+names the receiver's own count), and the two thresholds above bound what is kept at any
+rate, so the delay matters only at low rates, where a short one would cost an ack for
+every few messages: at 20 messages a second, 0.1 s meant one ack per 2 messages."""
 
 # Limits
 ENTRY_COST: Final = 64

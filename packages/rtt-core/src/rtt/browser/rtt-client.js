@@ -527,7 +527,7 @@ var rtt = (() => {
   // A receiver acknowledges at whichever comes first (the values of rtt.resume).
   const ACK_EVERY = 64; // unacknowledged messages
   const ACK_BYTES = 64 * 1024; // unacknowledged bytes
-  const ACK_DELAY = 0.1; // seconds after the first unacknowledged message
+  const ACK_DELAY = 1.0; // seconds after the first unacknowledged message
   const CONTROL_LIMIT = 512;
   const CONTROL_LETTERS = new Set(["W", "H", "A", "L"]);
   const SESSION_ID = /^[A-Za-z0-9_-]{22}$/;
