@@ -132,3 +132,21 @@ def test_a_server_without_its_own_drops_gets_a_proxy() -> None:
 
     with pytest.raises(RuntimeError, match="not started"):
         proxy.port  # noqa: B018  the kit closed it after the case
+
+
+def test_a_sever_on_the_mock_loses_and_repeats_nothing() -> None:
+    """The kit's sever path (the reset case, SPEC.md 11), over the mock's LinkDrops."""
+
+    class Kit(_Mock):
+        async def case(self) -> None:
+            await self._through_a_drop("sever")
+
+    kit = Kit()
+
+    async def run() -> None:
+        try:
+            await kit.case()
+        finally:
+            await kit._close_all()
+
+    asyncio.run(run())
