@@ -150,3 +150,41 @@ def test_a_sever_on_the_mock_loses_and_repeats_nothing() -> None:
             await kit._close_all()
 
     asyncio.run(run())
+
+
+class _MissesOnce(LinkDrops):
+    """A first sever that cuts nothing, as one that meets only an idle keep-alive connection."""
+
+    missed = False
+
+    def sever(self) -> int:
+        if not self.missed:
+            self.missed = True
+            return 1
+        return super().sever()
+
+
+def test_a_sever_that_cut_nothing_is_repeated() -> None:
+    made: list[_MissesOnce] = []
+
+    class Kit(_Mock):
+        async def drops(self, server: rtt.Server[Any]) -> Drops:
+            assert isinstance(server, MockServer)
+            drops = _MissesOnce(server)
+            made.append(drops)
+            self._drops = [*getattr(self, "_drops", []), drops]
+            return drops
+
+        async def case(self) -> None:
+            await self._through_a_drop("sever")
+
+    kit = Kit()
+
+    async def run() -> None:
+        try:
+            await kit.case()
+        finally:
+            await kit._close_all()
+
+    asyncio.run(run())
+    assert made[0].missed
