@@ -45,6 +45,7 @@ from .resume import (
 from .server import _ABORT, _DROPS, ServerState, Socket, new_socket_id
 
 if TYPE_CHECKING:
+    from ._handoff import Handoff
     from .handshake import Handshake
     from .server import Server
 
@@ -87,7 +88,7 @@ def _same(a: object, b: object) -> bool:
 class Session(Generic[C]):
     """One resumable socket: its log, its counts, its credentials and its current link."""
 
-    __slots__ = ("clock", "deadline", "doomed", "link", "log", "nonce", "prev", "socket", "token")
+    __slots__ = ("clock", "deadline", "doomed", "handled", "link", "log", "nonce", "prev", "socket", "token")
 
     def __init__(self, socket: Socket, limit: int) -> None:
         from .resume import AckClock
@@ -106,10 +107,15 @@ class Session(Generic[C]):
         """When an away session ends (loop time)."""
         # Its log overflowed while connected: the connection's end ends the session.
         self.doomed = False
+        # Set by a handoff waiting for the running message handler to return (SPEC.md 17.5).
+        self.handled: asyncio.Event | None = None
 
     def accepts(self, token: str) -> bool:
         """Whether ``token`` is the current one, or the previous one not yet replaced by a hello."""
-        digest = _digest(token)
+        return self.accepts_digest(_digest(token))
+
+    def accepts_digest(self, digest: bytes) -> bool:
+        """:meth:`accepts` for a token's SHA-256 (as a takeover from another process carries it)."""
         ok = hmac.compare_digest(digest, self.token)
         if self.prev is not None:
             ok |= hmac.compare_digest(digest, self.prev)
@@ -171,6 +177,21 @@ class Sessions(Generic[C]):
         self._deadlines: list[tuple[float, int, str, str]] = []
         self._sequence = 0
         self._timer: asyncio.TimerHandle | None = None
+        # Broker envelope stamps (SPEC.md 17.5): this process's last one, and the last one
+        # received from each other process, which together say what a handoff's state already holds.
+        self.stamped = 0
+        self.heard: dict[str, int] = {}
+        self.handoff: Handoff[C] | None = None
+        """Moving sessions between processes (SPEC.md 17.5): only with a broker."""
+        if server.options.broker is not None:
+            from ._handoff import Handoff  # it imports this module
+
+            self.handoff = Handoff(self)
+
+    def stamp(self) -> int:
+        """The next stamp for a socket operation this process publishes (call right before publishing)."""
+        self.stamped += 1
+        return self.stamped
 
     # -- Opening a connection -------------------------------------------------
 
@@ -187,7 +208,15 @@ class Sessions(Generic[C]):
             if tomb is not None and tomb.accepts(request.token):
                 return self._refuse(conn, handshake, request.id, tomb.close)
             session = self.sessions.get(request.id)
-            if session is not None and session.accepts(request.token):
+            if session is None and self.handoff is not None:
+                claimed = await self.handoff.claim(request, identity, handshake)
+                if claimed is None:
+                    return await self.open(conn, handshake, identity)  # held here now
+                if claimed == "down":
+                    # The session stays with its holder; the client retries with backoff.
+                    return self._refuse(conn, handshake, request.id, Close.of(CloseReason.SHUTDOWN))
+                why = claimed
+            elif session is not None and session.accepts(request.token):
                 if not _same(identity, session.socket.identity):
                     why = "identity"
                 elif session.link is not None:
@@ -524,6 +553,8 @@ class Sessions(Generic[C]):
             if self._ticker is None:
                 self._ticker = asyncio.get_running_loop().call_later(ACK_DELAY, self._tick)
         await server._dispatch(socket, data)
+        if session.handled is not None:
+            session.handled.set()
 
     async def _control(self, link: Link[C], session: Session[C], message: Control) -> None:
         if message.letter != "A":

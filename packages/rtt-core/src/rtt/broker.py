@@ -16,7 +16,8 @@ channel        subscribed by                        carries
 ``s.<id>``     the process holding socket ``id``    send, disconnect, join, leave
 ``g.<group>``  processes holding a member of group  group broadcasts
 ``h.<key>``    the process holding HTTP session     relayed HTTP requests
-``n.<node>``   process ``node``                     relayed HTTP responses
+``n.<node>``   process ``node``                     relayed HTTP responses, confirmations,
+                                                    a session's state (SPEC.md 17.5)
 =============  ==================================  =============================
 
 So a broadcast costs one publish, a send one publish that reaches one
@@ -37,7 +38,7 @@ import time
 from collections.abc import Awaitable, Callable, Collection, Coroutine, Iterator, Mapping
 from dataclasses import dataclass, field
 from enum import Enum
-from typing import Any, ClassVar
+from typing import Any, ClassVar, TypeVar
 from urllib.parse import urlsplit
 
 from .errors import BrokerError, OptionError
@@ -54,6 +55,8 @@ __all__ = [
 ]
 
 logger = logging.getLogger("rtt.broker")
+
+T = TypeVar("T")
 
 #: Seconds a change of this process's socket count waits before it is announced,
 #: so a burst of connections costs one announcement.
@@ -144,8 +147,10 @@ class Envelope:
 
     ``op`` is ``"broadcast"``, ``"send"``, ``"disconnect"``, ``"join"``, ``"leave"``,
     ``"ack"`` (a holder confirming a join or leave),
-    or one of the HTTP relay's (SPEC.md 13.8): ``"relay"`` (a request),
-    ``"head"``, ``"chunk"``, ``"end"`` (its response), ``"cancel"``.
+    one of the HTTP relay's (SPEC.md 13.8): ``"relay"`` (a request),
+    ``"head"``, ``"chunk"``, ``"end"`` (its response), ``"cancel"``,
+    or one of a session handoff's (SPEC.md 17.5): ``"takeover"``, ``"state"``,
+    ``"retry"``, ``"refuse"``, ``"adopt"``.
     """
 
     op: str
@@ -161,14 +166,36 @@ class Envelope:
     """The application's message (broadcast and send); an application close as
     ``Close.as_text`` (disconnect); the relay's request or response piece."""
     ref: str = ""
-    """Which relayed request a relay envelope belongs to."""
+    """Which relayed request (or confirmation, or handoff) an envelope belongs to."""
+    seq: int = 0
+    """The origin's sequence number of a socket operation, stamped when it is
+    published (``0``: none). A process's stamps rise in the order of its
+    publishes, so a process taking over a session can tell which operations
+    the previous holder already applied (SPEC.md 17.5)."""
 
 
 _VERSION = b"1"
 #: One encoder for every envelope: json.dumps with options builds a new one per call.
 _encode_json = json.JSONEncoder(separators=(",", ":")).encode
 _OPS = frozenset(
-    {"broadcast", "send", "disconnect", "join", "leave", "ack", "relay", "head", "chunk", "end", "cancel"}
+    {
+        "broadcast",
+        "send",
+        "disconnect",
+        "join",
+        "leave",
+        "ack",
+        "relay",
+        "head",
+        "chunk",
+        "end",
+        "cancel",
+        "takeover",
+        "state",
+        "retry",
+        "refuse",
+        "adopt",
+    }
 )
 
 
@@ -185,6 +212,8 @@ def encode_envelope(envelope: Envelope) -> bytes:
         header["x"] = list(envelope.exclude)
     if envelope.ref:
         header["r"] = envelope.ref
+    if envelope.seq:
+        header["q"] = envelope.seq
     data = envelope.data
     if isinstance(data, str):
         header["t"] = 1
@@ -211,14 +240,17 @@ def decode_envelope(payload: bytes) -> Envelope:
     kind = header.get("t")
     data: str | bytes | None = None if kind is None else body.decode() if kind == 1 else body
     exclude = header.get("x", [])
-    origin, socket, group, ref = (
+    origin, socket, group, ref, seq = (
         header.get("o", ""),
         header.get("s", ""),
         header.get("g"),
         header.get("r", ""),
+        header.get("q", 0),
     )
     if (
         not isinstance(ref, str)
+        or type(seq) is not int
+        or seq < 0
         or not isinstance(origin, str)
         or not isinstance(socket, str)
         or not (group is None or isinstance(group, str))
@@ -227,7 +259,7 @@ def decode_envelope(payload: bytes) -> Envelope:
         or kind not in (None, 0, 1)
     ):
         raise ValueError("envelope header has fields of the wrong type")
-    return Envelope(header["op"], origin, socket, group, tuple(exclude), data, ref)
+    return Envelope(header["op"], origin, socket, group, tuple(exclude), data, ref, seq)
 
 
 # -- The base class ----------------------------------------------------------------
@@ -256,6 +288,16 @@ class Broker(abc.ABC):
     ``max_message_size`` does not fit is refused when its options are built."""
     spans_processes: ClassVar[bool] = True
     """Whether it joins servers of different processes (``False`` for an in-process test double)."""
+    total_order: ClassVar[bool] = False
+    """Whether the service keeps one total order (SPEC.md 13.7, 17.5): every subscriber
+    receives all publishes in one global order, and a subscription confirmed at
+    time *t* receives every publish executed after *t*.
+
+    Resume moves a session between processes only over a broker that promises
+    this, since the process taking it over decides from that order which
+    operations the previous holder already applied. Without it, a client that
+    comes back to another process starts a new session (``session_lost``).
+    """
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
         if url is not None:
@@ -416,6 +458,14 @@ class Broker(abc.ABC):
         finally:
             self._announcing = False
 
+    async def nodes(self) -> list[str]:
+        """The ids of the live processes (this one included), as the service knows them now.
+
+        :class:`~rtt.errors.BrokerError` while the link is down.
+        """
+        self._require_up("query")
+        return await self._timed(self._nodes(), "query")
+
     async def count(self) -> int:
         """Sockets held by every live process: this one's now, the others' as last announced.
 
@@ -552,13 +602,21 @@ class Broker(abc.ABC):
     async def _cluster_count(self, local: int) -> int:
         """Sockets on every live node, with ``local`` for this one."""
 
+    async def _nodes(self) -> list[str]:
+        """The live nodes' ids, this one included, in any order.
+
+        Optional: the default knows only this node, so a server shutting down
+        has no peer to hand its sessions to (they end, as without a broker).
+        """
+        return [self.node]
+
     # -- Internals -------------------------------------------------------------------
 
     def _require_up(self, what: str) -> None:
         if self._state is not BrokerState.UP:
             raise BrokerError(f"cannot {what} through broker {self.name!r}: it is {self._state.value}")
 
-    async def _timed(self, awaitable: Awaitable[int], what: str) -> int:
+    async def _timed(self, awaitable: Awaitable[T], what: str) -> T:
         try:
             async with asyncio.timeout(self.options.timeout):
                 return await awaitable

@@ -41,6 +41,7 @@ from .relay import Relay, RelayedRequest, RelayedResponse, fetch_unix, relayed_p
 from .resume import QUERY
 
 if TYPE_CHECKING:
+    from ._handoff import Handoff
     from ._sessions import Link, Sessions
     from .transport import Transport
 
@@ -159,6 +160,10 @@ class ServerStats:
     """Sessions a client resumed here (SPEC.md 17.3)."""
     resume_failures: int = 0
     """Resume requests answered ``lost``: a new session instead (SPEC.md 17.3)."""
+    moved_out: int = 0
+    """Sessions handed over to another process (SPEC.md 17.5)."""
+    moved_in: int = 0
+    """Sessions taken over from another process (SPEC.md 17.5)."""
 
 
 class Server(abc.ABC, Generic[C]):
@@ -208,7 +213,7 @@ class Server(abc.ABC, Generic[C]):
         """The broker joining this server to others (SPEC.md 13), or ``None``."""
         self._relay: Relay | None = None
         # Operations handed to another process, awaiting its confirmation, by reference.
-        self._acks: dict[str, asyncio.Future[bool]] = {}
+        self._acks: dict[str, _Answers] = {}
         #: A plugin that can serve relayed requests (SPEC.md 13.8) sets this to
         #: the path of a Unix socket on which its own HTTP server listens.
         self._relay_socket: str | None = None
@@ -420,14 +425,49 @@ class Server(abc.ABC, Generic[C]):
         skip = set(exclude)
         if group is not None:
             _check_group(group)
-        count = await self._deliver(data, size, skip, group)
+        resume = self._resume
+        handoff = None if resume is None else resume.handoff
+        if handoff is None:
+            count = await self._deliver(data, size, skip, group)
+        else:
+            count = await self._deliver_moving(handoff, data, size, skip, group)
         if self.broker is not None:
-            envelope = _envelope("broadcast", origin=self.node, group=group, exclude=tuple(skip), data=data)
+            # Stamped with no await before the publish, so stamps rise in publish order (SPEC.md 17.5).
+            seq = 0 if resume is None else resume.stamp()
+            stamped = Envelope("broadcast", self.node, group=group, exclude=tuple(skip), data=data, seq=seq)
+            if handoff is not None and handoff.claims:
+                handoff.published(stamped)
+            envelope = encode_envelope(stamped)
             try:
                 await self.broker.publish("all" if group is None else f"g.{group}", envelope)
             except BrokerError as exc:
                 raise BrokerError(f"{exc}; delivered to {count} local sockets only", local=count) from exc
             self.stats.broker_published += 1
+        return count
+
+    async def _deliver_moving(
+        self, handoff: Handoff[C], data: str | bytes, size: int, skip: set[str], group: str | None
+    ) -> int:
+        """:meth:`_deliver` of this process's broadcast while sessions may move in or out (SPEC.md 17.5)."""
+        from ._handoff import Flight  # it imports this module
+
+        flight = Flight()
+        handoff.flights.append(flight)
+        try:
+            count = await self._deliver(data, size, skip, group)
+        finally:
+            handoff.flights.remove(flight)
+        # Sessions that left meanwhile have it: their new holder skips it.
+        skip.update(flight.frozen)
+        resume = handoff.sessions
+        for socket_id in flight.installed:
+            # Arrived meanwhile: the previous holder froze before this was published, so it is theirs here.
+            session = resume.sessions.get(socket_id)
+            if session is None or socket_id in skip:
+                continue
+            if group is None or socket_id in self._groups.get(group, ()):
+                await resume.send(session, data, size)
+                count += 1
         return count
 
     async def _deliver(self, data: str | bytes, size: int, skip: set[str], group: str | None) -> int:
@@ -933,18 +973,29 @@ class Server(abc.ABC, Generic[C]):
         if broker is None or socket_id in self._closing:
             raise UnknownSocketError(socket_id)
         ref = secrets.token_urlsafe(9) if confirmed else ""
-        envelope = _envelope(op, origin=self.node, socket=socket_id, group=group, data=data, ref=ref)
+        resume = self._resume
+        envelope = _envelope(
+            op,
+            origin=self.node,
+            socket=socket_id,
+            group=group,
+            data=data,
+            ref=ref,
+            seq=0 if resume is None else resume.stamp(),
+        )
         if confirmed:
-            done = self._acks[ref] = asyncio.get_running_loop().create_future()
+            answers = self._acks[ref] = _Answers()
         try:
-            if not await broker.publish(f"s.{socket_id}", envelope):
+            receivers = await broker.publish(f"s.{socket_id}", envelope)
+            if not receivers:
                 raise UnknownSocketError(socket_id)
             self.stats.broker_published += 1
             if not confirmed:
                 return
+            answers.expect(receivers)
             try:
                 async with asyncio.timeout(broker.options.timeout):
-                    held = await done
+                    held = await answers.done
             except TimeoutError:
                 raise BrokerError(
                     f"the process holding socket {socket_id} did not confirm {op} "
@@ -967,6 +1018,14 @@ class Server(abc.ABC, Generic[C]):
                 exc,
             )
             return
+        resume = self._resume
+        handoff = None if resume is None else resume.handoff
+        if handoff is not None:
+            if envelope.op in _HANDOFF_OPS:
+                await handoff.received(envelope)
+                return
+            if handoff.claims and handoff.capture(envelope):
+                return  # about a session being taken over here: applied when it is installed
         if envelope.origin == self.node and envelope.op == "broadcast":
             return  # delivered locally before it was published
         if envelope.op in _RELAY_OPS:
@@ -974,13 +1033,15 @@ class Server(abc.ABC, Generic[C]):
                 self._relay.received(envelope, self._spawn)
             return
         if envelope.op == "ack":
-            done = self._acks.get(envelope.ref)
-            if done is not None and not done.done():
-                done.set_result(envelope.data == "held")
+            answers = self._acks.get(envelope.ref)
+            if answers is not None:
+                answers.answer(envelope.data == "held")
             return
         if self._state is not ServerState.RUNNING:
             return
         self.stats.broker_received += 1
+        if resume is not None and envelope.seq:
+            resume.heard[envelope.origin] = envelope.seq
         await self._act(envelope)
 
     async def _act(self, envelope: Envelope) -> None:
@@ -1130,6 +1191,42 @@ def _cancelling() -> bool:
 
 
 _RELAY_OPS = frozenset({"relay", "head", "chunk", "end", "cancel"})
+_HANDOFF_OPS = frozenset({"takeover", "state", "retry", "refuse", "adopt"})
+
+
+class _Answers:
+    """The confirmations of one operation handed to the process holding a socket.
+
+    While a session moves between processes (SPEC.md 17.5) both may receive
+    the operation: one of them says ``held``, the other ``gone``. So the
+    asker waits for as many answers as processes received it, and it is done
+    when any says ``held``.
+    """
+
+    __slots__ = ("done", "expected", "gone")
+
+    def __init__(self) -> None:
+        self.done: asyncio.Future[bool] = asyncio.get_running_loop().create_future()
+        self.gone = 0
+        self.expected = 0
+
+    def answer(self, held: bool) -> None:
+        if self.done.done():
+            return
+        if held:
+            self.done.set_result(True)
+            return
+        self.gone += 1
+        self._settle()
+
+    def expect(self, receivers: int) -> None:
+        self.expected = receivers
+        self._settle()
+
+    def _settle(self) -> None:
+        # Answers may come before the publish's receiver count does.
+        if self.expected and self.gone >= self.expected and not self.done.done():
+            self.done.set_result(False)
 
 
 def _check_group(group: object) -> None:
@@ -1146,5 +1243,6 @@ def _envelope(
     exclude: tuple[str, ...] = (),
     data: str | bytes | None = None,
     ref: str = "",
+    seq: int = 0,
 ) -> bytes:
-    return encode_envelope(Envelope(op, origin, socket, group, exclude, data, ref))
+    return encode_envelope(Envelope(op, origin, socket, group, exclude, data, ref, seq))

@@ -76,6 +76,9 @@ class MemoryBroker(Broker):
     name = "memory"
     schemes = ("memory",)
     spans_processes = False
+    # One event loop puts each publish into every subscriber's inbox before the next publish runs,
+    # and each inbox is read in order; a subscription is in the hub when _subscribe returns.
+    total_order = True
 
     def __init__(self, url: str | None = None, **options: object) -> None:
         super().__init__(url, **options)
@@ -139,6 +142,10 @@ class MemoryBroker(Broker):
     async def _announce(self, count: int) -> None:
         self._check()
         self.hub.counts[self.node] = count
+
+    async def _nodes(self) -> list[str]:
+        self._check()
+        return list(self.hub.counts)
 
     async def _cluster_count(self, local: int) -> int:
         self._check()

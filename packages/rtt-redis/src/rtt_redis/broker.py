@@ -55,6 +55,12 @@ class RedisBroker(Broker):
     name = "redis"
     schemes = ("redis", "rediss", "unix")
     max_payload = MAX_PAYLOAD
+    # One Redis server runs one command at a time: a PUBLISH is pushed to every subscriber's output
+    # buffer, in execution order, before the next command runs, and each subscriber reads its buffer
+    # in order over one connection (the reader hands messages on in that order). A SUBSCRIBE is
+    # confirmed after it took effect, so every PUBLISH executed later reaches this node. (Redis
+    # Cluster, where publishes cross shards, is refused at start.)
+    total_order = True
 
     def __init__(self, url: str | None = None, **options: Any) -> None:
         super().__init__(url, **options)
@@ -349,6 +355,11 @@ class RedisBroker(Broker):
                     exc,
                 )
         logger.info("redis broker: forgot dead nodes %s", ", ".join(dead))
+
+    async def _nodes(self) -> list[str]:
+        assert self._client is not None
+        counts = await self._counts(await self._client.smembers(self._nodes_key))
+        return [self.node, *(node for node, count in counts.items() if count is not None)]
 
     async def _counts(self, members: Collection[bytes | str]) -> dict[str, int | None]:
         """The socket count each other node in ``members`` last announced (``None``: its key expired)."""

@@ -1,0 +1,669 @@
+"""Sessions that move between processes (SPEC.md 17.5), on the memory broker in one process.
+
+Several servers share one :class:`~rtt_mock.MemoryHub`, each a node of the
+cluster as a process would be. This part covers the broker groundwork a
+handoff rests on: the brokers' total-order promise, the live nodes, and the
+per-origin stamps on socket operations (SPEC.md 13.7).
+"""
+
+from __future__ import annotations
+
+import asyncio
+import contextlib
+import itertools
+from collections.abc import AsyncIterator, Callable
+from typing import Any
+
+import pytest
+from resume_raw import Closed, Raw, resume_value, start
+
+import rtt
+import rtt._handoff
+from rtt import Accept, BrokerError, CloseReason, Handshake
+from rtt._handoff import decode_state, encode_state
+from rtt.broker import Broker, Envelope, decode_envelope, encode_envelope
+from rtt.resume import Entry, Welcome
+from rtt.testing import Recorder, eventually
+from rtt_mock import MemoryBroker, MockServer, hub
+
+pytestmark = pytest.mark.timeout(60)
+
+_names = (f"handoff-{n}" for n in itertools.count())
+
+
+@pytest.fixture
+def hub_url() -> str:
+    return f"memory://{next(_names)}"
+
+
+@pytest.fixture
+async def cluster(hub_url: str) -> AsyncIterator[Callable[..., Any]]:
+    """Start mock servers on one hub: ``await cluster(**options)``; all closed at the end."""
+    servers: list[MockServer] = []
+
+    async def node(**options: Any) -> MockServer:
+        options.setdefault("close_timeout", 0.5)
+        server = rtt.load("mock", broker=hub_url).server(**options)
+        assert isinstance(server, MockServer)
+        servers.append(server)
+        await server.start()
+        return server
+
+    yield node
+    for server in reversed(servers):
+        await server.close()
+
+
+def published(server: MockServer) -> list[Envelope]:
+    """Every envelope ``server`` publishes from now on, decoded."""
+    broker = server.broker
+    assert broker is not None
+    seen: list[Envelope] = []
+    publish = broker.publish
+
+    async def spy(channel: str, payload: bytes) -> int:
+        seen.append(decode_envelope(payload))
+        return await publish(channel, payload)
+
+    broker.publish = spy  # type: ignore[method-assign]
+    return seen
+
+
+# -- Envelopes ----------------------------------------------------------------------
+
+
+def test_the_stamp_travels_in_the_header_and_only_when_set() -> None:
+    stamped = Envelope("send", "node", "sock", data="hi", seq=7)
+    payload = encode_envelope(stamped)
+    assert b'"q":7' in payload and decode_envelope(payload) == stamped
+    assert b'"q"' not in encode_envelope(Envelope("send", "node", "sock"))
+    assert decode_envelope(encode_envelope(Envelope("send", "node", "sock"))).seq == 0
+    for op in ("takeover", "state", "retry", "refuse", "adopt"):
+        assert decode_envelope(encode_envelope(Envelope(op, "node", ref="r", data=b"x"))).op == op
+
+
+@pytest.mark.parametrize("q", ["-1", "true", '"3"', "1.5", "null"])
+def test_a_stamp_that_is_not_a_non_negative_int_is_refused(q: str) -> None:
+    with pytest.raises(ValueError, match="wrong type"):
+        decode_envelope(b'1{"op":"send","s":"x","q":' + q.encode() + b"}\n")
+
+
+# -- Brokers ------------------------------------------------------------------------
+
+
+def test_total_order_is_promised_by_the_memory_broker_only_when_declared() -> None:
+    assert Broker.total_order is False
+    assert MemoryBroker.total_order is True
+
+
+async def test_nodes_lists_the_live_processes(cluster: Callable[..., Any], hub_url: str) -> None:
+    a, b = await cluster(), await cluster()
+    assert a.broker is not None and b.broker is not None
+    assert sorted(await a.broker.nodes()) == sorted([a.node, b.node])
+    # The default of a broker that cannot list the others: only itself.
+    assert await Broker._nodes(a.broker) == [a.node]
+    hub(hub_url.removeprefix("memory://")).crash(b.broker)
+    assert await a.broker.nodes() == [a.node]
+    hub(hub_url.removeprefix("memory://")).fail()
+    await eventually(lambda: a.broker is not None and a.broker.state is rtt.BrokerState.DOWN, 5, "down")
+    with pytest.raises(BrokerError, match="cannot query"):
+        await a.broker.nodes()
+
+
+# -- Stamps -----------------------------------------------------------------------------
+
+
+async def test_socket_operations_are_stamped_in_publish_order_and_heard(cluster: Callable[..., Any]) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    assert a._resume is not None and b._resume is not None
+    _, welcome = await start(b)
+    out = published(a)
+    await a.broadcast("to all")
+    await a.send(welcome.id, "to one")
+    await a.join(welcome.id, "room")
+    await a.broadcast("to the room", group="room")
+    await a.leave(welcome.id, "room")
+    await a.disconnect(welcome.id)
+    assert [(e.op, e.seq) for e in out] == [
+        ("broadcast", 1),
+        ("send", 2),
+        ("join", 3),
+        ("broadcast", 4),
+        ("leave", 5),
+        ("disconnect", 6),
+    ]
+    # The join's and leave's confirmations are not socket operations: never stamped.
+    await eventually(lambda: b._resume is not None and b._resume.heard.get(a.node) == 6, 5, "all heard")
+    assert a._resume.stamped == 6 and b._resume.stamped == 0 and a.node not in a._resume.heard
+
+
+async def test_without_resume_nothing_is_stamped(cluster: Callable[..., Any]) -> None:
+    a, b = await cluster(), await cluster()
+    out = published(a)
+    await a.broadcast("plain")
+    client = b.transport.client(b.url, reconnect=False)
+    async with client:
+        await eventually(lambda: len(b.sockets) == 1, 5, "the socket")
+        (socket_id,) = b.sockets
+        await a.send(socket_id, "hi")
+        assert await client.recv() == "hi"
+    assert [(e.op, e.seq) for e in out] == [("broadcast", 0), ("send", 0)]
+
+
+# -- Pull takeover ------------------------------------------------------------------------
+
+EVENTS = ("connect", "away", "back", "moved", "disconnect")
+
+
+async def resume_on(
+    server: MockServer, welcome: Welcome, received: int, query: str = ""
+) -> tuple[Raw, Welcome]:
+    """The client of ``welcome``'s session coming back to ``server``, having read ``received`` messages."""
+    raw = Raw(server, f"{query}rtt_resume={resume_value(welcome, received)}")
+    await raw.open()
+    answer = await raw.welcome()
+    raw.hello(answer)
+    return raw, answer
+
+
+async def test_an_away_session_moves_with_its_log_counts_and_groups(cluster: Callable[..., Any]) -> None:
+    a, b, d = [await cluster(resume_window=30) for _ in range(3)]
+    _, local = await start(b)
+    await b.join(local.id, "lobby")
+    held, moved = Recorder().listen(a, *EVENTS), Recorder().listen(b, *EVENTS)
+    raw, welcome = await start(a)
+    sid = welcome.id
+    await a.join(sid, "lobby")
+    await a.join(sid, "room")  # b has no member of it: the first takeover round is told to retry
+    await a.send(sid, "m1")
+    assert await raw.data() == "m1"
+    raw.send("c1")
+    await eventually(lambda: a.stats.messages_in == 1, 5, "c1 handled on a")
+    raw.sever()
+    await held.wait("away")
+    # Sent while away, from the holder itself and from a third process.
+    await a.send(sid, "m2")
+    await d.send(sid, "m3")
+    await d.broadcast("m4", group="room")
+    await eventually(lambda: a._resume is not None and a._resume.sessions[sid].log.out == 4, 5, "m3, m4 on a")
+    back, answer = await resume_on(b, welcome, 1)
+    assert answer.status == "resumed" and answer.id == sid and answer.handled == 1 and answer.received == 1
+    assert [await back.data() for _ in range(3)] == ["m2", "m3", "m4"]
+    assert (
+        sid in b.sockets and sid not in a.sockets and b.groups(sid) == {"room", "lobby"} and not a.groups(sid)
+    )
+    assert b.sockets[sid].resumes == 1 and not b.sockets[sid].away
+    assert [e[0] for e in held.events] == ["connect", "away", "moved"]
+    assert [e[0] for e in moved.events] == ["back"]
+    assert (a.stats.moved_out, b.stats.moved_in, b.stats.resumes) == (1, 1, 1)
+    # Held by b now, from anywhere: a send, a group broadcast, a join confirmed by b.
+    await a.send(sid, "m5")
+    await d.broadcast("m6", group="room")
+    await a.join(sid, "hall")
+    await d.broadcast("m7", group="hall")
+    assert [await back.data() for _ in range(3)] == ["m5", "m6", "m7"]
+    back.send("c2")
+    await eventually(lambda: b.stats.messages_in == 1, 5, "c2 handled on b")
+
+
+async def test_a_connected_session_is_taken_from_its_old_connection(cluster: Callable[..., Any]) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    held = Recorder().listen(a, *EVENTS)
+    old, welcome = await start(a)
+    await a.send(welcome.id, "m1")
+    assert await old.data() == "m1"
+    back, answer = await resume_on(b, welcome, 1)
+    assert answer.status == "resumed"
+    assert (await old.closed()).reason is None or True  # aborted: the link ends
+    await held.wait("moved")
+    assert [(e[0], str(e[2]) if len(e) > 2 else None) for e in held.events] == [
+        ("connect", None),
+        ("away", "transport error"),
+        ("moved", None),
+    ]
+    await a.send(welcome.id, "m2")
+    assert await back.data() == "m2"
+
+
+async def test_broadcasts_during_the_handoff_arrive_once_and_in_order(cluster: Callable[..., Any]) -> None:
+    a, b, d = [await cluster(resume_window=30) for _ in range(3)]
+    raw, welcome = await start(a)
+    sent: list[str] = []
+    stop = asyncio.Event()
+
+    async def flood(server: MockServer, name: str) -> None:
+        for k in itertools.count():
+            if stop.is_set():
+                return
+            sent.append(f"{name}{k}")
+            await server.broadcast(f"{name}{k}")
+            await asyncio.sleep(0)
+
+    floods = [asyncio.create_task(flood(server, name)) for server, name in ((a, "a"), (d, "d"), (b, "b"))]
+    got: list[str | bytes] = []
+    while len(got) < 20:
+        got.append(await raw.data())
+    raw.sever()
+    back, answer = await resume_on(b, welcome, len(got))
+    assert answer.status == "resumed"
+    while len(got) < 200:
+        got.append(await back.data())
+    stop.set()
+    await asyncio.gather(*floods)
+    while len(got) < len(sent):
+        got.append(await back.data())
+    assert sorted(got) == sorted(sent)  # each once
+    for name in "adb":
+        mine = [int(str(m)[1:]) for m in got if str(m)[0] == name]
+        assert mine == sorted(mine)
+
+
+async def away_on(server: MockServer) -> tuple[Welcome, Recorder]:
+    """A session held by ``server``, away (its client severed)."""
+    rec = Recorder().listen(server, *EVENTS)
+    raw, welcome = await start(server)
+    raw.sever()
+    await rec.wait("away")
+    return welcome, rec
+
+
+async def test_a_crashed_holder_leaves_nothing_to_take(cluster: Callable[..., Any], hub_url: str) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    welcome, _ = await away_on(a)
+    assert a.broker is not None
+    hub(hub_url.removeprefix("memory://")).crash(a.broker)
+    _, answer = await resume_on(b, welcome, 0)
+    assert answer.status == "lost" and answer.why == "unknown" and answer.id != welcome.id
+    assert b.stats.resume_failures == 1 and not b._resume.handoff.claims
+
+
+async def test_a_holder_that_never_answers_times_out(cluster: Callable[..., Any]) -> None:
+    a = await cluster(resume_window=30)
+    b = await cluster(resume_window=30, broker={"broker": a.broker.options.url, "options": {"timeout": 0.3}})
+    welcome, _ = await away_on(a)
+    assert a._resume is not None and a._resume.handoff is not None
+
+    async def mute(envelope: Envelope) -> None:
+        return None
+
+    a._resume.handoff.on_takeover = mute
+    _, answer = await resume_on(b, welcome, 0)
+    assert answer.status == "lost" and answer.why == "unknown"
+    assert welcome.id in a.sockets  # never frozen: its client may still come back to a
+
+
+class Unordered(MemoryBroker):
+    total_order = False
+
+
+async def test_a_broker_without_total_order_never_moves_a_session(cluster: Callable[..., Any]) -> None:
+    a = await cluster(resume_window=30)
+    b = await cluster(resume_window=30, broker=Unordered(a.broker.options.url))
+    welcome, _ = await away_on(a)
+    _, answer = await resume_on(b, welcome, 0)
+    assert answer.status == "lost" and answer.why == "unknown" and welcome.id in a.sockets
+
+
+def by_user(handshake: Handshake) -> Accept:
+    user = handshake.query.get("user", "")
+    return Accept(identity=object() if user == "opaque" else {"user": user})
+
+
+@pytest.mark.parametrize(
+    ("user", "why"), [("mallory", "identity"), ("opaque", "identity"), ("alice", "unknown")]
+)
+async def test_another_identity_or_a_wrong_token_is_refused(
+    cluster: Callable[..., Any], user: str, why: str
+) -> None:
+    a = await cluster(resume_window=30, authorize=by_user)
+    b = await cluster(resume_window=30, authorize=by_user)
+    rec = Recorder().listen(a, *EVENTS)
+    raw = Raw(a, "user=alice&rtt_resume=1")
+    await raw.open()
+    welcome = await raw.welcome()
+    raw.sever()
+    await rec.wait("away")
+    if why == "unknown":  # the right user with a token that is not the session's
+        welcome = Welcome("new", welcome.id, "x" * 22, welcome.nonce, welcome.window)
+    _, answer = await resume_on(b, welcome, 0, f"user={user}&")
+    assert answer.status == "lost" and answer.why == why
+    assert a.sockets[welcome.id].away and [e[0] for e in rec.events] == ["connect", "away"]
+
+
+async def test_a_claim_while_the_broker_is_down_is_closed_to_be_retried(
+    cluster: Callable[..., Any], hub_url: str
+) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    welcome, _ = await away_on(a)
+    hub(hub_url.removeprefix("memory://")).fail()
+    await eventually(lambda: b.broker is not None and b.broker.state is rtt.BrokerState.DOWN, 5, "down")
+    raw = Raw(b, f"rtt_resume={resume_value(welcome, 0)}")
+    await raw.open()
+    closed = await raw.closed()
+    assert closed.reason is CloseReason.SHUTDOWN and welcome.id in a.sockets
+
+
+def hold_takeovers(server: MockServer) -> tuple[asyncio.Event, asyncio.Event]:
+    """Make ``server`` wait before answering a takeover (its broker delivery waits, so what follows queues).
+
+    Returns (a takeover reached it, let it answer).
+    """
+    assert server._resume is not None and server._resume.handoff is not None
+    handoff = server._resume.handoff
+    answer_takeover = handoff.on_takeover
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def slow(envelope: Envelope) -> None:
+        reached.set()
+        await release.wait()
+        await answer_takeover(envelope)
+
+    handoff.on_takeover = slow  # type: ignore[method-assign]
+    return reached, release
+
+
+def claims(server: MockServer) -> dict[str, Any]:
+    assert server._resume is not None and server._resume.handoff is not None
+    return server._resume.handoff.claims
+
+
+async def test_operations_racing_the_takeover_are_applied_once_by_the_new_holder(
+    cluster: Callable[..., Any],
+) -> None:
+    a, b, d = [await cluster(resume_window=30) for _ in range(3)]
+    welcome, held = await away_on(a)
+    sid = welcome.id
+    await a.join(sid, "old")
+    await a.join(sid, "gone")
+    local, local_welcome = await start(b)
+    await b.join(local_welcome.id, "old")  # b already receives "old" and "gone": no retry
+    await b.join(local_welcome.id, "gone")
+    reached, release = hold_takeovers(a)
+    resuming = asyncio.create_task(resume_on(b, welcome, 0))
+    await reached.wait()
+    await d.send(sid, "during")
+    await d.send(local_welcome.id, "not about it")
+    joining = asyncio.create_task(d.join(sid, "new"))
+    leaving = asyncio.create_task(d.leave(sid, "gone"))
+    await eventually(lambda: len(claims(b)[sid].buffer) == 3, 5, "the send, join and leave captured")
+    await b.broadcast("own", group="new")  # b's own, to a group the session joins in the buffer
+    await d.broadcast("skipped", exclude=sid)
+    await d.broadcast("left", group="gone")
+    await d.broadcast("kept", group="old")
+    await eventually(lambda: len(claims(b)[sid].buffer) >= 7, 5, "captured")
+    release.set()
+    back, answer = await resuming
+    await asyncio.gather(joining, leaving)
+    assert answer.status == "resumed"
+    assert [await back.data() for _ in range(3)] == ["during", "own", "kept"]
+    assert b.groups(sid) == {"new", "old"} and not a.groups(sid) and await held.wait("moved")
+    assert await local.data() == "not about it"
+    await d.broadcast("new member", group="new")
+    assert await back.data() == "new member"
+    await d.disconnect(sid)
+    assert (await back.closed()).reason is CloseReason.SERVER_CLOSED
+
+
+async def test_a_disconnect_racing_the_takeover_ends_the_session_on_the_new_holder(
+    cluster: Callable[..., Any],
+) -> None:
+    a, b, d = [await cluster(resume_window=30) for _ in range(3)]
+    welcome, _ = await away_on(a)
+    moved = Recorder().listen(b, *EVENTS)
+    reached, release = hold_takeovers(a)
+    raw = Raw(b, f"rtt_resume={resume_value(welcome, 0)}")
+    opening = asyncio.create_task(raw.open())
+    await reached.wait()
+    await d.disconnect(welcome.id, 4001, "bye")
+    release.set()
+    await opening
+    closed = await raw.closed()
+    assert closed.close is not None and closed.close.code == 4001
+    (event,) = moved.of("disconnect")
+    assert event[0].id == welcome.id and event[1] is CloseReason.APPLICATION
+
+
+def test_a_state_that_is_not_one_is_refused() -> None:
+    header, entries = decode_state(encode_state({"id": "x"}, [Entry("t", 1), Entry(b"b", 1)]))
+    assert header == {"id": "x"} and [e.data for e in entries] == ["t", b"b"]
+    for bad in (b"no newline", b"[1]\n", b"{}\n\x01\x00\x00\x00\x05abc", b"{}\n\x07\x00\x00\x00\x00"):
+        with pytest.raises(ValueError):
+            decode_state(bad)
+
+
+async def test_a_state_arriving_after_the_claimant_gave_up_is_lost_and_said_so(
+    cluster: Callable[..., Any],
+) -> None:
+    fast = {"broker": None, "options": {"timeout": 0.5}}
+    a = await cluster(resume_window=30)
+    fast["broker"] = a.broker.options.url
+    b, d = await cluster(resume_window=30, broker=fast), await cluster(resume_window=30)
+    welcome, held = await away_on(a)
+    reached, release = hold_takeovers(a)
+    resuming = asyncio.create_task(resume_on(b, welcome, 0))
+    await reached.wait()
+    await d.send(welcome.id, "lost with the state")
+    joining = asyncio.create_task(d.join(welcome.id, "late"))
+    await eventually(lambda: len(claims(b)[welcome.id].buffer) == 2, 5, "the send and join captured")
+    _, answer = await resuming
+    assert answer.status == "lost" and answer.why == "unknown"
+    release.set()
+    with pytest.raises(rtt.UnknownSocketError):
+        await joining  # b said gone when it gave up; a said gone after the freeze
+    await held.wait("moved")  # a froze and sent its state, which nobody installs
+    assert welcome.id not in b.sockets and welcome.id not in a.sockets
+
+
+async def test_a_second_claim_of_the_same_session_is_refused_at_once(cluster: Callable[..., Any]) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    welcome, _ = await away_on(a)
+    reached, release = hold_takeovers(a)
+    first = asyncio.create_task(resume_on(b, welcome, 0))
+    await reached.wait()
+    _, second = await resume_on(b, welcome, 0)
+    assert second.status == "lost" and second.why == "unknown"
+    release.set()
+    assert (await first)[1].status == "resumed"
+
+
+async def test_joins_that_keep_racing_give_up_after_the_rounds(
+    cluster: Callable[..., Any], monkeypatch: pytest.MonkeyPatch
+) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    welcome, _ = await away_on(a)
+    await a.join(welcome.id, "one")
+    monkeypatch.setattr(rtt._handoff, "ROUNDS", 1)
+    _, answer = await resume_on(b, welcome, 0)
+    assert answer.status == "lost" and answer.why == "unknown" and welcome.id in a.sockets
+    assert "g.one" not in b.broker.channels
+
+
+def block_broadcast(server: MockServer, *data: str) -> tuple[asyncio.Event, asyncio.Event]:
+    """Make ``server``'s plugin writes of ``data`` wait: (one is waiting, let them go on)."""
+    writing, go = asyncio.Event(), asyncio.Event()
+    original = server._broadcast
+
+    async def slow(conns: list[Any], message: str | bytes) -> None:
+        if message in data:
+            writing.set()
+            await go.wait()
+        await original(conns, message)
+
+    server._broadcast = slow  # type: ignore[method-assign,assignment]
+    return writing, go
+
+
+async def test_own_broadcasts_in_flight_while_a_session_moves(cluster: Callable[..., Any]) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    _, bystander_a = await start(a)  # each process has a connected socket, so its local delivery writes
+    bystander, bystander_b = await start(b)
+    welcome, held = await away_on(a)
+    # a's broadcast is delivered to the session on a, then the session moves before it is published.
+    writing, go = block_broadcast(a, "from a")
+    sending = asyncio.create_task(a.broadcast("from a"))
+    await writing.wait()
+    reached, release = hold_takeovers(b)  # not used by this claim: b is the claimant
+    del reached, release
+    # b's broadcast is delivered on b without the session, which arrives before it is published.
+    await b.join(bystander_b.id, "others")
+    _, go_b = block_broadcast(b, "from b", "to others", "not to it")
+    sending_b = asyncio.create_task(b.broadcast("from b"))
+    to_others = asyncio.create_task(b.broadcast("to others", group="others"))
+    not_to_it = asyncio.create_task(b.broadcast("not to it", exclude=welcome.id))
+    await eventually(lambda: sum(1 for f in b._resume.handoff.flights) == 3, 5, "three in flight")
+    resuming = asyncio.create_task(resume_on(b, welcome, 0))
+    await held.wait("moved")
+    go.set()
+    await sending
+    back, answer = await resuming
+    go_b.set()
+    await asyncio.gather(sending_b, to_others, not_to_it)
+    assert answer.status == "resumed"
+    assert [await back.data() for _ in range(2)] == ["from a", "from b"]
+    await b.send(welcome.id, "last")
+    assert await back.data() == "last"
+    assert await bystander.data() == "from a" and bystander_a.status == "new"
+
+
+async def test_captured_messages_past_resume_buffer_end_the_session(cluster: Callable[..., Any]) -> None:
+    a = await cluster(resume_window=30)
+    b = await cluster(resume_window=30, max_message_size=1000, resume_buffer=1100)
+    d = await cluster(resume_window=30)
+    welcome, _ = await away_on(a)
+    ended = Recorder().listen(b, *EVENTS)
+    reached, release = hold_takeovers(a)
+    resuming = asyncio.create_task(resume_on(b, welcome, 0))
+    await reached.wait()
+    await d.send(welcome.id, "x" * 600)
+    await d.send(welcome.id, "y" * 600)
+    await eventually(lambda: len(claims(b)[welcome.id].buffer) == 2, 5, "captured")
+    release.set()
+    _, answer = await resuming
+    assert answer.status == "lost" and answer.why == "unknown" and answer.id != welcome.id
+    ((socket, reason),) = ended.of("disconnect")
+    assert socket.id == welcome.id and reason is CloseReason.SESSION_LOST
+
+
+async def test_a_malformed_takeover_is_refused(cluster: Callable[..., Any]) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    welcome, _ = await away_on(a)
+    assert b._resume is not None and b._resume.handoff is not None and b.broker is not None
+    claim = rtt._handoff.Claim(welcome.id)
+    claim.reply = asyncio.get_running_loop().create_future()
+    b._resume.handoff._by_ref[claim.ref] = claim
+    bad = Envelope("takeover", b.node, welcome.id, data="{not json", ref=claim.ref)
+    await b.broker.publish(f"s.{welcome.id}", encode_envelope(bad))
+    reply = await asyncio.wait_for(claim.reply, 5)
+    assert (reply.op, reply.data) == ("refuse", "unknown") and welcome.id in a.sockets
+
+
+async def test_a_holder_that_cannot_answer_keeps_the_session(cluster: Callable[..., Any]) -> None:
+    fast = {"broker": None, "options": {"timeout": 0.5}}
+    a = await cluster(resume_window=30)
+    fast["broker"] = a.broker.options.url
+    b = await cluster(resume_window=30, broker=fast)
+    welcome, _ = await away_on(a)
+    assert a.broker is not None
+
+    async def broken(channel: str, payload: bytes) -> int:
+        raise BrokerError("cannot publish")
+
+    a.broker.publish = broken
+    bad = Welcome("new", welcome.id, "x" * 22, welcome.nonce, welcome.window)
+    _, answer = await resume_on(b, bad, 0)
+    assert answer.status == "lost" and a.sockets[welcome.id].away  # its refusal was lost: b gave up
+
+
+async def test_a_state_nobody_receives_ends_the_session_on_the_holder(cluster: Callable[..., Any]) -> None:
+    fast = {"broker": None, "options": {"timeout": 0.5}}
+    a = await cluster(resume_window=30)
+    fast["broker"] = a.broker.options.url
+    b = await cluster(resume_window=30, broker=fast)
+    welcome, held = await away_on(a)
+    assert b.broker is not None
+    await b.broker.unsubscribe(f"n.{b.node}")  # b no longer hears answers
+    _, answer = await resume_on(b, welcome, 0)
+    assert answer.status == "lost"
+    ((socket, reason),) = await held.wait("disconnect")
+    assert socket.id == welcome.id and reason is CloseReason.SESSION_LOST and not held.of("moved")
+
+
+async def test_a_connection_being_closed_is_taken_over(cluster: Callable[..., Any]) -> None:
+    a, b = await cluster(resume_window=30, close_timeout=5), await cluster(resume_window=30)
+    held = Recorder().listen(a, *EVENTS)
+    _, welcome = await start(a)
+    a._begin_close(welcome.id, CloseReason.SHUTDOWN)  # its client never answers the close
+    assert welcome.id in a._closing
+    _, answer = await resume_on(b, welcome, 0)
+    assert answer.status == "resumed"
+    await held.wait("moved")
+    assert [str(e[1]) for e in held.of("away")] == ["shutdown"]
+    assert welcome.id not in a._closing and a._idle.is_set()
+
+
+@pytest.mark.parametrize("how", ["returns", "hangs", "ends"])
+async def test_a_running_handler_is_waited_for_within_half_the_timeout(
+    cluster: Callable[..., Any], how: str
+) -> None:
+    options = {"broker": None, "options": {"timeout": 0.6}}
+    a = await cluster(resume_window=30)
+    options["broker"] = a.broker.options.url
+    a = await cluster(resume_window=30, broker=options)
+    b = await cluster(resume_window=30, broker=options)
+    entered, leave = asyncio.Event(), asyncio.Event()
+
+    async def handler(socket: Any, data: str | bytes) -> None:
+        entered.set()
+        await leave.wait()
+
+    a.on("message", handler)
+    raw, welcome = await start(a)
+    raw.send("work")
+    await entered.wait()
+    resuming = asyncio.create_task(resume_on(b, welcome, 0))
+    await eventually(lambda: a._resume.sessions[welcome.id].handled is not None, 5, "waiting")
+    if how == "returns":
+        leave.set()
+    elif how == "ends":
+        await a.disconnect(welcome.id)
+        leave.set()
+    _, answer = await resuming
+    leave.set()
+    if how == "ends":
+        assert answer.status == "lost" and answer.why == "unknown"
+    else:
+        assert answer.status == "resumed" and answer.handled == 1
+
+
+async def test_a_chain_of_claims_ends_with_the_last_claimant(cluster: Callable[..., Any]) -> None:
+    a, b, c = [await cluster(resume_window=30) for _ in range(3)]
+    welcome, _ = await away_on(a)
+    reached, release = hold_takeovers(a)
+    first = asyncio.create_task(resume_on(b, welcome, 0))
+    await reached.wait()
+    # The client gives up on b and comes back to c: c's takeover waits at b, which is still claiming.
+    second = asyncio.create_task(resume_on(c, welcome, 0))
+    await eventually(lambda: welcome.id in claims(c) and claims(b)[welcome.id].queued, 5, "queued at b")
+    release.set()
+    back, two = await second
+    assert two.status == "resumed"
+    with contextlib.suppress(Closed):  # the attempt the client gave up on: b held it only briefly
+        await first
+    await eventually(lambda: welcome.id in c.sockets, 5, "held by c")
+    assert welcome.id not in a.sockets and welcome.id not in b.sockets
+    await a.send(welcome.id, "to c")
+    assert await back.data() == "to c"
+
+
+async def test_confirmations_are_collected_from_every_receiver() -> None:
+    answers = rtt.server._Answers()
+    answers.answer(False)  # gone, before the receiver count is known
+    answers.expect(2)
+    assert not answers.done.done()
+    answers.answer(True)
+    answers.answer(False)  # late: the first held decided it
+    assert answers.done.result() is True
+    gone = rtt.server._Answers()
+    gone.expect(1)
+    gone.answer(False)
+    assert gone.done.result() is False
