@@ -584,7 +584,7 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
 
         A POST rtt refused (:func:`refuse_request`) is 400 (the library would answer 200); a
         method the protocol does not use is 400 (the library: 405); a POST is answered ``ok``
-        (the library: ``OK``).
+        (the library: ``OK``). Every answer but an upgrade closes its connection (:func:`closing`).
         """
         refused: str | None = environ.pop(_REFUSED, None)
         status = str(response_dict["status"])
@@ -599,13 +599,18 @@ class LibraryServer(TrackedTasks, engineio.AsyncServer):  # type: ignore[misc]
             response_dict = bad_request("Method not allowed")
         elif status.startswith("200") and response_dict["response"] == b"OK":
             response_dict = {**response_dict, "response": b"ok"}
+        if not _is_upgrade(environ):
+            response_dict = closing(response_dict)
         scope = asgi_scope(environ)
         if scope is not None and scope["type"] == "http":
             response_dict = with_content_length(response_dict)
         response = await super()._make_response(response_dict, environ)
         request = aiohttp_request(environ)
-        if timed_out and request is not None and isinstance(response, web.StreamResponse):
-            await answer_and_close(request, response)
+        if isinstance(response, web.StreamResponse):
+            # The header alone would leave aiohttp keeping the connection (see closing()).
+            response.force_close()
+            if timed_out and request is not None:
+                await answer_and_close(request, response)
         return response
 
     def adopt(self, sid: str, conn: EngineioConn) -> RttSocket:
@@ -759,6 +764,26 @@ def with_content_length(response_dict: dict[str, Any]) -> dict[str, Any]:
     if not isinstance(body, bytes) or any(name.lower() == "content-length" for name, _ in headers):
         return response_dict
     return {**response_dict, "headers": [*headers, ("Content-Length", str(len(body)))]}
+
+
+def closing(response_dict: dict[str, Any]) -> dict[str, Any]:
+    """``response_dict`` with ``Connection: close``: no HTTP request of Engine.IO reuses a connection.
+
+    A browser sends a request again by itself, on a new connection, when the
+    keep-alive connection it reused breaks before the response's headers come
+    (Chromium's ``HttpNetworkTransaction::ShouldResendRequest``). Neither side
+    can tell such a repeat from the next request: a poll whose packets the
+    server had already written into the dead connection is answered with the
+    packets after them, a POST the server had already handled is handled
+    twice, and the session goes on past the gap or the repeat. Chromium does
+    not resend a request sent on a connection it opened for it, so the request
+    fails instead, the client ends the session and a
+    resuming client replays what was lost (SPEC.md 12.3, 17).
+    """
+    headers = [
+        (name, value) for name, value in response_dict.get("headers") or [] if name.lower() != "connection"
+    ]
+    return {**response_dict, "headers": [*headers, ("Connection", "close")]}
 
 
 def drop_queue(sock: AsyncSocket) -> None:
@@ -1055,6 +1080,12 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
         elif kind == PONG:
             self.schedule_ping()
         elif kind == CLOSE:
+            waiting = self.rtt_poll
+            if waiting is not None and (waiting.transport is None or waiting.transport.is_closing()):
+                # engine.io-client's polling transport sends CLOSE as it tears down after a failed
+                # request too: with the waiting poll's connection broken, that is a drop, which a
+                # client may resume (SPEC.md 17), not the client's own close.
+                self.rtt_conn.detected = CloseReason.TRANSPORT_ERROR
             await self.close(wait=False, abort=True, reason=self.server.reason.CLIENT_DISCONNECT)
         elif kind == UPGRADE:
             await self.send(packet.Packet(NOOP))
