@@ -426,23 +426,40 @@ class Server(abc.ABC, Generic[C]):
         if group is not None:
             _check_group(group)
         resume = self._resume
-        handoff = None if resume is None else resume.handoff
-        if handoff is None:
-            count = await self._deliver(data, size, skip, group)
-        else:
-            count = await self._deliver_moving(handoff, data, size, skip, group)
+        if resume is not None and resume.handoff is not None:
+            return await self._broadcast_moving(resume, resume.handoff, data, size, skip, group)
+        count = await self._deliver(data, size, skip, group)
         if self.broker is not None:
-            # Stamped with no await before the publish, so stamps rise in publish order (SPEC.md 17.5).
-            seq = 0 if resume is None else resume.stamp()
-            stamped = Envelope("broadcast", self.node, group=group, exclude=tuple(skip), data=data, seq=seq)
-            if handoff is not None and handoff.claims:
-                handoff.published(stamped)
-            envelope = encode_envelope(stamped)
-            try:
-                await self.broker.publish("all" if group is None else f"g.{group}", envelope)
-            except BrokerError as exc:
-                raise BrokerError(f"{exc}; delivered to {count} local sockets only", local=count) from exc
-            self.stats.broker_published += 1
+            envelope = _envelope("broadcast", origin=self.node, group=group, exclude=tuple(skip), data=data)
+            await self._publish_broadcast(envelope, group, count)
+        return count
+
+    async def _publish_broadcast(self, envelope: bytes, group: str | None, count: int) -> None:
+        assert self.broker is not None
+        try:
+            await self.broker.publish("all" if group is None else f"g.{group}", envelope)
+        except BrokerError as exc:
+            raise BrokerError(f"{exc}; delivered to {count} local sockets only", local=count) from exc
+        self.stats.broker_published += 1
+
+    async def _broadcast_moving(
+        self,
+        resume: Sessions[C],
+        handoff: Handoff[C],
+        data: str | bytes,
+        size: int,
+        skip: set[str],
+        group: str | None,
+    ) -> int:
+        """:meth:`broadcast` with resume and a broker: stamped; sessions may move meanwhile (SPEC.md 17.5)."""
+        count = await self._deliver_moving(handoff, data, size, skip, group)
+        # Stamped with no await before the publish, so stamps rise in publish order.
+        stamped = Envelope(
+            "broadcast", self.node, group=group, exclude=tuple(skip), data=data, seq=resume.stamp()
+        )
+        if handoff.claims:
+            handoff.published(stamped)
+        await self._publish_broadcast(encode_envelope(stamped), group, count)
         return count
 
     async def _deliver_moving(
@@ -1019,11 +1036,14 @@ class Server(abc.ABC, Generic[C]):
             )
             return
         resume = self._resume
-        handoff = None if resume is None else resume.handoff
-        if handoff is not None:
+        if resume is not None:  # with a broker, so with a handoff
+            handoff = resume.handoff
+            assert handoff is not None
             if envelope.op in _HANDOFF_OPS:
                 await handoff.received(envelope)
                 return
+            if envelope.seq:
+                resume.heard[envelope.origin] = envelope.seq
             if handoff.claims and handoff.capture(envelope):
                 return  # about a session being taken over here: applied when it is installed
         if envelope.origin == self.node and envelope.op == "broadcast":
@@ -1040,8 +1060,6 @@ class Server(abc.ABC, Generic[C]):
         if self._state is not ServerState.RUNNING:
             return
         self.stats.broker_received += 1
-        if resume is not None and envelope.seq:
-            resume.heard[envelope.origin] = envelope.seq
         await self._act(envelope)
 
     async def _act(self, envelope: Envelope) -> None:
