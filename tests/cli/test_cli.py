@@ -628,7 +628,7 @@ def test_check_mock_passes() -> None:
     result = run("check", "mock")
     assert result.status == 0, result.out + result.err
     assert (
-        "rtt: mock (rtt-mock 0.1.0) passes the conformance kit: 48 passed, 0 failed, 5 skipped" in result.out
+        "rtt: mock (rtt-mock 0.1.0) passes the conformance kit: 50 passed, 0 failed, 5 skipped" in result.out
     )
 
 
@@ -753,7 +753,7 @@ def test_check_a_transport_without_a_python_client_is_not_a_pass(tmp_path: Path)
     assert result.status == 1
     assert result.err.strip() == (
         "rtt: serveronly (rtt-faulty 0.1.0) was not checked: every case was skipped "
-        "(0 passed, 0 failed, 53 skipped)"
+        "(0 passed, 0 failed, 55 skipped)"
     )
 
 

@@ -61,7 +61,7 @@ class _StaleTimers(_Broken):
 def test_resume_cases_are_part_of_the_whole_kit() -> None:
     assert issubclass(TransportTests, ResumeTests)
     cases = [name for name in vars(ResumeTests) if name.startswith("test_")]
-    assert len(cases) == 5
+    assert len(cases) == 7
 
 
 def test_a_client_that_ignores_connect_url_fails() -> None:

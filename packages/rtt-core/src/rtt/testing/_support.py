@@ -31,6 +31,8 @@ MODE_FEATURES: Mapping[str, str] = MappingProxyType(
         "(8.1, 8.2)",
         "write_buffer": "the server sees the bytes a peer has not taken yet, so a slow consumer is "
         "disconnected at outbound_limit (7.1)",
+        "drop_reason": "the server tells a dropped connection (a reset, no closing handshake) from a "
+        "client's deliberate close, so a resumable session goes away instead of ending (6, 17.3)",
     }
 )
 

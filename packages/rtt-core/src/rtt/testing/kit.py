@@ -1246,6 +1246,33 @@ class ResumeTests(Kit):
             assert await client.recv() == message, f"{message!r} in resume framing"
 
     @case()
+    async def test_resume_framing_fits_the_size_limit(self) -> None:  # SPEC 5.2, 17.2
+        # 16 bytes is below a welcome's size: the library's limit is wire_limit(), not the option.
+        for limit in (16, 4096):
+            server = await self.server(echo=True, max_message_size=limit, resume_window=self.resume_window)
+            rec = Recorder().listen(server, "message", "disconnect")
+            client = await self.connected(server, max_message_size=limit)
+            await _welcomed(client, server)
+            exact = "\x00" + "x" * (limit - 1)  # escaped, one byte over the limit on the wire
+            await client.send(exact)
+            assert await client.recv() == exact, f"a text of max_message_size={limit} starting with U+0000"
+            await client.send("x" * limit)
+            assert await client.recv() == "x" * limit
+            over = await self.connected(server, max_message_size=limit * 2)
+            socket = self.socket_of(over)
+            await _welcomed(over, server)
+            await over.send("\x00" + "x" * limit)
+            assert (await rec.wait("disconnect")) == [(socket, CloseReason.MESSAGE_TOO_BIG)]
+            assert (await over.wait_closed()) is CloseReason.MESSAGE_TOO_BIG
+            assert [data for (_, data) in rec.of("message")] == [exact, "x" * limit]
+            assert client.state is ClientState.OPEN
+            await server.close()
+
+    @case(needs=("drop_reason",))
+    async def test_a_reset_connection_loses_and_repeats_nothing(self) -> None:  # SPEC 17.1, 17.3
+        await self._through_a_drop("sever")
+
+    @case()
     async def test_a_black_hole_loses_and_repeats_nothing(self) -> None:  # SPEC 17.1, 17.3
         await self._through_a_drop("blackhole")
 
