@@ -121,4 +121,10 @@ def test_unknown_mode_features_are_refused() -> None:
         _Misspelt().test_no_heartbeats_drop_nobody()
     with pytest.raises(ValueError, match="unknown mode features \\['pings'\\]"):
         case(needs=("pings",))
-    assert set(MODE_FEATURES) == {"server_pings", "server_tls", "refusal_status", "write_buffer"}
+    assert set(MODE_FEATURES) == {
+        "server_pings",
+        "server_tls",
+        "refusal_status",
+        "write_buffer",
+        "drop_reason",
+    }
