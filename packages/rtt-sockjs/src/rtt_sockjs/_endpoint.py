@@ -17,6 +17,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import email.utils
+import json
 import logging
 import secrets
 import shutil
@@ -66,6 +67,22 @@ _PREFLIGHT_AGE: Final = 31_536_000  # one year, as SockJS 0.3.3 advises
 BODY_TIMEOUT: Final = HEADER_TIMEOUT
 
 _Handler = Callable[[web.Request], Awaitable[web.StreamResponse]]
+
+
+def _advertise_heartbeat(response: web.StreamResponse, interval: float | None) -> None:
+    """Add ``heartbeat_interval`` to the library's ``/info`` answer (SPEC.md 12.4).
+
+    An HTTP transport's request whose way back went silent (a black hole)
+    never ends by itself; the client can give up on it only once it knows
+    how often a frame must come. SockJS has no field for it (its servers
+    send ``h`` every 25 s by default): clients ignore fields they do not know.
+    """
+    if interval is None or not isinstance(response, web.Response) or response.text is None:
+        return
+    body = json.loads(response.text)
+    if isinstance(body, dict):
+        body["heartbeat_interval"] = interval
+        response.text = json.dumps(body)
 
 
 class Endpoint:
@@ -193,7 +210,10 @@ class Endpoint:
             if relayed is not None:
                 return relayed
         if transport is None:  # greeting, info, iframe page: public, for any origin
-            return await handler(request)
+            response = await handler(request)
+            if request.method == hdrs.METH_GET and info.route.name == f"sockjs-info-{manager.name}":
+                _advertise_heartbeat(response, self.options.ping_interval)
+            return response
         opening = transport in RECEIVING and (session is None or transport == "websocket")
         if not opening and not origin_allowed(request.headers.get(hdrs.ORIGIN), self.options.allowed_origins):
             # (A request that opens a session has its origin checked by admit, with authorize.)
@@ -286,7 +306,23 @@ class Endpoint:
         return response
 
     async def _decorate(self, request: web.Request, response: web.StreamResponse) -> None:
-        """Set the binding cookie and the CORS headers a cross-origin SockJS client needs."""
+        """Set the binding cookie and the CORS headers a cross-origin SockJS client needs.
+
+        A session's HTTP requests (xhr, xhr_send, xhr_streaming, eventsource...)
+        end their connection: Chromium sends a request again by itself, on a new
+        connection, when the keep-alive connection it reused breaks before the
+        response's headers come (``HttpNetworkTransaction::ShouldResendRequest``),
+        and neither side could tell that repeat from the next request: a poll
+        whose frames were written into the dead connection is answered with the
+        frames after them, a POST already handled is handled twice. On a new
+        connection the request fails instead and the client ends the session,
+        which a resuming client resumes (SPEC.md 12.4, 17).
+        """
+        transport = request.match_info.get("transport")
+        if transport is not None and transport != "websocket":
+            # The headers are prepared before this hook runs: the header is set here too.
+            response.force_close()
+            response.headers[hdrs.CONNECTION] = "close"
         key = request.get("rtt.new_key")
         if key is not None:
             # The scheme the client used, a trusted proxy's word included (SPEC.md 8.5).

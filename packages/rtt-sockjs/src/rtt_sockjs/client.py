@@ -64,6 +64,10 @@ INBOX_SIZE: Final = 16
 #: Seconds without any frame (or WebSocket ping) after which the connection is dead.
 #: SockJS servers send a heartbeat every 25 s by default.
 LIVENESS_TIMEOUT: Final = 60.0
+#: Heartbeat periods an HTTP transport misses (plus ``_SILENCE_SLACK`` seconds) before its open
+#: request counts as dead, when the server told its period: see :func:`_silence_bound`.
+_SILENT_BEATS: Final = 2
+_SILENCE_SLACK: Final = 2.0
 #: The line an ``xhr_streaming`` response starts with (it defeats browser buffering).
 PRELUDE: Final = b"h" * 2048
 _PRELUDE_TEXT: Final = PRELUDE.decode()
@@ -420,6 +424,8 @@ class _HttpConnection(SockjsConnection):
         self._limit = _frame_limit(options.max_message_size)
         self._batch: _Batch | None = None
         self._deadline = 0.0
+        #: Seconds without a frame after which the connection is dead (see :func:`_silence_bound`).
+        self.silence = LIVENESS_TIMEOUT
 
     async def _read(self) -> NoReturn:
         try:
@@ -427,13 +433,13 @@ class _HttpConnection(SockjsConnection):
         except FrameError as exc:
             raise _Ended(CloseReason.PROTOCOL_ERROR, str(exc)) from None
         except TimeoutError:
-            raise _Ended(CloseReason.TRANSPORT_ERROR, f"no frame for {LIVENESS_TIMEOUT} s") from None
+            raise _Ended(CloseReason.TRANSPORT_ERROR, f"no frame for {self.silence:.3g} s") from None
 
     async def _receive(self) -> NoReturn:
         # Every wait on the network shares one deadline that each frame pushes back,
         # so neither a silent server nor a server that only ends responses keeps us.
         loop = asyncio.get_running_loop()
-        self._deadline = loop.time() + LIVENESS_TIMEOUT
+        self._deadline = loop.time() + self.silence
         lines = self._lines  # the open request's response: frames may follow the 'o'
         while True:
             try:
@@ -444,7 +450,7 @@ class _HttpConnection(SockjsConnection):
                         lines.response.release()  # read to its end: the connection may serve the next one
                         break
                     await self._on_frame(frame)
-                    self._deadline = loop.time() + LIVENESS_TIMEOUT
+                    self._deadline = loop.time() + self.silence
             finally:
                 lines.response.close()
             await self._wait_unpaused()
@@ -500,6 +506,22 @@ class _HttpConnection(SockjsConnection):
                     )
         except (aiohttp.ClientError, OSError) as exc:
             raise self._ended(exc) from None
+
+
+def _silence_bound(info: dict[str, Any]) -> float:
+    """How long an HTTP transport waits for a frame before its connection counts as dead.
+
+    A request that went out while the network silently lost the way back (a
+    black hole) never ends by itself: only the server's heartbeat, which a
+    SockJS server sends at a fixed period while a request is open, tells that
+    a frame is overdue. rtt's server gives its period (``ping_interval``) in
+    ``/info`` as ``heartbeat_interval``; other servers give none (25 s by
+    default): ``LIVENESS_TIMEOUT`` then.
+    """
+    interval = info.get("heartbeat_interval")
+    if isinstance(interval, bool) or not isinstance(interval, int | float) or not interval > 0:
+        return LIVENESS_TIMEOUT
+    return min(LIVENESS_TIMEOUT, _SILENT_BEATS * interval + _SILENCE_SLACK)
 
 
 class SockjsClient(Client):
@@ -568,6 +590,8 @@ class SockjsClient(Client):
                 except (_Unavailable, TimeoutError) as exc:
                     failures.append(f"{transport}: {str(exc) or 'timed out'}")
                     continue
+                if isinstance(conn, _HttpConnection):
+                    conn.silence = _silence_bound(info)
                 conn._start()
                 self._connection = conn
                 return conn
