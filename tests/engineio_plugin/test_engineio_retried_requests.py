@@ -7,6 +7,9 @@ session go on past a gap or a repeat. Every long-polling answer therefore says
 engine.io-client's polling transport sends a ``CLOSE`` packet as it tears down
 after a failed request: with the waiting poll's connection broken, rtt takes
 it for a drop (the session goes away, resumable), not the client's own close.
+When the server cannot see the failure (a black hole that cuts only the
+client's side), the browser adapter does not send that ``CLOSE`` at all: only
+the page's own close does.
 """
 
 from __future__ import annotations
@@ -16,9 +19,10 @@ import contextlib
 import json
 
 import pytest
+from browser_support import NODE_MODULES, WAIT_MS, BrowserClient, Pages
 
 import rtt
-from rtt.testing import Recorder
+from rtt.testing import Proxy, Recorder
 
 pytestmark = pytest.mark.timeout(30)
 
@@ -113,3 +117,40 @@ async def test_a_close_packet_after_the_waiting_polls_connection_broke_is_a_drop
             await events.wait("away", timeout=WAIT)
             assert events.of("disconnect") == []
             assert socket.away
+
+
+@pytest.fixture
+def browser_client() -> BrowserClient:
+    bundle = NODE_MODULES / "engine.io-client" / "dist" / "engine.io.js"
+    return BrowserClient("engineio", ("client",), ("eio", "rtt.client"), bundle, assets_from_disk=True)
+
+
+@pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"]], ids="-".join)
+@pytest.mark.asyncio(loop_scope="module")
+async def test_the_browser_tears_down_polling_without_a_close_packet_after_a_failure(
+    pages: Pages, transports: list[str]
+) -> None:
+    """A black hole cut on the client's side: the server's poll looks healthy, and no CLOSE reaches it."""
+    transport = rtt.load("engineio")
+    server = transport.server(port=0, resume_window=30, ping_interval=0.4, ping_timeout=0.4)
+    events = Recorder().listen(server, "connect", "away", "back", "disconnect")
+    async with server, Proxy(*server.address) as proxy:
+        page = await pages.classic(server)
+        await page.evaluate(
+            "(transports) => rtt.engineio.register('engineio-these', { transports })", transports
+        )
+        reconnect = {"minDelay": 0.02, "maxDelay": 0.1, "factor": 2, "jitter": 0}
+        await pages.connect(page, proxy.url_for(server.url), {"reconnect": reconnect}, "engineio-these")
+        ((socket,),) = await events.wait("connect", timeout=WAIT)
+        await page.evaluate("window.lost = []; client.on('session_lost', (d) => lost.push(String(d)))")
+        proxy.blackhole(client_side_cut_after=0.3)
+        await asyncio.sleep(0.25)  # the page's next attempt goes through, after the cut
+        proxy.restore()
+        await events.wait("back", timeout=WAIT)
+        assert events.of("disconnect") == []
+        await page.wait_for_function(f"client.socketId === {json.dumps(socket.id)}", timeout=WAIT_MS)
+        assert await page.evaluate("lost") == []
+        # The page's own close still says CLOSE: the server sees it at once, as the client's close.
+        await page.evaluate("client.close()")
+        ((_, reason),) = await events.wait("disconnect", timeout=WAIT)
+        assert reason is rtt.CloseReason.CLIENT_CLOSED

@@ -55,6 +55,9 @@
  * (the connection dropped without a CLOSE) or "transport error" -> "transport error";
  * a poll of the open session answered 403 (refused for session binding, SPEC.md 8.3)
  * is "rejected", which is not retried. Polls carry cookies (`withCredentials`).
+ * Long-polling posts Engine.IO's CLOSE only when the page closes (or answers the server's
+ * CLOSE): when a request fails or a ping times out the transport is let go without it,
+ * so that the server sees a drop, which a resuming client comes back from (SPEC.md 12.3, 17).
  *
  * What cannot be told or done: the reason of a close by the page does not travel
  * (Engine.IO's CLOSE packet from a client has no data; the server sees "client
@@ -77,7 +80,7 @@
 
   /**
    * The parts of engine.io-client 6 this adapter uses: a Transport and a Socket.
-   * @typedef {{name: string, onData: (data: unknown) => unknown}} EioTransport
+   * @typedef {{name: string, onData: (data: unknown) => unknown, doClose?: () => void}} EioTransport
    * @typedef {{transport: EioTransport, readyState: string, binaryType: string,
    *            createTransport: (name: string) => EioTransport,
    *            on: (event: string, listener: (...args: any[]) => void) => unknown,
@@ -154,10 +157,22 @@
    * @param {EioTransport} transport
    * @param {(text: string) => void} seen
    * @param {() => void} after
+   * @param {() => boolean} deliberate whether the close under way is the page's (or answers the server's)
    * @returns {EioTransport}
    */
-  function watchTransport(transport, seen, after) {
+  function watchTransport(transport, seen, after, deliberate) {
     if (!transport || typeof transport.onData !== "function") return transport;
+    // engine.io-client closes the transport whenever the Socket closes: long-polling then
+    // posts a CLOSE packet, also after a failed request or a ping timeout. The server would
+    // read it as the page's own close and end a session the client means to resume (SPEC.md
+    // 12.3, 17): only a deliberate close sends it; otherwise the transport is let go silently
+    // and the server sees the connection fail.
+    const doClose = transport.doClose;
+    if (transport.name === "polling" && typeof doClose === "function") {
+      transport.doClose = () => {
+        if (deliberate()) doClose.call(transport);
+      };
+    }
     const onData = transport.onData;
     transport.onData = (data) => {
       const text = closePacketData(transport.name, data);
@@ -207,6 +222,7 @@
         const Socket = findSocket(settings);
         let opened = false;
         let done = false; // the sink has heard the end; ignore the rest
+        let closing = false; // the page closes, or the server closed: long-polling may say CLOSE
 
         const socket = new Socket(parsed.href, {
           path: parsed.pathname,
@@ -238,13 +254,16 @@
         const after = () => {
           if (closeText === undefined || done) return;
           finish(serverClose(closeText));
+          closing = true;
           socket.close();
         };
         // The first transport is already made (nothing has arrived yet: that takes a
         // later task); the WebSocket of an upgrade is made by createTransport.
-        watchTransport(socket.transport, seen, after);
+        const deliberate = () => closing;
+        watchTransport(socket.transport, seen, after, deliberate);
         const createTransport = socket.createTransport;
-        socket.createTransport = (/** @type {string} */ name) => watchTransport(createTransport.call(socket, name), seen, after);
+        socket.createTransport = (/** @type {string} */ name) =>
+          watchTransport(createTransport.call(socket, name), seen, after, deliberate);
 
         socket.on("open", () => {
           opened = true;
@@ -290,6 +309,7 @@
           close(code, reasonText) {
             // Engine.IO's CLOSE from a client carries no reason: code and text stay here.
             done = true;
+            closing = true;
             if (socket.readyState === "closing" || socket.readyState === "closed") return;
             socket.close();
           },
