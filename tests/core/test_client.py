@@ -339,3 +339,48 @@ async def test_stable_after_zero_restarts_the_count_at_every_outage(mock: MockTr
         await rec.wait("reconnected", 3)
         assert rec.of("reconnecting") == [(1, 0.01)] * 3
         await client.close()
+
+
+class _BrokenOnFlush(MockClient):
+    """A mock client whose connections after the first fail their writes; it records which were closed."""
+
+    def __init__(self, *args: Any, **kwargs: Any) -> None:
+        super().__init__(*args, **kwargs)
+        self.opened: list[Any] = []
+        self.closed: list[Any] = []
+
+    async def _connect(self) -> rtt.ClientConnection:
+        conn = await super()._connect()
+        self.opened.append(conn)
+        closed = self.closed
+        first = len(self.opened) == 1
+        send, close = conn.send, conn.close
+
+        async def broken_send(data: str | bytes) -> None:
+            if not first:
+                raise ConnectionClosed(CloseReason.TRANSPORT_ERROR)  # lost as the queue is written
+            await send(data)
+
+        async def recorded_close(reason: CloseReason) -> None:
+            closed.append(conn)
+            await close(reason)
+
+        conn.send = broken_send  # type: ignore[method-assign]
+        conn.close = recorded_close  # type: ignore[method-assign]
+        return conn
+
+
+async def test_a_connection_lost_while_the_queue_is_written_is_closed(mock: MockTransport) -> None:
+    # Its plugin connection may hold an HTTP session or a socket: it must be released, not dropped.
+    async with mock.server() as server:
+        policy = {"min_delay": 0.01, "max_delay": 0.05, "jitter": 0}
+        options = mock.client(server.url, reconnect=policy).options
+        client = _BrokenOnFlush(mock, server.url, options, mock.network)
+        rec = Recorder().listen(client, "error")
+        await client.connect()
+        link_of(client).sever()
+        await client.send("queued")  # goes to the offline queue once the reader has noticed
+        await eventually(lambda: len(client.opened) >= 3, 5, "two failed reconnections")
+        await client.close()
+        assert all(conn in client.closed for conn in client.opened[1:-1])
+        assert any(isinstance(exc, ConnectionClosed) for (exc,) in rec.of("error"))

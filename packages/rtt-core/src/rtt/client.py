@@ -295,10 +295,15 @@ class Client(abc.ABC):
         if self._state is not ClientState.IDLE:
             raise StateError(f"cannot connect in state {self._state.name}")
         self._state = ClientState.CONNECTING
+        conn: ClientConnection | None = None
         try:
             conn = await self._attempt()
             await self._flush(conn)
         except BaseException as exc:
+            if conn is not None:
+                # Opened, then lost while the offline queue was written: the plugin's connection
+                # still holds its resources (an HTTP session, a socket) until it is closed.
+                await self._abandon(conn, CloseReason.TRANSPORT_ERROR)
             reason = CloseReason.REJECTED if isinstance(exc, RejectedError) else CloseReason.TRANSPORT_ERROR
             self._finalise(reason)
             raise
@@ -823,6 +828,9 @@ class Client(abc.ABC):
             except ConnectionClosed as exc:
                 self._connection_ended(self._first)
                 self._first = None
+                # Ended while the hello, the resend or the queue was written: released as any
+                # connection the client will not use (an HTTP session, a socket).
+                await self._abandon(conn, CloseReason.TRANSPORT_ERROR)
                 await self._emitter.emit("error", exc)
                 continue
             except ResumeProtocolError as exc:
