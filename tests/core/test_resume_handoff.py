@@ -667,3 +667,195 @@ async def test_confirmations_are_collected_from_every_receiver() -> None:
     gone.expect(1)
     gone.answer(False)
     assert gone.done.result() is False
+
+
+# -- Push at shutdown -----------------------------------------------------------------------
+
+
+def hold_push(server: MockServer) -> tuple[asyncio.Event, asyncio.Event]:
+    """Make ``server``'s push at shutdown wait until released: (it is closing and about to push, go on)."""
+    assert server._resume is not None and server._resume.handoff is not None
+    handoff = server._resume.handoff
+    push = handoff.push
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def held() -> None:
+        reached.set()
+        await release.wait()
+        await push()
+
+    handoff.push = held  # type: ignore[method-assign]
+    return reached, release
+
+
+def holder(sid: str, *servers: MockServer) -> MockServer:
+    (found,) = [server for server in servers if sid in server.sockets]
+    return found
+
+
+async def test_a_closing_server_hands_its_sessions_to_its_live_peers(cluster: Callable[..., Any]) -> None:
+    a, b, c, d = [await cluster(resume_window=30) for _ in range(4)]
+    peers = (b, c, d)
+    quiet = [Recorder().listen(server, *EVENTS) for server in peers]
+    held = Recorder().listen(a, *EVENTS)
+    raws: list[Raw] = []
+    welcomes: list[Welcome] = []
+    for _ in range(3):
+        raw, welcome = await start(a)
+        raws.append(raw)
+        welcomes.append(welcome)
+    await a.join(welcomes[0].id, "room")
+    await a.join(welcomes[1].id, "room")
+    await a.join(welcomes[1].id, "hall")
+    await a.send(welcomes[0].id, "m1")
+    assert await raws[0].data() == "m1"
+    raws[2].sever()  # one away before the close
+    await held.wait("away")
+    await a.send(welcomes[2].id, "m1")
+    reached, release = hold_push(a)
+    closing = asyncio.create_task(a.close())
+    closing.add_done_callback(lambda _: release.set())
+    await reached.wait()  # drained: the connected ones are away now, the push not begun
+    assert a.broker is not None and a.node not in await a.broker.nodes()
+    for raw in raws[:2]:
+        await raw.closed()
+    # Another process reaches them while the first holder is closing: into the logs that move.
+    await d.send(welcomes[0].id, "m2")
+    await d.broadcast("m3", group="room")
+    await eventually(
+        lambda: a._resume is not None and a._resume.sessions[welcomes[1].id].log.out == 1, 5, "m3"
+    )
+    release.set()
+    await closing
+    assert held.of("disconnect") == [] and len(held.of("moved")) == 3
+    assert [str(e[1]) for e in held.of("away")] == ["transport error", "shutdown", "shutdown"]
+    assert a.stats.moved_out == 3 and [p.stats.moved_in for p in peers] == [1, 1, 1]  # round-robin
+    for welcome in welcomes:
+        new = holder(welcome.id, *peers)
+        assert new.sockets[welcome.id].away and new.sockets[welcome.id].resumes == 0
+    assert holder(welcomes[1].id, *peers).groups(welcomes[1].id) == {"room", "hall"}
+    assert all(not rec.events for rec in quiet)  # no event on the new holder until back or disconnect
+    await d.broadcast("m4", group="hall")
+
+    # Each client comes back, to the process that does not hold its session: it pulls from the one that does.
+    def elsewhere(welcome: Welcome) -> MockServer:
+        found: MockServer = next(p for p in peers if p is not holder(welcome.id, *peers))
+        return found
+
+    back, answer = await resume_on(elsewhere(welcomes[0]), welcomes[0], 1)
+    assert answer.status == "resumed" and answer.id == welcomes[0].id
+    assert [await back.data() for _ in range(2)] == ["m2", "m3"]
+    back, answer = await resume_on(elsewhere(welcomes[1]), welcomes[1], 0)
+    assert answer.status == "resumed" and [await back.data() for _ in range(2)] == ["m3", "m4"]
+    back, answer = await resume_on(holder(welcomes[2].id, *peers), welcomes[2], 0)
+    assert answer.status == "resumed" and await back.data() == "m1"
+    assert sorted(e[0] for rec in quiet for e in rec.events) == ["back"] * 3 + ["moved"] * 2
+
+
+async def test_messages_during_the_push_arrive_once(cluster: Callable[..., Any]) -> None:
+    a, _, d = [await cluster(resume_window=30) for _ in range(3)]
+    welcomes = [(await start(a))[1] for _ in range(4)]
+    for welcome in welcomes:
+        await a.join(welcome.id, "all")
+    reached, release = hold_takeovers(a)
+    closing = asyncio.create_task(a.close())
+    await reached.wait()  # the first takeover waits at the old holder; the rest queue behind it
+    for welcome in welcomes:
+        await d.send(welcome.id, f"to {welcome.id}")
+    await d.broadcast("everyone")
+    await d.broadcast("group", group="all")
+    release.set()
+    await closing
+    for welcome in welcomes:
+        back, answer = await resume_on(d, welcome, 0)
+        assert answer.status == "resumed"
+        # Once each (d is a peer too: its own send to a session it is taking comes back through the
+        # broker after its own broadcast, which it captured as it published it).
+        got = sorted([await back.data() for _ in range(3)])
+        assert got == sorted([f"to {welcome.id}", "everyone", "group"])
+        with pytest.raises(TimeoutError):
+            await back.data(timeout=0.1)  # nothing more: each arrived once
+
+
+async def test_a_peer_that_does_not_take_them_leaves_them_to_end_with_shutdown(
+    cluster: Callable[..., Any], hub_url: str
+) -> None:
+    a = await cluster(resume_window=30, broker={"broker": hub_url, "options": {"timeout": 0.3}})
+    b = await cluster(resume_window=30)
+    assert b._resume is not None and b._resume.handoff is not None
+
+    async def deaf(envelope: Envelope) -> None:
+        return None
+
+    b._resume.handoff.adopt = deaf
+    held = Recorder().listen(a, *EVENTS)
+    _, welcome = await start(a)
+    await a.close()
+    assert [(e[0], str(e[-1])) for e in held.events][1:] == [("away", "shutdown"), ("disconnect", "shutdown")]
+    assert welcome.id not in b.sockets
+
+
+@pytest.mark.parametrize("how", ["unordered", "alone", "opaque", "no broker"])
+async def test_without_a_peer_to_take_them_sessions_end_with_shutdown_as_before(
+    cluster: Callable[..., Any], hub_url: str, how: str
+) -> None:
+    a: MockServer
+    if how == "no broker":
+        alone = rtt.load("mock").server(resume_window=30, close_timeout=0.5)
+        assert isinstance(alone, MockServer)
+        a = alone
+        await a.start()
+    else:
+        broker: Any = Unordered(hub_url) if how == "unordered" else hub_url
+        a = await cluster(resume_window=30, broker=broker, authorize=by_user)
+    if how in ("unordered", "opaque"):
+        await cluster(resume_window=30)
+    held = Recorder().listen(a, *EVENTS)
+    raw = Raw(a, f"user={'opaque' if how == 'opaque' else 'alice'}&rtt_resume=1")
+    await raw.open()
+    await raw.welcome()
+    await a.close()
+    assert [(e[0], str(e[-1])) for e in held.events][1:] == [("disconnect", "shutdown")] or [
+        (e[0], str(e[-1])) for e in held.events
+    ][1:] == [("away", "shutdown"), ("disconnect", "shutdown")]
+    assert a.stats.moved_out == 0
+
+
+async def test_an_adopted_session_resumes_with_the_same_identity_only(cluster: Callable[..., Any]) -> None:
+    a = await cluster(resume_window=30, authorize=by_user)
+    b = await cluster(resume_window=30, authorize=by_user)
+    raw = Raw(a, "user=alice&path=x&rtt_resume=1")
+    await raw.open()
+    welcome = await raw.welcome()
+    old = a.sockets[welcome.id]
+    await a.close()
+    moved = b.sockets[welcome.id]
+    assert moved.identity == {"user": "alice"} and moved.query == old.query and moved.path == old.path
+    assert dict(moved.headers) == dict(old.headers) and moved.remote_address == old.remote_address
+    _, answer = await resume_on(b, welcome, 0, "user=mallory&")
+    assert answer.status == "lost" and answer.why == "identity"
+    _, answer = await resume_on(b, welcome, 0, "user=alice&")
+    assert answer.status == "resumed"
+
+
+async def test_a_malformed_or_unmatched_adopt_takes_nothing(cluster: Callable[..., Any]) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    welcome, _ = await away_on(a)
+    assert b.broker is not None and b._resume is not None and b._resume.handoff is not None
+    await b._resume.handoff.adopt(Envelope("adopt", a.node, "", data="{nope", ref="r"))
+    # An offer a did not make: refused, the session stays.
+    await b._resume.handoff.adopt(Envelope("adopt", a.node, "", data=f'[["{welcome.id}",[]]]', ref="r"))
+    assert welcome.id in a.sockets and welcome.id not in b.sockets
+
+
+async def test_withdraw_is_remembered_while_the_link_is_down(
+    cluster: Callable[..., Any], hub_url: str
+) -> None:
+    a = await cluster()
+    assert a.broker is not None
+    await Broker._withdraw(a.broker)  # the default: the announcement expires by itself
+    hub(hub_url.removeprefix("memory://")).fail()
+    await eventually(lambda: a.broker is not None and a.broker.state is rtt.BrokerState.DOWN, 5, "down")
+    await a.broker.withdraw()
+    a.broker.count_changed()  # withdrawn: nothing announced
+    assert a.broker._withdrawn and not a.broker._announcing

@@ -33,12 +33,14 @@ import json
 import logging
 import secrets
 import time
+from collections.abc import Collection
 from typing import TYPE_CHECKING, Any, Generic, TypeVar
 
 from .broker import BrokerState, Envelope, encode_envelope
 from .codec import message_size
 from .errors import BrokerError
 from .events import CloseReason
+from .handshake import Headers
 from .resume import AckClock, Entry, ReplayLog, ResumeRequest, identity_digest
 from .server import ServerState, Socket
 
@@ -54,6 +56,9 @@ C = TypeVar("C")
 
 #: Takeover rounds a claimant makes when joins keep racing it (each round subscribes the groups missing).
 ROUNDS = 3
+
+#: Sessions offered in one ``adopt`` envelope when a closing process pushes its sessions.
+BATCH = 256
 
 
 def token_digest(token: str) -> str:
@@ -133,6 +138,11 @@ class Handoff(Generic[C]):
         self._by_ref: dict[str, Claim] = {}
         self.flights: list[Flight] = []
         """This process's broadcasts being delivered here."""
+        self.pushing = False
+        """This server is closing and hands its sessions to its peers (SPEC.md 17.5)."""
+        self.offered: dict[str, tuple[str, str]] = {}
+        """Sessions offered to a peer while pushing: id -> (node, adopt ref)."""
+        self._pushed: asyncio.Event | None = None
 
     # -- Envelopes from the broker ------------------------------------------------
 
@@ -159,8 +169,15 @@ class Handoff(Generic[C]):
     async def received(self, envelope: Envelope) -> None:
         """A handoff envelope: a takeover to answer, or the answer to one of ours."""
         if envelope.op == "takeover":
-            if envelope.origin != self.server.node and self.server._state is ServerState.RUNNING:
+            if envelope.origin != self.server.node and (
+                self.server._state is ServerState.RUNNING or self.pushing
+            ):
                 await self.on_takeover(envelope)
+            return
+        if envelope.op == "adopt":
+            if self.server._state is ServerState.RUNNING:
+                # Its takeovers are answered through this same delivery loop: not awaited here.
+                self.server._spawn(self.adopt(envelope))
             return
         claim = self._by_ref.get(envelope.ref)
         if claim is not None and claim.reply is not None and not claim.reply.done():
@@ -183,21 +200,55 @@ class Handoff(Generic[C]):
         digest = identity_digest(identity)
         if digest is None:
             return "identity"
-        socket_id = request.id
-        if socket_id in self.claims:
+        if request.id in self.claims:
             return "unknown"  # another connection of its client is already claiming it
-        claim = self.claims[socket_id] = Claim(socket_id)
+        body = {"tok": token_digest(request.token), "idd": digest}
+        return await self._take(Claim(request.id), body, (), identity, handshake)
+
+    async def adopt(self, envelope: Envelope) -> None:
+        """A closing holder offers its sessions (``adopt``): take each over, to hold it here as away."""
+        try:
+            assert isinstance(envelope.data, str)
+            items = [(str(item[0]), [str(g) for g in item[1]]) for item in json.loads(envelope.data)]
+        except (AssertionError, ValueError, TypeError, IndexError, KeyError):
+            logger.warning("ignored a malformed adopt from %s", envelope.origin)
+            return
+        body = {"adopt": envelope.ref}
+        takes = [
+            self._take(Claim(socket_id), body, groups, None, None)
+            for socket_id, groups in items
+            if socket_id not in self.sessions.sessions and socket_id not in self.claims
+        ]
+        await asyncio.gather(*takes)
+
+    async def _take(
+        self,
+        claim: Claim,
+        body: dict[str, Any],
+        groups: Collection[str],
+        identity: Any,
+        handshake: Handshake | None,
+    ) -> str | None:
+        """Subscribe, publish takeovers (retrying with the groups asked for) and install the state."""
+        server = self.server
+        broker = server.broker
+        assert broker is not None
+        socket_id = claim.id
+        self.claims[socket_id] = claim
         self._by_ref[claim.ref] = claim
         channel = f"s.{socket_id}"
         extra: set[str] = set()
         installed = False
         try:
             await broker.subscribe(channel)
+            for group in groups:
+                if f"g.{group}" not in broker.channels:
+                    await broker.subscribe(f"g.{group}")
+                    extra.add(group)
             for _ in range(ROUNDS):
-                groups = sorted(c[2:] for c in broker.channels if c.startswith("g."))
-                body = {"tok": token_digest(request.token), "idd": digest, "grp": groups}
+                joined = sorted(c[2:] for c in broker.channels if c.startswith("g."))
                 claim.reply = asyncio.get_running_loop().create_future()
-                data = json.dumps(body, separators=(",", ":"))
+                data = json.dumps({**body, "grp": joined}, separators=(",", ":"))
                 takeover = Envelope("takeover", server.node, socket_id, data=data, ref=claim.ref)
                 if await broker.publish(channel, encode_envelope(takeover)) <= 1:
                     return "unknown"  # only this process listens: nobody holds it
@@ -217,7 +268,7 @@ class Handoff(Generic[C]):
                 installed = True
                 return None
             return "unknown"
-        except (BrokerError, TimeoutError, ValueError) as exc:
+        except (BrokerError, TimeoutError, ValueError, KeyError, TypeError) as exc:
             logger.warning("socket %s: taking its session over failed: %s", socket_id, exc)
             return "unknown"
         finally:
@@ -233,28 +284,51 @@ class Handoff(Generic[C]):
             for envelope in claim.queued:
                 server._spawn(self.on_takeover(envelope))
 
-    async def _install(self, claim: Claim, payload: bytes, identity: Any, handshake: Handshake) -> None:
-        """Make the session from the holder's state plus what was captured; it is then held here."""
+    async def _install(
+        self, claim: Claim, payload: bytes, identity: Any, handshake: Handshake | None
+    ) -> None:
+        """Make the session from the holder's state plus what was captured; it is then held here.
+
+        Without a handshake (a push) the socket is the holder's, from the state, and stays away.
+        """
         from ._sessions import Session
 
         server = self.server
         broker = server.broker
         assert broker is not None
         header, entries = decode_state(payload)
-        socket = Socket(
-            id=claim.id,
-            transport=server.transport.name,
-            remote_address=handshake.remote_address,
-            headers=handshake.headers,
-            path=handshake.path,
-            query=handshake.query,
-            query_string=handshake.query_string,
-            identity=identity,
-            connected_at=float(header["at"]),
-            resumable=True,
-            resumes=int(header["resumes"]),
-        )
+        if handshake is None:
+            shaken = header["hs"]
+            address = shaken["ra"]
+            socket = Socket(
+                id=claim.id,
+                transport=server.transport.name,
+                remote_address=None if address is None else (str(address[0]), int(address[1])),
+                headers=Headers((str(k), str(v)) for k, v in shaken["h"]),
+                path=str(shaken["p"]),
+                query={str(k): str(v) for k, v in shaken["q"].items()},
+                query_string=str(shaken["qs"]),
+                identity=header["idn"],
+                connected_at=float(header["at"]),
+                resumable=True,
+                resumes=int(header["resumes"]),
+            )
+        else:
+            socket = Socket(
+                id=claim.id,
+                transport=server.transport.name,
+                remote_address=handshake.remote_address,
+                headers=handshake.headers,
+                path=handshake.path,
+                query=handshake.query,
+                query_string=handshake.query_string,
+                identity=identity,
+                connected_at=float(header["at"]),
+                resumable=True,
+                resumes=int(header["resumes"]),
+            )
         session: Session[C] = Session(socket, self.sessions.limit)
+        session.adopted = handshake is None
         log = session.log = ReplayLog(self.sessions.limit)
         for entry in entries:
             log.append(entry)
@@ -302,7 +376,10 @@ class Handoff(Generic[C]):
             server._memberships[socket_id] = set(membership)
             for group in membership:
                 server._groups.setdefault(group, set()).add(socket_id)
-        if ttl := header.get("ttl"):
+        ttl = header.get("ttl")
+        if ttl is None and handshake is None:
+            ttl = self.sessions.window  # it was still connected when its holder froze it
+        if ttl:
             socket.away_since = time.time()
             session.deadline = asyncio.get_running_loop().time() + float(ttl)
             self.sessions._expire_at(session.deadline, "s", socket_id)
@@ -337,21 +414,29 @@ class Handoff(Generic[C]):
             return  # not held here (any more): its holder answers
         try:
             body = json.loads(envelope.data) if isinstance(envelope.data, str) else None
-            tok = bytes.fromhex(body["tok"]) if isinstance(body, dict) else b""
+            tok = bytes.fromhex(body.get("tok", "")) if isinstance(body, dict) else b""
         except (ValueError, KeyError, TypeError):
             body, tok = None, b""
-        if not isinstance(body, dict) or not session.accepts_digest(tok) or session.doomed:
+        adopt = body.get("adopt") if isinstance(body, dict) else None
+        if adopt is not None:
+            # A peer takes what this closing process offered it: the offer stands for the token.
+            if self.offered.get(socket_id) != (envelope.origin, adopt) or session.doomed:
+                await self._answer(envelope, "refuse", "unknown")
+                return
+        elif not isinstance(body, dict) or not session.accepts_digest(tok) or session.doomed:
             await self._answer(envelope, "refuse", "unknown")
             return
-        digest = identity_digest(session.socket.identity)
-        if digest is None or not hmac.compare_digest(digest, str(body.get("idd", ""))):
-            await self._answer(envelope, "refuse", "identity")
-            return
+        else:
+            digest = identity_digest(session.socket.identity)
+            if digest is None or not hmac.compare_digest(digest, str(body.get("idd", ""))):
+                await self._answer(envelope, "refuse", "identity")
+                return
+        assert isinstance(body, dict)
         groups = server._memberships.get(socket_id, set())
         if not groups <= set(body.get("grp", ())):
             await self._answer(envelope, "retry", json.dumps(sorted(groups)))
             return
-        await self._freeze(session, envelope)
+        await self._freeze(session, envelope, adopt is not None)
 
     async def _answer(self, envelope: Envelope, op: str, data: str | bytes) -> bool:
         broker = self.server.broker
@@ -363,7 +448,7 @@ class Handoff(Generic[C]):
             logger.warning("socket %s: answering a takeover failed: %s", envelope.socket, exc)
             return False
 
-    async def _freeze(self, session: Session[C], envelope: Envelope) -> None:
+    async def _freeze(self, session: Session[C], envelope: Envelope, pushed: bool) -> None:
         server = self.server
         broker = server.broker
         assert broker is not None
@@ -418,11 +503,22 @@ class Handoff(Generic[C]):
             "ttl": ttl,
             "V": seen,
         }
+        if pushed:
+            # Nobody's handshake makes the socket there: it is this one, until its client resumes.
+            header["idn"] = socket.identity
+            header["hs"] = {
+                "ra": socket.remote_address,
+                "h": [list(pair) for pair in socket.headers._items],
+                "p": socket.path,
+                "q": dict(socket.query),
+                "qs": socket.query_string,
+            }
         payload = encode_state(header, list(entries))
         del sessions.sessions[socket_id]
         del server._sockets[socket_id]
         sessions._dirty.discard(session)
         server._forget(socket_id)  # leaves its groups here and unsubscribes, publishing nothing
+        self.left(socket_id)
         sent = await self._answer(envelope, "state", payload)
         if connected:
             socket.away_since = time.time()
@@ -435,3 +531,64 @@ class Handoff(Generic[C]):
         logger.warning("socket %s: its state reached no process; its session is lost", socket_id)
         server.stats.disconnects += 1
         await server._emitter.emit("disconnect", socket, CloseReason.SESSION_LOST)
+
+    # -- Push at shutdown -----------------------------------------------------------
+
+    async def push(self) -> None:
+        """Hand every session held here to the live peers (round-robin), for at most ``broker.timeout``.
+
+        The server is closing and has withdrawn from the broker's nodes. Each
+        peer takes what it is offered over as a takeover; sessions not taken
+        in time stay here (they end with ``shutdown``).
+        """
+        server = self.server
+        broker = server.broker
+        assert broker is not None
+        portable = [
+            session
+            for session in self.sessions.sessions.values()
+            if identity_digest(session.socket.identity) is not None
+        ]
+        if not portable:
+            return
+        try:
+            peers = sorted(node for node in await broker.nodes() if node != server.node)
+        except BrokerError as exc:
+            logger.warning("cannot hand sessions over at shutdown: %s", exc)
+            return
+        if not peers:
+            logger.info("no live peer to hand %d sessions to; they end with shutdown", len(portable))
+            return
+        offers: dict[str, list[list[Any]]] = {}
+        for index, session in enumerate(portable):
+            socket_id = session.socket.id
+            groups = sorted(server._memberships.get(socket_id, ()))
+            offers.setdefault(peers[index % len(peers)], []).append([socket_id, groups])
+        done = self._pushed = asyncio.Event()
+        try:
+            async with asyncio.timeout(broker.options.timeout):
+                for node, items in offers.items():
+                    for start in range(0, len(items), BATCH):
+                        batch = items[start : start + BATCH]
+                        ref = secrets.token_urlsafe(9)
+                        for socket_id, _groups in batch:
+                            self.offered[socket_id] = (node, ref)
+                        data = json.dumps(batch, separators=(",", ":"))
+                        adopt = Envelope("adopt", server.node, "", data=data, ref=ref)
+                        if not await broker.publish(f"n.{node}", encode_envelope(adopt)):
+                            for socket_id, _groups in batch:
+                                self.left(socket_id)
+                if self.offered:
+                    await done.wait()
+        except (BrokerError, TimeoutError) as exc:
+            logger.warning(
+                "%d sessions were not handed over at shutdown: %s", len(self.offered), exc or "timeout"
+            )
+        finally:
+            self.offered.clear()
+            self._pushed = None
+
+    def left(self, socket_id: str) -> None:
+        """A session left this process (moved or ended): no longer waited for by a push."""
+        if self.offered.pop(socket_id, None) is not None and not self.offered and self._pushed is not None:
+            self._pushed.set()

@@ -41,6 +41,7 @@ from .resume import (
     ack_text,
     classify,
     escape,
+    identity_digest,
 )
 from .server import _ABORT, _DROPS, ServerState, Socket, new_socket_id
 
@@ -88,7 +89,19 @@ def _same(a: object, b: object) -> bool:
 class Session(Generic[C]):
     """One resumable socket: its log, its counts, its credentials and its current link."""
 
-    __slots__ = ("clock", "deadline", "doomed", "handled", "link", "log", "nonce", "prev", "socket", "token")
+    __slots__ = (
+        "adopted",
+        "clock",
+        "deadline",
+        "doomed",
+        "handled",
+        "link",
+        "log",
+        "nonce",
+        "prev",
+        "socket",
+        "token",
+    )
 
     def __init__(self, socket: Socket, limit: int) -> None:
         from .resume import AckClock
@@ -109,6 +122,8 @@ class Session(Generic[C]):
         self.doomed = False
         # Set by a handoff waiting for the running message handler to return (SPEC.md 17.5).
         self.handled: asyncio.Event | None = None
+        # Pushed here by a closing process: its identity is the JSON form it travelled in.
+        self.adopted = False
 
     def accepts(self, token: str) -> bool:
         """Whether ``token`` is the current one, or the previous one not yet replaced by a hello."""
@@ -188,6 +203,11 @@ class Sessions(Generic[C]):
 
             self.handoff = Handoff(self)
 
+    @property
+    def pushing(self) -> bool:
+        """Whether this closing server hands its sessions to its peers (SPEC.md 17.5)."""
+        return self.handoff is not None and self.handoff.pushing
+
     def stamp(self) -> int:
         """The next stamp for a socket operation this process publishes (call right before publishing)."""
         self.stamped += 1
@@ -217,7 +237,9 @@ class Sessions(Generic[C]):
                     return self._refuse(conn, handshake, request.id, Close.of(CloseReason.SHUTDOWN))
                 why = claimed
             elif session is not None and session.accepts(request.token):
-                if not _same(identity, session.socket.identity):
+                if not _same(identity, session.socket.identity) and not (
+                    session.adopted and identity_digest(identity) == identity_digest(session.socket.identity)
+                ):
                     why = "identity"
                 elif session.link is not None:
                     # Its old connection is still attached (the server has not noticed the drop):
@@ -417,7 +439,7 @@ class Sessions(Generic[C]):
         if closing is not None and closing[1] is link.conn:
             reason = closing[2]  # the reason the server chose wins
         resumes = reason in RESUMES and not session.doomed and self.sessions.get(socket.id) is session
-        if resumes and server._state is not ServerState.RUNNING:
+        if resumes and server._state is not ServerState.RUNNING and not self.pushing:
             resumes = False
             reason = CloseReason.SHUTDOWN  # it would have gone away, but every session ends now
         if resumes:
@@ -457,6 +479,8 @@ class Sessions(Generic[C]):
             if session.link is not None:
                 session.link.closing = True
             self._dirty.discard(session)
+            if self.handoff is not None:
+                self.handoff.left(socket_id)
 
     def _bury(self, session: Session[C], close: Close) -> None:
         tokens = (session.token,) if session.prev is None else (session.token, session.prev)
@@ -466,7 +490,9 @@ class Sessions(Generic[C]):
         self._expire_at(deadline, "t", socket_id)
 
     async def shutdown(self) -> None:
-        """End every session left (away ones) with ``shutdown``; stop the timers."""
+        """Hand the sessions to live peers if pushing; end every one left with ``shutdown``."""
+        if self.handoff is not None and self.handoff.pushing:
+            await self.handoff.push()
         for handle in (self._ticker, self._timer):
             if handle is not None:
                 handle.cancel()

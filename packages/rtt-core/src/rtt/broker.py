@@ -313,6 +313,7 @@ class Broker(abc.ABC):
         self._listeners: list[StateListener] = []
         self._tasks: set[asyncio.Task[Any]] = set()
         self._announcing = False
+        self._withdrawn = False
         # Channels whose subscription failed while the link stayed up: retried each heartbeat.
         self._unconfirmed: set[str] = set()
         # The reconnect delays, kept across a link that did not stay up ``reconnect.stable_after``
@@ -443,7 +444,7 @@ class Broker(abc.ABC):
 
     def count_changed(self) -> None:
         """This process's socket count changed: announce it soon (bursts are coalesced)."""
-        if self._announcing or self._state is not BrokerState.UP:
+        if self._announcing or self._withdrawn or self._state is not BrokerState.UP:
             return
         self._announcing = True
         self._spawn(self._announce_soon())
@@ -451,12 +452,29 @@ class Broker(abc.ABC):
     async def _announce_soon(self) -> None:
         try:
             await asyncio.sleep(ANNOUNCE_DELAY)
+            if self._withdrawn:
+                return
             async with asyncio.timeout(self.options.timeout):
                 await self._announce(self._local_count())
         except Exception as exc:
             logger.debug("broker %s: announcing the socket count failed: %s", self.name, exc)
         finally:
             self._announcing = False
+
+    async def withdraw(self) -> None:
+        """Stop announcing this node, which goes on publishing and receiving until :meth:`close`.
+
+        A server that is shutting down withdraws first, so that peers closing
+        at the same time do not pick it to take their sessions (SPEC.md 17.5).
+        Best effort: a failure is logged, and the announcement expires anyway.
+        """
+        self._withdrawn = True
+        if self._state is not BrokerState.UP:
+            return
+        try:
+            await self._timed(self._withdraw(), "withdraw")
+        except BrokerError as exc:
+            logger.debug("broker %s: withdrawing node %s failed: %s", self.name, self.node, exc)
 
     async def nodes(self) -> list[str]:
         """The ids of the live processes (this one included), as the service knows them now.
@@ -537,6 +555,8 @@ class Broker(abc.ABC):
             "broker %s at %s is back after outage %d; resubscribed", self.name, self.describe(), self.outages
         )
         self._notify()
+        if self._withdrawn:
+            return
         try:
             async with asyncio.timeout(self.options.timeout):
                 await self._announce(self._local_count())
@@ -610,6 +630,10 @@ class Broker(abc.ABC):
         """
         return [self.node]
 
+    async def _withdraw(self) -> None:
+        """Remove this node's announcement now (optional: by default it expires after ``node_timeout``)."""
+        return
+
     # -- Internals -------------------------------------------------------------------
 
     def _require_up(self, what: str) -> None:
@@ -634,7 +658,8 @@ class Broker(abc.ABC):
                 continue
             try:
                 async with asyncio.timeout(self.options.timeout):
-                    await self._announce(self._local_count())
+                    if not self._withdrawn:
+                        await self._announce(self._local_count())
                     retry = [c for c in self._unconfirmed if c in self._channels]
                     self._unconfirmed.clear()
                     if retry:

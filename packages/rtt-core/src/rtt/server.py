@@ -306,7 +306,9 @@ class Server(abc.ABC, Generic[C]):
         Handshakes still waiting for an async ``authorize`` are refused with
         503 at once (their hooks are cancelled). Waits at most
         ``close_timeout`` for sockets to close cleanly, then aborts the rest.
-        Every socket still gets its ``disconnect`` event.
+        Every socket still gets its ``disconnect`` event, except resumable
+        sessions handed to a live peer over a broker with ``total_order``
+        (SPEC.md 17.5), which get ``moved`` instead.
         """
         if self._state is ServerState.NEW:
             self._state = ServerState.CLOSED
@@ -318,6 +320,15 @@ class Server(abc.ABC, Generic[C]):
         try:
             for hook in self._authorizing:
                 hook.cancel()  # its handshake is answered 503 (see _decide)
+            resume = self._resume
+            if resume is not None and resume.handoff is not None:
+                broker = self.broker
+                assert broker is not None
+                if broker.total_order and broker.state is BrokerState.UP:
+                    # Its sessions go to live peers after the drain (SPEC.md 17.5); withdrawn first,
+                    # a peer closing meanwhile does not pick this one.
+                    resume.handoff.pushing = True
+                    await broker.withdraw()
             await self._stop_accepting()
             for socket_id in list(self._sockets):
                 self._begin_close(socket_id, CloseReason.SHUTDOWN)
@@ -337,7 +348,12 @@ class Server(abc.ABC, Generic[C]):
                 for _socket, conn, _reason in list(self._closing.values()):
                     self._abort(conn)
                 for socket, _conn, reason in list(self._closing.values()):
-                    await self._finish(socket, reason)
+                    if resume is not None and resume.pushing and socket.id in resume.sessions:
+                        link = resume.sessions[socket.id].link
+                        assert link is not None
+                        await resume.closed(link, reason)  # away, to be handed over
+                    else:
+                        await self._finish(socket, reason)
             if self._resume is not None:
                 await self._resume.shutdown()  # sessions still away end with ``shutdown``
         finally:
@@ -1057,8 +1073,8 @@ class Server(abc.ABC, Generic[C]):
             if answers is not None:
                 answers.answer(envelope.data == "held")
             return
-        if self._state is not ServerState.RUNNING:
-            return
+        if self._state is not ServerState.RUNNING and (resume is None or not resume.pushing):
+            return  # while pushing, what reaches its sessions lands in the logs that move
         self.stats.broker_received += 1
         await self._act(envelope)
 

@@ -143,6 +143,10 @@ class MemoryBroker(Broker):
         self._check()
         self.hub.counts[self.node] = count
 
+    async def _withdraw(self) -> None:
+        self._check()
+        self.hub.counts.pop(self.node, None)
+
     async def _nodes(self) -> list[str]:
         self._check()
         return list(self.hub.counts)

@@ -271,10 +271,7 @@ class RedisBroker(Broker):
             task.cancel()
         if self._client is not None and self._announced:
             try:
-                async with self._client.pipeline(transaction=False) as pipe:
-                    pipe.delete(self._node_key(self.node))
-                    pipe.srem(self._nodes_key, self.node)
-                    await pipe.execute()
+                await self._withdraw()
             except Exception as exc:
                 logger.debug("redis broker: withdrawing node %s failed: %s", self.node, exc)
         await self._drop(BrokerError("the broker is closed"))
@@ -355,6 +352,13 @@ class RedisBroker(Broker):
                     exc,
                 )
         logger.info("redis broker: forgot dead nodes %s", ", ".join(dead))
+
+    async def _withdraw(self) -> None:
+        assert self._client is not None
+        async with self._client.pipeline(transaction=False) as pipe:
+            pipe.delete(self._node_key(self.node))
+            pipe.srem(self._nodes_key, self.node)
+            await pipe.execute()
 
     async def _nodes(self) -> list[str]:
         assert self._client is not None
