@@ -141,3 +141,35 @@ async def test_a_session_moves_to_another_process(tmp_path: Path, redis_server: 
             except TimeoutError:
                 holder.kill()
                 await holder.wait()
+
+
+async def test_a_closing_process_pushes_its_sessions_over_redis(redis_server: RedisServer) -> None:
+    transport = rtt.load("ws", broker={"broker": redis_server.url, "options": FAST})
+    old, new = transport.server(resume_window=30), transport.server(resume_window=30)
+    old.on("message", lambda socket, data: old.send(socket.id, f"old:{data}"))
+    new.on("message", lambda socket, data: new.send(socket.id, f"new:{data}"))
+    moved = Recorder().listen(old, "moved", "disconnect")
+    async with new:
+        await old.start()
+        try:
+            async with Proxy("127.0.0.1", old.address[1]) as proxy:
+                policy = {"min_delay": 0.05, "max_delay": 0.2, "jitter": 0.0}
+                client = transport.client(proxy.url_for(old.url), reconnect=policy)
+                lost = Recorder().listen(client, "session_lost", "reconnected")
+                async with client:
+                    await client.send("c0")
+                    assert await client.recv() == "old:c0"
+                    socket_id = client.socket_id
+                    assert socket_id is not None
+                    proxy.target_port = new.address[1]  # the restarted process's replacement
+                    await old.close()
+                    assert [e[0] for e in moved.events] == ["moved"] and socket_id in new.sockets
+                    await new.send(socket_id, "while away")
+                    await lost.wait("reconnected", timeout=10)
+                    assert await client.recv() == "while away"
+                    await client.send("c1")
+                    assert await client.recv() == "new:c1"
+                    assert client.socket_id == socket_id and not lost.of("session_lost")
+                    assert (old.stats.moved_out, new.stats.moved_in) == (1, 1)
+        finally:
+            await old.close()

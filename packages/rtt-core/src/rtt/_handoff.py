@@ -518,7 +518,16 @@ class Handoff(Generic[C]):
         del server._sockets[socket_id]
         sessions._dirty.discard(session)
         server._forget(socket_id)  # leaves its groups here and unsubscribes, publishing nothing
-        self.left(socket_id)
+        try:
+            await self._shipped(socket, envelope, payload, connected, reason)
+        finally:
+            self.left(socket_id)  # a push waits until its state is out and its events fired
+
+    async def _shipped(
+        self, socket: Socket, envelope: Envelope, payload: bytes, connected: bool, reason: CloseReason
+    ) -> None:
+        server = self.server
+        socket_id = socket.id
         sent = await self._answer(envelope, "state", payload)
         if connected:
             socket.away_since = time.time()
