@@ -314,15 +314,11 @@ class Handoff(Generic[C]):
                 resumes=int(header["resumes"]),
             )
         else:
-            socket = Socket(
-                id=claim.id,
-                transport=server.transport.name,
-                remote_address=handshake.remote_address,
-                headers=handshake.headers,
-                path=handshake.path,
-                query=handshake.query,
-                query_string=handshake.query_string,
-                identity=identity,
+            socket = Socket._opening(
+                claim.id,
+                server.transport.name,
+                handshake,
+                identity,
                 connected_at=float(header["at"]),
                 resumable=True,
                 resumes=int(header["resumes"]),

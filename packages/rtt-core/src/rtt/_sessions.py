@@ -290,17 +290,7 @@ class Sessions(Generic[C]):
         if server._state is not ServerState.RUNNING:
             # Shutdown began while the old connection of the session it asked for was detached.
             return self._refuse(conn, handshake, new_socket_id(), Close.of(CloseReason.SHUTDOWN))
-        socket = Socket(
-            id=new_socket_id(),
-            transport=server.transport.name,
-            remote_address=handshake.remote_address,
-            headers=handshake.headers,
-            path=handshake.path,
-            query=handshake.query,
-            query_string=handshake.query_string,
-            identity=identity,
-            resumable=True,
-        )
+        socket = Socket._opening(new_socket_id(), server.transport.name, handshake, identity, resumable=True)
         session: Session[C] = Session(socket, self.limit)
         token = secrets.token_urlsafe(16)
         session.token = _digest(token)
@@ -358,15 +348,7 @@ class Sessions(Generic[C]):
         one that arrives as the server shuts down.
         """
         server = self.server
-        wire = Socket(
-            id=socket_id,
-            transport=server.transport.name,
-            remote_address=handshake.remote_address,
-            headers=handshake.headers,
-            path=handshake.path,
-            query=handshake.query,
-            query_string=handshake.query_string,
-        )
+        wire = Socket._opening(socket_id, server.transport.name, handshake)
         wire._link = Link(conn, None, wire)  # dead from the start: its reports are ignored
         server._spawn(server._close(conn, close))
         return wire

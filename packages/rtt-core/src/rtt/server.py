@@ -136,6 +136,23 @@ class Socket:
     def __repr__(self) -> str:
         return f"<Socket {self.id} {self.transport} from {self.remote_address}>"
 
+    @classmethod
+    def _opening(
+        cls, socket_id: str, transport: str, handshake: Handshake, identity: Any = None, **fields: Any
+    ) -> Socket:
+        """The socket of a connection that opened with ``handshake`` (its address, headers, path, query)."""
+        return cls(
+            id=socket_id,
+            transport=transport,
+            remote_address=handshake.remote_address,
+            headers=handshake.headers,
+            path=handshake.path,
+            query=handshake.query,
+            query_string=handshake.query_string,
+            identity=identity,
+            **fields,
+        )
+
 
 @dataclass(slots=True)
 class ServerStats:
@@ -719,16 +736,7 @@ class Server(abc.ABC, Generic[C]):
         resume = self._resume
         if resume is not None and handshake._resume is not None and self._state is ServerState.RUNNING:
             return await resume.open(conn, handshake, identity)
-        socket = Socket(
-            id=new_socket_id(),
-            transport=self.transport.name,
-            remote_address=handshake.remote_address,
-            headers=handshake.headers,
-            path=handshake.path,
-            query=handshake.query,
-            query_string=handshake.query_string,
-            identity=identity,
-        )
+        socket = Socket._opening(new_socket_id(), self.transport.name, handshake, identity)
         self._sockets[socket.id] = socket
         self._conns[socket.id] = conn
         self._idle.clear()
