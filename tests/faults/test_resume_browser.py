@@ -20,11 +20,8 @@ the session go on past a gap or a repeat (SPEC.md 12.3, 12.4).
 from __future__ import annotations
 
 import asyncio
-import contextlib
 import time
-from collections.abc import AsyncIterator, Callable
 from dataclasses import dataclass
-from typing import Any
 
 import pytest
 
@@ -35,18 +32,13 @@ pytest.importorskip("playwright", reason="the browser cases need Playwright (and
 
 from browser_support import NODE_MODULES, WAIT_MS, BrowserClient, Pages
 
+from .resume_support import DROPS, PING, RATE, WAIT, Traffic, drop, running, until
+
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
-DROPS = 20
-#: Messages each way per second, and the pause between drops.
-RATE = 50
+#: The pause between drops.
 BETWEEN = 0.4
-#: The server notices a silent connection within ping_interval + ping_timeout.
-PING = 0.4
-#: How long after a black hole starts its client side is cut.
-CUT_AFTER = 0.3
 RECONNECT = {"minDelay": 0.02, "maxDelay": 0.1, "factor": 2, "jitter": 0}
-WAIT = 20.0
 
 
 @dataclass(frozen=True)
@@ -124,76 +116,12 @@ PAGE = """([rate]) => {
 }"""
 
 
-async def until(
-    check: Callable[[], bool], what: str, timeout: float = WAIT, detail: Callable[[], object] = str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what} {detail()}")
-        await asyncio.sleep(0.01)
-
-
-class Traffic:
-    """The server's side of the numbered traffic."""
-
-    def __init__(self, server: rtt.Server[Any]) -> None:
-        self.server = server
-        self.handled: list[str] = []
-        self.ticks_sent: dict[str, int] = {}
-        self.errors: list[BaseException] = []
-        server.on("message", self._echo)
-
-    async def _echo(self, socket: rtt.Socket, data: str | bytes) -> None:
-        assert isinstance(data, str)
-        self.handled.append(data)
-        try:
-            await self.server.send(socket.id, "e:" + data)
-        except Exception as exc:  # recorded: a send to a resumable socket must never fail
-            self.errors.append(exc)
-
-    async def push_ticks(self) -> None:
-        """A numbered tick to every socket of the server, RATE a second."""
-        while True:
-            for socket_id in list(self.server.sockets):
-                number = self.ticks_sent.get(socket_id, 0) + 1
-                try:
-                    await self.server.send(socket_id, f"t:{number}")
-                except Exception as exc:
-                    self.errors.append(exc)
-                else:
-                    self.ticks_sent[socket_id] = number
-            await asyncio.sleep(1 / RATE)
-
-
 def gaps(handled: list[str]) -> list[tuple[int, str]]:
     """Where the server's ``c-`` numbers do not go up by one (for the failure message)."""
     numbers = [int(m[2:]) for m in handled]
     return [
         (i, f"{a}->{b}") for i, (a, b) in enumerate(zip([0, *numbers], numbers, strict=False)) if b != a + 1
     ][:10]
-
-
-@contextlib.asynccontextmanager
-async def running(coroutine: Any) -> AsyncIterator[None]:
-    task = asyncio.create_task(coroutine)
-    try:
-        yield
-    finally:
-        task.cancel()
-        with contextlib.suppress(asyncio.CancelledError):
-            await task
-
-
-async def drop(proxy: Proxy, number: int) -> None:
-    """Attempt number ``number``: a sever on odd numbers, a black hole cut on the client side on even."""
-    if number % 2:
-        proxy.sever()
-        return
-    proxy.blackhole(client_side_cut_after=CUT_AFTER)
-    # New connections go through again before the cut, so the page's next attempt is not lost.
-    await asyncio.sleep(CUT_AFTER * 0.8)
-    proxy.restore()
 
 
 @pytest.mark.timeout(150)

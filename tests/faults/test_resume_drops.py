@@ -16,9 +16,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
-from collections.abc import AsyncIterator, Callable
-from typing import Any
 
 import pytest
 
@@ -26,98 +23,17 @@ import rtt
 from rtt.testing import Proxy, Recorder
 
 from .conftest import PROXY_WIRES, Wire
+from .resume_support import CUT_AFTER, DROPS, PING, WAIT, Traffic, drop, running, until
 
-DROPS = 20
-#: Messages each way per second, and the pause between drops.
-RATE = 50
+#: The pause between drops.
 BETWEEN = 0.5
-#: The server notices a silent connection within ping_interval + ping_timeout.
-PING = 0.4
-#: How long after a black hole starts its client side is cut.
-CUT_AFTER = 0.3
 POLICY = {"min_delay": 0.02, "max_delay": 0.1, "jitter": 0}
-WAIT = 20.0
 
 
 @pytest.fixture(params=PROXY_WIRES, ids=[wire.id for wire in PROXY_WIRES])
 def drop_wire(request: pytest.FixtureRequest) -> Wire:
     wire: Wire = request.param
     return wire
-
-
-async def until(
-    check: Callable[[], bool], what: str, timeout: float = WAIT, detail: Callable[[], object] = str
-) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what} {detail()}")
-        await asyncio.sleep(0.01)
-
-
-class Traffic:
-    """The server's and the client's sides of the numbered traffic."""
-
-    def __init__(self, server: rtt.Server[Any]) -> None:
-        self.server = server
-        self.handled: list[str] = []
-        self.ticks_sent: dict[str, int] = {}
-        self.errors: list[BaseException] = []
-        self.received: list[str | bytes] = []
-        self.sent = 0
-        server.on("message", self._echo)
-
-    async def _echo(self, socket: rtt.Socket, data: str | bytes) -> None:
-        assert isinstance(data, str)
-        self.handled.append(data)
-        try:
-            await self.server.send(socket.id, "e:" + data)
-        except Exception as exc:  # recorded: a send to a resumable socket must never fail
-            self.errors.append(exc)
-
-    async def push_ticks(self) -> None:
-        """A numbered tick to every socket of the server, RATE a second."""
-        while True:
-            for socket_id in list(self.server.sockets):
-                number = self.ticks_sent.get(socket_id, 0) + 1
-                try:
-                    await self.server.send(socket_id, f"t:{number}")
-                except Exception as exc:
-                    self.errors.append(exc)
-                else:
-                    self.ticks_sent[socket_id] = number
-            await asyncio.sleep(1 / RATE)
-
-    async def send_numbers(self, client: rtt.Client) -> None:
-        """``c-1``, ``c-2``, ... from the client, RATE a second."""
-        while True:
-            self.sent += 1
-            await client.send(f"c-{self.sent}")
-            await asyncio.sleep(1 / RATE)
-
-
-@contextlib.asynccontextmanager
-async def running(*coroutines: Any) -> AsyncIterator[None]:
-    tasks = [asyncio.create_task(coroutine) for coroutine in coroutines]
-    try:
-        yield
-    finally:
-        for task in tasks:
-            task.cancel()
-        for task in tasks:
-            with contextlib.suppress(asyncio.CancelledError):
-                await task
-
-
-async def drop(proxy: Proxy, number: int) -> None:
-    """Attempt number ``number``: a sever on odd numbers, a black hole cut on the client side on even."""
-    if number % 2:
-        proxy.sever()
-        return
-    proxy.blackhole(client_side_cut_after=CUT_AFTER)
-    # New connections go through again before the cut, so the client's next attempt is not lost.
-    await asyncio.sleep(CUT_AFTER * 0.8)
-    proxy.restore()
 
 
 # Long-polling takes the longest: up to 3 attempts a drop, a TCP connection per poll (SPEC.md 12.3).
