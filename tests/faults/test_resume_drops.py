@@ -23,7 +23,7 @@ import rtt
 from rtt.testing import Proxy, Recorder
 
 from .conftest import PROXY_WIRES, Wire
-from .resume_support import CUT_AFTER, DROPS, PING, WAIT, Traffic, drop, running, until
+from .resume_support import CUT_AFTER, DROPS, HTTP_RATE, PING, RATE, WAIT, Traffic, drop, running, until
 
 #: The pause between drops.
 BETWEEN = 0.5
@@ -41,7 +41,7 @@ def drop_wire(request: pytest.FixtureRequest) -> Wire:
 async def test_twenty_drops_lose_and_repeat_nothing_in_either_direction(drop_wire: Wire) -> None:
     transport = drop_wire.transport()
     server = transport.server(port=0, resume_window=30, ping_interval=PING, ping_timeout=PING)
-    traffic = Traffic(server)
+    traffic = Traffic(server, HTTP_RATE if drop_wire.http else RATE)
     server_events = Recorder().listen(server, "connect", "away", "back", "disconnect")
     async with server, Proxy(*server.address) as proxy:
         client = transport.client(proxy.url_for(server.url), reconnect=POLICY, close_timeout=1)
