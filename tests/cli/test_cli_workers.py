@@ -29,7 +29,7 @@ from redis_support import RedisServer, free_port
 from tls_support import NAMES, certificate_authority, client_context
 
 import rtt
-from rtt.testing import eventually
+from rtt.testing import Proxy, eventually
 
 
 class Redis:
@@ -239,6 +239,121 @@ async def test_a_signal_while_the_workers_start_stops_them_all() -> None:
             for pid in workers:
                 with contextlib.suppress(ProcessLookupError):
                     os.kill(pid, signal.SIGKILL)
+
+
+# -- A rolling restart with resume on: nothing lost, nothing repeated (SPEC.md 17.5) -------------
+
+#: Clients of the chat, and the messages each sends a second.
+ROLLING_CLIENTS = 6
+ROLLING_RATE = 10
+ROLLING_POLICY = {"min_delay": 0.05, "max_delay": 0.5, "jitter": 0.5}
+
+
+async def restart(process: asyncio.subprocess.Process, redis_server: Redis, victim: int) -> None:
+    """SIGTERM one worker and wait until its replacement serves and has joined the broker."""
+    os.kill(victim, signal.SIGTERM)
+    await eventually(lambda: not alive(victim), timeout=STOP_TIMEOUT)
+    await eventually(
+        lambda: len(children(process.pid)) == 2 and redis_server.processes() == 2, timeout=START_TIMEOUT
+    )
+
+
+@pytest.mark.timeout(180)
+@pytest.mark.parametrize("severs", [0, 5], ids=["restarts", "restarts-and-severs"])
+async def test_a_rolling_restart_of_two_workers_loses_and_repeats_nothing(
+    redis_server: Redis, tmp_path: Path, severs: int
+) -> None:
+    """Both workers of ``rtt serve --workers 2`` restarted one after the other under chat traffic.
+
+    Each worker pushes its sessions to the other as it shuts down (SPEC.md 17.5) and its clients
+    resume wherever the kernel sends them: every client keeps its socket id and receives every
+    client's numbered messages once and in order, each handled (broadcast) once.
+    """
+    config = tmp_path / "resume.toml"
+    config.write_text("[options]\nresume_window = 30\n")
+    args = ("--workers", "2", "--broker", redis_server.url, "--app", "chat", "-t", "ws", "--port", "0")
+    async with cluster(*args, "--config", str(config)) as served, contextlib.AsyncExitStack() as stack:
+        first = children(served.process.pid)
+        assert len(first) == 2
+        host, port = served.url.split("://")[1].split("/")[0].rsplit(":", 1)
+        proxy = await stack.enter_async_context(Proxy(host, int(port)))
+        ws = rtt.load("ws")
+        clients = [
+            await stack.enter_async_context(ws.client(proxy.url_for(served.url), reconnect=ROLLING_POLICY))
+            for _ in range(ROLLING_CLIENTS)
+        ]
+        got: list[list[str | bytes]] = [[] for _ in clients]
+        lost: list[object] = []
+        reconnects = [0] * len(clients)
+        for k, client in enumerate(clients):
+            client.on("message", got[k].append)
+            client.on("session_lost", lost.append)
+            client.on("reconnected", lambda _attempt, k=k: reconnects.__setitem__(k, reconnects[k] + 1))
+        await eventually(lambda: all(client.socket_id is not None for client in clients), timeout=10)
+        ids = [client.socket_id for client in clients]
+        await eventually(lambda: redis_server.sockets() == ROLLING_CLIENTS, timeout=10)
+        sent = [0] * len(clients)
+
+        talking = True
+
+        async def talk(k: int) -> None:
+            # Stopped by the flag, not cancelled: a send cancelled half-way may or may not be queued.
+            while talking:
+                await clients[k].send(f"{k}-{sent[k] + 1}")
+                sent[k] += 1
+                await asyncio.sleep(1 / ROLLING_RATE)
+
+        async def sever_now_and_then() -> None:
+            for _ in range(severs):
+                await asyncio.sleep(1.0)
+                proxy.sever()
+
+        talkers = [asyncio.create_task(talk(k)) for k in range(len(clients))]
+        try:
+            await asyncio.sleep(1.0)
+            for victim in sorted(first):
+                severing = asyncio.create_task(sever_now_and_then())
+                await restart(served.process, redis_server, victim)
+                await severing
+                await asyncio.sleep(1.0)
+        finally:
+            talking = False
+            async with asyncio.timeout(30):
+                await asyncio.gather(*talkers)
+        assert not (first & children(served.process.pid)), "a worker was not restarted"
+
+        def expected(k: int) -> list[str]:
+            return [f"{k}-{n}" for n in range(1, sent[k] + 1)]
+
+        def from_each(messages: list[str | bytes], k: int) -> list[str | bytes]:
+            return [m for m in messages if isinstance(m, str) and m.startswith(f"{k}-")]
+
+        def complete() -> bool:
+            return all(len(messages) >= sum(sent) for messages in got)
+
+        def missing() -> list[tuple[int, int, list[str]]]:
+            # Per receiver: how many it lacks and the first few, to tell a gap from a slow end.
+            gaps = []
+            for r, messages in enumerate(got):
+                lacking = [m for k in range(len(clients)) for m in expected(k) if m not in set(messages)]
+                if lacking:
+                    gaps.append((r, len(lacking), lacking[:5]))
+            return gaps
+
+        try:
+            await eventually(complete, timeout=30)
+        except AssertionError:
+            detail = f"lacking: {missing()}; session_lost: {lost}; reconnects: {reconnects}"
+            raise AssertionError(detail) from None
+        await asyncio.sleep(0.5)  # a duplicate would arrive now
+        for messages in got:
+            for k in range(len(clients)):
+                assert from_each(messages, k) == expected(k)
+            assert len(messages) == sum(sent)
+        assert lost == []
+        assert [client.socket_id for client in clients] == ids
+        # Every client was on one of the two workers, so each was moved at least once.
+        assert all(count >= 1 for count in reconnects), reconnects
 
 
 # -- Errors: one line each ----------------------------------------------------------------------
