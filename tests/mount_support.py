@@ -257,8 +257,6 @@ class AsgiServed(Kit):
     uvicorn_ws: ClassVar[WsImpl] = "websockets"
     lacks: ClassVar[Mapping[str, str]] = {
         "server_tls": "served as an ASGI application, TLS is the ASGI server's job",
-        "drop_reason": "uvicorn reports a connection lost after the handshake as websocket.disconnect with "
-        "code 1005, as it reports a close frame without a status: a reset reads as client closed",
     }
 
     def mount(

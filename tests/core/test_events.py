@@ -58,6 +58,19 @@ def test_a_deliberate_client_close_is_client_closed_whatever_the_library_reports
         assert CloseReason.from_client(code, "message too big") is CloseReason.MESSAGE_TOO_BIG
 
 
+@pytest.mark.parametrize("code", [1005, 0, None])
+def test_an_end_without_a_status_on_a_resumable_socket_is_a_drop(code: int | None) -> None:
+    # rtt's clients close with their reason text; uvicorn reports a reset as 1005 (SPEC 6.2).
+    assert CloseReason.from_client(code, resumable=True) is CloseReason.TRANSPORT_ERROR
+    assert CloseReason.from_client(code, "client closed", resumable=True) is CloseReason.CLIENT_CLOSED
+
+
+def test_a_resumable_socket_closed_with_a_status_reads_as_usual() -> None:
+    assert CloseReason.from_client(1000, resumable=True) is CloseReason.CLIENT_CLOSED
+    assert CloseReason.from_client(1001, resumable=True) is CloseReason.CLIENT_CLOSED
+    assert CloseReason.from_client(1009, "message too big", resumable=True) is CloseReason.MESSAGE_TOO_BIG
+
+
 def test_other_client_codes_read_as_from_wire() -> None:
     assert CloseReason.from_client(1009, "message too big") is CloseReason.MESSAGE_TOO_BIG
     assert CloseReason.from_client(1002) is CloseReason.PROTOCOL_ERROR

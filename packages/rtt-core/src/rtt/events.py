@@ -144,7 +144,7 @@ class CloseReason(StrEnum):
         return _FROM_CODE.get(code if code is not None else 1006, cls.TRANSPORT_ERROR)
 
     @classmethod
-    def from_client(cls, code: int | None, text: str = "") -> CloseReason:
+    def from_client(cls, code: int | None, text: str = "", *, resumable: bool = False) -> CloseReason:
         """Map the close frame a server received from its client to a reason (the server side of 6).
 
         The text wins when it is one of ours (a browser cannot send 1009, so
@@ -153,11 +153,18 @@ class CloseReason(StrEnum):
         page going away), a close frame without a status (which libraries
         report as 1005, 0 or ``None``) or an application code (3000-4999):
         all ``client closed``. Any other code reads as :meth:`from_wire` reads it.
+
+        With ``resumable`` (the socket negotiated resume, SPEC.md 17), the
+        client is rtt's, which always closes with its reason text: an end
+        without a status then reads as ``transport error``, a drop that the
+        session outlives. Some servers report a reset so (uvicorn: 1005).
         """
         try:
             return cls(text)
         except ValueError:
             pass
+        if resumable and (code is None or code in _NO_STATUS_CODES):
+            return cls.TRANSPORT_ERROR
         if code is None or code in _CLIENT_CLOSE_CODES or 3000 <= code <= 4999:
             return cls.CLIENT_CLOSED
         return cls.from_wire(code, text)
@@ -166,6 +173,7 @@ class CloseReason(StrEnum):
 # What a client's deliberate close looks like to a server's library: 1005 is
 # "no status" in RFC 6455, and aiohttp reports the same as 0.
 _CLIENT_CLOSE_CODES = frozenset({0, 1000, 1001, 1005})
+_NO_STATUS_CODES = frozenset({0, 1005})
 
 APPLICATION_CODES = range(3000, 5000)
 """Close codes an application may send (SPEC.md 6.3): 4000-4999 are for private use

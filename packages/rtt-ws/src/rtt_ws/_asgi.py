@@ -186,4 +186,4 @@ async def _read(server: WsServer, conn: AsgiConn, receive: Receive) -> CloseReas
             await server._received(socket, data)
         elif kind == "websocket.disconnect":
             code = event.get("code", 1005)
-            return CloseReason.from_client(code, event.get("reason") or "")
+            return CloseReason.from_client(code, event.get("reason") or "", resumable=socket.resumable)
