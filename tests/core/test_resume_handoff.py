@@ -404,6 +404,54 @@ async def test_operations_racing_the_takeover_are_applied_once_by_the_new_holder
     assert (await back.closed()).reason is CloseReason.SERVER_CLOSED
 
 
+async def test_the_claimants_own_sends_and_broadcasts_keep_their_order(cluster: Callable[..., Any]) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    welcome, held = await away_on(a)
+    sid = welcome.id
+    reached, release = hold_takeovers(a)
+    resuming = asyncio.create_task(resume_on(b, welcome, 0))
+    await reached.wait()
+    # The claimant's application, while the session is on its way to it: in call order.
+    await b.send(sid, "first")
+    await b.broadcast("second")
+    await b.send(sid, "third")
+    await a.send(sid, "from the holder")  # applied by the holder before it freezes
+    await asyncio.sleep(0.05)  # every echo of b's own publishes has come back from the hub
+    release.set()
+    back, answer = await resuming
+    assert answer.status == "resumed" and await held.wait("moved")
+    assert [await back.data() for _ in range(4)] == ["from the holder", "first", "second", "third"]
+    await b.send(sid, "last")
+    assert await back.data() == "last"
+
+
+async def test_a_claimants_send_whose_publish_failed_is_not_delivered(cluster: Callable[..., Any]) -> None:
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    welcome, _ = await away_on(a)
+    sid = welcome.id
+    reached, release = hold_takeovers(a)
+    resuming = asyncio.create_task(resume_on(b, welcome, 0))
+    await reached.wait()
+    broker = b.broker
+    assert broker is not None
+    publish = broker.publish
+
+    async def failing(channel: str, payload: bytes) -> int:
+        raise BrokerError("the link broke")
+
+    broker.publish = failing
+    with pytest.raises(BrokerError):
+        await b.send(sid, "failed")
+    broker.publish = publish
+    await b.send(sid, "sent")
+    release.set()
+    back, answer = await resuming
+    assert answer.status == "resumed"
+    assert await back.data() == "sent"
+    await b.send(sid, "last")
+    assert await back.data() == "last"
+
+
 async def test_a_disconnect_racing_the_takeover_ends_the_session_on_the_new_holder(
     cluster: Callable[..., Any],
 ) -> None:

@@ -27,6 +27,7 @@ from __future__ import annotations
 
 import asyncio
 import collections
+import contextlib
 import hashlib
 import hmac
 import json
@@ -158,13 +159,34 @@ class Handoff(Generic[C]):
         claimed = self.claims.get(envelope.socket)
         if claimed is None:
             return False
-        claimed.buffer.append(envelope)
+        if envelope.origin != self.server.node or envelope.ref:
+            claimed.buffer.append(envelope)
+        # else: kept by sent() as it was published
         return True
 
     def published(self, envelope: Envelope) -> None:
         """This process publishes a broadcast while it claims sessions (it delivered it here without them)."""
         for claim in self.claims.values():
             claim.buffer.append(envelope)
+
+    def sent(self, envelope: Envelope) -> bool:
+        """This process publishes an operation on a socket; ``True`` if kept: claimed here, not confirmed.
+
+        A confirmed one (join, leave) is kept when it comes back, so that it is
+        confirmed from there like anyone's.
+        """
+        claim = self.claims.get(envelope.socket)
+        if claim is None or envelope.ref:
+            return False
+        claim.buffer.append(envelope)
+        return True
+
+    def unsent(self, envelope: Envelope) -> None:
+        """Forget what :meth:`sent` kept: its publish failed."""
+        claim = self.claims.get(envelope.socket)
+        if claim is not None:
+            with contextlib.suppress(ValueError):
+                claim.buffer.remove(envelope)
 
     async def received(self, envelope: Envelope) -> None:
         """A handoff envelope: a takeover to answer, or the answer to one of ours."""

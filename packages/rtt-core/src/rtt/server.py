@@ -1015,19 +1015,21 @@ class Server(abc.ABC, Generic[C]):
             raise UnknownSocketError(socket_id)
         ref = secrets.token_urlsafe(9) if confirmed else ""
         resume = self._resume
-        envelope = _envelope(
-            op,
-            origin=self.node,
-            socket=socket_id,
-            group=group,
-            data=data,
-            ref=ref,
-            seq=0 if resume is None else resume.stamp(),
+        stamped = Envelope(
+            op, self.node, socket_id, group, data=data, ref=ref, seq=0 if resume is None else resume.stamp()
         )
+        handoff = None if resume is None else resume.handoff
+        # Kept now, in call order with this process's broadcasts, rather than when it comes back.
+        kept = handoff is not None and bool(handoff.claims) and handoff.sent(stamped)
         if confirmed:
             answers = self._acks[ref] = _Answers()
         try:
-            receivers = await broker.publish(f"s.{socket_id}", envelope)
+            try:
+                receivers = await broker.publish(f"s.{socket_id}", encode_envelope(stamped))
+            except BrokerError:
+                if kept and handoff is not None:
+                    handoff.unsent(stamped)  # the caller is told it failed: it must not happen
+                raise
             if not receivers:
                 raise UnknownSocketError(socket_id)
             self.stats.broker_published += 1
