@@ -16,6 +16,7 @@ import socket
 import ssl
 import struct
 from collections.abc import AsyncIterator, Iterator
+from typing import Any
 
 import pytest
 
@@ -304,6 +305,27 @@ async def test_sever_resets_a_client_whose_target_is_still_connecting(
         assert proxy.sever() == 1
         await assert_reset(creader)
         await eventually(lambda: proxy.stats.live == 0, WAIT, "the pair gone")
+    await no_tasks_left()
+
+
+class SeverOnAccept(Proxy):
+    """Severs in the very callback that accepts a connection, before its connect task takes a step."""
+
+    def _accepted(self, pair: Any) -> None:
+        super()._accepted(pair)
+        self.sever()
+
+
+async def test_a_pair_severed_before_its_connect_task_ran_is_forgotten(
+    target: Target, clients: Clients
+) -> None:
+    # A busy loop meets this race (a sever as a connection is accepted): close() then waited forever.
+    async with SeverOnAccept("127.0.0.1", target.port) as proxy:
+        creader, _ = await clients.open(proxy)
+        await assert_reset(creader)
+        await eventually(lambda: proxy.stats.live == 0, WAIT, "the pair gone")
+        await asyncio.wait_for(proxy.close(), WAIT)
+    assert target.accepted.empty()
     await no_tasks_left()
 
 

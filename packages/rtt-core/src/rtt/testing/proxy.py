@@ -186,6 +186,10 @@ class _Pair:
             _reset(peer)
         self.forget_if_done()
 
+    def connect_ended(self, task: asyncio.Task[None]) -> None:
+        self.connecting = None
+        self.forget_if_done()
+
     def forget_if_done(self) -> None:
         if self.connecting is None and all(each.lost for each in self.sides()):
             self.proxy._forget(self)
@@ -357,6 +361,8 @@ class Proxy:
             pair.blackholed = True
             return
         pair.connecting = asyncio.get_running_loop().create_task(self._connect(pair))
+        # Not in _connect's own finally: a task cancelled (by sever) before its first step never runs it.
+        pair.connecting.add_done_callback(pair.connect_ended)
 
     async def _connect(self, pair: _Pair) -> None:
         client = pair.client
@@ -369,11 +375,7 @@ class Proxy:
             self._counts["unreachable"] += 1
             _reset(client)
             return
-        else:
-            pair.target = target
-        finally:
-            pair.connecting = None
-            pair.forget_if_done()
+        pair.target = target
         assert target.transport is not None
         if client.lost:
             _reset(target)
