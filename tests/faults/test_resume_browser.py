@@ -32,7 +32,7 @@ pytest.importorskip("playwright", reason="the browser cases need Playwright (and
 
 from browser_support import NODE_MODULES, WAIT_MS, BrowserClient, Pages
 
-from .resume_support import DROPS, PING, RATE, WAIT, Traffic, drop, running, until
+from .resume_support import DROPS, HTTP_RATE, PING, RATE, WAIT, Traffic, drop, running, until
 
 pytestmark = pytest.mark.asyncio(loop_scope="module")
 
@@ -49,6 +49,8 @@ class BrowserWire:
     """The rtt transport."""
     transports: tuple[str, ...] = ()
     """The library's transports the page registers its variant with (empty: the adapter's default)."""
+    http: bool = False
+    """Every message may cost an HTTP request: traffic at ``HTTP_RATE``."""
 
     @property
     def id(self) -> str:
@@ -69,25 +71,17 @@ class BrowserWire:
         return BrowserClient(self.name, ("client",))
 
 
-#: The wires where the browser client's resume holds through the drops. Not listed yet (issue 17
-#: stays open for them; SPEC.md 17.6):
-#: - engineio polling, and polling upgraded to websocket, and sockjs xhr-polling: the causes found are
-#:   fixed (the engineio adapter lets go of long-polling without a CLOSE after a failure; rtt-sockjs's
-#:   xhr answers close their connection) and each passed here 3 times in a row, but they are slow
-#:   (engineio polling opens about 3500 connections in the 20 drops, one per poll and POST) and in 2 of
-#:   5 runs on a busy machine one or two of them hit the 150 s timeout (not found whether a hang or
-#:   only slowness: the stack then shows the test leaving its server/proxy context);
-#: - sockjs xhr-streaming and eventsource: frames the server wrote into a streaming response that a
-#:   black hole swallowed are lost while the SockJS session goes on. Cause not confirmed: EventSource
-#:   reconnects by itself after a network error and sockjs-client then opens the next request on the
-#:   same session ('network'), so the page never comes back through rtt's resume, which would replay
-#:   them; an xhr-streaming request that fails ends the transport instead (status 0), so its loss has
-#:   some other cause.
+#: Every transport's browser wires, each HTTP fallback included.
 BROWSER_WIRES = (
     BrowserWire("ws"),
     BrowserWire("picows"),
     BrowserWire("engineio", ("websocket",)),
+    BrowserWire("engineio", ("polling",), http=True),
+    BrowserWire("engineio", ("polling", "websocket")),
     BrowserWire("sockjs", ("websocket",)),
+    BrowserWire("sockjs", ("xhr-polling",), http=True),
+    BrowserWire("sockjs", ("xhr-streaming",), http=True),
+    BrowserWire("sockjs", ("eventsource",), http=True),
 )
 
 
@@ -130,7 +124,7 @@ async def test_twenty_drops_lose_and_repeat_nothing_in_chromium(
 ) -> None:
     transport = rtt.load(browser_wire.name)
     server = transport.server(port=0, resume_window=30, ping_interval=PING, ping_timeout=PING)
-    traffic = Traffic(server)
+    traffic = Traffic(server, HTTP_RATE if browser_wire.http else RATE)
     server_events = Recorder().listen(server, "connect", "away", "back", "disconnect")
     async with server, Proxy(*server.address) as proxy:
         page = await pages.classic(server)
@@ -158,7 +152,7 @@ async def test_twenty_drops_lose_and_repeat_nothing_in_chromium(
                 await asyncio.sleep(0.02)
             return True
 
-        await page.evaluate(PAGE, [RATE])
+        await page.evaluate(PAGE, [traffic.rate])
         async with running(traffic.push_ticks()):
             attempts = 0
             while (closes := await count("closes")) < DROPS:

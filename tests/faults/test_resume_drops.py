@@ -30,14 +30,7 @@ BETWEEN = 0.5
 POLICY = {"min_delay": 0.02, "max_delay": 0.1, "jitter": 0}
 
 
-#: Not run here yet (issue 17 stays open for them): Engine.IO long-polling passes alone in about 45 s
-#: but passed 240 s in loaded CI runs under coverage, and SockJS xhr-polling hung past 240 s under
-#: coverage (16 s without); neither is understood.
-UNSETTLED = frozenset({"engineio-polling", "sockjs-xhr-polling"})
-DROP_WIRES = tuple(wire for wire in PROXY_WIRES if wire.id not in UNSETTLED)
-
-
-@pytest.fixture(params=DROP_WIRES, ids=[wire.id for wire in DROP_WIRES])
+@pytest.fixture(params=PROXY_WIRES, ids=[wire.id for wire in PROXY_WIRES])
 def drop_wire(request: pytest.FixtureRequest) -> Wire:
     wire: Wire = request.param
     return wire
