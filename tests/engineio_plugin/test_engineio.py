@@ -113,8 +113,12 @@ async def test_server_transports_option_refuses_the_other_transport(eio: rtt.Tra
             assert client.connection.transport == "polling"
 
 
-async def test_plain_engineio_client_talks_to_the_rtt_server(eio: rtt.Transport) -> None:
-    async with echo_server(eio, kind=EngineioServer) as (server, _):
+# With resume on, a client that did not ask for it is answered as plain (SPEC.md 17.2).
+@pytest.mark.parametrize("resume_window", [None, 30], ids=["resume-off", "resume-on"])
+async def test_plain_engineio_client_talks_to_the_rtt_server(
+    eio: rtt.Transport, resume_window: float | None
+) -> None:
+    async with echo_server(eio, kind=EngineioServer, resume_window=resume_window) as (server, _):
         rec = Recorder().listen(server, "connect", "disconnect", "message")
         # The server keeps text as text; the plain client decodes what looks like JSON, as
         # python-engineio does: rtt's clients elsewhere in the process do not change that.

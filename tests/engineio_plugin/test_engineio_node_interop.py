@@ -19,11 +19,13 @@ NODE_DIR = Path(__file__).resolve().parents[1] / "node"
     ("transports", "final"),
     [("polling", "polling"), ("websocket", "websocket"), ("polling,websocket", "websocket")],
 )
-async def test_engineio_client_echo(transports: str, final: str) -> None:
+# With resume on, a client that did not ask for it is answered as plain (SPEC.md 17.2).
+@pytest.mark.parametrize("resume_window", [None, 30], ids=["resume-off", "resume-on"])
+async def test_engineio_client_echo(transports: str, final: str, resume_window: float | None) -> None:
     node = shutil.which("node")
     assert node is not None, "Node.js is needed for the interop tests"
     assert (NODE_DIR / "node_modules" / "engine.io-client").is_dir(), "run `npm ci --prefix tests/node` first"
-    async with rtt.load("engineio").server() as server:
+    async with rtt.load("engineio").server(resume_window=resume_window) as server:
         rec = Recorder().listen(echo(server), "disconnect")
         host, port = server.address
         process = await asyncio.create_subprocess_exec(

@@ -28,13 +28,15 @@ NUL_TEXT = "\x00 starts with NUL"
 
 
 @pytest.mark.skipif(NODE is None, reason="Node.js is not installed (CI installs it for the interop tests)")
-async def test_sockjs_client_over_websocket() -> None:
+# With resume on, a client that did not ask for it is answered as plain (SPEC.md 17.2).
+@pytest.mark.parametrize("resume_window", [None, 30], ids=["resume-off", "resume-on"])
+async def test_sockjs_client_over_websocket(resume_window: float | None) -> None:
     assert NODE is not None
     assert (NODE_DIR / "node_modules" / "sockjs-client").is_dir(), "run `npm ci --prefix tests/node` first"
     # close_timeout: at shutdown, the xhr-streaming session whose client has gone is not
     # waited for long.
     async with rtt.load("sockjs").server(
-        host="127.0.0.1", port=0, close_timeout=1, session_binding=True
+        host="127.0.0.1", port=0, close_timeout=1, session_binding=True, resume_window=resume_window
     ) as server:
         received: list[str | bytes] = []
         rec = Recorder().listen(server, "connect", "disconnect")
@@ -90,11 +92,14 @@ async def test_sockjs_client_over_websocket() -> None:
 
 @pytest.mark.skipif(NODE is None, reason="Node.js is not installed (CI installs it for the interop tests)")
 @pytest.mark.parametrize("transport", ["xhr-polling", "xhr-streaming"])
-async def test_sockjs_client_over_xhr_without_binding(transport: str) -> None:
+@pytest.mark.parametrize("resume_window", [None, 30], ids=["resume-off", "resume-on"])
+async def test_sockjs_client_over_xhr_without_binding(transport: str, resume_window: float | None) -> None:
     """Without ``session_binding`` (the default) a cookie-less sockjs-client works over HTTP too."""
     assert NODE is not None
     assert (NODE_DIR / "node_modules" / "sockjs-client").is_dir(), "run `npm ci --prefix tests/node` first"
-    async with rtt.load("sockjs").server(host="127.0.0.1", port=0, close_timeout=1) as server:
+    async with rtt.load("sockjs").server(
+        host="127.0.0.1", port=0, close_timeout=1, resume_window=resume_window
+    ) as server:
         rec = Recorder().listen(server, "connect", "message")
         server.on("message", lambda socket, data: server.send(socket.id, data))
         status, result = await run_node("sockjs-echo.mjs", server.url, transport)
