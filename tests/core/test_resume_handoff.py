@@ -404,13 +404,38 @@ async def test_operations_racing_the_takeover_are_applied_once_by_the_new_holder
     assert (await back.closed()).reason is CloseReason.SERVER_CLOSED
 
 
+class Claiming:
+    """Session ``sid`` held away by ``a`` while ``b`` claims it; ``a`` answers once ``release`` is set."""
+
+    a: MockServer
+    b: MockServer
+    sid: str
+    held: Recorder
+    release: asyncio.Event
+    resuming: asyncio.Task[tuple[Raw, Welcome]]
+
+    @classmethod
+    async def start(cls, cluster: Callable[..., Any]) -> Claiming:
+        self = cls()
+        self.a, self.b = await cluster(resume_window=30), await cluster(resume_window=30)
+        welcome, self.held = await away_on(self.a)
+        self.sid = welcome.id
+        reached, self.release = hold_takeovers(self.a)
+        self.resuming = asyncio.create_task(resume_on(self.b, welcome, 0))
+        await reached.wait()
+        return self
+
+
 async def test_the_claimants_own_sends_and_broadcasts_keep_their_order(cluster: Callable[..., Any]) -> None:
-    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
-    welcome, held = await away_on(a)
-    sid = welcome.id
-    reached, release = hold_takeovers(a)
-    resuming = asyncio.create_task(resume_on(b, welcome, 0))
-    await reached.wait()
+    claiming = await Claiming.start(cluster)
+    a, b, sid, held, release, resuming = (
+        claiming.a,
+        claiming.b,
+        claiming.sid,
+        claiming.held,
+        claiming.release,
+        claiming.resuming,
+    )
     # The claimant's application, while the session is on its way to it: in call order.
     await b.send(sid, "first")
     await b.broadcast("second")
@@ -426,12 +451,8 @@ async def test_the_claimants_own_sends_and_broadcasts_keep_their_order(cluster: 
 
 
 async def test_a_claimants_send_whose_publish_failed_is_not_delivered(cluster: Callable[..., Any]) -> None:
-    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
-    welcome, _ = await away_on(a)
-    sid = welcome.id
-    reached, release = hold_takeovers(a)
-    resuming = asyncio.create_task(resume_on(b, welcome, 0))
-    await reached.wait()
+    claiming = await Claiming.start(cluster)
+    b, sid, release, resuming = claiming.b, claiming.sid, claiming.release, claiming.resuming
     broker = b.broker
     assert broker is not None
     publish = broker.publish
@@ -439,10 +460,10 @@ async def test_a_claimants_send_whose_publish_failed_is_not_delivered(cluster: C
     async def failing(channel: str, payload: bytes) -> int:
         raise BrokerError("the link broke")
 
-    broker.publish = failing
+    broker.publish = failing  # type: ignore[method-assign]
     with pytest.raises(BrokerError):
         await b.send(sid, "failed")
-    broker.publish = publish
+    broker.publish = publish  # type: ignore[method-assign]
     await b.send(sid, "sent")
     release.set()
     back, answer = await resuming
