@@ -127,7 +127,7 @@ def browser_client() -> BrowserClient:
 
 @pytest.mark.parametrize("transports", [["polling"], ["polling", "websocket"]], ids="-".join)
 @pytest.mark.asyncio(loop_scope="module")
-async def test_the_browser_tears_down_polling_without_a_close_packet_after_a_failure(
+async def test_chromium_tears_down_polling_without_a_close_packet_after_a_failure(
     pages: Pages, transports: list[str]
 ) -> None:
     """A black hole cut on the client's side: the server's poll looks healthy, and no CLOSE reaches it."""

@@ -26,7 +26,7 @@ from __future__ import annotations
 import asyncio
 import contextlib
 import logging
-from collections.abc import Callable, Coroutine, Iterable
+from collections.abc import Callable, Iterable
 from typing import TYPE_CHECKING, Any
 
 import engineio  # type: ignore[import-untyped, unused-ignore]
@@ -272,7 +272,7 @@ class EngineioServer(Server[EngineioConn]):
             if conn.request_transport is not None:
                 conn.request_transport.abort()
             else:
-                self._spawn(_quietly(conn.ws.close()))
+                self._spawn(_close_quietly(conn.ws))
 
     # -- Messages -----------------------------------------------------------
 
@@ -373,9 +373,11 @@ class EngineioServer(Server[EngineioConn]):
             await _cancel(eio.rtt_tasks)
 
 
-async def _quietly(coro: Coroutine[Any, Any, Any]) -> None:
+async def _close_quietly(ws: Any) -> None:
+    # The close coroutine is made here, not by the caller: a task cancelled before its first step
+    # (at shutdown) would leave it never awaited.
     with contextlib.suppress(Exception):
-        await coro
+        await ws.close()
 
 
 async def _cancel(tasks: Iterable[asyncio.Task[Any]]) -> None:

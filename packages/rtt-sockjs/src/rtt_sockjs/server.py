@@ -21,7 +21,6 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-from collections.abc import Awaitable
 from typing import TYPE_CHECKING, Any
 
 from aiohttp import web
@@ -213,8 +212,10 @@ class SockjsServer(Server[SockjsConn]):
             socket = conn.socket
             if conn.ended or socket is None:
                 return False
-            if socket.id not in self._sockets:
-                continue  # rtt is closing it: nothing more is delivered
+            if conn.rtt_reason is not None or socket.id not in self._sockets:
+                # rtt is closing it (a resumable socket stays in sockets meanwhile, and a resumed
+                # one's old connection is aborted): nothing more is delivered
+                continue
             if text == CLIENT_CLOSING:
                 conn.client_closing = True
                 self._spawn(self._client_closed(conn))
@@ -231,7 +232,7 @@ class SockjsServer(Server[SockjsConn]):
     def violation(self, conn: SockjsConn, reason: CloseReason) -> None:
         """The client sent something rtt refuses: close its session with ``reason``."""
         conn.detected = reason
-        if conn.socket is not None:
+        if conn.socket is not None and conn.rtt_reason is None:
             self._begin_close(conn.socket.id, reason)
 
     def lost(self, conn: SockjsConn, reason: CloseReason) -> None:
@@ -270,7 +271,8 @@ class SockjsServer(Server[SockjsConn]):
             # the clock restarts instead (SPEC.md 10.2).
             self.arm(conn, self.options.ping_timeout)
             return
-        if conn.socket is not None and conn.socket.id in self._sockets:
+        if conn.socket is not None and conn.rtt_reason is None and conn.socket.id in self._sockets:
+            # By id: so only while rtt has not closed or replaced this connection (SPEC.md 10.2).
             self._begin_close(conn.socket.id, CloseReason.PING_TIMEOUT)
         else:  # already closing: stop waiting for a client that is gone
             self.drop(conn)
@@ -286,7 +288,7 @@ class SockjsServer(Server[SockjsConn]):
             if transport is not None:
                 transport.abort()
             else:
-                self._spawn(_quietly(conn.ws.close()))
+                self._spawn(_close_quietly(conn.ws))
         elif session.request is not None and session.request.transport is not None:
             session.request.transport.abort()  # a pending poll or stream
 
@@ -403,6 +405,8 @@ def _stop_beat(conn: SockjsConn) -> None:
         conn.beat = None
 
 
-async def _quietly(coro: Awaitable[Any]) -> None:
+async def _close_quietly(ws: Any) -> None:
+    # The close coroutine is made here, not by the caller: a task cancelled before its first step
+    # (at shutdown) would leave it never awaited.
     with contextlib.suppress(Exception):
-        await coro
+        await ws.close()
