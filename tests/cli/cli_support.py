@@ -1,7 +1,9 @@
 """Running the ``rtt`` command in a subprocess, as a user would, for the tests of SPEC.md 16.
 
-When the tests themselves run under coverage (tox), the command runs under
-``coverage run`` too, so its lines count towards rtt-core's coverage.
+When the tests themselves run under coverage (tox), the command is measured
+too, so its lines count towards rtt-core's coverage: by coverage's subprocess
+patch when it is on (tox's cli environment, on pytest-xdist workers), else
+under ``coverage run``.
 """
 
 from __future__ import annotations
@@ -29,6 +31,13 @@ STOP_TIMEOUT = 20.0
 
 
 def _under_coverage() -> bool:
+    """Whether the command must be started under ``coverage run`` to be measured.
+
+    Not when coverage's ``patch = subprocess`` is on (tests/coverage-xdist.toml, which the pytest-xdist
+    runs use): every Python subprocess is then measured by itself.
+    """
+    if "COVERAGE_PROCESS_CONFIG" in os.environ:
+        return False
     coverage = sys.modules.get("coverage")
     return coverage is not None and coverage.Coverage.current() is not None
 
