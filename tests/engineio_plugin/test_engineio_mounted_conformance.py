@@ -3,8 +3,7 @@ application under uvicorn, with its default transports (long-polling, then the u
 
 from __future__ import annotations
 
-from collections.abc import Mapping
-from typing import Any, ClassVar
+from typing import Any
 
 from mount_support import AiohttpMounted, AsgiServed
 
@@ -27,8 +26,3 @@ class TestEngineioUnderUvicorn(AsgiServed, _EngineioKit):
     # uvicorn's wsproto backend: wsproto comes with python-engineio (through simple-websocket); the
     # engineio environment installs no websockets, which uvicorn's other backend needs.
     uvicorn_ws = "wsproto"
-    lacks: ClassVar[Mapping[str, str]] = {
-        **AsgiServed.lacks,
-        "drop_reason": "uvicorn reports a connection lost after the handshake as websocket.disconnect with "
-        "code 1005, as it reports a close frame without a status: a reset reads as client closed",
-    }

@@ -1096,7 +1096,8 @@ class RttSocket(AsyncSocket):  # type: ignore[misc]
         """The library's WebSocket loop, reading through rtt's decoder and reporting why it ended."""
         conn = self.rtt_conn
         server = self.server
-        receive = _frame_reader(ws)
+        socket = conn.socket
+        receive = _frame_reader(ws, resumable=socket is not None and socket.resumable)
         if self.connected:  # an upgrade from long-polling
             self.upgrading = True
             try:
@@ -1236,12 +1237,16 @@ class _FrameError(Exception):
         self.reason = reason
 
 
-def _frame_reader(ws: Any) -> Callable[[], Coroutine[Any, Any, str | bytes]]:
-    """Read WebSocket frames from either driver, telling a clean close from an oversize frame."""
+def _frame_reader(ws: Any, *, resumable: bool) -> Callable[[], Coroutine[Any, Any, str | bytes]]:
+    """Read WebSocket frames from either driver, telling a clean close from an oversize frame.
+
+    ``resumable``: the socket's client negotiated resume, so an ASGI disconnect without a status
+    is a drop (``CloseReason.from_client``; uvicorn reports a reset as 1005).
+    """
     sock = getattr(ws, "_sock", None)
     if isinstance(sock, web.WebSocketResponse):
         return _AiohttpFrames(sock).receive
-    return _AsgiFrames(ws.asgi_receive).receive
+    return _AsgiFrames(ws.asgi_receive, resumable).receive
 
 
 class _AiohttpFrames:
@@ -1269,10 +1274,13 @@ class _AiohttpFrames:
 
 
 class _AsgiFrames:
-    __slots__ = ("asgi_receive",)
+    __slots__ = ("asgi_receive", "resumable")
 
-    def __init__(self, asgi_receive: Callable[[], Coroutine[Any, Any, dict[str, Any]]]) -> None:
+    def __init__(
+        self, asgi_receive: Callable[[], Coroutine[Any, Any, dict[str, Any]]], resumable: bool
+    ) -> None:
         self.asgi_receive = asgi_receive
+        self.resumable = resumable
 
     async def receive(self) -> str | bytes:
         event = await self.asgi_receive()
@@ -1285,7 +1293,8 @@ class _AsgiFrames:
                 return text
         elif event["type"] == "websocket.disconnect":
             # The ASGI server's code: the client's, or 1006 for a broken connection.
-            raise _FrameError(CloseReason.from_client(event.get("code", 1005), event.get("reason") or ""))
+            code, text = event.get("code", 1005), event.get("reason") or ""
+            raise _FrameError(CloseReason.from_client(code, text, resumable=self.resumable))
         raise _FrameError(None)
 
 
