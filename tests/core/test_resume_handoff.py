@@ -166,6 +166,33 @@ async def resume_on(
     return raw, answer
 
 
+async def test_the_welcome_goes_before_a_broadcast_made_while_the_broker_subscribes(
+    cluster: Callable[..., Any],
+) -> None:
+    a = await cluster(resume_window=30)
+    broker = a.broker
+    assert broker is not None
+    subscribe = broker.subscribe
+    subscribing, go = asyncio.Event(), asyncio.Event()
+
+    async def slow(channel: str) -> None:
+        subscribing.set()
+        await go.wait()
+        await subscribe(channel)
+
+    broker.subscribe = slow
+    raw = Raw(a, "rtt_resume=1")
+    opening = asyncio.create_task(raw.open())
+    await subscribing.wait()
+    assert await a.broadcast("during the subscribe") == 1  # the socket is in sockets already
+    go.set()
+    await opening
+    welcome = await raw.welcome()  # first: a data message before it would make resume unsupported
+    assert welcome.status == "new"
+    raw.hello(welcome)
+    assert await raw.data() == "during the subscribe"
+
+
 async def test_an_away_session_moves_with_its_log_counts_and_groups(cluster: Callable[..., Any]) -> None:
     a, b, d = [await cluster(resume_window=30) for _ in range(3)]
     _, local = await start(b)

@@ -297,12 +297,14 @@ class Sessions(Generic[C]):
         self.sessions[socket.id] = session
         server._sockets[socket.id] = socket
         link = self._attach(session, conn)
+        status: Any = "new" if why is None else "lost"
+        # The welcome goes first, before any await: a broadcast delivered meanwhile (during the
+        # subscribe below) would otherwise reach the client ahead of it, which then cannot resume.
+        await self._welcome(link, Welcome(status, socket.id, token, session.nonce, self.window, why=why))
         if server.broker is not None:
             # Confirmed before ``connect``, so the id the app hands out is reachable from anywhere.
             await server.broker.subscribe(f"s.{socket.id}")
             server.broker.count_changed()
-        status: Any = "new" if why is None else "lost"
-        await self._welcome(link, Welcome(status, socket.id, token, session.nonce, self.window, why=why))
         await server._emitter.emit("connect", socket)
         return link.wire
 
