@@ -343,7 +343,7 @@ async def test_a_rolling_restart_of_two_workers_loses_and_repeats_nothing(
         try:
             await eventually(complete, timeout=30)
         except AssertionError:
-            detail = f"lacking: {missing()}; session_lost: {lost}; reconnects: {reconnects}"
+            detail = f"lacking: {missing()}; session_lost: {lost}; reconnects: {reconnects}; ids {ids}"
             raise AssertionError(detail) from None
         await asyncio.sleep(0.5)  # a duplicate would arrive now
         for messages in got:

@@ -550,16 +550,40 @@ async def test_a_state_arriving_after_the_claimant_gave_up_is_lost_and_said_so(
     assert welcome.id not in b.sockets and welcome.id not in a.sockets
 
 
-async def test_a_second_claim_of_the_same_session_is_refused_at_once(cluster: Callable[..., Any]) -> None:
+async def test_a_second_attempt_during_a_claim_resumes_once_the_session_is_in(
+    cluster: Callable[..., Any],
+) -> None:
     a, b = await cluster(resume_window=30), await cluster(resume_window=30)
     welcome, _ = await away_on(a)
     reached, release = hold_takeovers(a)
     first = asyncio.create_task(resume_on(b, welcome, 0))
     await reached.wait()
+    # The client gave up on its first attempt and came again to the same process.
+    second = asyncio.create_task(resume_on(b, welcome, 0))
+    await asyncio.sleep(0.05)
+    assert not second.done()  # it waits for the takeover instead of losing the session
+    release.set()
+    # The first connection is replaced by the second, before or after its own welcome.
+    await asyncio.gather(first, return_exceptions=True)
+    back, again = await second
+    assert again.status == "resumed" and again.id == welcome.id
+    await b.send(welcome.id, "to the second")
+    assert await back.data() == "to the second"
+    assert b.sockets[welcome.id].resumes >= 1 and welcome.id not in a.sockets
+
+
+async def test_a_second_attempt_during_a_claim_that_fails_is_lost_too(cluster: Callable[..., Any]) -> None:
+    a = await cluster(resume_window=30)
+    assert a.broker is not None
+    b = await cluster(resume_window=30, broker={"broker": a.broker.options.url, "options": {"timeout": 0.3}})
+    welcome, _ = await away_on(a)
+    reached, release = hold_takeovers(a)  # never released: the takeover times out
+    first = asyncio.create_task(resume_on(b, welcome, 0))
+    await reached.wait()
     _, second = await resume_on(b, welcome, 0)
     assert second.status == "lost" and second.why == "unknown"
+    assert (await first)[1].why == "unknown"
     release.set()
-    assert (await first)[1].status == "resumed"
 
 
 async def test_joins_that_keep_racing_give_up_after_the_rounds(

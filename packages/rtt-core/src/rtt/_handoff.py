@@ -116,11 +116,13 @@ class Flight:
 class Claim:
     """A takeover this process is making: what it captured meanwhile, and the holder's answer."""
 
-    __slots__ = ("buffer", "id", "queued", "ref", "reply")
+    __slots__ = ("buffer", "done", "id", "queued", "ref", "reply")
 
     def __init__(self, socket_id: str) -> None:
         self.id = socket_id
         self.ref = secrets.token_urlsafe(9)
+        self.done = asyncio.Event()
+        """Set when the takeover is over, whether the session was installed or not."""
         self.buffer: collections.deque[Envelope] = collections.deque()
         """What arrived about the session, and every broadcast: this process's own as it published them
         (one may come back from the broker only after the session is installed)."""
@@ -222,8 +224,13 @@ class Handoff(Generic[C]):
         digest = identity_digest(identity)
         if digest is None:
             return "identity"
-        if request.id in self.claims:
-            return "unknown"  # another connection of its client is already claiming it
+        ongoing = self.claims.get(request.id)
+        if ongoing is not None:
+            # Taken over already, by an earlier attempt of its client or by an adoption at a peer's
+            # shutdown (which its clients race in a rolling restart): resume here once it is in.
+            # A takeover ends by itself (each of its rounds is bounded by the broker's timeout).
+            await ongoing.done.wait()
+            return None if request.id in self.sessions.sessions else "unknown"
         body = {"tok": token_digest(request.token), "idd": digest}
         return await self._take(Claim(request.id), body, (), identity, handshake)
 
@@ -294,6 +301,7 @@ class Handoff(Generic[C]):
             logger.warning("socket %s: taking its session over failed: %s", socket_id, exc)
             return "unknown"
         finally:
+            claim.done.set()
             self.claims.pop(socket_id, None)
             del self._by_ref[claim.ref]
             for group in extra:
