@@ -335,7 +335,8 @@ async def test_a_rolling_restart_of_two_workers_loses_and_repeats_nothing(
             # Per receiver: how many it lacks and the first few, to tell a gap from a slow end.
             gaps = []
             for r, messages in enumerate(got):
-                lacking = [m for k in range(len(clients)) for m in expected(k) if m not in set(messages)]
+                have = set(messages)
+                lacking = [m for k in range(len(clients)) for m in expected(k) if m not in have]
                 if lacking:
                     gaps.append((r, len(lacking), lacking[:5]))
             return gaps

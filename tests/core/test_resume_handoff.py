@@ -170,17 +170,7 @@ async def test_the_welcome_goes_before_a_broadcast_made_while_the_broker_subscri
     cluster: Callable[..., Any],
 ) -> None:
     a = await cluster(resume_window=30)
-    broker = a.broker
-    assert broker is not None
-    subscribe = broker.subscribe
-    subscribing, go = asyncio.Event(), asyncio.Event()
-
-    async def slow(channel: str) -> None:
-        subscribing.set()
-        await go.wait()
-        await subscribe(channel)
-
-    broker.subscribe = slow
+    subscribing, go = gate(a.broker, "subscribe")
     raw = Raw(a, "rtt_resume=1")
     opening = asyncio.create_task(raw.open())
     await subscribing.wait()
@@ -370,23 +360,30 @@ async def test_a_claim_while_the_broker_is_down_is_closed_to_be_retried(
     assert closed.reason is CloseReason.SHUTDOWN and welcome.id in a.sockets
 
 
+def gate(owner: Any, name: str) -> tuple[asyncio.Event, asyncio.Event]:
+    """Make every call of the async method ``owner.name`` wait until released.
+
+    Returns (a call reached it, let the calls go on).
+    """
+    original = getattr(owner, name)
+    reached, release = asyncio.Event(), asyncio.Event()
+
+    async def held(*args: Any) -> Any:
+        reached.set()
+        await release.wait()
+        return await original(*args)
+
+    setattr(owner, name, held)
+    return reached, release
+
+
 def hold_takeovers(server: MockServer) -> tuple[asyncio.Event, asyncio.Event]:
     """Make ``server`` wait before answering a takeover (its broker delivery waits, so what follows queues).
 
     Returns (a takeover reached it, let it answer).
     """
     assert server._resume is not None and server._resume.handoff is not None
-    handoff = server._resume.handoff
-    answer_takeover = handoff.on_takeover
-    reached, release = asyncio.Event(), asyncio.Event()
-
-    async def slow(envelope: Envelope) -> None:
-        reached.set()
-        await release.wait()
-        await answer_takeover(envelope)
-
-    handoff.on_takeover = slow  # type: ignore[method-assign]
-    return reached, release
+    return gate(server._resume.handoff, "on_takeover")
 
 
 def claims(server: MockServer) -> dict[str, Any]:

@@ -8,12 +8,11 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
-import time
 from collections.abc import AsyncIterator, Callable
 from typing import Any
 
 import rtt
-from rtt.testing import Proxy
+from rtt.testing import Proxy, eventually
 
 DROPS = 20
 #: Messages each way per second.
@@ -32,11 +31,11 @@ WAIT = 20.0
 async def until(
     check: Callable[[], bool], what: str, timeout: float = WAIT, detail: Callable[[], object] = str
 ) -> None:
-    deadline = time.monotonic() + timeout
-    while not check():
-        if time.monotonic() > deadline:
-            raise AssertionError(f"timed out waiting for {what} {detail()}")
-        await asyncio.sleep(0.01)
+    """:func:`rtt.testing.eventually`, adding ``detail()`` (what is still lacking) when it times out."""
+    try:
+        await eventually(check, timeout, what)
+    except AssertionError as exc:
+        raise AssertionError(f"{exc} {detail()}") from None
 
 
 class Traffic:

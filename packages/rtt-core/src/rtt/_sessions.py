@@ -19,6 +19,7 @@ from __future__ import annotations
 
 import asyncio
 import contextlib
+import dataclasses
 import hashlib
 import heapq
 import hmac
@@ -255,19 +256,8 @@ class Sessions(Generic[C]):
         return await self._start(conn, handshake, identity, why)
 
     def _wire(self, socket: Socket, link: Link[C]) -> Socket:
-        return Socket(
-            id=socket.id,
-            transport=socket.transport,
-            remote_address=socket.remote_address,
-            headers=socket.headers,
-            path=socket.path,
-            query=socket.query,
-            query_string=socket.query_string,
-            identity=socket.identity,
-            connected_at=socket.connected_at,
-            resumable=True,
-            _link=link,
-        )
+        # A copy of the session's socket (attached, so not away) that carries this connection.
+        return dataclasses.replace(socket, away_since=None, resumable=True, _link=link)
 
     def _attach(self, session: Session[C], conn: C) -> Link[C]:
         server = self.server

@@ -212,10 +212,8 @@ class SockjsServer(Server[SockjsConn]):
             socket = conn.socket
             if conn.ended or socket is None:
                 return False
-            if conn.rtt_reason is not None or socket.id not in self._sockets:
-                # rtt is closing it (a resumable socket stays in sockets meanwhile, and a resumed
-                # one's old connection is aborted): nothing more is delivered
-                continue
+            if self._rtt_closing(conn, socket):
+                continue  # nothing more is delivered
             if text == CLIENT_CLOSING:
                 conn.client_closing = True
                 self._spawn(self._client_closed(conn))
@@ -229,10 +227,17 @@ class SockjsServer(Server[SockjsConn]):
         # and the client closes its WebSocket itself.
         await self.finish_conn(conn, CloseReason.CLIENT_CLOSED)
 
+    def _rtt_closing(self, conn: SockjsConn, socket: Socket) -> bool:
+        """Whether rtt closes this connection, or replaced it (a resumed socket's old one is aborted).
+
+        ``sockets`` alone does not say: a resumable socket stays in it while its connection closes.
+        """
+        return conn.rtt_reason is not None or socket.id not in self._sockets
+
     def violation(self, conn: SockjsConn, reason: CloseReason) -> None:
         """The client sent something rtt refuses: close its session with ``reason``."""
         conn.detected = reason
-        if conn.socket is not None and conn.rtt_reason is None:
+        if conn.socket is not None and not self._rtt_closing(conn, conn.socket):
             self._begin_close(conn.socket.id, reason)
 
     def lost(self, conn: SockjsConn, reason: CloseReason) -> None:
@@ -271,7 +276,7 @@ class SockjsServer(Server[SockjsConn]):
             # the clock restarts instead (SPEC.md 10.2).
             self.arm(conn, self.options.ping_timeout)
             return
-        if conn.socket is not None and conn.rtt_reason is None and conn.socket.id in self._sockets:
+        if conn.socket is not None and not self._rtt_closing(conn, conn.socket):
             # By id: so only while rtt has not closed or replaced this connection (SPEC.md 10.2).
             self._begin_close(conn.socket.id, CloseReason.PING_TIMEOUT)
         else:  # already closing: stop waiting for a client that is gone
