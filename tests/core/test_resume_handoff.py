@@ -894,6 +894,50 @@ async def test_messages_during_the_push_arrive_once(cluster: Callable[..., Any])
             await back.data(timeout=0.1)  # nothing more: each arrived once
 
 
+@pytest.mark.parametrize("when", ["before the drain", "during the freeze"])
+async def test_a_handler_running_as_its_server_closes_still_reaches_everyone(
+    cluster: Callable[..., Any], when: str
+) -> None:
+    # A chat handler: the message it was handed counts as handled, so its broadcast must not be refused
+    # because the server began closing meanwhile (SPEC.md 17.5); it reaches the sessions that move too.
+    a, b = await cluster(resume_window=30), await cluster(resume_window=30)
+    entered, leave = asyncio.Event(), asyncio.Event()
+    refused: list[BaseException] = []
+
+    async def relay(socket: Any, data: str | bytes) -> None:
+        entered.set()
+        await leave.wait()
+        try:
+            await a.broadcast(data)
+            await a.send(socket.id, f"echo {data!r}")
+            await a.join(socket.id, "late")
+        except Exception as exc:
+            refused.append(exc)
+
+    a.on("message", relay)
+    raw, welcome = await start(a)
+    other, _ = await start(b)
+    raw.send("hi")
+    await entered.wait()
+    closing = asyncio.create_task(a.close())
+    if when == "before the drain":
+        await eventually(lambda: a.state is rtt.ServerState.CLOSING, 5, "closing")
+        leave.set()
+    else:
+        # The push freezes the session and waits for its running handler (within half the timeout).
+        assert a._resume is not None
+        session = a._resume.sessions[welcome.id]
+        await eventually(lambda: session.handled is not None, 5, "frozen")
+        leave.set()
+    await closing
+    assert refused == []
+    assert await other.data() == "hi"
+    back, answer = await resume_on(b, welcome, 0)
+    assert answer.status == "resumed" and answer.handled == 1
+    assert [await back.data(), await back.data()] == ["hi", "echo 'hi'"]
+    assert b.groups(welcome.id) == {"late"}
+
+
 async def test_a_peer_that_does_not_take_them_leaves_them_to_end_with_shutdown(
     cluster: Callable[..., Any], hub_url: str
 ) -> None:

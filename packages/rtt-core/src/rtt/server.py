@@ -88,6 +88,9 @@ class ServerState(Enum):
     CLOSING   on (sends raise)                        CLOSED
     CLOSED    on                                      (final)
     ========  ======================================  ===================
+
+    A closing server that hands its resumable sessions to its peers still
+    allows send, broadcast, disconnect, join and leave (SPEC.md 3.1).
     """
 
     NEW = "new"
@@ -878,8 +881,19 @@ class Server(abc.ABC, Generic[C]):
     # -- Internals ------------------------------------------------------------
 
     def _require_running(self, what: str) -> None:
-        if self._state is not ServerState.RUNNING:
+        if self._state is not ServerState.RUNNING and not self._handing_over():
             raise StateError(f"cannot {what} in state {self._state.name}")
+
+    def _handing_over(self) -> bool:
+        """Closing, with the sessions going to live peers: the app may still act on them (SPEC.md 17.3).
+
+        A message counted as handled must be handled whole: a handler that was
+        running, or that a message arriving before its connection was closed
+        started, may still send, broadcast, join, leave or disconnect; what it
+        does lands in the sessions that move, or reaches other processes.
+        """
+        resume = self._resume
+        return self._state is ServerState.CLOSING and resume is not None and resume.pushing
 
     def _refuse_tls_mounted(self, where: str) -> None:
         """Refuse the ``ssl`` option for a server mounted in ``where`` (SPEC.md 8.4).
