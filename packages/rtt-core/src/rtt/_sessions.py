@@ -504,10 +504,15 @@ class Sessions(Generic[C]):
 
     # -- Messages from the client --------------------------------------------------
 
-    async def received(self, link: Link[C], data: str | bytes) -> None:
-        """A message from a session's connection: a control, or data for the handlers."""
+    def received(self, link: Link[C], data: str | bytes) -> str | bytes | None:
+        """A message from a session's connection: the data for the handlers, or ``None`` (a control, dropped).
+
+        Not a coroutine, and the handlers are run by ``Server._received`` itself:
+        one echo is two messages, and a coroutine frame per message is a
+        measurable share of what resume costs a round trip (benchmarks/README.md).
+        """
         if link.dead or link.closing:
-            return  # detached, or the server is closing it: nothing more is delivered
+            return None  # detached, or the server is closing it: nothing more is delivered
         session = link.session
         assert session is not None
         if type(data) is str and data.startswith("\x00"):
@@ -516,10 +521,10 @@ class Sessions(Generic[C]):
                     message = classify(data)
                 except ResumeProtocolError as exc:
                     self._violation(session, str(exc))
-                    return
+                    return None
                 if isinstance(message, Control):
-                    await self._control(link, session, message)
-                    return
+                    self._control(link, session, message)
+                    return None
                 data = message.data
             elif data.startswith("\x00H"):
                 # Before the hello the client's messages are raw: only the hello itself is a control.
@@ -534,29 +539,27 @@ class Sessions(Generic[C]):
                     else:
                         link.hello = True
                         session.prev = None  # the client has the new token
-                    return
+                    return None
         server = self.server
         size = message_size(data)
         stats = server.stats
         stats.messages_in += 1
         stats.bytes_in += size
-        socket = session.socket
         if size > server.options.max_message_size:
-            server._begin_close(socket.id, CloseReason.MESSAGE_TOO_BIG)
-            return
+            server._begin_close(session.socket.id, CloseReason.MESSAGE_TOO_BIG)
+            return None
         # Counted before the handlers run: a message whose handler is running counts as handled.
-        if session.clock.received(size, time.monotonic()):
+        clock = session.clock
+        if clock.received(size, time.monotonic()):
             self._dirty.discard(session)
-            await self._send_ack(link, session.clock.take())
+            server._spawn(self._send_ack(link, clock.take()))
         else:
             self._dirty.add(session)
             if self._ticker is None:
                 self._ticker = asyncio.get_running_loop().call_later(ACK_DELAY, self._tick)
-        await server._dispatch(socket, data)
-        if session.handled is not None:
-            session.handled.set()
+        return data
 
-    async def _control(self, link: Link[C], session: Session[C], message: Control) -> None:
+    def _control(self, link: Link[C], session: Session[C], message: Control) -> None:
         if message.letter != "A":
             self._violation(session, f"unexpected {message.letter!r} control from a client")
             return

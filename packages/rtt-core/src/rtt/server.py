@@ -759,17 +759,23 @@ class Server(abc.ABC, Generic[C]):
         link = socket._link
         if link is not None:
             assert self._resume is not None
-            await self._resume.received(link, data)
-            return
-        if socket.id not in self._sockets:
-            return  # closing: nothing more is delivered after the server decided to close
-        size = message_size(data)
-        stats = self.stats
-        stats.messages_in += 1
-        stats.bytes_in += size
-        if size > self.options.max_message_size:
-            self._begin_close(socket.id, CloseReason.MESSAGE_TOO_BIG)
-            return
+            admitted = self._resume.received(link, data)  # counted, or a control
+            if admitted is None:
+                return
+            session = link.session
+            assert session is not None  # only a dead link has none, and it admits nothing
+            socket, data = session.socket, admitted  # the handlers see the session's socket, not the wire's
+        else:
+            session = None
+            if socket.id not in self._sockets:
+                return  # closing: nothing more is delivered after the server decided to close
+            size = message_size(data)
+            stats = self.stats
+            stats.messages_in += 1
+            stats.bytes_in += size
+            if size > self.options.max_message_size:
+                self._begin_close(socket.id, CloseReason.MESSAGE_TOO_BIG)
+                return
         self._busy.add(socket.id)
         try:
             for handler in self._message_handlers:
@@ -782,24 +788,8 @@ class Server(abc.ABC, Generic[C]):
                     logger.exception("server handler %r for 'message' raised", handler)
         finally:
             self._busy.discard(socket.id)
-
-    async def _dispatch(self, socket: Socket, data: str | bytes) -> None:
-        """Run the ``message`` handlers for a resumable socket's message (the resume layer's delivery).
-
-        The same loop as the end of :meth:`_received`, which keeps its own copy
-        so a server without resume pays no extra call per message.
-        """
-        self._busy.add(socket.id)
-        try:
-            for handler in self._message_handlers:
-                try:
-                    result = handler(socket, data)
-                    if result is not None and (type(result) is CoroutineType or inspect.isawaitable(result)):
-                        await result
-                except Exception:
-                    logger.exception("server handler %r for 'message' raised", handler)
-        finally:
-            self._busy.discard(socket.id)
+        if session is not None and session.handled is not None:
+            session.handled.set()  # a takeover waits for it (SPEC.md 17.5)
 
     def _handling(self, socket_id: str) -> bool:
         """Whether a ``message`` handler is running for this socket (SPEC.md 10.2).
