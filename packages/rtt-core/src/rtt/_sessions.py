@@ -640,13 +640,16 @@ class Sessions(Generic[C]):
         sessions = self.sessions
         conns = server._conns
         entry = Entry(data, size)
-        plain: list[tuple[str, C]] = []
-        linked: list[tuple[str, C]] = []
+        # Connections written to now, in one call per form of the data (a resume connection gets a
+        # text that starts with U+0000 escaped); a bare list each, as ``Server._deliver`` passes.
+        escaping = type(data) is str and data.startswith("\x00")
+        plain: list[C] = []
+        linked: list[C] = plain if not escaping else []
         overflowed: list[Session[C]] = []
         for sid in ids:
             session = sessions.get(sid)
             if session is None:
-                plain.append((sid, conns[sid]))
+                plain.append(conns[sid])
                 continue
             log = session.log
             link = session.link
@@ -656,21 +659,20 @@ class Sessions(Generic[C]):
             elif caught_up:
                 assert link is not None
                 link.written += 1
-                linked.append((sid, link.conn))
-        if linked and type(data) is str and data.startswith("\x00"):
-            if plain:
-                await server._broadcast([c for _, c in plain], data)
-            await server._broadcast([c for _, c in linked], escape(data))
-        elif plain or linked:
-            await server._broadcast([c for _, c in plain] + [c for _, c in linked], data)
+                linked.append(link.conn)
+        if plain:
+            await server._broadcast(plain, data)
+        if escaping and linked:
+            await server._broadcast(linked, escape(data))
         count = len(ids)
         stats = server.stats
         stats.messages_out += count
         stats.bytes_out += size * count
         if not server._reports_slow_consumers:
             limit = server.options.outbound_limit
-            for sid, conn in plain + linked:
-                if server._buffered(conn) > limit:
+            for sid in ids:
+                conn = conns.get(sid)
+                if conn is not None and server._buffered(conn) > limit:
                     server._slow_consumer(sid)
         for session in overflowed:
             await self._overflow(session)
