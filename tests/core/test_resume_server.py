@@ -200,18 +200,6 @@ async def test_window_expiry_ends_the_session_as_session_lost(mock: MockTranspor
         assert late.status == "lost"
 
 
-async def test_a_broadcast_is_escaped_for_resume_connections_only(mock: MockTransport) -> None:
-    async with resume_server(mock) as server:
-        raw, _ = await start(server)
-        plain = Raw(server)
-        await plain.open()
-        await eventually(lambda: len(server.sockets) == 2)
-        assert await server.broadcast("\x00both") == 2
-        assert await server.broadcast("both again") == 2
-        assert [await raw.recv(), await raw.recv()] == ["\x00\x00both", "both again"]
-        assert [await plain.recv(), await plain.recv()] == ["\x00both", "both again"]
-
-
 async def test_a_client_without_rtt_resume_gets_a_plain_connection(mock: MockTransport) -> None:
     async with resume_server(mock) as server:
         rec = record(server)
