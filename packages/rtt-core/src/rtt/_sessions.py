@@ -642,14 +642,18 @@ class Sessions(Generic[C]):
         entry = Entry(data, size)
         # Connections written to now, in one call per form of the data (a resume connection gets a
         # text that starts with U+0000 escaped); a bare list each, as ``Server._deliver`` passes.
+        # The ids of those written to, in step with the lists: only they are polled for slow consumers
+        # (a log being replayed keeps its own connection within the limit).
         escaping = type(data) is str and data.startswith("\x00")
         plain: list[C] = []
-        linked: list[C] = plain if not escaping else []
+        plain_ids: list[str] = []
+        linked, linked_ids = ([], []) if escaping else (plain, plain_ids)
         overflowed: list[Session[C]] = []
         for sid in ids:
             session = sessions.get(sid)
             if session is None:
                 plain.append(conns[sid])
+                plain_ids.append(sid)
                 continue
             log = session.log
             link = session.link
@@ -660,6 +664,7 @@ class Sessions(Generic[C]):
                 assert link is not None
                 link.written += 1
                 linked.append(link.conn)
+                linked_ids.append(sid)
         if plain:
             await server._broadcast(plain, data)
         if escaping and linked:
@@ -670,9 +675,10 @@ class Sessions(Generic[C]):
         stats.bytes_out += size * count
         if not server._reports_slow_consumers:
             limit = server.options.outbound_limit
-            for sid in ids:
-                conn = conns.get(sid)
-                if conn is not None and server._buffered(conn) > limit:
+            if escaping:
+                plain_ids, plain = plain_ids + linked_ids, plain + linked
+            for sid, conn in zip(plain_ids, plain, strict=True):
+                if server._buffered(conn) > limit:
                     server._slow_consumer(sid)
         for session in overflowed:
             await self._overflow(session)
