@@ -102,11 +102,13 @@ async def test_plain_websocket_client_gets_plain_frames(picows: rtt.Transport) -
             assert await conn.recv() == "fragmented ünïcode"
             await conn.send([b"\x01", b"\x02\x03"])
             assert await conn.recv() == b"\x01\x02\x03"
+            await conn.send("whole again")
+            assert await conn.recv() == "whole again"
             (socket,) = server.sockets.values()
             assert socket.path == "/room" and socket.query == {"x": "1"}
             assert socket.headers.get("Host") is not None and socket.remote_address is not None
         await eventually(lambda: not server.sockets)
-        assert received[-2:] == ["fragmented ünïcode", b"\x01\x02\x03"]
+        assert received[-3:] == ["fragmented ünïcode", b"\x01\x02\x03", "whole again"]
 
 
 async def test_broadcast_reaches_plain_clients_as_plain_frames(picows: rtt.Transport) -> None:

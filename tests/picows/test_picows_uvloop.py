@@ -9,14 +9,19 @@ which the limit cases check on this loop too.
 from __future__ import annotations
 
 import asyncio
+import contextlib
+import gc
 from collections.abc import Iterator
 from typing import Any
 
 import pytest
 import uvloop
+from conftest import echo_server
+from websockets.asyncio.client import connect
 
 import rtt
-from rtt.testing import LimitTests, MessageTests, TlsTests
+from rtt.testing import LimitTests, MessageTests, TlsTests, eventually
+from rtt_picows.server import _Upgrade
 
 
 @pytest.fixture(autouse=True)
@@ -39,3 +44,24 @@ class TestPicowsOnUvloop(MessageTests, LimitTests, TlsTests):
             return type(asyncio.get_running_loop()).__module__
 
         assert asyncio.run(loop_name()).startswith("uvloop")
+
+
+@pytest.mark.timeout(60)
+def test_an_open_connection_keeps_nothing_of_its_upgrade() -> None:
+    """uvloop's transport holds on to the protocol it had before picows's (its ``data_received``):
+    the object that read the request must not be it, or every idle connection keeps it and its
+    finished task (about 1 KB, issue 14's memory per idle connection)."""
+
+    async def check() -> None:
+        async with echo_server("picows") as (server, _), contextlib.AsyncExitStack() as stack:
+            clients = [
+                await stack.enter_async_context(connect(server.url, compression=None, proxy=None))
+                for _ in range(20)
+            ]
+            await eventually(lambda: len(server.sockets) == 20)
+            await clients[-1].send("still talking")
+            assert await clients[-1].recv() == "still talking"
+            gc.collect()
+            assert [kept for kept in gc.get_objects() if isinstance(kept, _Upgrade)] == []
+
+    asyncio.run(check())

@@ -15,7 +15,16 @@ from rtt import CloseReason
 if TYPE_CHECKING:
     from picows.picows import WSCloseHandshake
 
-__all__ = ["Assembler", "Violation", "close_reason", "code_of", "reply_code", "violation_text", "wire_code"]
+__all__ = [
+    "Assembler",
+    "Violation",
+    "close_reason",
+    "code_of",
+    "reply_code",
+    "violation_text",
+    "whole",
+    "wire_code",
+]
 
 PROTOCOL_ERROR: Final = 1002
 INVALID_TEXT: Final = 1007
@@ -86,19 +95,34 @@ class Assembler:
             return _decode(data) if self._text else data
         if self._parts is not None:
             raise Violation(PROTOCOL_ERROR)  # a new message inside a fragmented one
+        if frame.fin:
+            return whole(frame, self.limit)
         if frame.payload_size > self.limit:
             raise Violation(MESSAGE_TOO_BIG)
-        if not frame.fin:
-            self._parts = [frame.get_payload_as_bytes()]
-            self._size = frame.payload_size
-            self._text = kind is WSMsgType.TEXT
-            return None
-        if kind is WSMsgType.TEXT:
-            try:
-                return frame.get_payload_as_utf8_text()
-            except UnicodeDecodeError:
-                raise Violation(INVALID_TEXT) from None
-        return frame.get_payload_as_bytes()
+        self._parts = [frame.get_payload_as_bytes()]
+        self._size = frame.payload_size
+        self._text = kind is WSMsgType.TEXT
+        return None
+
+
+def whole(frame: WSFrame, limit: int) -> str | bytes:
+    """The message of a final data frame outside a fragmented message; raises :class:`Violation`.
+
+    A connection needs an :class:`Assembler` only once it sends a fragment.
+    """
+    if frame.rsv1 or frame.rsv2 or frame.rsv3:
+        raise Violation(PROTOCOL_ERROR)
+    kind = frame.msg_type
+    if kind is WSMsgType.CONTINUATION:
+        raise Violation(PROTOCOL_ERROR)  # a continuation of nothing
+    if frame.payload_size > limit:
+        raise Violation(MESSAGE_TOO_BIG)
+    if kind is WSMsgType.TEXT:
+        try:
+            return frame.get_payload_as_utf8_text()
+        except UnicodeDecodeError:
+            raise Violation(INVALID_TEXT) from None
+    return frame.get_payload_as_bytes()
 
 
 def _decode(data: bytes) -> str:

@@ -57,7 +57,7 @@ from rtt.assets import asset_headers, read_asset
 from rtt.listener import HEADER_TIMEOUT, quiet_accept_errors
 from rtt.resume import wire_limit
 
-from ._frames import Assembler, Violation, close_reason, code_of, reply_code, violation_text, wire_code
+from ._frames import Assembler, Violation, close_reason, code_of, reply_code, violation_text, whole, wire_code
 
 if TYPE_CHECKING:
     from .transport import PicowsServerOptions, PicowsTransport
@@ -101,6 +101,8 @@ _MAX_SHARED: Final = 1024
 _LINES: dict[str, tuple[str, str]] = {}
 """Parsed pairs of :data:`_SHARED` header lines, by line: every socket keeps its headers, so
 identical lines cost one pair for all (emptied when full, so it stays bounded)."""
+_NAMES: dict[str, str] = {}
+"""The names of other headers (``Sec-WebSocket-Key``, ``Cookie``), shared the same way."""
 _FAILED: Final = "Failed to open a WebSocket connection: "
 _WS_VERSION: Final = "13"
 
@@ -154,8 +156,8 @@ class _Conn(WSListener):
         self.identity = identity
         self.socket: Socket | None = None
         self.ws: WSTransport = None  # type: ignore[assignment]  # set by on_ws_connected, before anything else
-        # One byte of slack for resume's escape; the core checks the message itself.
-        self.assembler = Assembler(wire_limit(server.options.max_message_size))
+        # Made on the first fragment: most connections never send one.
+        self.assembler: Assembler | None = None
         self.queue: collections.deque[object] | None = None
         self.reporting = False
         self.paused = False
@@ -168,9 +170,11 @@ class _Conn(WSListener):
     def on_ws_connected(self, transport: WSTransport) -> None:
         self.ws = transport
         # picows keeps the request it parsed for the connection's life but never reads it
-        # again once it has answered; its headers are most of what it holds (the socket has
-        # the client's own). 1 KB per idle connection.
-        transport.request.headers = None  # type: ignore[assignment]
+        # again once it has answered (the socket has the client's own headers): about 1 KB per
+        # idle connection, most of it the headers.
+        request = transport.request
+        request.headers = None  # type: ignore[assignment]
+        request.method = request.version = b""
         self.server._all.add(self)
         self.pinged = self.server._loop_time()
         self._push(self)  # itself stands for "opened"
@@ -191,8 +195,16 @@ class _Conn(WSListener):
             return
         if kind is WSMsgType.PING:
             return  # answered by picows (enable_auto_pong)
+        assembler = self.assembler
         try:
-            data = self.assembler.feed(frame)
+            if assembler is None:
+                if frame.fin:
+                    data: str | bytes | None = whole(frame, self.server._frame_limit)
+                else:
+                    assembler = self.assembler = Assembler(self.server._frame_limit)
+                    data = assembler.feed(frame)
+            else:
+                data = assembler.feed(frame)
         except Violation as exc:
             self.dead = True
             transport.send_close(wire_code(exc.code), violation_text(exc.code).encode())
@@ -266,6 +278,8 @@ class _Upgrade(asyncio.Protocol):
     An admitted request is replayed into picows's protocol, which then owns
     the connection; anything else is answered with its HTTP status and closed.
     """
+
+    __slots__ = ("buffer", "deadline", "server", "task", "transport")
 
     def __init__(self, server: PicowsServer) -> None:
         self.server = server
@@ -377,11 +391,13 @@ class _Upgrade(asyncio.Protocol):
             self._respond(*refused)
             return
         peer = transport.get_extra_info("peername")
+        if isinstance(peer, tuple) and len(peer) != 2:
+            peer = (peer[0], peer[1])  # IPv6's has four fields
         handshake = Handshake(
             headers=Headers(pairs),
             path=parts.path or "/",
             query_string=parts.query,
-            remote_address=(peer[0], peer[1]) if isinstance(peer, tuple) else None,
+            remote_address=peer if isinstance(peer, tuple) else None,
         )
         decision = await self.server._admit(handshake)
         if isinstance(decision, Reject):
@@ -401,6 +417,10 @@ class _Upgrade(asyncio.Protocol):
         conn = _Conn(server, handshake, accept.identity)
         protocol = server._protocol(conn)
         self._done()
+        # uvloop's transport keeps the last data_received it was given, and picows's protocol has
+        # none: set straight after this one, it would keep this object and its finished task for
+        # the connection's life (about 1 KB). The stand-in's is one function for all.
+        transport.set_protocol(_REPLACED)
         transport.set_protocol(protocol)
         protocol.connection_made(transport)
         # picows parses a request again and keeps it for the connection's life: it gets the
@@ -419,6 +439,19 @@ class _Upgrade(asyncio.Protocol):
         data.release()
         self.buffer = bytearray()
         transport.resume_reading()
+
+
+class _Replaced(asyncio.Protocol):
+    """What a transport's protocol was before picows's: its ``data_received`` is never called."""
+
+    __slots__ = ()
+
+    @staticmethod
+    def data_received(data: bytes) -> None:
+        raise AssertionError("an upgraded connection's bytes go to picows's buffer")
+
+
+_REPLACED: Final = _Replaced()
 
 
 @dataclass(frozen=True, slots=True)
@@ -457,11 +490,18 @@ def _parse(head: bytes) -> _Request | _Refusal:
             value = value.strip(" \t")
             if any((char < " " and char != "\t") or char == "\x7f" for char in value):
                 return bad
-            pair = (name, value)
             if name.lower() in _SHARED:
+                pair = (name, value)
                 if len(_LINES) >= _MAX_SHARED:
                     _LINES.clear()
                 _LINES[line] = pair
+            else:
+                shared = _NAMES.get(name)
+                if shared is None:
+                    if len(_NAMES) >= _MAX_SHARED:
+                        _NAMES.clear()
+                    shared = _NAMES[name] = name
+                pair = (shared, value)
         pairs.append(pair)
     return _Request(fields[0], fields[1], fields[2], pairs)
 
@@ -540,6 +580,8 @@ class PicowsServer(Server[_Conn]):
         self._pending: set[_Upgrade] = set()
         self._all: set[_Conn] = set()
         self._loop_time: Callable[[], float] = lambda: 0.0
+        # One byte of slack for resume's escape; the core checks the message itself.
+        self._frame_limit = wire_limit(options.max_message_size)
         # The 101 response for every connection: picows keeps the response it sent for the
         # connection's life, so one object for all saves each its own (picows sets the
         # Sec-WebSocket-Accept header on it just before it writes it, in the same call).
