@@ -216,6 +216,9 @@ class Server(abc.ABC, Generic[C]):
         self._idle = asyncio.Event()
         self._idle.set()
         self._tasks: set[asyncio.Task[Any]] = set()
+        # The loop the server started on, for _spawn: asyncio.get_running_loop() costs a getpid()
+        # system call on Linux (CPython checks for a fork), and plugins spawn a task per message.
+        self._loop: asyncio.AbstractEventLoop | None = None
         # Handshakes inside ``_admit`` and the tasks running their async ``authorize``
         # hooks: shutdown refuses them with 503 at once instead of waiting for the hooks.
         self._admitting = 0
@@ -300,6 +303,7 @@ class Server(abc.ABC, Generic[C]):
         if self._state is not ServerState.NEW:
             raise StateError(f"cannot start a server in state {self._state.name}")
         self._state = ServerState.RUNNING
+        self._loop = asyncio.get_running_loop()
         try:
             if self.broker is not None:
                 # Before listening, so no socket exists that other processes cannot reach.
@@ -1200,7 +1204,7 @@ class Server(abc.ABC, Generic[C]):
         return await fetch_unix(self._relay_socket, request)
 
     def _spawn(self, coro: Coroutine[Any, Any, Any], *, eager: bool = False) -> asyncio.Task[Any]:
-        loop = asyncio.get_running_loop()
+        loop = self._loop or asyncio.get_running_loop()
         if eager and _EAGER_TASKS:
             # Runs the coroutine at once, up to its first real wait, still as a task (3.12+).
             task: asyncio.Task[Any] = asyncio.Task(coro, loop=loop, eager_start=True)  # type: ignore[call-arg,unused-ignore]

@@ -96,7 +96,7 @@ class Assembler:
         if self._parts is not None:
             raise Violation(PROTOCOL_ERROR)  # a new message inside a fragmented one
         if frame.fin:
-            return whole(frame, self.limit)
+            return whole(frame, kind, self.limit)
         if frame.payload_size > self.limit:
             raise Violation(MESSAGE_TOO_BIG)
         self._parts = [frame.get_payload_as_bytes()]
@@ -105,14 +105,15 @@ class Assembler:
         return None
 
 
-def whole(frame: WSFrame, limit: int) -> str | bytes:
-    """The message of a final data frame outside a fragmented message; raises :class:`Violation`.
+def whole(frame: WSFrame, kind: WSMsgType, limit: int) -> str | bytes:
+    """The message of a final data frame of type ``kind`` outside a fragmented message;
+    raises :class:`Violation`.
 
     A connection needs an :class:`Assembler` only once it sends a fragment.
+    ``kind`` is the caller's ``frame.msg_type``: each read of it makes a Python enum.
     """
     if frame.rsv1 or frame.rsv2 or frame.rsv3:
         raise Violation(PROTOCOL_ERROR)
-    kind = frame.msg_type
     if kind is WSMsgType.CONTINUATION:
         raise Violation(PROTOCOL_ERROR)  # a continuation of nothing
     if frame.payload_size > limit:

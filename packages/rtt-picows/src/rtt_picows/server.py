@@ -199,7 +199,7 @@ class _Conn(WSListener):
         try:
             if assembler is None:
                 if frame.fin:
-                    data: str | bytes | None = whole(frame, self.server._frame_limit)
+                    data: str | bytes | None = whole(frame, kind, self.server._frame_limit)
                 else:
                     assembler = self.assembler = Assembler(self.server._frame_limit)
                     data = assembler.feed(frame)
