@@ -79,7 +79,7 @@ def _new(**changes: Any) -> Welcome:
 
 def test_constants_are_the_designed_ones() -> None:
     assert QUERY == "rtt_resume"
-    assert (ACK_EVERY, ACK_BYTES, ACK_DELAY, ENTRY_COST, CONTROL_LIMIT) == (64, 65536, 1.0, 64, 512)
+    assert (ACK_EVERY, ACK_BYTES, ACK_DELAY, ENTRY_COST, CONTROL_LIMIT) == (256, 65536, 1.0, 64, 512)
     assert sorted(CONTROL_LETTERS) == ["A", "H", "L", "W"]
 
 

@@ -115,7 +115,7 @@ BAD_WELCOMES: tuple[str, ...] = (
 
 #: Up to JavaScript's largest exact integer (Number.MAX_SAFE_INTEGER): a JSON number above it
 #: would not read back exactly in the port's tests, and no session counts that far.
-ACK_COUNTS = (0, 1, 64, 123456789, 2**53 - 1)
+ACK_COUNTS = (0, 1, resume.ACK_EVERY, 123456789, 2**53 - 1)
 
 
 def _classified(message: str) -> dict[str, Any]:

@@ -71,8 +71,14 @@ QUERY: Final = "rtt_resume"
 """The reserved query parameter: ``1`` (start a session) or ``<id>.<token>.<n>`` (resume one)."""
 
 # Acknowledgements: a receiver acks at whichever threshold it reaches first (design 2.4).
-ACK_EVERY: Final = 64
-"""Unacknowledged messages that make a receiver acknowledge at once."""
+ACK_EVERY: Final = 256
+"""Unacknowledged messages that make a receiver acknowledge at once.
+
+An ack reaches its peer as a received message, which on Engine.IO and SockJS costs
+that side about ten times what sending one message to a socket of a broadcast costs:
+at 64, a broadcast's acks added 25-50 % to the server's CPU per delivery there; at
+256 about 5-10 % (benchmarks/README.md, "Resume on vs off"). What the sender keeps
+stays small: a broadcast's entry is one object for every log it is in."""
 ACK_BYTES: Final = 64 * 1024
 """Unacknowledged bytes (message sizes) that make a receiver acknowledge at once."""
 ACK_DELAY: Final = 1.0

@@ -525,7 +525,7 @@ var rtt = (() => {
 
   const RESUME_QUERY = "rtt_resume";
   // A receiver acknowledges at whichever comes first (the values of rtt.resume).
-  const ACK_EVERY = 64; // unacknowledged messages
+  const ACK_EVERY = 256; // unacknowledged messages
   const ACK_BYTES = 64 * 1024; // unacknowledged bytes
   const ACK_DELAY = 1.0; // seconds after the first unacknowledged message
   const CONTROL_LIMIT = 512;

@@ -38,6 +38,7 @@ from ..errors import (
 )
 from ..events import Close, CloseReason
 from ..handshake import Accept, Handshake, Reject
+from ..resume import ACK_EVERY
 from ..server import Server, ServerState, Socket
 from ..transport import Capabilities, Transport
 from . import _tls
@@ -1380,7 +1381,7 @@ class ResumeTests(Kit):
         client = await self.connected(server, resume=False)
         socket = self.socket_of(client)
         # More than ACK_EVERY messages: an ack, were one sent, would come before the last echo.
-        sent: list[str | bytes] = [*ROUND_TRIP, *(f"m{i}" for i in range(70))]
+        sent: list[str | bytes] = [*ROUND_TRIP, *(f"m{i}" for i in range(ACK_EVERY + 6))]
         for message in sent:
             await client.send(message)
         await handled.wait("message", len(sent))
