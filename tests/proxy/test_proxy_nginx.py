@@ -16,6 +16,7 @@ installed, so its absence is a failure.
 from __future__ import annotations
 
 import asyncio
+import contextlib
 import os
 import shutil
 import signal
@@ -81,7 +82,7 @@ def config(directory: Path, port: int, upstream: tuple[str, int], cert: Path, ke
     """A whole nginx.conf around :data:`SNIPPET`, every path under ``directory``."""
     temp = {name: directory / name for name in ("client_body", "proxy", "fastcgi", "uwsgi", "scgi")}
     for path in temp.values():
-        path.mkdir()
+        path.mkdir(exist_ok=True)
     return f"""
 daemon off;
 master_process off;
@@ -120,22 +121,28 @@ async def nginx_in_front(upstream: tuple[str, int], directory: Path) -> AsyncIte
     issued = ca.issue_cert("127.0.0.1", "localhost")
     issued.cert_chain_pems[0].write_to_path(str(cert))
     issued.private_key_pem.write_to_path(str(key))
-    port = free_port()
     conf = directory / "nginx.conf"
-    conf.write_text(config(directory, port, upstream, cert, key))
-    process = await asyncio.create_subprocess_exec(
-        binary,
-        "-p",
-        str(directory),
-        "-e",
-        str(directory / "error.log"),
-        "-c",
-        str(conf),
-        stdout=asyncio.subprocess.DEVNULL,
-        stderr=asyncio.subprocess.PIPE,
-    )
+    for _ in range(5):
+        # free_port() only finds a port free now: another test (pytest-xdist runs three) may
+        # take it before nginx binds it; nginx then exits, and it gets another port.
+        port = free_port()
+        conf.write_text(config(directory, port, upstream, cert, key))
+        process = await asyncio.create_subprocess_exec(
+            binary,
+            "-p",
+            str(directory),
+            "-e",
+            str(directory / "error.log"),
+            "-c",
+            str(conf),
+            stdout=asyncio.subprocess.DEVNULL,
+            stderr=asyncio.subprocess.PIPE,
+        )
+        if await _listening(process, port, directory, ca):
+            break
+    else:
+        raise AssertionError("nginx lost its port to another process five times")
     try:
-        await _listening(process, port, directory)
         yield port, ca
     finally:
         if process.returncode is None:
@@ -148,25 +155,35 @@ async def nginx_in_front(upstream: tuple[str, int], directory: Path) -> AsyncIte
                 await process.wait()
 
 
-async def _listening(process: asyncio.subprocess.Process, port: int, directory: Path) -> None:
-    """Wait (bounded) until nginx accepts on ``port``; fail with its own words if it exits."""
+async def _listening(process: asyncio.subprocess.Process, port: int, directory: Path, ca: Any) -> bool:
+    """Wait (bounded) until nginx completes a TLS handshake on ``port`` with the test CA's
+    certificate (so the listener is this nginx, not another test's server on the same port).
+
+    False if nginx exited because the port was taken; fails with its own words if it exited
+    for anything else.
+    """
     loop = asyncio.get_running_loop()
     deadline = loop.time() + 15
     while True:
         if process.returncode is not None:
             log = (directory / "error.log").read_text() if (directory / "error.log").exists() else ""
             stderr = (await process.stderr.read()).decode() if process.stderr else ""
+            if "Address already in use" in stderr + log:
+                return False
             raise AssertionError(f"nginx exited with {process.returncode}: {stderr}{log}")
         try:
-            _, writer = await asyncio.open_connection("127.0.0.1", port)
-        except OSError:
+            _, writer = await asyncio.open_connection(
+                "127.0.0.1", port, ssl=client_context(ca), server_hostname="127.0.0.1"
+            )
+        except OSError:  # ssl.SSLError too: not nginx (yet)
             if loop.time() > deadline:
                 raise AssertionError("nginx did not listen within 15 s") from None
             await asyncio.sleep(0.05)  # an external process: there is no event to wait on
             continue
         writer.close()
-        await writer.wait_closed()
-        return
+        with contextlib.suppress(OSError):
+            await writer.wait_closed()
+        return True
 
 
 CASES: dict[str, tuple[str, dict[str, Any], dict[str, Any]]] = {
