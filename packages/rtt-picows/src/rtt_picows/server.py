@@ -28,7 +28,7 @@ import sys
 from collections.abc import Callable
 from dataclasses import dataclass
 from http import HTTPStatus
-from typing import TYPE_CHECKING, Any, Final, cast
+from typing import TYPE_CHECKING, Any, Final, TypeVar, cast
 from urllib.parse import urlsplit
 
 from picows import (
@@ -103,6 +103,7 @@ _LINES: dict[str, tuple[str, str]] = {}
 identical lines cost one pair for all (emptied when full, so it stays bounded)."""
 _NAMES: dict[str, str] = {}
 """The names of other headers (``Sec-WebSocket-Key``, ``Cookie``), shared the same way."""
+_V = TypeVar("_V")
 _FAILED: Final = "Failed to open a WebSocket connection: "
 _WS_VERSION: Final = "13"
 
@@ -491,19 +492,20 @@ def _parse(head: bytes) -> _Request | _Refusal:
             if any((char < " " and char != "\t") or char == "\x7f" for char in value):
                 return bad
             if name.lower() in _SHARED:
-                pair = (name, value)
-                if len(_LINES) >= _MAX_SHARED:
-                    _LINES.clear()
-                _LINES[line] = pair
+                pair = _keep(_LINES, line, (name, value))
             else:
-                shared = _NAMES.get(name)
-                if shared is None:
-                    if len(_NAMES) >= _MAX_SHARED:
-                        _NAMES.clear()
-                    shared = _NAMES[name] = name
-                pair = (shared, value)
+                pair = (_NAMES.get(name) or _keep(_NAMES, name, name), value)
         pairs.append(pair)
     return _Request(fields[0], fields[1], fields[2], pairs)
+
+
+def _keep(cache: dict[str, _V], key: str, value: _V) -> _V:
+    """``value``, kept in ``cache`` for the next socket (:data:`_LINES`, :data:`_NAMES`): emptied
+    when full, so it stays bounded."""
+    if len(cache) >= _MAX_SHARED:
+        cache.clear()
+    cache[key] = value
+    return value
 
 
 def _check(request: _Request) -> _Refusal | None:
