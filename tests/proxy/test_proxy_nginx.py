@@ -127,6 +127,8 @@ async def nginx_in_front(upstream: tuple[str, int], directory: Path) -> AsyncIte
         # take it before nginx binds it; nginx then exits, and it gets another port.
         port = free_port()
         conf.write_text(config(directory, port, upstream, cert, key))
+        # The log read on exit is this attempt's alone (a port lost earlier says nothing of this one).
+        (directory / "error.log").unlink(missing_ok=True)
         process = await asyncio.create_subprocess_exec(
             binary,
             "-p",
